@@ -1,0 +1,50 @@
+/* Maps shared by all weft programs. */
+#ifndef WEFT_MAPS_H
+#define WEFT_MAPS_H
+
+#include "weft_events.h"
+
+/* Per-connection state (struct weft_conn_state, in weft_events.h) keyed by socket cookie.
+ * A plain hash, not LRU, so that running out of room is counted instead of silently evicting
+ * a live connection. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536); /* resized by userspace before load */
+	__type(key, __u64);
+	__type(value, struct weft_conn_state);
+} weft_conns SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 << 20); /* resized by userspace before load */
+} weft_events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, WEFT_LOSS_COUNT);
+	__type(key, __u32);
+	__type(value, __u64);
+} weft_losses SEC(".maps");
+
+/* A data record is built here, not on the 512-byte BPF stack, then copied to the ring.
+ * Room for two chunks of payload: the verifier can then prove fill + n stays inside when
+ * it only knows each of them is at most one chunk. */
+struct weft_data_scratch {
+	__u8 bytes[sizeof(struct weft_data_event) + 2 * WEFT_MAX_CHUNK_BYTES];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct weft_data_scratch);
+} weft_scratch SEC(".maps");
+
+static __always_inline void count_loss(__u32 cause)
+{
+	__u64 *n = bpf_map_lookup_elem(&weft_losses, &cause);
+	if (n)
+		*n += 1; /* per-CPU slot: no atomic needed */
+}
+
+#endif

@@ -1,0 +1,241 @@
+/* weft's kernel side: TCP data and lifecycle from tracepoints only (no kprobes, no fentry).
+ * Programs are named <module>__<action>. */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+
+#include "weft_events.h"
+#include "maps.h"
+#include "config.h"
+#include "helpers/sock.h"
+#include "helpers/syscall_args.h"
+#include "helpers/capture.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define TCP_ESTABLISHED 1
+#define TCP_SYN_SENT 2
+#define TCP_SYN_RECV 3
+#define TCP_FIN_WAIT1 4
+#define TCP_CLOSE 7
+#define TCP_CLOSE_WAIT 8
+
+static __always_inline bool is_self(__u64 pid_tgid)
+{
+	return (pid_tgid >> 32) == cfg_self_tgid;
+}
+
+static __always_inline void fill_header(struct weft_event_header *h, __u16 kind, const struct sock *sk,
+					__u64 cookie)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	h->ts_ns = bpf_ktime_get_ns();
+	h->cookie = cookie;
+	h->pid = pid_tgid >> 32;
+	h->tid = (__u32)pid_tgid;
+	h->kind = kind;
+	h->fd = -1;
+	h->role = WEFT_ROLE_UNKNOWN;
+	h->pad = 0;
+	bpf_get_current_comm(h->comm, sizeof(h->comm));
+	sock_read_tuple(sk, &h->tuple);
+}
+
+/* The connection's state, created on first sight (connections weft saw no handshake for). */
+static __always_inline struct weft_conn_state *conn_state(__u64 cookie)
+{
+	struct weft_conn_state *st = bpf_map_lookup_elem(&weft_conns, &cookie);
+	if (st)
+		return st;
+	struct weft_conn_state fresh = {.fd = -1};
+	if (bpf_map_update_elem(&weft_conns, &cookie, &fresh, BPF_NOEXIST) && !bpf_map_lookup_elem(&weft_conns, &cookie)) {
+		count_loss(WEFT_LOSS_MAP_FULL);
+		return NULL;
+	}
+	return bpf_map_lookup_elem(&weft_conns, &cookie);
+}
+
+static __always_inline int on_data(struct sock *sk, int ret, __u8 dir)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (ret <= 0 || is_self(pid_tgid) || !sock_is_tcp_inet(sk))
+		return 0;
+
+	__u32 zero = 0;
+	struct weft_data_scratch *s = bpf_map_lookup_elem(&weft_scratch, &zero);
+	if (!s)
+		return 0;
+	struct weft_data_event *ev = (struct weft_data_event *)s->bytes;
+	__u64 cookie = bpf_get_socket_cookie(sk);
+	struct syscall_buffer b;
+	current_syscall_buffer(dir, &b);
+
+	fill_header(&ev->hdr, WEFT_EVENT_DATA, sk, cookie);
+	ev->hdr.fd = b.fd;
+	ev->syscall = b.syscall;
+	ev->direction = dir;
+	ev->flags = 0;
+	ev->pad = 0;
+	ev->syscall_len = ret;
+
+	__u64 pos = 0;
+	struct weft_conn_state *st = conn_state(cookie);
+	if (st) {
+		/* Atomic: two threads may write the same socket from different CPUs. */
+		pos = __sync_fetch_and_add(dir == WEFT_DIR_SEND ? &st->send_pos : &st->recv_pos, (__u64)ret);
+		ev->hdr.role = st->role;
+	} else {
+		ev->flags |= WEFT_DATA_NO_POSITION;
+	}
+	capture_syscall(ev, &b, ret, pos, sock_first_seq(sk, dir, ret));
+	return 0;
+}
+
+SEC("tp_btf/sock_send_length")
+int BPF_PROG(data__send, struct sock *sk, int ret, int flags)
+{
+	return on_data(sk, ret, WEFT_DIR_SEND);
+}
+
+SEC("tp_btf/sock_recv_length")
+int BPF_PROG(data__recv, struct sock *sk, int ret, int flags)
+{
+	return on_data(sk, ret, WEFT_DIR_RECV);
+}
+
+static __always_inline void emit_conn_event(const struct sock *sk, __u64 cookie, __u16 kind,
+					    const struct weft_conn_state *st, __s32 result)
+{
+	struct weft_conn_event ev = {};
+	fill_header(&ev.hdr, kind, sk, cookie);
+	ev.result = result;
+	if (st) {
+		/* Lifecycle transitions often run in softirq context: report the owner, not
+		 * whichever task the interrupt landed on. */
+		ev.hdr.pid = st->pid;
+		ev.hdr.tid = st->tid;
+		ev.hdr.fd = st->fd;
+		ev.hdr.role = st->role;
+		__builtin_memcpy(ev.hdr.comm, st->comm, sizeof(ev.hdr.comm));
+		ev.closed_by = st->closed_by;
+		ev.bytes_sent = st->send_pos;
+		ev.bytes_received = st->recv_pos;
+		if (st->start_ns)
+			ev.duration_ns = ev.hdr.ts_ns - st->start_ns;
+	}
+	ring_output(&ev, sizeof(ev));
+}
+
+static __always_inline void on_syn_sent(const struct sock *sk, __u64 cookie)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (is_self(pid_tgid))
+		return;
+	struct weft_conn_state st = {
+		.start_ns = bpf_ktime_get_ns(),
+		.pid = pid_tgid >> 32,
+		.tid = (__u32)pid_tgid,
+		.fd = current_connect_fd(), /* connect() runs in the caller's context */
+		.role = WEFT_ROLE_CLIENT,
+	};
+	bpf_get_current_comm(st.comm, sizeof(st.comm));
+	if (bpf_map_update_elem(&weft_conns, &cookie, &st, BPF_ANY))
+		count_loss(WEFT_LOSS_MAP_FULL);
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(conn__state, const struct sock *sk, const int oldstate, const int newstate)
+{
+	if (!sock_is_tcp_inet(sk))
+		return 0;
+	/* Also the moment the cookie is generated for accepted sockets, so the accept hook,
+	 * which cannot call bpf_get_socket_cookie, finds it in sk->sk_cookie. */
+	__u64 cookie = bpf_get_socket_cookie((void *)sk);
+
+	if (newstate == TCP_SYN_SENT) {
+		on_syn_sent(sk, cookie);
+		return 0;
+	}
+	if (oldstate == TCP_SYN_RECV && newstate == TCP_ESTABLISHED) {
+		struct weft_conn_state st = {.start_ns = bpf_ktime_get_ns(), .fd = -1, .role = WEFT_ROLE_SERVER};
+		if (bpf_map_update_elem(&weft_conns, &cookie, &st, BPF_NOEXIST) &&
+		    !bpf_map_lookup_elem(&weft_conns, &cookie))
+			count_loss(WEFT_LOSS_MAP_FULL);
+		return 0;
+	}
+
+	struct weft_conn_state *st = bpf_map_lookup_elem(&weft_conns, &cookie);
+	if (!st)
+		return 0; /* weft never saw data or a handshake on it: nothing to report */
+	if (oldstate == TCP_SYN_SENT && newstate == TCP_ESTABLISHED) {
+		emit_conn_event(sk, cookie, WEFT_EVENT_CONNECT, st, 0);
+		st->start_ns = bpf_ktime_get_ns();
+		return 0;
+	}
+	if (newstate == TCP_FIN_WAIT1 && !st->closed_by)
+		st->closed_by = 1;
+	if (newstate == TCP_CLOSE_WAIT && !st->closed_by)
+		st->closed_by = 2;
+	if (newstate != TCP_CLOSE)
+		return 0;
+	if (oldstate == TCP_SYN_SENT) {
+		int err = BPF_CORE_READ(sk, sk_err);
+		emit_conn_event(sk, cookie, WEFT_EVENT_CONNECT, st, err ? -err : -111 /* ECONNREFUSED */);
+	} else {
+		emit_conn_event(sk, cookie, WEFT_EVENT_CLOSE, st, 0);
+	}
+	bpf_map_delete_elem(&weft_conns, &cookie);
+	return 0;
+}
+
+/* The accepted socket behind `fd` in the current task's descriptor table. */
+static __always_inline struct sock *sock_from_fd(int fd)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct file **fds = BPF_CORE_READ(task, files, fdt, fd);
+	struct file *file = NULL;
+	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
+		return NULL;
+	struct socket *sock = BPF_CORE_READ(file, private_data);
+	return sock ? BPF_CORE_READ(sock, sk) : NULL;
+}
+
+static __always_inline int on_accept(long ret)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (ret < 0 || ret > 1 << 20 || is_self(pid_tgid))
+		return 0;
+	struct sock *sk = sock_from_fd(ret);
+	if (!sk || !sock_is_tcp_inet(sk))
+		return 0;
+	/* Plain tracepoints cannot call bpf_get_socket_cookie; conn__state generated it. */
+	__u64 cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
+	if (!cookie) {
+		count_loss(WEFT_LOSS_NO_COOKIE);
+		return 0;
+	}
+	struct weft_conn_state *st = conn_state(cookie);
+	if (st) {
+		st->pid = pid_tgid >> 32;
+		st->tid = (__u32)pid_tgid;
+		st->fd = ret;
+		st->role = WEFT_ROLE_SERVER;
+		bpf_get_current_comm(st->comm, sizeof(st->comm));
+	}
+	emit_conn_event(sk, cookie, WEFT_EVENT_ACCEPT, st, 0);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept4")
+int conn__accept4(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_accept(ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept")
+int conn__accept(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_accept(ctx->ret);
+}

@@ -1,0 +1,133 @@
+/* Event records shared by the BPF programs and userspace: defined once, here.
+ * Every record starts with struct weft_event_header; `kind` says which record follows.
+ * All integers are host order, all timestamps CLOCK_MONOTONIC nanoseconds. */
+#ifndef WEFT_EVENTS_H
+#define WEFT_EVENTS_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+/* Bump when any record below changes layout; recorded files carry it. */
+#define WEFT_EVENT_ABI_VERSION 1
+
+/* Largest payload one data record can carry; the configured chunk size must not exceed it.
+ * Per-CPU map values are limited to 32 KiB and the scratch area holds two chunks. */
+#define WEFT_MAX_CHUNK_BYTES 8192
+#define WEFT_COMM_LEN 16
+
+enum weft_event_kind {
+	WEFT_EVENT_DATA = 1,     /* bytes moved by one syscall (or one chunk of it) */
+	WEFT_EVENT_CONNECT = 2,  /* an outgoing connect finished (result says how) */
+	WEFT_EVENT_ACCEPT = 3,   /* accept()/accept4() returned a TCP socket */
+	WEFT_EVENT_CLOSE = 4,    /* the connection reached TCP_CLOSE */
+	WEFT_EVENT_EXISTING = 5, /* a connection open before weft started (from userspace scan) */
+};
+
+enum weft_direction {
+	WEFT_DIR_SEND = 0, /* this process wrote the bytes */
+	WEFT_DIR_RECV = 1, /* this process read the bytes */
+};
+
+enum weft_role {
+	WEFT_ROLE_UNKNOWN = 0,
+	WEFT_ROLE_CLIENT = 1, /* this side called connect() */
+	WEFT_ROLE_SERVER = 2, /* this side accepted the connection */
+};
+
+/* The syscall that moved the bytes, as far as the data hook can tell. */
+enum weft_syscall {
+	WEFT_SYS_UNKNOWN = 0, /* not a syscall weft knows (io_uring, kernel sockets): counted only */
+	WEFT_SYS_READ,
+	WEFT_SYS_WRITE,
+	WEFT_SYS_READV,
+	WEFT_SYS_WRITEV,
+	WEFT_SYS_SENDTO, /* also send() */
+	WEFT_SYS_RECVFROM, /* also recv() */
+	WEFT_SYS_SENDMSG,
+	WEFT_SYS_RECVMSG,
+	WEFT_SYS_SENDMMSG, /* counted only */
+	WEFT_SYS_RECVMMSG, /* counted only */
+	WEFT_SYS_SENDFILE, /* counted only: no user buffer */
+	WEFT_SYS_SPLICE,   /* counted only: no user buffer */
+	WEFT_SYS_COUNT,
+};
+
+enum weft_data_flags {
+	WEFT_DATA_TRUNCATED = 1 << 0,    /* the syscall moved more bytes than were captured */
+	WEFT_DATA_NO_POSITION = 1 << 1,  /* connection state unavailable: stream_pos is meaningless */
+	WEFT_DATA_READ_FAILED = 1 << 2,  /* reading the user buffer failed: captured bytes are zero */
+};
+
+/* Why an event was lost or cut short; indexes of the per-CPU `weft_losses` array. */
+enum weft_loss {
+	WEFT_LOSS_RINGBUF_FULL = 0, /* record dropped: ring buffer had no room */
+	WEFT_LOSS_TRUNCATED = 1,    /* data record whose payload was capped (not lost, flagged) */
+	WEFT_LOSS_MAP_FULL = 2,     /* connection-state map full: positions unknown for a connection */
+	WEFT_LOSS_READ_FAILED = 3,  /* user buffer unreadable (paged out): payload missing */
+	WEFT_LOSS_NO_COOKIE = 4,    /* accepted socket without a cookie: accept not reported */
+	WEFT_LOSS_COUNT = 5,
+};
+
+struct weft_tuple {
+	__u8 saddr[16]; /* local address; IPv4 as v4-mapped IPv6 (::ffff:a.b.c.d) */
+	__u8 daddr[16]; /* remote address, same encoding */
+	__u16 sport;    /* local port */
+	__u16 dport;    /* remote port */
+	__u16 family;   /* AF_INET or AF_INET6: the socket's own family */
+	__u16 pad;
+};
+
+struct weft_event_header {
+	__u64 ts_ns;  /* CLOCK_MONOTONIC */
+	__u64 cookie; /* socket cookie: the connection key */
+	__u32 pid;    /* thread group id */
+	__u32 tid;
+	__s32 fd;     /* -1 when unknown (event not raised in the owning syscall) */
+	__u16 kind;   /* enum weft_event_kind */
+	__u8 role;    /* enum weft_role as known when the event was raised */
+	__u8 pad;
+	char comm[WEFT_COMM_LEN];
+	struct weft_tuple tuple;
+};
+
+struct weft_data_event {
+	struct weft_event_header hdr;
+	__u64 stream_pos;   /* position of data[0] in this direction's byte stream */
+	__u32 tcp_seq;      /* TCP sequence number of data[0] */
+	__u32 syscall_len;  /* bytes the whole syscall moved */
+	__u32 chunk_offset; /* offset of data[0] within the syscall's bytes */
+	__u32 captured;     /* bytes in data[] */
+	__u16 syscall;      /* enum weft_syscall */
+	__u8 direction;     /* enum weft_direction */
+	__u8 flags;         /* enum weft_data_flags */
+	__u32 pad;
+	__u8 data[];
+};
+
+struct weft_conn_event {
+	struct weft_event_header hdr;
+	__s32 result;         /* CONNECT: 0 or -errno; others 0 */
+	__u8 closed_by;       /* CLOSE: 1 this side closed first, 2 the peer did, 0 unknown */
+	__u8 pad[3];
+	__u64 duration_ns;    /* CONNECT: SYN sent to result; CLOSE: lifetime when known */
+	__u64 bytes_sent;     /* CLOSE: stream totals seen by weft */
+	__u64 bytes_received;
+};
+
+/* Per-connection state kept in the kernel, keyed by socket cookie. Userspace writes it too,
+ * for connections that were open before weft started. */
+struct weft_conn_state {
+	__u64 send_pos;
+	__u64 recv_pos;
+	__u64 start_ns; /* SYN sent (client) or handshake done (server) */
+	__u32 pid;
+	__u32 tid;
+	__s32 fd;
+	__u8 role;
+	__u8 closed_by;
+	__u8 pad[2];
+	char comm[WEFT_COMM_LEN];
+};
+
+#endif

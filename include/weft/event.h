@@ -1,0 +1,84 @@
+// The event stream that the capture stage hands to everything after it.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace weft {
+
+enum class EventKind : uint16_t { Data = 1, Connect = 2, Accept = 3, Close = 4, Existing = 5 };
+enum class Direction : uint8_t { Send = 0, Recv = 1 };
+enum class Role : uint8_t { Unknown = 0, Client = 1, Server = 2 };
+
+struct Endpoint {
+  std::array<uint8_t, 16> addr{};  // IPv4 as v4-mapped IPv6
+  uint16_t port = 0;
+
+  bool is_v4() const;
+  std::string address() const;     // "127.0.0.1" or "::1"
+  std::string to_string() const;   // "127.0.0.1:80" or "[::1]:80"
+};
+
+// Executable and command of a process, resolved once per pid.
+struct ProcessInfo {
+  uint32_t pid = 0;
+  std::string exe;  // empty when the process was gone before weft looked
+};
+
+struct Event {
+  EventKind kind = EventKind::Data;
+  uint64_t mono_ns = 0;  // kernel CLOCK_MONOTONIC timestamp
+  uint64_t wall_ns = 0;  // the same instant on the wall clock (ns since the Unix epoch)
+  uint64_t cookie = 0;   // socket cookie: the connection key
+  uint32_t pid = 0;
+  uint32_t tid = 0;
+  int32_t fd = -1;
+  Role role = Role::Unknown;
+  std::string comm;
+  uint16_t family = 0;  // AF_INET or AF_INET6 (the socket's own)
+  Endpoint local;
+  Endpoint remote;
+  std::shared_ptr<const ProcessInfo> process;  // may be null
+
+  // Data events.
+  Direction direction = Direction::Send;
+  uint64_t stream_pos = 0;    // position of data[0] in this direction's stream
+  uint32_t tcp_seq = 0;       // TCP sequence number of data[0]
+  uint32_t syscall_len = 0;   // bytes the whole syscall moved
+  uint32_t chunk_offset = 0;  // offset of data[0] within the syscall
+  uint16_t syscall = 0;       // enum weft_syscall
+  uint8_t flags = 0;          // enum weft_data_flags
+  std::vector<uint8_t> data;  // captured prefix (possibly shorter than syscall_len)
+  uint64_t gap_before = 0;    // bytes of this stream weft never saw just before this event
+
+  // Connection events.
+  int32_t result = 0;  // Connect: 0 or -errno
+  uint8_t closed_by = 0;
+  uint64_t duration_ns = 0;
+  uint64_t bytes_sent = 0;
+  uint64_t bytes_received = 0;
+
+  bool truncated() const;
+  bool has_position() const;
+  // Position of the first byte the whole syscall moved.
+  uint64_t syscall_pos() const { return stream_pos - chunk_offset; }
+};
+
+const char* to_string(EventKind kind);
+const char* to_string(Direction direction);
+const char* to_string(Role role);
+const char* syscall_name(uint16_t syscall);
+
+// Decodes one record as the BPF programs write it (struct weft_*_event). Returns nothing and
+// sets `error` when the bytes are not a well-formed record; never reads past `raw`.
+std::optional<Event> decode_event(std::span<const uint8_t> raw, std::string* error);
+
+// The inverse, for records weft builds itself (existing connections) and for tests.
+std::vector<uint8_t> encode_event(const Event& event);
+
+}  // namespace weft

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Installs everything weft needs to build, run and test on Debian 12 (bookworm).
+# Idempotent: safe to run again; does nothing that is already done.
+set -euo pipefail
+
+if [[ $(id -u) -ne 0 ]]; then
+  echo "setup.sh: must run as root (it installs packages)" >&2
+  exit 1
+fi
+
+# bookworm-backports carries the libbpf/bpftool versions weft needs. The archive address is
+# taken from this machine's own Debian sources so the repository names no mirror.
+enable_backports() {
+  local src=/etc/apt/sources.list.d/debian.sources
+  local dst=/etc/apt/sources.list.d/weft-backports.sources
+  [[ -f $dst ]] && return 0
+  local uri keyring
+  uri=$(awk '/^URIs:/ {print $2} /^Suites:/ && /bookworm( |$)/ {print "FOUND"; exit}' "$src" |
+    grep -B1 FOUND | head -n1)
+  keyring=$(awk '/^Signed-By:/ {print $2; exit}' "$src")
+  if [[ -z $uri ]]; then
+    echo "setup.sh: cannot find the bookworm archive address in $src" >&2
+    exit 1
+  fi
+  cat >"$dst" <<SRC
+Types: deb
+URIs: $uri
+Suites: bookworm-backports
+Components: main
+Signed-By: ${keyring:-/usr/share/keyrings/debian-archive-keyring.gpg}
+SRC
+  apt-get update -qq
+}
+
+BUILD_PACKAGES=(build-essential cmake pkg-config clang-14 llvm-14 libelf-dev zlib1g-dev
+  libcli11-dev nlohmann-json3-dev doctest-dev)
+BACKPORT_PACKAGES=(libbpf-dev bpftool)
+# Real peers and tools used by the end-to-end tests and benchmarks.
+TEST_PACKAGES=(nginx-light curl python3 iproute2 valgrind)
+
+missing() {
+  local p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || echo "$p"
+  done
+}
+
+enable_backports
+need=$(missing "${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}")
+need_bpo=$(missing "${BACKPORT_PACKAGES[@]}")
+if [[ -n $need || -n $need_bpo ]]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # shellcheck disable=SC2086
+  [[ -z $need ]] || apt-get install -y -qq --no-install-recommends $need
+  # shellcheck disable=SC2086
+  [[ -z $need_bpo ]] || apt-get install -y -qq --no-install-recommends -t bookworm-backports $need_bpo
+fi
+
+# The nginx package starts a system-wide server on port 80; tests start their own.
+if systemctl is-active --quiet nginx 2>/dev/null; then
+  systemctl disable --now nginx >/dev/null 2>&1 || true
+fi
+echo "setup.sh: dependencies present"

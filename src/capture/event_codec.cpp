@@ -1,0 +1,193 @@
+#include <arpa/inet.h>
+
+#include <cstring>
+
+#include "weft/event.h"
+#include "weft_events.h"
+
+namespace weft {
+namespace {
+
+const uint8_t kV4MappedPrefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+template <typename T>
+T load(std::span<const uint8_t> raw) {
+  T value;
+  std::memcpy(&value, raw.data(), sizeof(T));
+  return value;
+}
+
+void decode_header(const weft_event_header& h, Event& e) {
+  e.kind = static_cast<EventKind>(h.kind);
+  e.mono_ns = h.ts_ns;
+  e.cookie = h.cookie;
+  e.pid = h.pid;
+  e.tid = h.tid;
+  e.fd = h.fd;
+  e.role = h.role <= WEFT_ROLE_SERVER ? static_cast<Role>(h.role) : Role::Unknown;
+  e.comm.assign(h.comm, strnlen(h.comm, sizeof(h.comm)));
+  e.family = h.tuple.family;
+  std::memcpy(e.local.addr.data(), h.tuple.saddr, 16);
+  std::memcpy(e.remote.addr.data(), h.tuple.daddr, 16);
+  e.local.port = h.tuple.sport;
+  e.remote.port = h.tuple.dport;
+}
+
+void encode_header(const Event& e, weft_event_header& h) {
+  h.ts_ns = e.mono_ns;
+  h.cookie = e.cookie;
+  h.pid = e.pid;
+  h.tid = e.tid;
+  h.fd = e.fd;
+  h.kind = static_cast<uint16_t>(e.kind);
+  h.role = static_cast<uint8_t>(e.role);
+  std::strncpy(h.comm, e.comm.c_str(), sizeof(h.comm) - 1);
+  h.tuple.family = e.family;
+  std::memcpy(h.tuple.saddr, e.local.addr.data(), 16);
+  std::memcpy(h.tuple.daddr, e.remote.addr.data(), 16);
+  h.tuple.sport = e.local.port;
+  h.tuple.dport = e.remote.port;
+}
+
+bool fail(std::string* error, std::string message) {
+  if (error) *error = std::move(message);
+  return false;
+}
+
+bool decode_data(std::span<const uint8_t> raw, Event& e, std::string* error) {
+  if (raw.size() < sizeof(weft_data_event))
+    return fail(error, "data record shorter than its header");
+  auto d = load<weft_data_event>(raw);
+  if (d.captured > WEFT_MAX_CHUNK_BYTES || raw.size() != sizeof(weft_data_event) + d.captured)
+    return fail(error, "data record length does not match its captured byte count");
+  if (d.direction > WEFT_DIR_RECV) return fail(error, "data record with an unknown direction");
+  decode_header(d.hdr, e);
+  e.stream_pos = d.stream_pos;
+  e.tcp_seq = d.tcp_seq;
+  e.syscall_len = d.syscall_len;
+  e.chunk_offset = d.chunk_offset;
+  e.syscall = d.syscall;
+  e.direction = static_cast<Direction>(d.direction);
+  e.flags = d.flags;
+  auto payload = raw.subspan(sizeof(weft_data_event));
+  e.data.assign(payload.begin(), payload.end());
+  return true;
+}
+
+bool decode_conn(std::span<const uint8_t> raw, Event& e, std::string* error) {
+  if (raw.size() != sizeof(weft_conn_event))
+    return fail(error, "connection record has the wrong length");
+  auto c = load<weft_conn_event>(raw);
+  decode_header(c.hdr, e);
+  e.result = c.result;
+  e.closed_by = c.closed_by;
+  e.duration_ns = c.duration_ns;
+  e.bytes_sent = c.bytes_sent;
+  e.bytes_received = c.bytes_received;
+  return true;
+}
+
+}  // namespace
+
+bool Endpoint::is_v4() const { return std::memcmp(addr.data(), kV4MappedPrefix, 12) == 0; }
+
+std::string Endpoint::address() const {
+  char text[INET6_ADDRSTRLEN] = {};
+  if (is_v4())
+    inet_ntop(AF_INET, addr.data() + 12, text, sizeof(text));
+  else
+    inet_ntop(AF_INET6, addr.data(), text, sizeof(text));
+  return text;
+}
+
+std::string Endpoint::to_string() const {
+  std::string a = address();
+  if (!is_v4()) a = "[" + a + "]";
+  return a + ":" + std::to_string(port);
+}
+
+bool Event::truncated() const { return flags & WEFT_DATA_TRUNCATED; }
+bool Event::has_position() const { return !(flags & WEFT_DATA_NO_POSITION); }
+
+const char* to_string(EventKind kind) {
+  switch (kind) {
+    case EventKind::Data: return "data";
+    case EventKind::Connect: return "connect";
+    case EventKind::Accept: return "accept";
+    case EventKind::Close: return "close";
+    case EventKind::Existing: return "existing";
+  }
+  return "unknown";
+}
+
+const char* to_string(Direction direction) {
+  return direction == Direction::Send ? "send" : "recv";
+}
+
+const char* to_string(Role role) {
+  switch (role) {
+    case Role::Client: return "client";
+    case Role::Server: return "server";
+    case Role::Unknown: break;
+  }
+  return "unknown";
+}
+
+const char* syscall_name(uint16_t syscall) {
+  static const char* const kNames[WEFT_SYS_COUNT] = {
+      "unknown", "read",     "write",   "readv",    "writev",   "sendto",  "recvfrom",
+      "sendmsg", "recvmsg", "sendmmsg", "recvmmsg", "sendfile", "splice"};
+  return syscall < WEFT_SYS_COUNT ? kNames[syscall] : "unknown";
+}
+
+std::optional<Event> decode_event(std::span<const uint8_t> raw, std::string* error) {
+  if (raw.size() < sizeof(weft_event_header)) {
+    fail(error, "record shorter than an event header");
+    return std::nullopt;
+  }
+  auto h = load<weft_event_header>(raw);
+  Event e;
+  bool ok = false;
+  switch (h.kind) {
+    case WEFT_EVENT_DATA: ok = decode_data(raw, e, error); break;
+    case WEFT_EVENT_CONNECT:
+    case WEFT_EVENT_ACCEPT:
+    case WEFT_EVENT_CLOSE:
+    case WEFT_EVENT_EXISTING: ok = decode_conn(raw, e, error); break;
+    default: fail(error, "record of unknown kind " + std::to_string(h.kind));
+  }
+  if (!ok) return std::nullopt;
+  return e;
+}
+
+std::vector<uint8_t> encode_event(const Event& e) {
+  std::vector<uint8_t> out;
+  if (e.kind == EventKind::Data) {
+    weft_data_event d{};
+    encode_header(e, d.hdr);
+    d.stream_pos = e.stream_pos;
+    d.tcp_seq = e.tcp_seq;
+    d.syscall_len = e.syscall_len;
+    d.chunk_offset = e.chunk_offset;
+    d.captured = static_cast<uint32_t>(e.data.size());
+    d.syscall = e.syscall;
+    d.direction = static_cast<uint8_t>(e.direction);
+    d.flags = e.flags;
+    out.resize(sizeof(d) + e.data.size());
+    std::memcpy(out.data(), &d, sizeof(d));
+    if (!e.data.empty()) std::memcpy(out.data() + sizeof(d), e.data.data(), e.data.size());
+    return out;
+  }
+  weft_conn_event c{};
+  encode_header(e, c.hdr);
+  c.result = e.result;
+  c.closed_by = e.closed_by;
+  c.duration_ns = e.duration_ns;
+  c.bytes_sent = e.bytes_sent;
+  c.bytes_received = e.bytes_received;
+  out.resize(sizeof(c));
+  std::memcpy(out.data(), &c, sizeof(c));
+  return out;
+}
+
+}  // namespace weft

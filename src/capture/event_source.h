@@ -1,0 +1,40 @@
+// Where events come from: the kernel (live) or a recorded file. Both look the same to the
+// stages after capture.
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+
+#include "weft/event.h"
+#include "weft_events.h"
+
+namespace weft::capture {
+
+using EventSink = std::function<void(Event&&)>;
+
+// What the source itself saw and lost. Kernel losses are read from the BPF side.
+struct SourceStats {
+  uint64_t records = 0;    // well-formed records delivered
+  uint64_t malformed = 0;  // records that failed to decode (never expected from the kernel)
+  std::array<uint64_t, WEFT_LOSS_COUNT> kernel{};  // indexed by enum weft_loss
+};
+
+const char* loss_name(int cause);  // "ringbuf_full", "truncated", ...
+
+class EventSource {
+ public:
+  virtual ~EventSource() = default;
+  // Delivers what is available, waiting up to `timeout` for something to arrive. Returns false
+  // once the source is exhausted (end of a recording); a live source never is.
+  virtual bool poll(std::chrono::milliseconds timeout, const EventSink& sink) = 0;
+  // The source's notion of "now" on the kernel monotonic clock: the wall of time before which
+  // no more events are expected, give or take the reorder window.
+  virtual uint64_t now_mono_ns() const = 0;
+  virtual SourceStats stats() const = 0;
+  // Wall clock minus kernel monotonic clock, for converting timestamps.
+  virtual int64_t wall_offset_ns() const = 0;
+};
+
+}  // namespace weft::capture

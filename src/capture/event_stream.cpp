@@ -1,0 +1,77 @@
+#include "capture/event_stream.h"
+
+namespace weft::capture {
+namespace {
+
+constexpr size_t kMaxTrackedStreams = 1 << 20;
+
+}  // namespace
+
+void EventOrderer::push(Event&& event) {
+  uint64_t ts = event.mono_ns;
+  heap_.push(Held{ts, arrivals_++, std::move(event)});
+}
+
+void EventOrderer::measure_gap(Event& event) {
+  if (event.kind == EventKind::Close) {
+    next_pos_.erase(event.cookie);
+    return;
+  }
+  if (event.kind != EventKind::Data || !event.has_position() || event.chunk_offset != 0) return;
+  if (next_pos_.size() >= kMaxTrackedStreams && !next_pos_.contains(event.cookie))
+    next_pos_.clear();  // bounded memory; positions re-learnt from the next events
+  // Positions start at 0 when the kernel first sees a connection, so a first syscall that
+  // starts later means the records before it were lost.
+  uint64_t& expected = next_pos_[event.cookie][static_cast<int>(event.direction)];
+  uint64_t start = event.syscall_pos();
+  if (start > expected) {
+    event.gap_before = start - expected;
+    ++stats_.gaps;
+    stats_.gap_bytes += event.gap_before;
+  } else if (start < expected) {
+    ++stats_.overlaps;
+  }
+  uint64_t end = start + event.syscall_len;
+  if (end > expected) expected = end;
+}
+
+void EventOrderer::release(Event&& event, const EventSink& sink) {
+  if (event.mono_ns < last_released_ns_)
+    ++stats_.late_events;
+  else
+    last_released_ns_ = event.mono_ns;
+  measure_gap(event);
+  sink(std::move(event));
+}
+
+void EventOrderer::release_older_than(uint64_t now_mono_ns, const EventSink& sink) {
+  uint64_t horizon = now_mono_ns > window_ns_ ? now_mono_ns - window_ns_ : 0;
+  while (!heap_.empty() && heap_.top().mono_ns < horizon) {
+    // priority_queue exposes only a const top; the event is moved out right before pop.
+    Event event = std::move(const_cast<Held&>(heap_.top()).event);
+    heap_.pop();
+    release(std::move(event), sink);
+  }
+}
+
+void EventOrderer::release_all(const EventSink& sink) {
+  while (!heap_.empty()) {
+    Event event = std::move(const_cast<Held&>(heap_.top()).event);
+    heap_.pop();
+    release(std::move(event), sink);
+  }
+}
+
+bool EventStream::next(std::chrono::milliseconds timeout, const EventSink& sink) {
+  bool more = source_->poll(timeout, [this](Event&& e) { orderer_.push(std::move(e)); });
+  if (!more) {
+    orderer_.release_all(sink);
+    return false;
+  }
+  orderer_.release_older_than(source_->now_mono_ns(), sink);
+  return true;
+}
+
+void EventStream::drain(const EventSink& sink) { orderer_.release_all(sink); }
+
+}  // namespace weft::capture

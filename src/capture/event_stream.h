@@ -1,0 +1,79 @@
+// The capture stage's one interface to the rest of weft: events from a source (kernel or
+// recording), put in timestamp order, with gaps in each byte stream measured.
+#pragma once
+
+#include <memory>
+#include <queue>
+#include <unordered_map>
+#include <vector>
+
+#include "capture/event_source.h"
+
+namespace weft::capture {
+
+struct StreamStats {
+  uint64_t gaps = 0;          // places where a stream skipped bytes weft never saw
+  uint64_t gap_bytes = 0;     // how many bytes those were
+  uint64_t overlaps = 0;      // a syscall starting before the previous one ended (reordering)
+  uint64_t late_events = 0;   // arrived after newer events had already been released
+};
+
+// Holds events for a short window and releases them ordered by kernel timestamp: the ring
+// buffer is shared by all CPUs, so records can arrive slightly out of order.
+class EventOrderer {
+ public:
+  explicit EventOrderer(uint64_t window_ns) : window_ns_(window_ns) {}
+
+  void push(Event&& event);
+  // Releases, in order, every held event older than now_mono_ns - window.
+  void release_older_than(uint64_t now_mono_ns, const EventSink& sink);
+  void release_all(const EventSink& sink);
+  size_t held() const { return heap_.size(); }
+  const StreamStats& stats() const { return stats_; }
+
+ private:
+  struct Held {
+    uint64_t mono_ns;
+    uint64_t arrival;
+    Event event;
+  };
+  struct Later {
+    bool operator()(const Held& a, const Held& b) const {
+      return a.mono_ns != b.mono_ns ? a.mono_ns > b.mono_ns : a.arrival > b.arrival;
+    }
+  };
+  void release(Event&& event, const EventSink& sink);
+  void measure_gap(Event& event);
+
+  uint64_t window_ns_;
+  uint64_t arrivals_ = 0;
+  uint64_t last_released_ns_ = 0;
+  std::priority_queue<Held, std::vector<Held>, Later> heap_;
+  // Next expected position per (cookie, direction).
+  std::unordered_map<uint64_t, std::array<uint64_t, 2>> next_pos_;
+  StreamStats stats_;
+};
+
+class EventStream {
+ public:
+  static constexpr uint64_t kDefaultWindowNs = 100'000'000;
+
+  explicit EventStream(std::unique_ptr<EventSource> source, uint64_t window_ns = kDefaultWindowNs)
+      : source_(std::move(source)), orderer_(window_ns) {}
+
+  // Delivers ordered events; waits up to `timeout` for new ones. Returns false once a
+  // recording is exhausted and everything held has been delivered.
+  bool next(std::chrono::milliseconds timeout, const EventSink& sink);
+  // Delivers whatever is still held (on shutdown).
+  void drain(const EventSink& sink);
+
+  EventSource& source() { return *source_; }
+  SourceStats source_stats() const { return source_->stats(); }
+  const StreamStats& stream_stats() const { return orderer_.stats(); }
+
+ private:
+  std::unique_ptr<EventSource> source_;
+  EventOrderer orderer_;
+};
+
+}  // namespace weft::capture

@@ -1,0 +1,75 @@
+#include "capture/hooks.h"
+
+#include <bpf/btf.h>
+#include <unistd.h>
+
+#include "capture/tracefs.h"
+#include "weft.skel.h"
+
+namespace weft::capture {
+
+const std::vector<HookSpec>& hook_table() {
+  static const std::vector<HookSpec> table = {
+      {"data__send", "tp_btf/sock_send_length", true,
+       "bytes sent on TCP sockets: payload prefix, count, position, sequence number",
+       "no outgoing data: nothing can be traced",
+       [](weft_bpf* s) { return s->progs.data__send; }},
+      {"data__recv", "tp_btf/sock_recv_length", true,
+       "bytes received on TCP sockets: payload prefix, count, position, sequence number",
+       "no incoming data: nothing can be traced",
+       [](weft_bpf* s) { return s->progs.data__recv; }},
+      {"conn__state", "tp_btf/inet_sock_set_state", true,
+       "connect start and result, client/server role, close with byte totals",
+       "no roles, connect results or closes; connection state leaks",
+       [](weft_bpf* s) { return s->progs.conn__state; }},
+      {"conn__accept4", "tracepoint/syscalls/sys_exit_accept4", false,
+       "accept4() returning a TCP socket: accepting pid, tid and fd",
+       "no accept events from accept4(); server connections show up at their first bytes",
+       [](weft_bpf* s) { return s->progs.conn__accept4; }},
+      {"conn__accept", "tracepoint/syscalls/sys_exit_accept", false,
+       "accept() returning a TCP socket: accepting pid, tid and fd",
+       "no accept events from accept(); server connections show up at their first bytes",
+       [](weft_bpf* s) { return s->progs.conn__accept; }},
+  };
+  return table;
+}
+
+const char* to_string(HookState state) {
+  switch (state) {
+    case HookState::Attached: return "attached";
+    case HookState::Unavailable: return "unavailable";
+    case HookState::Failed: return "failed";
+    case HookState::Skipped: return "skipped";
+  }
+  return "?";
+}
+
+bool attach_point_exists(std::string_view attach, std::string* why) {
+  constexpr std::string_view kBtf = "tp_btf/";
+  constexpr std::string_view kTracepoint = "tracepoint/";
+  if (attach.starts_with(kBtf)) {
+    std::string name = "btf_trace_" + std::string(attach.substr(kBtf.size()));
+    btf* vmlinux = btf__load_vmlinux_btf();
+    if (!vmlinux) {
+      *why = "kernel BTF (/sys/kernel/btf/vmlinux) is not available";
+      return false;
+    }
+    bool found = btf__find_by_name_kind(vmlinux, name.c_str(), BTF_KIND_TYPEDEF) >= 0;
+    btf__free(vmlinux);
+    if (!found) *why = "this kernel has no tracepoint " + std::string(attach.substr(kBtf.size()));
+    return found;
+  }
+  if (attach.starts_with(kTracepoint)) {
+    std::string event(attach.substr(kTracepoint.size()));
+    std::string dir = tracefs_root() + "/events/" + event;
+    if (access(dir.c_str(), F_OK) != 0) {
+      *why = "tracepoint " + event + " not found under " + tracefs_root() + "/events";
+      return false;
+    }
+    return true;
+  }
+  *why = "unknown attach kind";
+  return false;
+}
+
+}  // namespace weft::capture

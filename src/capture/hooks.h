@@ -1,0 +1,38 @@
+// The one table of kernel hooks weft uses: what each gives and what is lost without it.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+struct bpf_program;
+struct weft_bpf;
+
+namespace weft::capture {
+
+struct HookSpec {
+  std::string_view program;  // BPF program name (module__action)
+  std::string_view attach;   // "tp_btf/<event>" or "tracepoint/<category>/<event>"
+  bool required;
+  std::string_view provides;
+  std::string_view lost_without;
+  bpf_program* (*find)(weft_bpf*);
+};
+
+const std::vector<HookSpec>& hook_table();
+
+enum class HookState { Attached, Unavailable, Failed, Skipped };
+
+struct HookStatus {
+  const HookSpec* spec;
+  HookState state;
+  std::string detail;  // why it is not attached
+};
+
+const char* to_string(HookState state);
+
+// Whether the running kernel has the attach point at all (checked before loading, so a
+// missing optional hook does not stop the others from loading).
+bool attach_point_exists(std::string_view attach, std::string* why);
+
+}  // namespace weft::capture

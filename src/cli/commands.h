@@ -1,0 +1,45 @@
+// weft's subcommands. Each returns the process exit code.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "capture/kernel_capture.h"
+#include "weft/event.h"
+
+namespace weft::cli {
+
+// Exit codes: 0 fine, 1 runtime failure, 2 bad usage or configuration.
+inline constexpr int kExitFailure = 1;
+inline constexpr int kExitUsage = 2;
+
+struct EventFilter {
+  std::optional<uint32_t> pid;
+  std::optional<uint16_t> port;  // local or remote
+  std::string comm;
+  bool matches(const Event& event) const;
+};
+
+struct EventsOptions {
+  bool json = false;
+  double duration_s = 0;  // 0: until interrupted
+  EventFilter filter;
+  std::string replay_path;
+  capture::CaptureConfig capture;
+};
+
+struct RecordOptions {
+  std::string output_path;
+  double duration_s = 0;
+  capture::CaptureConfig capture;
+};
+
+int run_events(const EventsOptions& options);
+int run_record(const RecordOptions& options);
+int run_doctor(const capture::CaptureConfig& capture);
+
+// SIGINT/SIGTERM ask the running command to stop; it then flushes and exits 0.
+void install_stop_handlers();
+bool stop_requested();
+
+}  // namespace weft::cli

@@ -1,0 +1,14 @@
+// How events look to people (one line each) and to programs (one JSON object per line).
+#pragma once
+
+#include <string>
+
+#include "weft/event.h"
+
+namespace weft::cli {
+
+std::string format_event_text(const Event& event);
+std::string format_event_json(const Event& event);
+std::string base64_encode(const std::vector<uint8_t>& bytes);
+
+}  // namespace weft::cli

@@ -1,0 +1,82 @@
+// weft: zero-instrumentation distributed tracing on eBPF.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+
+#include "cli/commands.h"
+
+namespace {
+
+using weft::capture::CaptureConfig;
+
+void add_capture_options(CLI::App& cmd, CaptureConfig& c) {
+  cmd.add_option("--ringbuf-bytes", c.ringbuf_bytes, "Ring buffer size in bytes (power of two)")
+      ->capture_default_str();
+  cmd.add_option("--chunk-bytes", c.chunk_bytes, "Payload bytes per data event (1-8192)")
+      ->capture_default_str();
+  cmd.add_option("--capture-bytes", c.max_capture_bytes,
+                 "Payload bytes captured per syscall, split into chunks; the full count is always reported")
+      ->capture_default_str();
+  cmd.add_option("--max-connections", c.max_connections, "Connections tracked in the kernel at once")
+      ->capture_default_str();
+  cmd.add_flag("!--no-existing", c.scan_existing, "Do not report connections open before start");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"weft: zero-instrumentation distributed tracing for Linux, on eBPF"};
+  app.set_version_flag("--version", std::string("weft ") + WEFT_VERSION);
+  app.require_subcommand(1);
+
+  CaptureConfig doctor_capture;
+  auto* doctor = app.add_subcommand("doctor", "Check the kernel, privileges and every hook");
+
+  weft::cli::EventsOptions events;
+  uint32_t pid = 0;
+  uint16_t port = 0;
+  auto* events_cmd = app.add_subcommand("events", "Show live (or recorded) TCP events");
+  events_cmd->add_flag("--json", events.json, "One JSON object per line (payload base64 in `data`)");
+  events_cmd->add_option("--duration", events.duration_s, "Stop after this many seconds")
+      ->check(CLI::NonNegativeNumber);
+  auto* pid_opt = events_cmd->add_option("--pid", pid, "Only this process");
+  auto* port_opt = events_cmd->add_option("--port", port, "Only connections with this local or remote port");
+  events_cmd->add_option("--comm", events.filter.comm, "Only processes with this command name");
+  events_cmd->add_option("--replay", events.replay_path, "Read events from a `weft record` file");
+  add_capture_options(*events_cmd, events.capture);
+
+  weft::cli::RecordOptions record;
+  auto* record_cmd = app.add_subcommand("record", "Record live events to a file for replay");
+  record_cmd->add_option("-o,--output", record.output_path, "File to write")->required();
+  record_cmd->add_option("--duration", record.duration_s, "Stop after this many seconds")
+      ->check(CLI::NonNegativeNumber);
+  add_capture_options(*record_cmd, record.capture);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "weft: %s (see --help)\n", e.what());
+    return weft::cli::kExitUsage;
+  }
+
+  if (*doctor) return weft::cli::run_doctor(doctor_capture);
+  if (*events_cmd) {
+    if (*pid_opt) events.filter.pid = pid;
+    if (*port_opt) events.filter.port = port;
+    if (std::string bad = weft::capture::validate(events.capture); !bad.empty()) {
+      std::fprintf(stderr, "weft: %s\n", bad.c_str());
+      return weft::cli::kExitUsage;
+    }
+    return weft::cli::run_events(events);
+  }
+  if (std::string bad = weft::capture::validate(record.capture); !bad.empty()) {
+    std::fprintf(stderr, "weft: %s\n", bad.c_str());
+    return weft::cli::kExitUsage;
+  }
+  return weft::cli::run_record(record);
+}
