@@ -35,8 +35,9 @@ static __always_inline void sock_read_tuple(const struct sock *sk, struct weft_t
 		v4_mapped(t->saddr, BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr));
 		v4_mapped(t->daddr, BPF_CORE_READ(sk, __sk_common.skc_daddr));
 	} else {
-		BPF_CORE_READ_INTO(t->saddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
-		BPF_CORE_READ_INTO(t->daddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+		/* bpf_core_read with an explicit size: BPF_CORE_READ_INTO would copy one array element. */
+		bpf_core_read(t->saddr, sizeof(t->saddr), &sk->__sk_common.skc_v6_rcv_saddr);
+		bpf_core_read(t->daddr, sizeof(t->daddr), &sk->__sk_common.skc_v6_daddr);
 	}
 }
 

@@ -19,7 +19,7 @@ namespace weft::capture {
 struct CaptureConfig {
   uint32_t ringbuf_bytes = 8u << 20;       // power of two, at least one page
   uint32_t chunk_bytes = 4096;             // payload per data record
-  uint32_t max_capture_bytes = 16384;      // payload per syscall, across its chunks
+  uint32_t max_capture_bytes = 4096;       // payload per syscall, across its chunks
   uint32_t max_connections = 65536;        // kernel connection-state entries
   bool scan_existing = true;               // report connections open before start
 };

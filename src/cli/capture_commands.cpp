@@ -56,6 +56,11 @@ std::unique_ptr<capture::EventSource> open_live(const capture::CaptureConfig& co
   return source;
 }
 
+// Tells people (and scripts waiting for it) that the hooks are attached.
+void announce_capturing(const char* what) {
+  std::fprintf(stderr, "weft %s: capturing (Ctrl-C to stop)\n", what);
+}
+
 // Runs the stream until it ends, the duration passes or a signal arrives.
 void pump(capture::EventStream& stream, double duration_s, const capture::EventSink& sink) {
   auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(duration_s));
@@ -91,6 +96,7 @@ int run_events(const EventsOptions& options) {
   } else {
     source = open_live(options.capture, &exit_code);
     if (!source) return exit_code;
+    announce_capturing("events");
   }
   install_stop_handlers();
   capture::EventStream stream(std::move(source));
@@ -115,6 +121,7 @@ int run_record(const RecordOptions& options) {
   int exit_code = 0;
   auto source = open_live(options.capture, &exit_code);
   if (!source) return exit_code;
+  announce_capturing("record");
   std::string error;
   auto writer = capture::RecordWriter::create(options.output_path, source->wall_offset_ns(), &error);
   if (!writer) {
