@@ -57,6 +57,22 @@ static __always_inline struct weft_conn_state *conn_state(__u64 cookie)
 	return bpf_map_lookup_elem(&weft_conns, &cookie);
 }
 
+static __always_inline void emit_conn_event(const struct sock *sk, __u64 cookie, __u16 kind,
+					    const struct weft_conn_state *st, __s32 result, __u8 flags);
+
+/* A server connection whose accepting process is not known yet (the accept syscall hooks are
+ * off by default) gets its owner from the first process to move bytes on it. */
+static __always_inline void claim_accepted(const struct sock *sk, __u64 cookie, struct weft_conn_state *st,
+					   __s32 fd)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	st->pid = pid_tgid >> 32;
+	st->tid = (__u32)pid_tgid;
+	st->fd = fd;
+	bpf_get_current_comm(st->comm, sizeof(st->comm));
+	emit_conn_event(sk, cookie, WEFT_EVENT_ACCEPT, st, 0, WEFT_CONN_AT_FIRST_IO);
+}
+
 static __always_inline int on_data(struct sock *sk, int ret, __u8 dir)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
@@ -72,23 +88,25 @@ static __always_inline int on_data(struct sock *sk, int ret, __u8 dir)
 	struct syscall_buffer b;
 	current_syscall_buffer(dir, &b);
 
-	fill_header(&ev->hdr, WEFT_EVENT_DATA, sk, cookie);
-	ev->hdr.fd = b.fd;
-	ev->syscall = b.syscall;
-	ev->direction = dir;
-	ev->flags = 0;
-	ev->pad = 0;
-	ev->syscall_len = ret;
-
 	__u64 pos = 0;
+	__u8 role = WEFT_ROLE_UNKNOWN;
 	struct weft_conn_state *st = conn_state(cookie);
 	if (st) {
+		if (st->role == WEFT_ROLE_SERVER && st->pid == 0 && b.fd >= 0)
+			claim_accepted(sk, cookie, st, b.fd); /* before the header: keeps time order */
 		/* Atomic: two threads may write the same socket from different CPUs. */
 		pos = __sync_fetch_and_add(dir == WEFT_DIR_SEND ? &st->send_pos : &st->recv_pos, (__u64)ret);
-		ev->hdr.role = st->role;
-	} else {
-		ev->flags |= WEFT_DATA_NO_POSITION;
+		role = st->role;
 	}
+
+	fill_header(&ev->hdr, WEFT_EVENT_DATA, sk, cookie);
+	ev->hdr.fd = b.fd;
+	ev->hdr.role = role;
+	ev->syscall = b.syscall;
+	ev->direction = dir;
+	ev->flags = st ? 0 : WEFT_DATA_NO_POSITION;
+	ev->pad = 0;
+	ev->syscall_len = ret;
 	capture_syscall(ev, &b, ret, pos, sock_first_seq(sk, dir, ret));
 	return 0;
 }
@@ -106,11 +124,12 @@ int BPF_PROG(data__recv, struct sock *sk, int ret, int flags)
 }
 
 static __always_inline void emit_conn_event(const struct sock *sk, __u64 cookie, __u16 kind,
-					    const struct weft_conn_state *st, __s32 result)
+					    const struct weft_conn_state *st, __s32 result, __u8 flags)
 {
 	struct weft_conn_event ev = {};
 	fill_header(&ev.hdr, kind, sk, cookie);
 	ev.result = result;
+	ev.flags = flags;
 	if (st) {
 		/* Lifecycle transitions often run in softirq context: report the owner, not
 		 * whichever task the interrupt landed on. */
@@ -170,7 +189,7 @@ int BPF_PROG(conn__state, const struct sock *sk, const int oldstate, const int n
 	if (!st)
 		return 0; /* weft never saw data or a handshake on it: nothing to report */
 	if (oldstate == TCP_SYN_SENT && newstate == TCP_ESTABLISHED) {
-		emit_conn_event(sk, cookie, WEFT_EVENT_CONNECT, st, 0);
+		emit_conn_event(sk, cookie, WEFT_EVENT_CONNECT, st, 0, 0);
 		st->start_ns = bpf_ktime_get_ns();
 		return 0;
 	}
@@ -182,9 +201,9 @@ int BPF_PROG(conn__state, const struct sock *sk, const int oldstate, const int n
 		return 0;
 	if (oldstate == TCP_SYN_SENT) {
 		int err = BPF_CORE_READ(sk, sk_err);
-		emit_conn_event(sk, cookie, WEFT_EVENT_CONNECT, st, err ? -err : -111 /* ECONNREFUSED */);
+		emit_conn_event(sk, cookie, WEFT_EVENT_CONNECT, st, err ? -err : -111 /* ECONNREFUSED */, 0);
 	} else {
-		emit_conn_event(sk, cookie, WEFT_EVENT_CLOSE, st, 0);
+		emit_conn_event(sk, cookie, WEFT_EVENT_CLOSE, st, 0, 0);
 	}
 	bpf_map_delete_elem(&weft_conns, &cookie);
 	return 0;
@@ -224,7 +243,7 @@ static __always_inline int on_accept(long ret)
 		st->role = WEFT_ROLE_SERVER;
 		bpf_get_current_comm(st->comm, sizeof(st->comm));
 	}
-	emit_conn_event(sk, cookie, WEFT_EVENT_ACCEPT, st, 0);
+	emit_conn_event(sk, cookie, WEFT_EVENT_ACCEPT, st, 0, 0);
 	return 0;
 }
 

@@ -59,6 +59,12 @@ enum weft_data_flags {
 	WEFT_DATA_READ_FAILED = 1 << 2,  /* reading the user buffer failed: captured bytes are zero */
 };
 
+enum weft_conn_flags {
+	/* ACCEPT seen when the accepting process first moved bytes, not when accept() returned
+	 * (the accept syscall hooks are off; see docs/probes.md). */
+	WEFT_CONN_AT_FIRST_IO = 1 << 0,
+};
+
 /* Why an event was lost or cut short; indexes of the per-CPU `weft_losses` array. */
 enum weft_loss {
 	WEFT_LOSS_RINGBUF_FULL = 0, /* record dropped: ring buffer had no room */
@@ -109,7 +115,8 @@ struct weft_conn_event {
 	struct weft_event_header hdr;
 	__s32 result;         /* CONNECT: 0 or -errno; others 0 */
 	__u8 closed_by;       /* CLOSE: 1 this side closed first, 2 the peer did, 0 unknown */
-	__u8 pad[3];
+	__u8 flags;           /* enum weft_conn_flags */
+	__u8 pad[2];
 	__u64 duration_ns;    /* CONNECT: SYN sent to result; CLOSE: lifetime when known */
 	__u64 bytes_sent;     /* CLOSE: stream totals seen by weft */
 	__u64 bytes_received;

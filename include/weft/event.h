@@ -59,11 +59,13 @@ struct Event {
   // Connection events.
   int32_t result = 0;  // Connect: 0 or -errno
   uint8_t closed_by = 0;
+  uint8_t conn_flags = 0;  // enum weft_conn_flags
   uint64_t duration_ns = 0;
   uint64_t bytes_sent = 0;
   uint64_t bytes_received = 0;
 
   bool truncated() const;
+  bool accept_at_first_io() const;
   bool has_position() const;
   // Position of the first byte the whole syscall moved.
   uint64_t syscall_pos() const { return stream_pos - chunk_offset; }

@@ -81,6 +81,7 @@ bool decode_conn(std::span<const uint8_t> raw, Event& e, std::string* error) {
   decode_header(c.hdr, e);
   e.result = c.result;
   e.closed_by = c.closed_by;
+  e.conn_flags = c.flags;
   e.duration_ns = c.duration_ns;
   e.bytes_sent = c.bytes_sent;
   e.bytes_received = c.bytes_received;
@@ -107,6 +108,7 @@ std::string Endpoint::to_string() const {
 }
 
 bool Event::truncated() const { return flags & WEFT_DATA_TRUNCATED; }
+bool Event::accept_at_first_io() const { return conn_flags & WEFT_CONN_AT_FIRST_IO; }
 bool Event::has_position() const { return !(flags & WEFT_DATA_NO_POSITION); }
 
 const char* to_string(EventKind kind) {
@@ -182,6 +184,7 @@ std::vector<uint8_t> encode_event(const Event& e) {
   encode_header(e, c.hdr);
   c.result = e.result;
   c.closed_by = e.closed_by;
+  c.flags = e.conn_flags;
   c.duration_ns = e.duration_ns;
   c.bytes_sent = e.bytes_sent;
   c.bytes_received = e.bytes_received;

@@ -10,28 +10,34 @@ namespace weft::capture {
 
 const std::vector<HookSpec>& hook_table() {
   static const std::vector<HookSpec> table = {
-      {"data__send", "tp_btf/sock_send_length", true,
+      {"data__send", "tp_btf/sock_send_length", true, false,
        "bytes sent on TCP sockets: payload prefix, count, position, sequence number",
        "no outgoing data: nothing can be traced",
        [](weft_bpf* s) { return s->progs.data__send; }},
-      {"data__recv", "tp_btf/sock_recv_length", true,
+      {"data__recv", "tp_btf/sock_recv_length", true, false,
        "bytes received on TCP sockets: payload prefix, count, position, sequence number",
        "no incoming data: nothing can be traced",
        [](weft_bpf* s) { return s->progs.data__recv; }},
-      {"conn__state", "tp_btf/inet_sock_set_state", true,
+      {"conn__state", "tp_btf/inet_sock_set_state", true, false,
        "connect start and result, client/server role, close with byte totals",
        "no roles, connect results or closes; connection state leaks",
        [](weft_bpf* s) { return s->progs.conn__state; }},
-      {"conn__accept4", "tracepoint/syscalls/sys_exit_accept4", false,
+      {"conn__accept4", "tracepoint/syscalls/sys_exit_accept4", false, true,
        "accept4() returning a TCP socket: accepting pid, tid and fd",
-       "no accept events from accept4(); server connections show up at their first bytes",
+       "exact accept4() times; accepts are reported at the server's first bytes instead",
        [](weft_bpf* s) { return s->progs.conn__accept4; }},
-      {"conn__accept", "tracepoint/syscalls/sys_exit_accept", false,
+      {"conn__accept", "tracepoint/syscalls/sys_exit_accept", false, true,
        "accept() returning a TCP socket: accepting pid, tid and fd",
-       "no accept events from accept(); server connections show up at their first bytes",
+       "exact accept() times; accepts are reported at the server's first bytes instead",
        [](weft_bpf* s) { return s->progs.conn__accept; }},
   };
   return table;
+}
+
+const HookSpec* find_hook(std::string_view name) {
+  for (const HookSpec& spec : hook_table())
+    if (spec.program == name || spec.attach == name) return &spec;
+  return nullptr;
 }
 
 const char* to_string(HookState state) {

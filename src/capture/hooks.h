@@ -14,12 +14,16 @@ struct HookSpec {
   std::string_view program;  // BPF program name (module__action)
   std::string_view attach;   // "tp_btf/<event>" or "tracepoint/<category>/<event>"
   bool required;
+  // A syscall tracepoint: enabling it puts every syscall of every process on the slow path.
+  bool costs_every_syscall;
   std::string_view provides;
   std::string_view lost_without;
   bpf_program* (*find)(weft_bpf*);
 };
 
 const std::vector<HookSpec>& hook_table();
+// The hook with this program name (e.g. conn__accept4) or attach point, or null.
+const HookSpec* find_hook(std::string_view name);
 
 enum class HookState { Attached, Unavailable, Failed, Skipped };
 

@@ -4,6 +4,7 @@
 #include <bpf/libbpf.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -34,6 +35,11 @@ std::string validate(const CaptureConfig& c) {
     return "capture limit per syscall must be at most " + std::to_string(64u * WEFT_MAX_CHUNK_BYTES) +
            " bytes, got " + std::to_string(c.max_capture_bytes);
   if (c.max_connections < 16) return "max connections must be at least 16";
+  for (const std::string& name : c.disabled_hooks) {
+    const HookSpec* spec = find_hook(name);
+    if (!spec) return "unknown hook '" + name + "' (see `weft doctor` for the list)";
+    if (spec->required) return "hook '" + name + "' is required and cannot be disabled";
+  }
   return {};
 }
 
@@ -73,7 +79,23 @@ bool KernelCapture::load(const CaptureConfig& config, std::string* error) {
   bpf_map__set_max_entries(skel_->maps.weft_events, config.ringbuf_bytes);
   bpf_map__set_max_entries(skel_->maps.weft_conns, config.max_connections);
 
+  for (const std::string& name : config.disabled_hooks) {
+    const HookSpec* spec = find_hook(name);
+    bpf_program__set_autoload(spec->find(skel_), false);
+    hooks_.push_back({spec, HookState::Skipped, "disabled by --disable-hook"});
+  }
   for (const HookSpec& spec : hook_table()) {
+    bool listed = false;
+    for (const auto& h : hooks_) listed |= h.spec == &spec;
+    if (spec.costs_every_syscall && !config.exact_accept && !listed) {
+      bpf_program__set_autoload(spec.find(skel_), false);
+      hooks_.push_back({&spec, HookState::Skipped, "off by default: it slows every syscall; --exact-accept"});
+    }
+  }
+  for (const HookSpec& spec : hook_table()) {
+    bool disabled = false;
+    for (const auto& h : hooks_) disabled |= h.spec == &spec;
+    if (disabled) continue;
     std::string why;
     bool exists = (spec.attach.starts_with("tracepoint/") && !have_tracefs)
                       ? (why = tracefs_error, false)
@@ -113,6 +135,8 @@ bool KernelCapture::attach(std::string* error) {
     links_.push_back(link);
     hooks_.push_back({&spec, HookState::Attached, ""});
   }
+  // Table order, whatever order the states were found in.
+  std::sort(hooks_.begin(), hooks_.end(), [](const HookStatus& a, const HookStatus& b) { return a.spec < b.spec; });
   ring_ = ring_buffer__new(bpf_map__fd(skel_->maps.weft_events), &KernelCapture::on_record, this, nullptr);
   if (!ring_) {
     *error = "cannot open the BPF ring buffer: " + errno_text(errno);

@@ -22,6 +22,10 @@ struct CaptureConfig {
   uint32_t max_capture_bytes = 4096;       // payload per syscall, across its chunks
   uint32_t max_connections = 65536;        // kernel connection-state entries
   bool scan_existing = true;               // report connections open before start
+  std::vector<std::string> disabled_hooks; // optional hooks not to attach (by program or attach name)
+  // Attach the accept() syscall tracepoints for exact accept times. Off by default: any
+  // syscall tracepoint sends every syscall on the machine through the slow path.
+  bool exact_accept = false;
 };
 
 // One line describing what is wrong with a config, or empty when it is fine.

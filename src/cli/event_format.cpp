@@ -119,7 +119,7 @@ std::string format_event_text(const Event& e) {
       line += " " + errno_name(e.result) + " " + duration_text(e.duration_ns);
       break;
     case EventKind::Accept:
-      line += " queued " + duration_text(e.duration_ns);
+      line += (e.accept_at_first_io() ? " first I/O after " : " queued ") + duration_text(e.duration_ns);
       break;
     case EventKind::Close:
       line += " by " + std::string(closed_by_text(e.closed_by)) + " sent=" + std::to_string(e.bytes_sent) +
@@ -170,6 +170,8 @@ std::string format_event_json(const Event& e) {
       j["duration_ns"] = e.duration_ns;
       break;
     case EventKind::Accept:
+      // at_first_io: seen when the server first moved bytes, so queued_ns runs until then.
+      j["at_first_io"] = e.accept_at_first_io();
       j["queued_ns"] = e.duration_ns;
       break;
     case EventKind::Close:

@@ -19,6 +19,10 @@ void add_capture_options(CLI::App& cmd, CaptureConfig& c) {
   cmd.add_option("--max-connections", c.max_connections, "Connections tracked in the kernel at once")
       ->capture_default_str();
   cmd.add_flag("!--no-existing", c.scan_existing, "Do not report connections open before start");
+  cmd.add_flag("--exact-accept", c.exact_accept,
+               "Attach the accept() syscall tracepoints for exact accept times (slows every syscall)");
+  cmd.add_option("--disable-hook", c.disabled_hooks,
+                 "Do not attach this optional hook (program or attach name; repeatable)");
 }
 
 }  // namespace
@@ -30,6 +34,7 @@ int main(int argc, char** argv) {
 
   CaptureConfig doctor_capture;
   auto* doctor = app.add_subcommand("doctor", "Check the kernel, privileges and every hook");
+  add_capture_options(*doctor, doctor_capture);
 
   weft::cli::EventsOptions events;
   uint32_t pid = 0;
@@ -64,7 +69,13 @@ int main(int argc, char** argv) {
     return weft::cli::kExitUsage;
   }
 
-  if (*doctor) return weft::cli::run_doctor(doctor_capture);
+  if (*doctor) {
+    if (std::string bad = weft::capture::validate(doctor_capture); !bad.empty()) {
+      std::fprintf(stderr, "weft: %s\n", bad.c_str());
+      return weft::cli::kExitUsage;
+    }
+    return weft::cli::run_doctor(doctor_capture);
+  }
   if (*events_cmd) {
     if (*pid_opt) events.filter.pid = pid;
     if (*port_opt) events.filter.port = port;
