@@ -33,12 +33,12 @@ trap 'kill -INT ${WEFT_PID:-0} 2>/dev/null || true' EXIT
 
 # variant name -> extra weft flags
 declare -A VARIANTS=(
-  [all-hooks]=""
-  [no-syscall-tracepoints]="--disable-hook conn__accept4 --disable-hook conn__accept"
+  [default]=""
+  [exact-accept]="--exact-accept"
 )
 
 printf 'dd bs=1 count=%s, %s rounds, median microseconds\n' "$COUNT" "$ROUNDS"
-for variant in all-hooks no-syscall-tracepoints; do
+for variant in default exact-accept; do
   base=() traced=()
   for _ in $(seq "$ROUNDS"); do
     base+=("$(run_dd)")
