@@ -200,7 +200,7 @@ int BPF_PROG(conn__state, const struct sock *sk, const int oldstate, const int n
 	if (newstate != TCP_CLOSE)
 		return 0;
 	if (oldstate == TCP_SYN_SENT) {
-		int err = BPF_CORE_READ(sk, sk_err);
+		int err = sk->sk_err;
 		emit_conn_event(sk, cookie, WEFT_EVENT_CONNECT, st, err ? -err : -111 /* ECONNREFUSED */, 0);
 	} else {
 		emit_conn_event(sk, cookie, WEFT_EVENT_CLOSE, st, 0, 0);
@@ -218,7 +218,9 @@ static __always_inline struct sock *sock_from_fd(int fd)
 	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
 		return NULL;
 	struct socket *sock = BPF_CORE_READ(file, private_data);
-	return sock ? BPF_CORE_READ(sock, sk) : NULL;
+	struct sock *sk = sock ? BPF_CORE_READ(sock, sk) : NULL;
+	/* verifier: a BTF pointer, so the shared sock helpers can load fields directly. */
+	return sk ? bpf_core_cast(sk, struct sock) : NULL;
 }
 
 static __always_inline int on_accept(long ret)
@@ -230,7 +232,7 @@ static __always_inline int on_accept(long ret)
 	if (!sk || !sock_is_tcp_inet(sk))
 		return 0;
 	/* Plain tracepoints cannot call bpf_get_socket_cookie; conn__state generated it. */
-	__u64 cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
+	__u64 cookie = sk->__sk_common.skc_cookie.counter;
 	if (!cookie) {
 		count_loss(WEFT_LOSS_NO_COOKIE);
 		return 0;

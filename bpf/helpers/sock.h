@@ -1,4 +1,6 @@
-/* Reading what weft needs from struct sock with CO-RE. */
+/* Reading what weft needs from struct sock.
+ * `sk` must be a BTF pointer (a tp_btf argument, or bpf_core_cast of a raw pointer): fields
+ * are then plain CO-RE-relocated loads, far cheaper than one bpf_probe_read_kernel each. */
 #ifndef WEFT_HELPERS_SOCK_H
 #define WEFT_HELPERS_SOCK_H
 
@@ -9,11 +11,10 @@
 
 static __always_inline bool sock_is_tcp_inet(const struct sock *sk)
 {
-	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	__u16 family = sk->__sk_common.skc_family;
 	if (family != WEFT_AF_INET && family != WEFT_AF_INET6)
 		return false;
-	return BPF_CORE_READ(sk, sk_protocol) == WEFT_IPPROTO_TCP &&
-	       BPF_CORE_READ(sk, sk_type) == WEFT_SOCK_STREAM;
+	return sk->sk_protocol == WEFT_IPPROTO_TCP && sk->sk_type == WEFT_SOCK_STREAM;
 }
 
 static __always_inline void v4_mapped(__u8 out[16], __u32 addr_be)
@@ -26,18 +27,19 @@ static __always_inline void v4_mapped(__u8 out[16], __u32 addr_be)
 
 static __always_inline void sock_read_tuple(const struct sock *sk, struct weft_tuple *t)
 {
-	t->family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	/* verifier: inet_sock fields lie beyond struct sock, so the pointer is re-typed first. */
+	const struct inet_sock *inet = bpf_core_cast(sk, struct inet_sock);
+	t->family = sk->__sk_common.skc_family;
 	/* inet_sport, not skc_num: the latter is zeroed when the port is released at close. */
-	t->sport = bpf_ntohs(BPF_CORE_READ((const struct inet_sock *)sk, inet_sport));
-	t->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	t->sport = bpf_ntohs(inet->inet_sport);
+	t->dport = bpf_ntohs(sk->__sk_common.skc_dport);
 	t->pad = 0;
 	if (t->family == WEFT_AF_INET) {
-		v4_mapped(t->saddr, BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr));
-		v4_mapped(t->daddr, BPF_CORE_READ(sk, __sk_common.skc_daddr));
+		v4_mapped(t->saddr, sk->__sk_common.skc_rcv_saddr);
+		v4_mapped(t->daddr, sk->__sk_common.skc_daddr);
 	} else {
-		/* bpf_core_read with an explicit size: BPF_CORE_READ_INTO would copy one array element. */
-		bpf_core_read(t->saddr, sizeof(t->saddr), &sk->__sk_common.skc_v6_rcv_saddr);
-		bpf_core_read(t->daddr, sizeof(t->daddr), &sk->__sk_common.skc_v6_daddr);
+		__builtin_memcpy(t->saddr, &sk->__sk_common.skc_v6_rcv_saddr, sizeof(t->saddr));
+		__builtin_memcpy(t->daddr, &sk->__sk_common.skc_v6_daddr, sizeof(t->daddr));
 	}
 }
 
@@ -45,8 +47,8 @@ static __always_inline void sock_read_tuple(const struct sock *sk, struct weft_t
  * the socket hooks fire after tcp_sendmsg/tcp_recvmsg moved write_seq/copied_seq past them. */
 static __always_inline __u32 sock_first_seq(const struct sock *sk, __u8 dir, __u32 len)
 {
-	const struct tcp_sock *tp = (const struct tcp_sock *)sk;
-	__u32 end = dir == WEFT_DIR_SEND ? BPF_CORE_READ(tp, write_seq) : BPF_CORE_READ(tp, copied_seq);
+	const struct tcp_sock *tp = bpf_core_cast(sk, struct tcp_sock);
+	__u32 end = dir == WEFT_DIR_SEND ? tp->write_seq : tp->copied_seq;
 	return end - len;
 }
 
