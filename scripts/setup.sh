@@ -36,7 +36,7 @@ BUILD_PACKAGES=(build-essential cmake pkg-config clang-14 llvm-14 libelf-dev zli
   libcli11-dev nlohmann-json3-dev doctest-dev)
 BACKPORT_PACKAGES=(libbpf-dev bpftool)
 # Real peers and tools used by the end-to-end tests and benchmarks.
-TEST_PACKAGES=(nginx-light curl python3 iproute2 valgrind)
+TEST_PACKAGES=(nginx-light curl python3 iproute2 valgrind wrk)
 
 missing() {
   local p
