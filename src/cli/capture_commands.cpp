@@ -66,7 +66,9 @@ void pump(capture::EventStream& stream, double duration_s, const capture::EventS
   auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(duration_s));
   while (!stop_requested()) {
     if (duration_s > 0 && Clock::now() >= deadline) break;
+    if (std::ferror(stdout)) break;  // the reader went away (e.g. `| head`): nothing to do
     if (!stream.next(kPollInterval, sink)) return;
+    std::fflush(stdout);  // lines reach a pipe within one poll interval, not a buffer-full later
   }
   stream.drain(sink);
 }
