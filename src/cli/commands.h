@@ -5,6 +5,7 @@
 #include <string>
 
 #include "capture/kernel_capture.h"
+#include "conn/connection_tracker.h"
 #include "weft/event.h"
 
 namespace weft::cli {
@@ -34,7 +35,17 @@ struct RecordOptions {
   capture::CaptureConfig capture;
 };
 
+struct ExchangesOptions {
+  bool json = false;
+  double duration_s = 0;
+  EventFilter filter;  // applied to the exchange's process and ports
+  std::string replay_path;
+  capture::CaptureConfig capture;
+  conn::TrackerConfig tracker;
+};
+
 int run_events(const EventsOptions& options);
+int run_exchanges(const ExchangesOptions& options);
 int run_record(const RecordOptions& options);
 int run_doctor(const capture::CaptureConfig& capture);
 

@@ -6,9 +6,8 @@
 #include "weft_events.h"
 
 namespace weft::cli {
-namespace {
 
-std::string wall_time_text(uint64_t wall_ns, bool iso) {
+std::string format_wall_time(uint64_t wall_ns, bool iso) {
   time_t secs = static_cast<time_t>(wall_ns / 1'000'000'000ull);
   tm utc{};
   gmtime_r(&secs, &utc);
@@ -24,6 +23,8 @@ std::string wall_time_text(uint64_t wall_ns, bool iso) {
   snprintf(frac, sizeof(frac), ".%06llu", static_cast<unsigned long long>(wall_ns % 1'000'000'000ull / 1000));
   return std::string(buf) + frac;
 }
+
+namespace {
 
 // Printable preview of a payload: C-style escapes, cut at `limit` bytes.
 std::string preview(const std::vector<uint8_t>& data, size_t limit) {
@@ -99,7 +100,7 @@ std::string base64_encode(const std::vector<uint8_t>& bytes) {
 }
 
 std::string format_event_text(const Event& e) {
-  std::string line = wall_time_text(e.wall_ns, false) + " " + to_string(e.kind);
+  std::string line = format_wall_time(e.wall_ns, false) + " " + to_string(e.kind);
   line.resize(std::max<size_t>(line.size(), 24), ' ');
   line += e.comm + "[" + std::to_string(e.pid) + "/" + std::to_string(e.tid) + "]";
   line += " fd=" + std::to_string(e.fd) + " " + to_string(e.role) + " ";
@@ -134,7 +135,7 @@ std::string format_event_text(const Event& e) {
 std::string format_event_json(const Event& e) {
   nlohmann::json j = {
       {"kind", to_string(e.kind)},
-      {"time", wall_time_text(e.wall_ns, true)},
+      {"time", format_wall_time(e.wall_ns, true)},
       {"ts_ns", e.wall_ns},
       {"mono_ns", e.mono_ns},
       {"cookie", e.cookie},

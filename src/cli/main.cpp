@@ -49,6 +49,27 @@ int main(int argc, char** argv) {
   events_cmd->add_option("--replay", events.replay_path, "Read events from a `weft record` file");
   add_capture_options(*events_cmd, events.capture);
 
+  weft::cli::ExchangesOptions exchanges;
+  uint32_t ex_pid = 0;
+  uint16_t ex_port = 0;
+  size_t memory_mib = exchanges.tracker.memory_budget_bytes >> 20;
+  double idle_s = static_cast<double>(exchanges.tracker.idle_timeout_ns) / 1e9;
+  auto* exchanges_cmd = app.add_subcommand("exchanges", "Show protocol exchanges (HTTP/1.x requests and responses)");
+  exchanges_cmd->add_flag("--json", exchanges.json, "One JSON object per line");
+  exchanges_cmd->add_option("--duration", exchanges.duration_s, "Stop after this many seconds")
+      ->check(CLI::NonNegativeNumber);
+  auto* ex_pid_opt = exchanges_cmd->add_option("--pid", ex_pid, "Only this process");
+  auto* ex_port_opt = exchanges_cmd->add_option("--port", ex_port, "Only connections with this local or remote port");
+  exchanges_cmd->add_option("--comm", exchanges.filter.comm, "Only processes with this command name");
+  exchanges_cmd->add_option("--replay", exchanges.replay_path, "Read events from a `weft record` file");
+  exchanges_cmd->add_option("--memory-mib", memory_mib, "Memory budget for all connection state, MiB")
+      ->check(CLI::Range(1, 1 << 16))
+      ->capture_default_str();
+  exchanges_cmd->add_option("--idle-timeout", idle_s, "Free a silent connection's state after this many seconds")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  add_capture_options(*exchanges_cmd, exchanges.capture);
+
   weft::cli::RecordOptions record;
   auto* record_cmd = app.add_subcommand("record", "Record live events to a file for replay");
   record_cmd->add_option("-o,--output", record.output_path, "File to write")->required();
@@ -84,6 +105,17 @@ int main(int argc, char** argv) {
       return weft::cli::kExitUsage;
     }
     return weft::cli::run_events(events);
+  }
+  if (*exchanges_cmd) {
+    if (*ex_pid_opt) exchanges.filter.pid = ex_pid;
+    if (*ex_port_opt) exchanges.filter.port = ex_port;
+    exchanges.tracker.memory_budget_bytes = memory_mib << 20;
+    exchanges.tracker.idle_timeout_ns = static_cast<uint64_t>(idle_s * 1e9);
+    if (std::string bad = weft::capture::validate(exchanges.capture); !bad.empty()) {
+      std::fprintf(stderr, "weft: %s\n", bad.c_str());
+      return weft::cli::kExitUsage;
+    }
+    return weft::cli::run_exchanges(exchanges);
   }
   if (std::string bad = weft::capture::validate(record.capture); !bad.empty()) {
     std::fprintf(stderr, "weft: %s\n", bad.c_str());

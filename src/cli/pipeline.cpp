@@ -1,0 +1,78 @@
+#include "cli/pipeline.h"
+
+#include <chrono>
+#include <cstdio>
+
+#include "cli/commands.h"
+
+namespace weft::cli {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr std::chrono::milliseconds kPollInterval{50};  // bounds the reaction time to signals
+
+}  // namespace
+
+OpenedSource open_source(const std::string& replay_path, const capture::CaptureConfig& config, const char* command) {
+  OpenedSource opened;
+  std::string error;
+  if (!replay_path.empty()) {
+    auto reader = capture::RecordReader::open(replay_path, &error);
+    if (!reader) {
+      std::fprintf(stderr, "weft: %s\n", error.c_str());
+      opened.exit_code = kExitFailure;
+      return opened;
+    }
+    opened.replay = reader.get();
+    opened.source = std::move(reader);
+    return opened;
+  }
+  auto live = capture::KernelCapture::open(config, &error);
+  if (!live) {
+    std::fprintf(stderr, "weft: %s\n", error.c_str());
+    opened.exit_code = capture::validate(config).empty() ? kExitFailure : kExitUsage;
+    return opened;
+  }
+  // Tells people (and scripts waiting for it) that the hooks are attached.
+  std::fprintf(stderr, "weft %s: capturing (Ctrl-C to stop)\n", command);
+  opened.source = std::move(live);
+  return opened;
+}
+
+void pump(capture::EventStream& stream, double duration_s, const capture::EventSink& sink,
+          const std::function<void(uint64_t)>& tick) {
+  install_stop_handlers();
+  auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(duration_s));
+  while (!stop_requested()) {
+    if (duration_s > 0 && Clock::now() >= deadline) break;
+    if (std::ferror(stdout)) break;  // the reader went away (e.g. `| head`): nothing to do
+    bool more = stream.next(kPollInterval, sink);
+    if (tick) tick(stream.source().now_mono_ns());
+    std::fflush(stdout);  // lines reach a pipe within one poll interval, not a buffer-full later
+    if (!more) return;
+  }
+  stream.drain(sink);
+}
+
+void print_loss_summary(const char* command, const capture::SourceStats& source, const capture::StreamStats& stream) {
+  std::string losses;
+  for (int cause = 0; cause < WEFT_LOSS_COUNT; ++cause)
+    losses += std::string(losses.empty() ? "" : " ") + capture::loss_name(cause) + "=" +
+              std::to_string(source.kernel[cause]);
+  std::fprintf(stderr,
+               "weft %s: kernel losses: %s; stream gaps=%llu (%llu bytes) overlaps=%llu "
+               "late=%llu malformed=%llu\n",
+               command, losses.c_str(), (unsigned long long)stream.gaps, (unsigned long long)stream.gap_bytes,
+               (unsigned long long)stream.overlaps, (unsigned long long)stream.late_events,
+               (unsigned long long)source.malformed);
+}
+
+int finish_source(const OpenedSource& opened) {
+  if (opened.replay && !opened.replay->error().empty()) {
+    std::fprintf(stderr, "weft: %s\n", opened.replay->error().c_str());
+    return kExitFailure;
+  }
+  return 0;
+}
+
+}  // namespace weft::cli

@@ -1,0 +1,88 @@
+// One direction of a connection as a byte stream: chunks placed by stream position, holes
+// where bytes were not captured (beyond the capture limit) or records were lost, and the
+// kernel facts (time, thread, TCP sequence) of the syscall behind every byte.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace weft::conn {
+
+// What the kernel said about the syscall that moved a byte.
+struct ByteOrigin {
+  uint64_t mono_ns = 0;
+  uint32_t tid = 0;
+  uint32_t tcp_seq = 0;  // sequence number of the byte asked about
+};
+
+class DataStream {
+ public:
+  // A hole bounded by later bytes is declared lost (skippable) once the stream has seen this
+  // much newer kernel time, or this many later pieces: records from different CPUs may arrive
+  // slightly out of order and fill it before then.
+  static constexpr uint64_t kReorderWindowNs = 20'000'000;
+  static constexpr size_t kReorderPieces = 16;
+
+  // Bytes captured at `pos`, from a syscall whose bytes end at `syscall_end` (>= pos + size;
+  // anything between the captured bytes and syscall_end was moved but not captured).
+  void add(uint64_t pos, std::span<const uint8_t> bytes, uint64_t syscall_end, const ByteOrigin& origin);
+
+  uint64_t head() const { return head_; }
+  // Captured bytes available contiguously from head().
+  std::span<const uint8_t> readable() const {
+    return {reinterpret_cast<const uint8_t*>(buf_.data()) + buf_off_, buf_.size() - buf_off_};
+  }
+  // Bytes at head() known to exist but never to be seen (uncaptured or lost), 0 when the head
+  // has readable bytes or when a hole might still be filled by late records.
+  uint64_t skippable() const;
+  // Like skippable(), for the bytes right after readable(): non-zero when what follows the
+  // captured bytes will never be seen (e.g. headers longer than the capture limit).
+  uint64_t missing_after_readable() const;
+  // Advances the head over n bytes: readable ones, or a skippable hole.
+  void consume(uint64_t n);
+  // Declares every hole final (connection closing, idle flush).
+  void settle() { settled_ = true; }
+
+  // Where the stream is known to reach (end of the furthest syscall seen).
+  uint64_t known_end() const { return known_end_; }
+  // Kernel facts of the byte at pos; zeros when pos is outside what the stream remembers.
+  ByteOrigin origin_of(uint64_t pos) const;
+  // Captured and pending bytes held (for the memory budget).
+  size_t buffered_bytes() const { return buf_.size() - buf_off_ + pending_bytes_; }
+  // Bytes that came after the head had already passed them (late duplicates): dropped.
+  uint64_t late_bytes() const { return late_bytes_; }
+
+ private:
+  struct Piece {
+    std::vector<uint8_t> bytes;
+  };
+  struct Syscall {
+    uint64_t start;
+    uint64_t end;
+    ByteOrigin origin;  // tcp_seq of `start`
+  };
+  void append_ready();
+  uint64_t buf_end() const { return head_ + (buf_.size() - buf_off_); }
+  void remember_syscall(uint64_t start, uint64_t end, const ByteOrigin& origin);
+  uint64_t skippable_at(uint64_t at) const;
+
+  uint64_t head_ = 0;
+  bool started_ = false;
+  std::string buf_;                      // captured bytes from head_ onward, from buf_off_
+  size_t buf_off_ = 0;                   // consumed prefix of buf_, compacted lazily
+  std::map<uint64_t, Piece> pending_;    // captured bytes beyond a hole, by position
+  size_t pending_bytes_ = 0;
+  std::deque<Syscall> syscalls_;         // syscalls not yet consumed past, by start
+  uint64_t known_end_ = 0;
+  uint64_t captured_end_ = 0;            // end of the furthest captured byte
+  uint64_t newest_ns_ = 0;
+  uint64_t oldest_pending_ns_ = 0;
+  bool settled_ = false;
+  uint64_t late_bytes_ = 0;
+};
+
+}  // namespace weft::conn

@@ -1,0 +1,159 @@
+// HTTP/1 messages -> exchanges. Requests wait in arrival order; each final response answers
+// the oldest waiting request, which is what keep-alive and pipelining both need.
+#include <deque>
+
+#include "protocols/http1/http1.h"
+#include "protocols/http1/parser.h"
+
+namespace weft::protocols::http1 {
+namespace {
+
+// Requests waiting for responses beyond this are answered by nobody we will see.
+constexpr size_t kMaxPendingRequests = 256;
+
+class Http1Handler : public ProtocolHandler {
+ public:
+  Http1Handler(std::shared_ptr<const ConnectionInfo> connection, bool requests_sent, ProtocolCounters& counters)
+      : connection_(std::move(connection)),
+        request_dir_(requests_sent ? Direction::Send : Direction::Recv),
+        counters_(counters),
+        requests_(MessageKind::Request, counters),
+        responses_(MessageKind::Response, counters) {}
+
+  void on_data(Direction dir, std::array<conn::DataStream, 2>& streams, const ExchangeSink& out) override {
+    out_ = &out;
+    if (dir == request_dir_)
+      requests_.parse(streams[index(dir)], request_callbacks());
+    else
+      responses_.parse(streams[index(dir)], response_callbacks());
+    out_ = nullptr;
+  }
+
+  void on_close(std::array<conn::DataStream, 2>& streams, const ExchangeSink& out) override {
+    out_ = &out;
+    requests_.finish(streams[index(request_dir_)], request_callbacks());
+    Direction response_dir = request_dir_ == Direction::Send ? Direction::Recv : Direction::Send;
+    responses_.finish(streams[index(response_dir)], response_callbacks());
+    counters_.unmatched_requests += pending_.size();
+    pending_.clear();
+    out_ = nullptr;
+  }
+
+  bool active() const override { return !requests_.stopped() || !responses_.stopped(); }
+
+ private:
+  struct Pending {
+    uint64_t id;
+    Message request;
+    bool complete;
+  };
+
+  static int index(Direction d) { return static_cast<int>(d); }
+
+  ParserCallbacks request_callbacks() {
+    return {
+        [this](const Message& head) {
+          if (pending_.size() >= kMaxPendingRequests) {
+            pending_.pop_front();
+            ++counters_.unmatched_requests;
+          }
+          pending_.push_back({next_id_++, head, false});
+        },
+        [this](Message&& done) {
+          // The oldest request still being read is the one that just completed.
+          for (auto& p : pending_) {
+            if (!p.complete) {
+              p.request = std::move(done);
+              p.complete = true;
+              break;
+            }
+          }
+        },
+        nullptr,
+    };
+  }
+
+  ParserCallbacks response_callbacks() {
+    return {
+        nullptr,
+        [this](Message&& response) { on_response(std::move(response)); },
+        [this]() -> std::string_view { return pending_.empty() ? std::string_view() : pending_.front().request.method; },
+    };
+  }
+
+  void on_response(Message&& response) {
+    if (response.status >= 100 && response.status < 200 && response.status != 101)
+      return;  // informational (100 Continue): the final response follows
+    if (pending_.empty()) {
+      ++counters_.unmatched_responses;
+      return;
+    }
+    Pending answered = std::move(pending_.front());
+    pending_.pop_front();
+    bool tunnel = response.status == 101 ||
+                  (answered.request.method == "CONNECT" && response.status >= 200 && response.status < 300);
+    emit(std::move(answered.request), std::move(response));
+    if (tunnel) {  // the connection now carries another protocol
+      requests_.stop();
+      responses_.stop();
+    }
+  }
+
+  void emit(Message&& request, Message&& response) {
+    Exchange ex;
+    ex.protocol = "http1";
+    ex.side = request_dir_ == Direction::Send ? Role::Client : Role::Server;
+    ex.connection = connection_;
+    ex.request = request.timing;
+    ex.response = response.timing;
+    ex.http.method = std::move(request.method);
+    ex.http.target = std::move(request.target);
+    ex.http.version = std::move(request.version);
+    ex.http.status = response.status;
+    ex.http.request_headers = std::move(request.headers);
+    ex.http.response_headers = std::move(response.headers);
+    ex.http.response_end_inferred = response.end_inferred;
+    ++counters_.exchanges;
+    if (out_) (*out_)(std::move(ex));
+  }
+
+  std::shared_ptr<const ConnectionInfo> connection_;
+  Direction request_dir_;
+  ProtocolCounters& counters_;
+  MessageParser requests_;
+  MessageParser responses_;
+  std::deque<Pending> pending_;
+  uint64_t next_id_ = 0;
+  const ExchangeSink* out_ = nullptr;
+};
+
+}  // namespace
+
+Detection detect(std::span<const uint8_t> first_bytes) {
+  std::string_view text(reinterpret_cast<const char*>(first_bytes.data()), first_bytes.size());
+  size_t eol = text.find('\n');
+  if (eol == std::string_view::npos) {
+    // Wait for a whole start line, but not forever.
+    if (text.size() > 8192) return Detection::No;
+    constexpr std::string_view kResponse = "HTTP/1.";
+    size_t n = std::min(text.size(), kResponse.size());
+    if (text.substr(0, n) == kResponse.substr(0, n)) return Detection::NeedMore;
+    size_t sp = text.find(' ');
+    std::string_view method = text.substr(0, sp);
+    if (method.size() > 20) return Detection::No;
+    for (char c : method)
+      if (!(c >= 'A' && c <= 'Z') && c != '-' && c != '_') return Detection::No;
+    return Detection::NeedMore;
+  }
+  std::string_view line = text.substr(0, eol);
+  if (valid_start_line(line, MessageKind::Request, true)) return Detection::Requests;
+  if (valid_start_line(line, MessageKind::Response, false)) return Detection::Responses;
+  return Detection::No;
+}
+
+std::unique_ptr<ProtocolHandler> create_handler(std::shared_ptr<const ConnectionInfo> connection,
+                                                bool requests_sent, ProtocolCounters& counters) {
+  return std::make_unique<Http1Handler>(std::move(connection), requests_sent, counters);
+}
+
+}  // namespace weft::protocols::http1

@@ -1,0 +1,420 @@
+#include "protocols/http1/parser.h"
+
+#include <algorithm>
+#include <charconv>
+
+namespace weft::protocols::http1 {
+namespace {
+
+// Headers later stages use. Credentials (Authorization, Cookie) are deliberately absent.
+constexpr std::string_view kKeptHeaders[] = {
+    "host",        "user-agent",   "content-type", "content-length", "transfer-encoding",
+    "connection",  "upgrade",      "expect",       "traceparent",    "tracestate",
+    "b3",          "x-b3-traceid", "x-b3-spanid",  "x-b3-parentspanid", "x-b3-sampled",
+    "x-b3-flags",  "uber-trace-id"};
+
+// Methods accepted when hunting for a message start after garbage: a looser rule would find
+// "requests" inside bodies.
+constexpr std::string_view kKnownMethods[] = {
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+    "PROPFIND", "PROPPATCH", "MKCOL", "COPY", "MOVE", "LOCK", "UNLOCK", "REPORT", "SEARCH", "PURGE"};
+
+constexpr size_t kMaxMethodLength = 20;
+constexpr size_t kMaxChunkSizeLine = 1024;
+constexpr size_t kMaxStartLineWait = 16 * 1024;
+
+std::string_view as_text(std::span<const uint8_t> bytes) {
+  return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
+}
+
+bool is_token_char(char c) { return (c >= 'A' && c <= 'Z') || c == '-' || c == '_'; }
+
+std::string_view trim(std::string_view v) {
+  while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+  while (!v.empty() && (v.back() == ' ' || v.back() == '\t' || v.back() == '\r')) v.remove_suffix(1);
+  return v;
+}
+
+std::string lowercase(std::string_view v) {
+  std::string out(v);
+  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
+  return out;
+}
+
+bool kept(std::string_view name) {
+  return std::find(std::begin(kKeptHeaders), std::end(kKeptHeaders), name) != std::end(kKeptHeaders);
+}
+
+// Could these first bytes begin a message of this kind? Catches garbage without waiting for a
+// whole header section.
+bool plausible_prefix(std::string_view text, MessageKind kind) {
+  if (kind == MessageKind::Response) {
+    constexpr std::string_view kPrefix = "HTTP/1.";
+    size_t n = std::min(text.size(), kPrefix.size());
+    return text.substr(0, n) == kPrefix.substr(0, n);
+  }
+  for (size_t i = 0; i < text.size() && i <= kMaxMethodLength; ++i) {
+    if (text[i] == ' ') return i > 0;
+    if (!is_token_char(text[i])) return false;
+  }
+  return text.size() <= kMaxMethodLength;
+}
+
+// End of the header section (just past the empty line), or npos.
+size_t header_end(std::string_view text) {
+  size_t limit = std::min(text.size(), kMaxHeaderBytes);
+  for (size_t i = text.find('\n'); i != std::string_view::npos && i < limit; i = text.find('\n', i + 1)) {
+    if (i + 1 < text.size() && text[i + 1] == '\n') return i + 2;
+    if (i + 2 < text.size() && text[i + 1] == '\r' && text[i + 2] == '\n') return i + 3;
+  }
+  return std::string_view::npos;
+}
+
+bool parse_decimal(std::string_view v, uint64_t& out) {
+  v = trim(v);
+  if (v.empty()) return false;
+  auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
+  return ec == std::errc() && end == v.data() + v.size();
+}
+
+bool parse_hex(std::string_view v, uint64_t& out) {
+  v = trim(v.substr(0, v.find(';')));
+  if (v.empty() || v.size() > 15) return false;
+  auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), out, 16);
+  return ec == std::errc() && end == v.data() + v.size();
+}
+
+bool contains_token(std::string_view value, std::string_view token) {
+  return lowercase(value).find(token) != std::string::npos;
+}
+
+}  // namespace
+
+bool valid_start_line(std::string_view line, MessageKind kind, bool strict_method) {
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  if (kind == MessageKind::Response) {
+    if (line.size() < 12 || line.substr(0, 7) != "HTTP/1." || (line[7] != '0' && line[7] != '1') ||
+        line[8] != ' ')
+      return false;
+    for (size_t i = 9; i < 12; ++i)
+      if (line[i] < '0' || line[i] > '9') return false;
+    return line.size() == 12 || line[12] == ' ';
+  }
+  size_t sp1 = line.find(' ');
+  if (sp1 == 0 || sp1 == std::string_view::npos || sp1 > kMaxMethodLength) return false;
+  std::string_view method = line.substr(0, sp1);
+  if (!std::all_of(method.begin(), method.end(), is_token_char)) return false;
+  if (strict_method &&
+      std::find(std::begin(kKnownMethods), std::end(kKnownMethods), method) == std::end(kKnownMethods))
+    return false;
+  size_t sp2 = line.rfind(' ');
+  if (sp2 == sp1) return false;
+  std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);
+  std::string_view version = line.substr(sp2 + 1);
+  if (target.empty() || (version != "HTTP/1.1" && version != "HTTP/1.0")) return false;
+  return std::none_of(target.begin(), target.end(),
+                      [](char c) { return c == ' ' || static_cast<unsigned char>(c) < 0x21; });
+}
+
+void MessageParser::parse(conn::DataStream& s, const ParserCallbacks& cb) {
+  while (step(s, cb)) {
+  }
+}
+
+bool MessageParser::step(conn::DataStream& s, const ParserCallbacks& cb) {
+  switch (state_) {
+    case State::Start: return parse_head(s, cb);
+    case State::Body:
+    case State::ChunkData: return skip_body(s, cb);
+    case State::ChunkSize:
+    case State::ChunkEnd:
+    case State::Trailers: return chunk_step(s, cb);
+    case State::UntilClose:
+    case State::FramingLost:
+    case State::Resync: return resync(s, cb);
+    case State::Stopped: {
+      uint64_t n = s.readable().empty() ? s.skippable() : s.readable().size();
+      s.consume(n);
+      return n > 0;
+    }
+  }
+  return false;
+}
+
+void MessageParser::absorb(conn::DataStream& s, uint64_t n, bool body) {
+  s.consume(n);
+  if (!have_open_) return;
+  open_.timing.wire_bytes += n;
+  if (body) open_.timing.body_bytes += n;
+}
+
+void MessageParser::parse_error(conn::DataStream& s) {
+  ++counters_.parse_errors;
+  ++counters_.resyncs;
+  have_open_ = false;
+  state_ = State::Resync;
+  // Step past the offending line so the hunt for the next message starts after it.
+  std::string_view text = as_text(s.readable());
+  size_t nl = text.find('\n');
+  s.consume(nl == std::string_view::npos ? text.size() : nl + 1);
+}
+
+bool MessageParser::parse_head(conn::DataStream& s, const ParserCallbacks& cb) {
+  std::string_view text = as_text(s.readable());
+  if (text.empty()) {
+    uint64_t gap = s.skippable();
+    if (gap == 0) return false;
+    // Unknown bytes where a message should start: whatever follows may be mid-message.
+    counters_.skipped_bytes += gap;
+    ++counters_.resyncs;
+    s.consume(gap);
+    state_ = State::Resync;
+    return true;
+  }
+  if (!plausible_prefix(text, kind_)) {
+    parse_error(s);
+    return true;
+  }
+  size_t head_len = header_end(text);
+  bool truncated = false;
+  if (head_len == std::string_view::npos) {
+    if (text.size() >= kMaxHeaderBytes) {
+      parse_error(s);
+      return true;
+    }
+    if (s.missing_after_readable() == 0) return false;  // the rest of the headers is on its way
+    // The header section runs past the capture limit: keep what was captured.
+    truncated = true;
+    head_len = text.size();
+  }
+
+  std::string_view head = text.substr(0, head_len);
+  size_t eol = head.find('\n');
+  if (eol == std::string_view::npos || !valid_start_line(head.substr(0, eol), kind_, false)) {
+    parse_error(s);
+    return true;
+  }
+  Message m;
+  m.kind = kind_;
+  std::string_view start = trim(head.substr(0, eol));
+  if (kind_ == MessageKind::Request) {
+    size_t sp1 = start.find(' ');
+    size_t sp2 = start.rfind(' ');
+    m.method = start.substr(0, sp1);
+    m.target = start.substr(sp1 + 1, sp2 - sp1 - 1);
+    m.version = start.substr(sp2 + 6);
+  } else {
+    m.version = start.substr(5, 3);
+    m.status = (start[9] - '0') * 100 + (start[10] - '0') * 10 + (start[11] - '0');
+  }
+
+  bool bad_length = false;
+  std::string* last_kept = nullptr;
+  for (size_t pos = eol + 1; pos < head.size();) {
+    size_t end = head.find('\n', pos);
+    if (end == std::string_view::npos) break;  // a cut line of a truncated head
+    std::string_view line = head.substr(pos, end - pos);
+    pos = end + 1;
+    if (trim(line).empty() && (line.empty() || line == "\r")) break;
+    if (line.front() == ' ' || line.front() == '\t') {  // obsolete line folding
+      if (last_kept) *last_kept += " " + std::string(trim(line));
+      continue;
+    }
+    size_t colon = line.find(':');
+    last_kept = nullptr;
+    if (colon == std::string_view::npos || colon == 0) continue;  // tolerated, ignored
+    std::string name = lowercase(trim(line.substr(0, colon)));
+    std::string_view value = trim(line.substr(colon + 1));
+    if (name == "content-length") {
+      uint64_t length = 0;
+      if (!parse_decimal(value, length) || (m.content_length && *m.content_length != length))
+        bad_length = true;
+      m.content_length = length;
+    } else if (name == "transfer-encoding" && contains_token(value, "chunked")) {
+      m.chunked = true;
+    }
+    if (kept(name)) {
+      m.headers.emplace_back(std::move(name), std::string(value));
+      last_kept = &m.headers.back().second;
+    }
+  }
+  if (bad_length) {
+    parse_error(s);
+    return true;
+  }
+
+  conn::ByteOrigin first = s.origin_of(s.head());
+  m.timing.start_ns = first.mono_ns;
+  m.timing.start_tid = first.tid;
+  m.timing.tcp_seq = first.tcp_seq;
+  m.timing.stream_pos = s.head();
+  m.timing.truncated = truncated;
+  if (truncated) ++counters_.truncated_messages;
+  open_ = std::move(m);
+  have_open_ = true;
+  absorb(s, head_len, false);
+  if (cb.head) cb.head(open_);
+  if (truncated) {
+    state_ = State::FramingLost;  // the body starts somewhere in bytes weft never saw
+    return true;
+  }
+  begin_body(s, cb);
+  return true;
+}
+
+void MessageParser::begin_body(conn::DataStream& s, const ParserCallbacks& cb) {
+  bool stop_after = false;
+  bool no_body = false;
+  if (kind_ == MessageKind::Response) {
+    std::string_view method = cb.request_method ? cb.request_method() : std::string_view();
+    int status = open_.status;
+    no_body = method == "HEAD" || (status >= 100 && status < 200) || status == 204 || status == 304;
+    stop_after = status == 101 || (method == "CONNECT" && status >= 200 && status < 300);
+    if (!no_body && !stop_after && !open_.chunked && !open_.content_length) {
+      state_ = State::UntilClose;
+      return;
+    }
+  } else {
+    no_body = !open_.chunked && !open_.content_length;
+  }
+  if (stop_after || no_body || (!open_.chunked && *open_.content_length == 0)) {
+    complete(s, cb);
+    if (stop_after) state_ = State::Stopped;
+    return;
+  }
+  if (open_.chunked) {
+    state_ = State::ChunkSize;
+  } else {
+    remaining_ = *open_.content_length;
+    state_ = State::Body;
+  }
+}
+
+void MessageParser::complete(conn::DataStream& s, const ParserCallbacks& cb) {
+  conn::ByteOrigin last = s.origin_of(s.head() > 0 ? s.head() - 1 : 0);
+  open_.timing.end_ns = std::max(last.mono_ns, open_.timing.start_ns);
+  open_.timing.end_tid = last.tid;
+  have_open_ = false;
+  state_ = State::Start;
+  ++counters_.messages;
+  if (cb.complete) cb.complete(std::move(open_));
+}
+
+bool MessageParser::skip_body(conn::DataStream& s, const ParserCallbacks& cb) {
+  std::span<const uint8_t> r = s.readable();
+  uint64_t n = 0;
+  if (!r.empty()) {
+    n = std::min<uint64_t>(remaining_, r.size());
+  } else {
+    n = std::min(remaining_, s.skippable());
+    counters_.skipped_bytes += n;
+  }
+  if (n == 0) return false;
+  absorb(s, n, true);
+  remaining_ -= n;
+  if (remaining_ > 0) return true;
+  if (state_ == State::ChunkData) {
+    state_ = State::ChunkEnd;
+  } else {
+    complete(s, cb);
+  }
+  return true;
+}
+
+bool MessageParser::read_line(conn::DataStream& s, std::string_view& line, size_t& consumed) {
+  std::string_view text = as_text(s.readable());
+  size_t nl = text.find('\n');
+  if (nl == std::string_view::npos) return false;
+  line = trim(text.substr(0, nl));
+  consumed = nl + 1;
+  return true;
+}
+
+bool MessageParser::chunk_step(conn::DataStream& s, const ParserCallbacks& cb) {
+  std::string_view line;
+  size_t consumed = 0;
+  if (!read_line(s, line, consumed)) {
+    // Chunk framing needs the bytes themselves: once they are missing, the end of this
+    // message can only be found by finding the next one.
+    bool lost = s.readable().empty() ? s.skippable() > 0
+                                     : (s.readable().size() > kMaxChunkSizeLine || s.missing_after_readable() > 0);
+    if (lost) state_ = State::FramingLost;
+    return lost;
+  }
+  if (state_ == State::ChunkSize) {
+    uint64_t size = 0;
+    if (!parse_hex(line, size)) {
+      ++counters_.parse_errors;
+      state_ = State::FramingLost;
+      return true;
+    }
+    absorb(s, consumed, true);
+    if (size == 0) {
+      state_ = State::Trailers;
+    } else {
+      remaining_ = size;
+      state_ = State::ChunkData;
+    }
+    return true;
+  }
+  absorb(s, consumed, true);
+  if (state_ == State::ChunkEnd) {
+    state_ = State::ChunkSize;
+  } else if (line.empty()) {  // end of trailers
+    complete(s, cb);
+  }
+  return true;
+}
+
+// UntilClose, FramingLost and Resync all read ahead looking for the next message start; the
+// first two count what they pass as the open message's body, Resync discards it.
+bool MessageParser::resync(conn::DataStream& s, const ParserCallbacks& cb) {
+  std::string_view text = as_text(s.readable());
+  bool keep = state_ != State::Resync;
+  if (text.empty()) {
+    uint64_t gap = s.skippable();
+    if (gap == 0) return false;
+    counters_.skipped_bytes += gap;
+    absorb(s, gap, keep);
+    return true;
+  }
+  if (state_ == State::UntilClose) {  // nothing but the end of the connection ends it
+    absorb(s, text.size(), true);
+    return true;
+  }
+  // Candidates: the head (often a syscall boundary) and every line start.
+  for (size_t at = 0; at < text.size();) {
+    size_t eol = text.find('\n', at);
+    if (eol == std::string_view::npos) {
+      // An incomplete line: it might become a start line, unless it never can.
+      bool hopeless = text.size() - at > kMaxStartLineWait || s.missing_after_readable() > 0 ||
+                      !plausible_prefix(text.substr(at), kind_);
+      absorb(s, hopeless ? text.size() : at, keep);
+      return hopeless && !text.empty();
+    }
+    if (valid_start_line(text.substr(at, eol - at), kind_, true)) {
+      absorb(s, at, keep);
+      if (have_open_) {
+        open_.end_inferred = true;
+        complete(s, cb);
+      }
+      state_ = State::Start;
+      return true;
+    }
+    at = eol + 1;
+  }
+  absorb(s, text.size(), keep);
+  return true;
+}
+
+void MessageParser::finish(conn::DataStream& s, const ParserCallbacks& cb) {
+  s.settle();
+  parse(s, cb);
+  if (have_open_ && (state_ == State::UntilClose || state_ == State::FramingLost)) {
+    open_.end_inferred = true;
+    complete(s, cb);
+  }
+  have_open_ = false;
+}
+
+}  // namespace weft::protocols::http1

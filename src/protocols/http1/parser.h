@@ -1,0 +1,62 @@
+// Bytes of one direction -> HTTP/1 messages. Never throws on wire bytes: what is not HTTP is
+// counted as a parse error and skipped until the next plausible message start (a resync).
+// Bodies are skipped by their declared length, whether or not their bytes were captured.
+#pragma once
+
+#include <functional>
+#include <string_view>
+
+#include "conn/data_stream.h"
+#include "protocols/http1/message.h"
+#include "protocols/protocol.h"
+
+namespace weft::protocols::http1 {
+
+// Largest header section weft waits for; a longer one is a parse error.
+inline constexpr size_t kMaxHeaderBytes = 64 * 1024;
+
+struct ParserCallbacks {
+  std::function<void(const Message&)> head;  // start line and headers parsed
+  std::function<void(Message&&)> complete;   // the whole message seen
+  // Responses only: the method of the request the next response answers ("" if unknown).
+  std::function<std::string_view()> request_method;
+};
+
+class MessageParser {
+ public:
+  MessageParser(MessageKind kind, ProtocolCounters& counters) : kind_(kind), counters_(counters) {}
+
+  void parse(conn::DataStream& stream, const ParserCallbacks& cb);
+  // The stream ended: a body delimited by the end of the connection is complete now; a message
+  // cut short is dropped.
+  void finish(conn::DataStream& stream, const ParserCallbacks& cb);
+  // After an Upgrade or a CONNECT tunnel: the bytes are no longer HTTP.
+  void stop() { state_ = State::Stopped; }
+  bool stopped() const { return state_ == State::Stopped; }
+
+ private:
+  enum class State { Start, Body, ChunkSize, ChunkData, ChunkEnd, Trailers, UntilClose, FramingLost, Resync, Stopped };
+
+  bool step(conn::DataStream& s, const ParserCallbacks& cb);  // false: needs more bytes
+  bool parse_head(conn::DataStream& s, const ParserCallbacks& cb);
+  bool skip_body(conn::DataStream& s, const ParserCallbacks& cb);
+  bool read_line(conn::DataStream& s, std::string_view& line, size_t& consumed);
+  bool chunk_step(conn::DataStream& s, const ParserCallbacks& cb);
+  bool resync(conn::DataStream& s, const ParserCallbacks& cb);
+  void begin_body(conn::DataStream& s, const ParserCallbacks& cb);
+  void complete(conn::DataStream& s, const ParserCallbacks& cb);
+  void absorb(conn::DataStream& s, uint64_t n, bool body);  // consume n bytes into the open message
+  void parse_error(conn::DataStream& s);
+
+  MessageKind kind_;
+  ProtocolCounters& counters_;
+  State state_ = State::Start;
+  Message open_;          // the message being read
+  bool have_open_ = false;
+  uint64_t remaining_ = 0;  // body or chunk bytes still to skip
+};
+
+// Whether `line` (without its line ending) is a valid start line of the given kind.
+bool valid_start_line(std::string_view line, MessageKind kind, bool strict_method);
+
+}  // namespace weft::protocols::http1
