@@ -33,7 +33,7 @@ SRC
 }
 
 BUILD_PACKAGES=(build-essential cmake pkg-config clang-14 llvm-14 libelf-dev zlib1g-dev
-  libcli11-dev nlohmann-json3-dev doctest-dev)
+  libcli11-dev nlohmann-json3-dev doctest-dev libclang-rt-14-dev)
 BACKPORT_PACKAGES=(libbpf-dev bpftool)
 # Real peers and tools used by the end-to-end tests and benchmarks.
 TEST_PACKAGES=(nginx-light curl python3 iproute2 valgrind wrk)
