@@ -18,22 +18,24 @@ class Http1Handler : public ProtocolHandler {
         request_dir_(requests_sent ? Direction::Send : Direction::Recv),
         counters_(counters),
         requests_(MessageKind::Request, counters),
-        responses_(MessageKind::Response, counters) {}
+        responses_(MessageKind::Response, counters),
+        request_callbacks_(make_request_callbacks()),
+        response_callbacks_(make_response_callbacks()) {}
 
   void on_data(Direction dir, std::array<conn::DataStream, 2>& streams, const ExchangeSink& out) override {
     out_ = &out;
     if (dir == request_dir_)
-      requests_.parse(streams[index(dir)], request_callbacks());
+      requests_.parse(streams[index(dir)], request_callbacks_);
     else
-      responses_.parse(streams[index(dir)], response_callbacks());
+      responses_.parse(streams[index(dir)], response_callbacks_);
     out_ = nullptr;
   }
 
   void on_close(std::array<conn::DataStream, 2>& streams, const ExchangeSink& out) override {
     out_ = &out;
-    requests_.finish(streams[index(request_dir_)], request_callbacks());
+    requests_.finish(streams[index(request_dir_)], request_callbacks_);
     Direction response_dir = request_dir_ == Direction::Send ? Direction::Recv : Direction::Send;
-    responses_.finish(streams[index(response_dir)], response_callbacks());
+    responses_.finish(streams[index(response_dir)], response_callbacks_);
     counters_.unmatched_requests += pending_.size();
     pending_.clear();
     out_ = nullptr;
@@ -43,21 +45,20 @@ class Http1Handler : public ProtocolHandler {
 
  private:
   struct Pending {
-    uint64_t id;
-    Message request;
+    Message request;  // headers only until complete
     bool complete;
   };
 
   static int index(Direction d) { return static_cast<int>(d); }
 
-  ParserCallbacks request_callbacks() {
+  ParserCallbacks make_request_callbacks() {
     return {
         [this](const Message& head) {
           if (pending_.size() >= kMaxPendingRequests) {
             pending_.pop_front();
             ++counters_.unmatched_requests;
           }
-          pending_.push_back({next_id_++, head, false});
+          pending_.push_back({head, false});
         },
         [this](Message&& done) {
           // The oldest request still being read is the one that just completed.
@@ -73,7 +74,7 @@ class Http1Handler : public ProtocolHandler {
     };
   }
 
-  ParserCallbacks response_callbacks() {
+  ParserCallbacks make_response_callbacks() {
     return {
         nullptr,
         [this](Message&& response) { on_response(std::move(response)); },
@@ -122,8 +123,10 @@ class Http1Handler : public ProtocolHandler {
   ProtocolCounters& counters_;
   MessageParser requests_;
   MessageParser responses_;
+  // Built once: they capture `this` and would otherwise be rebuilt for every event.
+  ParserCallbacks request_callbacks_;
+  ParserCallbacks response_callbacks_;
   std::deque<Pending> pending_;
-  uint64_t next_id_ = 0;
   const ExchangeSink* out_ = nullptr;
 };
 
