@@ -27,7 +27,9 @@ struct Endpoint {
 // Executable and command of a process, resolved once per pid.
 struct ProcessInfo {
   uint32_t pid = 0;
-  std::string exe;  // empty when the process was gone before weft looked
+  std::string exe;           // empty when the process was gone before weft looked
+  std::string service_name;  // OTEL_SERVICE_NAME from the process's environment, if set
+  std::string command_line;  // arguments joined by spaces (exported only when asked for)
 };
 
 struct Event {

@@ -54,8 +54,9 @@ void RecordWriter::put(uint32_t type, const void* a, uint32_t a_len, const void*
 
 void RecordWriter::write(const Event& event) {
   if (event.process && pids_written_.insert(event.pid).second) {
-    const std::string& exe = event.process->exe;
-    put(kProcessRecord, &event.pid, sizeof(event.pid), exe.data(), static_cast<uint32_t>(exe.size()));
+    const ProcessInfo& p = *event.process;
+    std::string fields = p.exe + '\0' + p.service_name + '\0' + p.command_line;
+    put(kProcessRecord, &event.pid, sizeof(event.pid), fields.data(), static_cast<uint32_t>(fields.size()));
   }
   std::vector<uint8_t> raw = encode_event(event);
   put(kEventRecord, raw.data(), static_cast<uint32_t>(raw.size()));
@@ -130,7 +131,15 @@ bool RecordReader::poll(std::chrono::milliseconds, const EventSink& sink) {
     if (head[0] == kProcessRecord && body.size() >= 4) {
       auto info = std::make_shared<ProcessInfo>();
       std::memcpy(&info->pid, body.data(), 4);
-      info->exe.assign(body.begin() + 4, body.end());
+      // exe, then (from later writers) NUL-separated service name and command line.
+      std::string fields(body.begin() + 4, body.end());
+      size_t a = fields.find('\0');
+      info->exe = fields.substr(0, a);
+      if (a != std::string::npos) {
+        size_t b = fields.find('\0', a + 1);
+        info->service_name = fields.substr(a + 1, b == std::string::npos ? std::string::npos : b - a - 1);
+        if (b != std::string::npos) info->command_line = fields.substr(b + 1);
+      }
       processes_.remember(std::move(info), "");
     } else if (head[0] == kLossRecord && body.size() == sizeof(stats_.kernel)) {
       std::memcpy(stats_.kernel.data(), body.data(), body.size());
