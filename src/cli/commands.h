@@ -6,6 +6,8 @@
 
 #include "capture/kernel_capture.h"
 #include "conn/connection_tracker.h"
+#include "trace/span_builder.h"
+#include "trace/stitcher.h"
 #include "weft/event.h"
 
 namespace weft::cli {
@@ -44,7 +46,20 @@ struct ExchangesOptions {
   conn::TrackerConfig tracker;
 };
 
+struct RunOptions {
+  std::string exporter = "console";  // console, otlp-file
+  std::string output_path;
+  double duration_s = 0;
+  std::string replay_path;
+  capture::CaptureConfig capture;
+  conn::TrackerConfig tracker;
+  trace::SpanOptions spans;
+  trace::StitchConfig stitch;
+};
+std::string validate(const RunOptions& options);
+
 int run_events(const EventsOptions& options);
+int run_traces(const RunOptions& options);
 int run_exchanges(const ExchangesOptions& options);
 int run_record(const RecordOptions& options);
 int run_doctor(const capture::CaptureConfig& capture);

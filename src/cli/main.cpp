@@ -49,6 +49,27 @@ int main(int argc, char** argv) {
   events_cmd->add_option("--replay", events.replay_path, "Read events from a `weft record` file");
   add_capture_options(*events_cmd, events.capture);
 
+  weft::cli::RunOptions run;
+  double wait_s = static_cast<double>(run.stitch.wait_ns) / 1e9;
+  double slow_ms = 0;
+  bool no_keep_errors = false;
+  auto* run_cmd = app.add_subcommand("run", "Trace: spans and traces from every TCP conversation (weft's main job)");
+  run_cmd->add_option("--exporter", run.exporter, "console (trees for people) or otlp-file (OTLP/JSON lines)")
+      ->capture_default_str();
+  run_cmd->add_option("-o,--output", run.output_path, "File for --exporter otlp-file (appended to)");
+  run_cmd->add_option("--duration", run.duration_s, "Stop after this many seconds, flushing everything")
+      ->check(CLI::NonNegativeNumber);
+  run_cmd->add_option("--replay", run.replay_path, "Read events from a `weft record` file");
+  run_cmd->add_option("--trace-wait", wait_s, "Seconds a span waits for late evidence before its trace leaves")
+      ->check(CLI::Range(0.0, 3600.0))
+      ->capture_default_str();
+  run_cmd->add_option("--keep-slower-than", slow_ms, "Always keep traces with a span at least this slow (ms)")
+      ->check(CLI::NonNegativeNumber);
+  run_cmd->add_flag("--no-keep-errors", no_keep_errors, "Let the sampler drop traces with errors too");
+  run_cmd->add_flag("--query-values", run.spans.query_values, "Export url.query values (redacted by default)");
+  run_cmd->add_flag("--command-line", run.spans.command_line, "Export process.command_line in resources");
+  add_capture_options(*run_cmd, run.capture);
+
   weft::cli::ExchangesOptions exchanges;
   uint32_t ex_pid = 0;
   uint16_t ex_port = 0;
@@ -105,6 +126,18 @@ int main(int argc, char** argv) {
       return weft::cli::kExitUsage;
     }
     return weft::cli::run_events(events);
+  }
+  if (*run_cmd) {
+    run.stitch.wait_ns = static_cast<uint64_t>(wait_s * 1e9);
+    run.stitch.sampler.keep_slower_than_ns = static_cast<uint64_t>(slow_ms * 1e6);
+    run.stitch.sampler.keep_errors = !no_keep_errors;
+    std::string bad = weft::trace::sampler_from_environment(run.stitch.sampler);
+    if (bad.empty()) bad = weft::cli::validate(run);
+    if (!bad.empty()) {
+      std::fprintf(stderr, "weft: %s\n", bad.c_str());
+      return weft::cli::kExitUsage;
+    }
+    return weft::cli::run_traces(run);
   }
   if (*exchanges_cmd) {
     if (*ex_pid_opt) exchanges.filter.pid = ex_pid;

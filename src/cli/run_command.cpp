@@ -1,0 +1,102 @@
+// `weft run`: weft's main job. Kernel events -> connections -> exchanges -> spans -> traces
+// -> an exporter.
+#include <cstdio>
+
+#include "cli/commands.h"
+#include "cli/pipeline.h"
+#include "conn/connection_tracker.h"
+#include "export/console_exporter.h"
+#include "export/otlp_json.h"
+#include "trace/span_builder.h"
+#include "trace/stitcher.h"
+
+namespace weft::cli {
+namespace {
+
+std::unique_ptr<exporter::TraceExporter> make_exporter(const RunOptions& o, std::string* error) {
+  if (o.exporter == "console") return std::make_unique<exporter::ConsoleExporter>(stdout);
+  if (o.exporter == "otlp-file") {
+    if (o.output_path.empty()) {
+      *error = "--exporter otlp-file needs --output PATH";
+      return nullptr;
+    }
+    return exporter::OtlpFileExporter::open(o.output_path, error);
+  }
+  *error = "unknown exporter '" + o.exporter + "' (console, otlp-file)";
+  return nullptr;
+}
+
+void print_summary(const trace::StitchCounters& s, const conn::ConnectionTracker& tracker) {
+  std::fprintf(stderr,
+               "weft run: %llu spans, %llu traces exported, %llu traces sampled out; links: same-node=%llu "
+               "wire=%llu inferred=%llu; ambiguous=%llu deferred-client-spans=%llu conflicts=%llu "
+               "forced-early=%llu\n",
+               (unsigned long long)s.spans, (unsigned long long)s.traces_exported,
+               (unsigned long long)s.traces_sampled_out, (unsigned long long)s.linked_same_node,
+               (unsigned long long)s.linked_wire, (unsigned long long)s.linked_inferred,
+               (unsigned long long)s.ambiguous_inference, (unsigned long long)s.client_spans_deferred,
+               (unsigned long long)s.conflicts, (unsigned long long)s.forced_early);
+  const auto& t = tracker.counters();
+  const auto& p = tracker.protocol_counters();
+  uint64_t parse_errors = 0, unmatched = 0;
+  for (const auto& c : p) {
+    parse_errors += c.parse_errors;
+    unmatched += c.unmatched_requests + c.unmatched_responses;
+  }
+  std::fprintf(stderr,
+               "weft run: connections: %llu tracked, %llu undetected, %llu evicted; parse_errors=%llu "
+               "unmatched=%llu\n",
+               (unsigned long long)t.connections, (unsigned long long)t.undetected, (unsigned long long)t.evicted,
+               (unsigned long long)parse_errors, (unsigned long long)unmatched);
+}
+
+}  // namespace
+
+std::string validate(const RunOptions& o) {
+  if (o.exporter != "console" && o.exporter != "otlp-file")
+    return "unknown exporter '" + o.exporter + "' (console, otlp-file)";
+  if (o.exporter == "otlp-file" && o.output_path.empty()) return "--exporter otlp-file needs --output PATH";
+  if (std::string bad = trace::validate(o.stitch.sampler); !bad.empty()) return bad;
+  return capture::validate(o.capture);
+}
+
+int run_traces(const RunOptions& options) {
+  std::string error;
+  auto out = make_exporter(options, &error);
+  if (!out) {
+    std::fprintf(stderr, "weft: %s\n", error.c_str());
+    return kExitUsage;
+  }
+  OpenedSource opened = open_source(options.replay_path, options.capture, "run");
+  if (!opened.source) return opened.exit_code;
+  int64_t wall_offset = opened.source->wall_offset_ns();
+  capture::EventStream stream(std::move(opened.source));
+
+  trace::Stitcher stitcher(options.stitch, [&](trace::Trace&& t) { out->export_trace(t); });
+  trace::SpanBuilder spans(options.spans);
+  uint64_t now_wall = 0;
+  conn::ConnectionTracker tracker(options.tracker, [&](Exchange&& ex) {
+    stitcher.add(spans.build(std::make_shared<const Exchange>(std::move(ex))), now_wall);
+  }, wall_offset);
+
+  pump(
+      stream, options.duration_s,
+      [&](Event&& e) {
+        now_wall = std::max(now_wall, e.mono_ns + wall_offset);
+        tracker.on_event(e);
+      },
+      [&](uint64_t now_mono) {
+        now_wall = std::max(now_wall, now_mono + wall_offset);
+        tracker.expire_idle(now_mono);
+        stitcher.flush_ready(now_wall);
+        out->flush();
+      });
+  tracker.close_all();
+  stitcher.flush_all();
+  out->flush();
+  print_summary(stitcher.counters(), tracker);
+  print_loss_summary("run", stream.source_stats(), stream.stream_stats());
+  return finish_source(opened);
+}
+
+}  // namespace weft::cli

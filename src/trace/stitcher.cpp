@@ -1,0 +1,228 @@
+#include "trace/stitcher.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace weft::trace {
+namespace {
+
+// The same request bytes seen from either end: client endpoint, server endpoint, TCP
+// sequence number of the request's first byte.
+std::string bytes_key(const Endpoint& client, const Endpoint& server, uint32_t seq) {
+  std::string key(16 + 2 + 16 + 2 + 4, '\0');
+  char* p = key.data();
+  std::memcpy(p, client.addr.data(), 16);
+  std::memcpy(p + 16, &client.port, 2);
+  std::memcpy(p + 18, server.addr.data(), 16);
+  std::memcpy(p + 34, &server.port, 2);
+  std::memcpy(p + 36, &seq, 4);
+  return key;
+}
+
+void erase_value(std::vector<uint64_t>& v, uint64_t x) { v.erase(std::remove(v.begin(), v.end(), x), v.end()); }
+
+}  // namespace
+
+Stitcher::Stitcher(StitchConfig config, TraceSink sink)
+    : config_(std::move(config)), sink_(std::move(sink)), rng_(std::random_device{}()) {}
+
+TraceId Stitcher::new_trace_id() {
+  TraceId id{};
+  do {
+    uint64_t a = rng_(), b = rng_();
+    std::memcpy(id.data(), &a, 8);
+    std::memcpy(id.data() + 8, &b, 8);
+  } while (is_zero(id.data(), id.size()));
+  return id;
+}
+
+SpanId Stitcher::new_span_id() {
+  SpanId id{};
+  do {
+    uint64_t a = rng_();
+    std::memcpy(id.data(), &a, 8);
+  } while (is_zero(id.data(), id.size()));
+  return id;
+}
+
+void Stitcher::link(uint64_t child, uint64_t parent) {
+  nodes_[child].parent = parent;
+  nodes_[parent].children.push_back(child);
+}
+
+void Stitcher::add(Span&& span, uint64_t now_ns) {
+  ++counters_.spans;
+  const Exchange& ex = *span.exchange;
+  const ConnectionInfo& c = *ex.connection;
+  bool client = span.kind == SpanKind::Client;
+  if (client && span.wire) {
+    // The request already carries context: the span its header names is this call in the
+    // trace (an instrumented caller, or a proxy forwarding it). A second span for the same
+    // call would either duplicate it or break the tree the wire describes.
+    ++counters_.client_spans_deferred;
+    return;
+  }
+
+  uint64_t id = next_id_++;
+  Node& node = nodes_[id];
+  node.span = std::move(span);
+  node.span.span_id = new_span_id();
+  node.ready_at = now_ns + config_.wait_ns;
+  by_arrival_.push_back(id);
+
+  if (client) {
+    node.same_node_key = bytes_key(c.local, c.remote, ex.request.tcp_seq);
+    clients_by_bytes_[node.same_node_key] = id;
+    auto server = servers_by_bytes_.find(node.same_node_key);
+    if (server != servers_by_bytes_.end() && nodes_[server->second].parent == 0 && !nodes_[server->second].resolved) {
+      link(server->second, id);
+      ++counters_.linked_same_node;
+    }
+  } else {
+    node.same_node_key = bytes_key(c.remote, c.local, ex.request.tcp_seq);
+    servers_by_bytes_[node.same_node_key] = id;
+    auto peer = clients_by_bytes_.find(node.same_node_key);
+    if (peer != clients_by_bytes_.end()) {
+      link(id, peer->second);
+      ++counters_.linked_same_node;
+    }
+    // Thread-per-request: one thread read the request and wrote the response.
+    if (ex.request.end_tid != 0 && ex.request.end_tid == ex.response.start_tid) {
+      node.thread_key = static_cast<uint64_t>(c.pid) << 32 | ex.request.end_tid;
+      servers_by_thread_[node.thread_key].push_back(id);
+    }
+  }
+
+  while (nodes_.size() > config_.max_pending_spans && !by_arrival_.empty()) {
+    uint64_t oldest = by_arrival_.front();
+    by_arrival_.pop_front();
+    if (!nodes_.contains(oldest)) continue;
+    ++counters_.forced_early;
+    resolve(oldest);
+    try_flush_from(oldest);
+  }
+}
+
+// The server span on the client call's thread whose lifetime holds the call's start.
+void Stitcher::infer_parent(uint64_t id, Node& client) {
+  const Exchange& ex = *client.span.exchange;
+  uint64_t key = static_cast<uint64_t>(ex.connection->pid) << 32 | ex.request.start_tid;
+  auto it = servers_by_thread_.find(key);
+  if (it == servers_by_thread_.end()) return;
+  uint64_t found = 0;
+  int candidates = 0;
+  for (uint64_t sid : it->second) {
+    const Exchange& s = *nodes_[sid].span.exchange;
+    if (s.request.start_ns <= ex.request.start_ns && ex.request.start_ns <= s.response.start_ns) {
+      found = sid;
+      ++candidates;
+    }
+  }
+  if (candidates == 1) {
+    link(id, found);
+    ++counters_.linked_inferred;
+  } else if (candidates > 1) {
+    ++counters_.ambiguous_inference;
+  }
+}
+
+void Stitcher::resolve(uint64_t id) {
+  Node& node = nodes_[id];
+  if (node.resolved) return;
+  node.resolved = true;
+  if (node.span.kind == SpanKind::Client) {
+    if (node.parent == 0) infer_parent(id, node);
+  } else if (node.span.wire && node.parent == 0) {
+    ++counters_.linked_wire;
+  }
+}
+
+bool Stitcher::subtree_resolved(uint64_t id) const {
+  const Node& node = nodes_.at(id);
+  if (!node.resolved) return false;
+  return std::all_of(node.children.begin(), node.children.end(), [this](uint64_t c) { return subtree_resolved(c); });
+}
+
+void Stitcher::try_flush_from(uint64_t id) {
+  if (!nodes_.contains(id)) return;
+  uint64_t root = id;
+  while (nodes_[root].parent != 0) root = nodes_[root].parent;
+  if (subtree_resolved(root)) emit(root);
+}
+
+void Stitcher::flush_ready(uint64_t now_ns) {
+  while (!by_arrival_.empty()) {
+    uint64_t id = by_arrival_.front();
+    auto it = nodes_.find(id);
+    if (it != nodes_.end() && it->second.ready_at > now_ns) return;
+    by_arrival_.pop_front();
+    if (it == nodes_.end()) continue;
+    resolve(id);
+    try_flush_from(id);
+  }
+}
+
+void Stitcher::flush_all() { flush_ready(UINT64_MAX); }
+
+void Stitcher::emit(uint64_t root_id) {
+  // Depth-first from the root: ids, parents and the trace id flow down.
+  std::vector<uint64_t> order{root_id};
+  for (size_t i = 0; i < order.size(); ++i)
+    for (uint64_t c : nodes_[order[i]].children) order.push_back(c);
+
+  Span& root = nodes_[root_id].span;
+  if (root.wire) {
+    root.trace_id = root.wire->trace_id;
+    root.parent_span_id = root.wire->span_id;
+    root.tracestate = root.wire->tracestate;
+  } else {
+    root.trace_id = new_trace_id();
+  }
+  bool any_error = false;
+  uint64_t slowest = 0;
+  for (uint64_t id : order) {
+    Node& n = nodes_[id];
+    if (n.parent) {
+      const Span& parent = nodes_[n.parent].span;
+      n.span.trace_id = parent.trace_id;
+      n.span.parent_span_id = parent.span_id;
+      n.span.tracestate = parent.tracestate;
+      // Same-node evidence outranks a header naming another trace; the header loses.
+      if (n.span.wire && n.span.wire->trace_id != n.span.trace_id) ++counters_.conflicts;
+    }
+    any_error |= n.span.status == StatusCode::Error;
+    slowest = std::max(slowest, n.span.end_ns - n.span.start_ns);
+  }
+  SampleDecision decision = decide(config_.sampler, root, any_error, slowest);
+  Trace trace;
+  if (decision.keep) trace.spans.reserve(order.size());
+  for (uint64_t id : order) {
+    if (decision.keep) trace.spans.push_back(std::move(nodes_[id].span));
+    forget(id);
+  }
+  if (!decision.keep) {
+    ++counters_.traces_sampled_out;
+    counters_.spans_sampled_out += order.size();
+    return;
+  }
+  ++counters_.traces_exported;
+  sink_(std::move(trace));
+}
+
+void Stitcher::forget(uint64_t id) {
+  auto it = nodes_.find(id);
+  if (it == nodes_.end()) return;
+  Node& n = it->second;
+  auto& index = n.span.kind == SpanKind::Client ? clients_by_bytes_ : servers_by_bytes_;
+  if (auto k = index.find(n.same_node_key); k != index.end() && k->second == id) index.erase(k);
+  if (n.thread_key) {
+    auto t = servers_by_thread_.find(n.thread_key);
+    if (t != servers_by_thread_.end()) {
+      erase_value(t->second, id);
+      if (t->second.empty()) servers_by_thread_.erase(t);
+    }
+  }
+  nodes_.erase(it);
+}
+
+}  // namespace weft::trace

@@ -1,0 +1,98 @@
+// Spans -> traces. Parent links come from evidence, strongest first:
+//  1. same node: a client span of one process and the server span of another for the same
+//     bytes (reversed 4-tuple, same TCP sequence number of the request's first byte): the
+//     server span is the client span's child;
+//  2. the wire: a server span whose request carried trace context joins that trace under the
+//     span the header names;
+//  3. inference: a client call started on the thread serving a request, inside that request's
+//     lifetime, is that server span's child (thread-per-request servers). When several server
+//     spans on that thread could hold it (event loops), the link is left out and counted.
+// Spans wait `wait_ns` for late evidence; a trace leaves when all its spans have waited.
+#pragma once
+
+#include <deque>
+#include <functional>
+#include <random>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "trace/sampler.h"
+#include "trace/span.h"
+
+namespace weft::trace {
+
+struct StitchConfig {
+  uint64_t wait_ns = 2'000'000'000;
+  size_t max_pending_spans = 200'000;  // beyond this the oldest spans are resolved early
+  SamplerConfig sampler;
+};
+
+struct StitchCounters {
+  uint64_t spans = 0;
+  uint64_t traces_exported = 0;
+  uint64_t traces_sampled_out = 0;
+  uint64_t spans_sampled_out = 0;
+  uint64_t linked_same_node = 0;
+  uint64_t linked_wire = 0;
+  uint64_t linked_inferred = 0;
+  uint64_t ambiguous_inference = 0;  // a client call on a thread serving several requests
+  uint64_t client_spans_deferred = 0;  // the request carried context: the caller's span stands for it
+  uint64_t conflicts = 0;            // wire context disagreeing with stronger evidence
+  uint64_t forced_early = 0;         // resolved before their wait to stay within max_pending_spans
+};
+
+struct Trace {
+  std::vector<Span> spans;  // root first, then depth-first
+};
+
+using TraceSink = std::function<void(Trace&&)>;
+
+class Stitcher {
+ public:
+  Stitcher(StitchConfig config, TraceSink sink);
+
+  // `now_ns`: the pipeline's current wall time (kernel time converted), not the span's.
+  void add(Span&& span, uint64_t now_ns);
+  // Resolves spans that have waited long enough and sends out complete traces.
+  void flush_ready(uint64_t now_ns);
+  // Resolves and sends everything (shutdown, end of a recording).
+  void flush_all();
+
+  const StitchCounters& counters() const { return counters_; }
+  size_t pending() const { return nodes_.size(); }
+
+ private:
+  struct Node {
+    Span span;
+    uint64_t ready_at = 0;
+    bool resolved = false;
+    uint64_t parent = 0;  // node id, 0: none inside weft
+    std::vector<uint64_t> children;
+    std::string same_node_key;
+    uint64_t thread_key = 0;  // server spans of thread-per-request servers: pid << 32 | tid
+  };
+
+  void link(uint64_t child, uint64_t parent);
+  void resolve(uint64_t id);
+  void infer_parent(uint64_t id, Node& client);
+  void try_flush_from(uint64_t id);
+  bool subtree_resolved(uint64_t id) const;
+  void emit(uint64_t root);
+  void forget(uint64_t id);
+  TraceId new_trace_id();
+  SpanId new_span_id();
+
+  StitchConfig config_;
+  TraceSink sink_;
+  std::mt19937_64 rng_;
+  uint64_t next_id_ = 1;
+  std::unordered_map<uint64_t, Node> nodes_;
+  std::deque<uint64_t> by_arrival_;
+  std::unordered_map<std::string, uint64_t> clients_by_bytes_;
+  std::unordered_map<std::string, uint64_t> servers_by_bytes_;
+  std::unordered_map<uint64_t, std::vector<uint64_t>> servers_by_thread_;
+  StitchCounters counters_;
+};
+
+}  // namespace weft::trace
