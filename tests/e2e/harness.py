@@ -16,7 +16,6 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections import defaultdict
 
 WEFT = "weft"  # set by run.py from --weft
 
@@ -261,10 +260,15 @@ class Weft:
             if self.proc.poll() is not None:
                 self._reader.join(2)
                 raise TestFailure(f"{' '.join(self.args)} exited with {self.proc.returncode} before capturing; "
-                                  f"stderr: {self.stderr_lines}")
+                                  f"stderr ends with: {self.stderr_tail()}")
             if time.monotonic() > deadline:
-                raise TestFailure(f"weft did not print 'capturing' within {timeout}s; stderr: {self.stderr_lines}")
+                raise TestFailure(f"weft did not print 'capturing' within {timeout}s; stderr ends with: "
+                                  f"{self.stderr_tail()}")
         return self
+
+    def stderr_tail(self, lines=6, width=300):
+        with self._lock:
+            return [line[:width] for line in self.stderr_lines[-lines:]]
 
     def stop(self, sig=signal.SIGINT, timeout=5.0):
         """Sends `sig`, waits for the exit; returns the exit code (negative: killed by a signal)."""
@@ -290,7 +294,8 @@ class Weft:
         return self.returncode
 
     def expect_clean_exit(self):
-        check(self.returncode == 0, f"weft exited with {self.returncode}, expected 0; stderr: {self.stderr_lines}")
+        check(self.returncode == 0, f"weft exited with {self.returncode}, expected 0; stderr ends with: "
+                                    f"{self.stderr_tail()}")
 
     def stdout_bytes(self):
         self._out.flush()
@@ -352,6 +357,8 @@ def check_schema(events):
 
 def short(e):
     """An event without its payload, for messages."""
+    if isinstance(e, tuple):  # (first event, chunks) from syscalls()
+        e = e[0]
     d = {k: v for k, v in e.items() if k not in ("data", "time", "exe")}
     if "data" in e:
         d["data[:40]"] = payload(e)[:40]
@@ -398,16 +405,23 @@ def check_contiguous(events, cookie, direction, start=0, what=""):
     total bytes moved."""
     label = f"{what} cookie {cookie} {direction}"
     pos = start
+    seq_bases = set()
     for first, chunks in syscalls(events, cookie, direction):
         check(first["stream_pos"] is not None, f"{label}: data event without a position: {short(first)}")
         eq(first["stream_pos"], pos, f"{label}: stream_pos of the syscall after {pos - start} bytes")
         eq(first["gap_before"], 0, f"{label}: gap_before at position {pos}")
         offset = 0
         for c in chunks:
+            if direction == "send":  # tcp_seq of sent bytes: write_seq based, one ISN per stream
+                seq_bases.add((c["tcp_seq"] - c["stream_pos"]) % (1 << 32))
+            if c is not first:
+                eq(c["gap_before"], 0, f"{label}: gap_before of a later chunk of the syscall at {pos}")
             eq(c["chunk_offset"], offset, f"{label}: chunk_offset in the syscall at {pos}")
             eq(c["bytes"], first["bytes"], f"{label}: bytes of a later chunk of the syscall at {pos}")
             offset += c["captured"]
         pos += first["bytes"]
+    check(len(seq_bases) <= 1, f"{label}: tcp_seq - stream_pos is not constant over the stream "
+                               f"({len(seq_bases)} different values)")
     return pos - start
 
 
@@ -439,3 +453,18 @@ def describe(events, limit=30):
         lines.append(f"{e['kind']} cookie={e['cookie']} pid={e['pid']} {e['comm']} role={e['role']} "
                      f"{tuple_of(e)}{extra}")
     return "\n    ".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# Registry
+
+
+CASES = []  # (name, function, timeout seconds), in the order the tests are defined
+
+
+def case(timeout=60):
+    """Registers a test: a function taking a Context, raising TestFailure when a check fails."""
+    def register(fn):
+        CASES.append((fn.__name__, fn, timeout))
+        return fn
+    return register

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from harness import TestFailure, check, children_of, read_comm, run, wait_listening, wait_until
+from harness import TestFailure, children_of, read_comm, stop_process, wait_listening, wait_until
 
 PYTHON = sys.executable
 NGINX = "/usr/sbin/nginx"
@@ -77,6 +77,17 @@ class Nginx:
         except TestFailure as e:
             raise TestFailure(f"{e}; nginx error log: {self.error_log()}")
         self.master = self.proc.pid
+        ctx.on_cleanup(self.stop)
+
+    def stop(self):
+        """Stops the master (SIGTERM, then SIGKILL), then any worker it left behind, by pid."""
+        stop_process(self.proc, signal.SIGTERM)
+        for pid in self.workers:
+            try:
+                if read_comm(pid) == "nginx":
+                    os.kill(pid, signal.SIGKILL)
+            except (OSError, ValueError):
+                pass  # already gone
 
     def error_log(self):
         try:
@@ -139,3 +150,103 @@ def peer_stderr(proc):
 def tell(proc, line):
     proc.stdin.write((line + "\n").encode())
     proc.stdin.flush()
+
+
+# A TCP server driven line by line on stdin, so a test knows exactly which syscall moves which
+# bytes. Each command prints one line: the bytes moved, in hex (or the accepted fd).
+#   accept | read N | recv N | recvall N | recvmsg N1 N2.. | readv N1 N2.. | write HEX | send HEX
+#   | sendmsg HEX|- .. | writev HEX .. | eof | close       ('-' is an empty buffer)
+SOCKET_PEER = r'''
+import os, socket, sys
+family = socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET
+ls = socket.socket(family, socket.SOCK_STREAM)
+ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ls.bind((sys.argv[1], int(sys.argv[2])))
+ls.listen(8)
+print("listening", flush=True)
+conn = None
+def unhex(a):
+    return b"" if a == "-" else bytes.fromhex(a)
+for line in sys.stdin:
+    cmd, *args = line.split()
+    if cmd == "accept":
+        conn, _ = ls.accept()
+        print(conn.fileno(), flush=True)
+        continue
+    fd = conn.fileno()
+    data = b""
+    if cmd == "read":
+        data = os.read(fd, int(args[0]))
+    elif cmd == "recv":
+        data = conn.recv(int(args[0]))
+    elif cmd == "recvall":
+        want = int(args[0])
+        while len(data) < want:
+            more = conn.recv(want - len(data))
+            if not more:
+                break
+            data += more
+    elif cmd == "recvmsg":
+        bufs = [bytearray(int(a)) for a in args]
+        n = conn.recvmsg_into(bufs)[0]
+        data = b"".join(bufs)[:n]
+    elif cmd == "readv":
+        bufs = [bytearray(int(a)) for a in args]
+        n = os.readv(fd, bufs)
+        data = b"".join(bufs)[:n]
+    elif cmd == "write":
+        data = unhex(args[0])
+        assert os.write(fd, data) == len(data)
+    elif cmd == "send":
+        data = unhex(args[0])
+        assert conn.send(data) == len(data)
+    elif cmd == "sendmsg":
+        parts = [unhex(a) for a in args]
+        data = b"".join(parts)
+        assert conn.sendmsg(parts) == len(data)
+    elif cmd == "writev":
+        parts = [unhex(a) for a in args]
+        data = b"".join(parts)
+        assert os.writev(fd, parts) == len(data)
+    elif cmd == "eof":
+        data = conn.recv(1)
+        data = b"EOF" if not data else b"NOT-EOF:" + data
+    elif cmd == "close":
+        conn.close()
+        conn = None
+    print(data.hex() or "-", flush=True)
+'''
+
+
+class SocketPeer:
+    """SOCKET_PEER on addr:port, in its own process."""
+
+    def __init__(self, ctx, port, addr="127.0.0.1", label="socket-peer"):
+        self.port = port
+        self.proc = python_peer(ctx, SOCKET_PEER, addr, port, label=label)
+        first = read_line(self.proc, what="'listening'")
+        if first != "listening":
+            raise TestFailure(f"socket peer said {first!r}; stderr: {peer_stderr(self.proc)}")
+        self.pid = self.proc.pid
+        self.comm = read_comm(self.pid)
+
+    def start(self, *words):
+        """Sends a command without waiting for its result (for reads that block). Words are
+        strings, numbers or bytes (sent as hex)."""
+        def word(w):
+            if isinstance(w, bytes):
+                return w.hex() or "-"
+            return str(w)
+        tell(self.proc, " ".join(word(w) for w in words))
+
+    def result(self, what="a result", timeout=10.0):
+        """The bytes the last command moved."""
+        line = read_line(self.proc, timeout=timeout, what=what)
+        return b"" if line == "-" else bytes.fromhex(line)
+
+    def do(self, *words, timeout=10.0):
+        """Runs one command; returns the bytes it moved (the fd, for accept)."""
+        self.start(*words)
+        if words[0] == "accept":
+            return int(read_line(self.proc, timeout=timeout, what="the accepted fd"))
+        return self.result(f"the result of {words[0]}", timeout)
