@@ -60,17 +60,18 @@ static __always_inline struct weft_conn_state *conn_state(__u64 cookie)
 static __always_inline void emit_conn_event(const struct sock *sk, __u64 cookie, __u16 kind,
 					    const struct weft_conn_state *st, __s32 result, __u8 flags);
 
-/* A server connection whose accepting process is not known yet (the accept syscall hooks are
- * off by default) gets its owner from the first process to move bytes on it. */
-static __always_inline void claim_accepted(const struct sock *sk, __u64 cookie, struct weft_conn_state *st,
-					   __s32 fd)
+/* A connection whose owner is not known yet gets it from the first process to move bytes on
+ * it: a server connection (the accept syscall hooks are off by default; its accept is reported
+ * now) or one weft first met through its data. */
+static __always_inline void claim_owner(const struct sock *sk, __u64 cookie, struct weft_conn_state *st, __s32 fd)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	st->pid = pid_tgid >> 32;
 	st->tid = (__u32)pid_tgid;
 	st->fd = fd;
 	bpf_get_current_comm(st->comm, sizeof(st->comm));
-	emit_conn_event(sk, cookie, WEFT_EVENT_ACCEPT, st, 0, WEFT_CONN_AT_FIRST_IO);
+	if (st->role == WEFT_ROLE_SERVER)
+		emit_conn_event(sk, cookie, WEFT_EVENT_ACCEPT, st, 0, WEFT_CONN_AT_FIRST_IO);
 }
 
 static __always_inline int on_data(struct sock *sk, int ret, __u8 dir)
@@ -92,8 +93,8 @@ static __always_inline int on_data(struct sock *sk, int ret, __u8 dir)
 	__u8 role = WEFT_ROLE_UNKNOWN;
 	struct weft_conn_state *st = conn_state(cookie);
 	if (st) {
-		if (st->role == WEFT_ROLE_SERVER && st->pid == 0 && b.fd >= 0)
-			claim_accepted(sk, cookie, st, b.fd); /* before the header: keeps time order */
+		if (st->pid == 0 && b.fd >= 0)
+			claim_owner(sk, cookie, st, b.fd); /* before the header: keeps time order */
 		/* Atomic: two threads may write the same socket from different CPUs. */
 		pos = __sync_fetch_and_add(dir == WEFT_DIR_SEND ? &st->send_pos : &st->recv_pos, (__u64)ret);
 		role = st->role;

@@ -9,7 +9,7 @@
 #endif
 
 /* Bump when any record below changes layout; recorded files carry it. */
-#define WEFT_EVENT_ABI_VERSION 1
+#define WEFT_EVENT_ABI_VERSION 2
 
 /* Largest payload one data record can carry; the configured chunk size must not exceed it.
  * Per-CPU map values are limited to 32 KiB and the scratch area holds two chunks. */
@@ -57,6 +57,7 @@ enum weft_data_flags {
 	WEFT_DATA_TRUNCATED = 1 << 0,    /* the syscall moved more bytes than were captured */
 	WEFT_DATA_NO_POSITION = 1 << 1,  /* connection state unavailable: stream_pos is meaningless */
 	WEFT_DATA_READ_FAILED = 1 << 2,  /* reading the user buffer failed: captured bytes are zero */
+	WEFT_DATA_LAST_CHUNK = 1 << 3,   /* the syscall's last record: no more captured bytes follow */
 };
 
 enum weft_conn_flags {

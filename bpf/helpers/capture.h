@@ -86,7 +86,8 @@ static long capture_step(__u64 index, struct capture_state *c)
 	c->seg_ptr += n;
 	c->seg_left -= n;
 	c->to_capture -= n;
-	if (c->fill >= cfg_chunk_bytes || c->to_capture == 0)
+	/* The last record leaves after the loop, flagged as such. */
+	if (c->fill >= cfg_chunk_bytes && c->to_capture > 0)
 		emit_chunk(c);
 	return 0;
 }
@@ -124,22 +125,20 @@ static __always_inline void capture_syscall(struct weft_data_event *ev, const st
 
 	if (c.to_capture > 0)
 		bpf_loop(CAPTURE_MAX_STEPS, capture_step, &c, 0);
-	if (c.fill > 0)
-		emit_chunk(&c); /* loop ran out of steps mid-record */
 	if (c.failed) {
 		ev->flags |= WEFT_DATA_READ_FAILED;
 		count_loss(WEFT_LOSS_READ_FAILED);
 	}
-	if (c.offset < len && !(ev->flags & WEFT_DATA_TRUNCATED)) {
-		ev->flags |= WEFT_DATA_TRUNCATED; /* steps ran out or a read failed */
-	}
+	/* Steps ran out or a read failed: known before the last record leaves, so it carries the
+	 * flag (earlier full chunks of the same syscall may not). */
+	if (c.offset + c.fill < len)
+		ev->flags |= WEFT_DATA_TRUNCATED;
 	if (ev->flags & WEFT_DATA_TRUNCATED)
 		count_loss(WEFT_LOSS_TRUNCATED);
-	/* Nothing captured (count-only syscall or failed read): still report the bytes. */
-	if (c.offset == 0) {
-		c.fill = 0;
-		emit_chunk(&c);
-	}
+	/* Always one last record, even with nothing captured (count-only syscall, failed read):
+	 * the byte count is reported whatever happened to the payload. */
+	ev->flags |= WEFT_DATA_LAST_CHUNK;
+	emit_chunk(&c);
 }
 
 #endif

@@ -8,6 +8,7 @@
 #define WEFT_AF_INET6 10
 #define WEFT_IPPROTO_TCP 6
 #define WEFT_SOCK_STREAM 1
+#define WEFT_RCV_SHUTDOWN 1
 
 static __always_inline bool sock_is_tcp_inet(const struct sock *sk)
 {
@@ -48,7 +49,12 @@ static __always_inline void sock_read_tuple(const struct sock *sk, struct weft_t
 static __always_inline __u32 sock_first_seq(const struct sock *sk, __u8 dir, __u32 len)
 {
 	const struct tcp_sock *tp = bpf_core_cast(sk, struct tcp_sock);
-	__u32 end = dir == WEFT_DIR_SEND ? tp->write_seq : tp->copied_seq;
+	if (dir == WEFT_DIR_SEND)
+		return tp->write_seq - len;
+	__u32 end = tp->copied_seq;
+	/* A read that reached the peer's FIN also moved copied_seq past the FIN itself. */
+	if ((sk->sk_shutdown & WEFT_RCV_SHUTDOWN) && end == tp->rcv_nxt)
+		end -= 1;
 	return end - len;
 }
 

@@ -108,6 +108,7 @@ std::string Endpoint::to_string() const {
 }
 
 bool Event::truncated() const { return flags & WEFT_DATA_TRUNCATED; }
+bool Event::last_chunk() const { return flags & WEFT_DATA_LAST_CHUNK; }
 bool Event::accept_at_first_io() const { return conn_flags & WEFT_CONN_AT_FIRST_IO; }
 bool Event::has_position() const { return !(flags & WEFT_DATA_NO_POSITION); }
 

@@ -4,6 +4,7 @@ namespace weft::capture {
 namespace {
 
 constexpr size_t kMaxTrackedStreams = 1 << 20;
+constexpr uint64_t kUnknown = UINT64_MAX;  // no expectation for a stream direction yet
 
 }  // namespace
 
@@ -18,12 +19,16 @@ void EventOrderer::measure_gap(Event& event) {
     return;
   }
   if (event.kind != EventKind::Data || !event.has_position() || event.chunk_offset != 0) return;
-  if (next_pos_.size() >= kMaxTrackedStreams && !next_pos_.contains(event.cookie))
+  if (next_pos_.size() >= kMaxTrackedStreams && !next_pos_.contains(event.cookie)) {
     next_pos_.clear();  // bounded memory; positions re-learnt from the next events
+    forgot_streams_ = true;
+  }
   // Positions start at 0 when the kernel first sees a connection, so a first syscall that
-  // starts later means the records before it were lost.
-  uint64_t& expected = next_pos_[event.cookie][static_cast<int>(event.direction)];
+  // starts later means the records before it were lost, unless weft forgot that stream.
+  auto [it, fresh] = next_pos_.try_emplace(event.cookie, std::array<uint64_t, 2>{kUnknown, kUnknown});
+  uint64_t& expected = it->second[static_cast<int>(event.direction)];
   uint64_t start = event.syscall_pos();
+  if (expected == kUnknown) expected = forgot_streams_ ? start : 0;
   if (start > expected) {
     event.gap_before = start - expected;
     ++stats_.gaps;

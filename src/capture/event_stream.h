@@ -51,6 +51,7 @@ class EventOrderer {
   std::priority_queue<Held, std::vector<Held>, Later> heap_;
   // Next expected position per (cookie, direction).
   std::unordered_map<uint64_t, std::array<uint64_t, 2>> next_pos_;
+  bool forgot_streams_ = false;  // next_pos_ was cleared once: new streams may be old ones
   StreamStats stats_;
 };
 

@@ -51,6 +51,9 @@ std::unique_ptr<KernelCapture> KernelCapture::open(const CaptureConfig& config, 
   std::unique_ptr<KernelCapture> capture(new KernelCapture());
   capture->scan_existing_ = config.scan_existing;
   if (!capture->load(config, error) || !capture->attach(error)) return nullptr;
+  // Scanned once the hooks are attached, so no connection falls between the scan and the
+  // probes, and before open() returns, so "capturing" means they are already known.
+  capture->scan_existing();
   return capture;
 }
 
@@ -162,10 +165,10 @@ int KernelCapture::on_record(void* ctx, void* data, size_t size) {
   return 0;
 }
 
-// Connections open before weft started are reported once, and their owner and role are
-// written into the kernel's connection map so later data records carry the role.
-void KernelCapture::seed_existing(const EventSink& sink) {
-  existing_done_ = true;
+// Connections open before weft started are reported once (delivered by the first poll), and
+// their owner and role are written into the kernel's connection map so later data records
+// carry the role.
+void KernelCapture::scan_existing() {
   if (!scan_existing_) return;
   std::string error;
   auto events = scan_existing_connections(static_cast<uint32_t>(getpid()), monotonic_now_ns(), &error);
@@ -182,13 +185,16 @@ void KernelCapture::seed_existing(const EventSink& sink) {
       ++stats_.kernel[WEFT_LOSS_MAP_FULL];
     e.wall_ns = e.mono_ns + static_cast<uint64_t>(wall_offset_ns_);
     e.process = processes_.resolve(e.pid, e.comm);
-    ++stats_.records;
-    sink(std::move(e));
+    existing_.push_back(std::move(e));
   }
 }
 
 bool KernelCapture::poll(std::chrono::milliseconds timeout, const EventSink& sink) {
-  if (!existing_done_) seed_existing(sink);
+  for (Event& e : existing_) {
+    ++stats_.records;
+    sink(std::move(e));
+  }
+  existing_.clear();
   sink_ = &sink;
   int n = ring_buffer__poll(ring_, static_cast<int>(timeout.count()));
   if (n >= 0) ring_buffer__consume(ring_);  // records queued without a wakeup

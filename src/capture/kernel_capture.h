@@ -49,7 +49,7 @@ class KernelCapture : public EventSource {
   KernelCapture() = default;
   bool load(const CaptureConfig& config, std::string* error);
   bool attach(std::string* error);
-  void seed_existing(const EventSink& sink);
+  void scan_existing();
   static int on_record(void* ctx, void* data, size_t size);
 
   weft_bpf* skel_ = nullptr;
@@ -57,7 +57,7 @@ class KernelCapture : public EventSource {
   std::vector<bpf_link*> links_;
   std::vector<HookStatus> hooks_;
   bool scan_existing_ = true;
-  bool existing_done_ = false;
+  std::vector<Event> existing_;  // found at start, delivered by the first poll
   int64_t wall_offset_ns_ = 0;
   ProcessResolver processes_;
   SourceStats stats_;

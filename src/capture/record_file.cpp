@@ -53,7 +53,8 @@ void RecordWriter::put(uint32_t type, const void* a, uint32_t a_len, const void*
 }
 
 void RecordWriter::write(const Event& event) {
-  if (event.process && pids_written_.insert(event.pid).second) {
+  if (event.process && written_[event.pid] != event.process.get()) {
+    written_[event.pid] = event.process.get();
     const ProcessInfo& p = *event.process;
     std::string fields = p.exe + '\0' + p.service_name + '\0' + p.command_line;
     put(kProcessRecord, &event.pid, sizeof(event.pid), fields.data(), static_cast<uint32_t>(fields.size()));
@@ -118,7 +119,11 @@ bool RecordReader::poll(std::chrono::milliseconds, const EventSink& sink) {
   for (int i = 0; i < kBatch && file_; ++i) {
     uint32_t head[2];
     size_t got = std::fread(head, 1, sizeof(head), file_);
-    if (got == 0 && std::feof(file_)) return false;
+    if (got == 0 && std::feof(file_)) {
+      // Every finished recording ends with its loss counters; without them it was cut short.
+      if (!saw_losses_) error_ = path_ + " is truncated: it ends without its final record (was weft killed?)";
+      return false;
+    }
     if (got != sizeof(head) || head[1] > kMaxRecordBytes) {
       error_ = path_ + " is truncated or corrupt: bad record header";
       return false;
@@ -143,6 +148,7 @@ bool RecordReader::poll(std::chrono::milliseconds, const EventSink& sink) {
       processes_.remember(std::move(info), "");
     } else if (head[0] == kLossRecord && body.size() == sizeof(stats_.kernel)) {
       std::memcpy(stats_.kernel.data(), body.data(), body.size());
+      saw_losses_ = true;
     } else if (head[0] == kEventRecord) {
       std::string why;
       auto event = decode_event(body, &why);

@@ -13,7 +13,7 @@
 #include <cstdio>
 #include <memory>
 #include <string>
-#include <unordered_set>
+#include <unordered_map>
 
 #include "capture/event_source.h"
 #include "capture/process_info.h"
@@ -40,7 +40,8 @@ class RecordWriter {
   FILE* file_;
   std::string path_;
   bool failed_ = false;
-  std::unordered_set<uint32_t> pids_written_;
+  // The process info last written per pid: a new one (after an exec) is written again.
+  std::unordered_map<uint32_t, const ProcessInfo*> written_;
 };
 
 class RecordReader : public EventSource {
@@ -68,6 +69,7 @@ class RecordReader : public EventSource {
   SourceStats stats_;
   ProcessResolver processes_{"/nonexistent"};  // replay never looks at this machine's /proc
   std::string error_;
+  bool saw_losses_ = false;
 };
 
 }  // namespace weft::capture

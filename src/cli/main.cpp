@@ -1,12 +1,23 @@
 // weft: zero-instrumentation distributed tracing on eBPF.
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <cstdlib>
 
 #include "cli/commands.h"
 
 namespace {
 
 using weft::capture::CaptureConfig;
+
+// CLI11's own number checks echo the whole parsed value back; this says what is wanted.
+const CLI::Validator kSeconds(
+    [](std::string& text) -> std::string {
+      char* end = nullptr;
+      double v = std::strtod(text.c_str(), &end);
+      if (text.empty() || *end != '\0' || !(v >= 0) || v > 1e9) return "must be a number of seconds, 0 or more";
+      return {};
+    },
+    "SECONDS");
 
 void add_capture_options(CLI::App& cmd, CaptureConfig& c) {
   cmd.add_option("--ringbuf-bytes", c.ringbuf_bytes, "Ring buffer size in bytes (power of two)")
@@ -42,7 +53,7 @@ int main(int argc, char** argv) {
   auto* events_cmd = app.add_subcommand("events", "Show live (or recorded) TCP events");
   events_cmd->add_flag("--json", events.json, "One JSON object per line (payload base64 in `data`)");
   events_cmd->add_option("--duration", events.duration_s, "Stop after this many seconds")
-      ->check(CLI::NonNegativeNumber);
+      ->check(kSeconds);
   auto* pid_opt = events_cmd->add_option("--pid", pid, "Only this process");
   auto* port_opt = events_cmd->add_option("--port", port, "Only connections with this local or remote port");
   events_cmd->add_option("--comm", events.filter.comm, "Only processes with this command name");
@@ -58,13 +69,13 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   run_cmd->add_option("-o,--output", run.output_path, "File for --exporter otlp-file (appended to)");
   run_cmd->add_option("--duration", run.duration_s, "Stop after this many seconds, flushing everything")
-      ->check(CLI::NonNegativeNumber);
+      ->check(kSeconds);
   run_cmd->add_option("--replay", run.replay_path, "Read events from a `weft record` file");
   run_cmd->add_option("--trace-wait", wait_s, "Seconds a span waits for late evidence before its trace leaves")
       ->check(CLI::Range(0.0, 3600.0))
       ->capture_default_str();
   run_cmd->add_option("--keep-slower-than", slow_ms, "Always keep traces with a span at least this slow (ms)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(kSeconds);
   run_cmd->add_flag("--no-keep-errors", no_keep_errors, "Let the sampler drop traces with errors too");
   run_cmd->add_flag("--query-values", run.spans.query_values, "Export url.query values (redacted by default)");
   run_cmd->add_flag("--command-line", run.spans.command_line, "Export process.command_line in resources");
@@ -78,7 +89,7 @@ int main(int argc, char** argv) {
   auto* exchanges_cmd = app.add_subcommand("exchanges", "Show protocol exchanges (HTTP/1.x requests and responses)");
   exchanges_cmd->add_flag("--json", exchanges.json, "One JSON object per line");
   exchanges_cmd->add_option("--duration", exchanges.duration_s, "Stop after this many seconds")
-      ->check(CLI::NonNegativeNumber);
+      ->check(kSeconds);
   auto* ex_pid_opt = exchanges_cmd->add_option("--pid", ex_pid, "Only this process");
   auto* ex_port_opt = exchanges_cmd->add_option("--port", ex_port, "Only connections with this local or remote port");
   exchanges_cmd->add_option("--comm", exchanges.filter.comm, "Only processes with this command name");
@@ -95,7 +106,7 @@ int main(int argc, char** argv) {
   auto* record_cmd = app.add_subcommand("record", "Record live events to a file for replay");
   record_cmd->add_option("-o,--output", record.output_path, "File to write")->required();
   record_cmd->add_option("--duration", record.duration_s, "Stop after this many seconds")
-      ->check(CLI::NonNegativeNumber);
+      ->check(kSeconds);
   add_capture_options(*record_cmd, record.capture);
 
   try {

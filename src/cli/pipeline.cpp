@@ -14,6 +14,8 @@ constexpr std::chrono::milliseconds kPollInterval{50};  // bounds the reaction t
 }  // namespace
 
 OpenedSource open_source(const std::string& replay_path, const capture::CaptureConfig& config, const char* command) {
+  // Before anything can announce itself: a signal right after "capturing" must stop cleanly.
+  install_stop_handlers();
   OpenedSource opened;
   std::string error;
   if (!replay_path.empty()) {
@@ -41,7 +43,6 @@ OpenedSource open_source(const std::string& replay_path, const capture::CaptureC
 
 void pump(capture::EventStream& stream, double duration_s, const capture::EventSink& sink,
           const std::function<void(uint64_t)>& tick) {
-  install_stop_handlers();
   auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(duration_s));
   while (!stop_requested()) {
     if (duration_s > 0 && Clock::now() >= deadline) break;

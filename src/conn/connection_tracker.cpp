@@ -20,7 +20,8 @@ ConnectionTracker::~ConnectionTracker() = default;
 
 void ConnectionTracker::on_event(const Event& event) {
   if (event.kind == EventKind::Close) {
-    if (connections_.contains(event.cookie)) finish(event.cookie);
+    if (!connections_.contains(event.cookie)) return;
+    finish(event.cookie);
     ++counters_.closed;
     return;
   }
@@ -67,7 +68,9 @@ void ConnectionTracker::on_data(Connection& c, const Event& e) {
   if (c.state == State::Ignored) return;
   DataStream& stream = c.streams[index(e.direction)];
   uint64_t pos = e.stream_pos;
-  uint64_t syscall_end = e.syscall_pos() + e.syscall_len;
+  // Only the syscall's last record says where its bytes end: earlier records of the same
+  // syscall are followed by more captured bytes, not by a hole.
+  uint64_t syscall_end = e.last_chunk() ? e.syscall_pos() + e.syscall_len : pos + e.data.size();
   if (!e.has_position()) {  // the kernel could not track it: assume it follows what we have
     ++counters_.unpositioned;
     pos = std::max(stream.known_end(), stream.head());
@@ -87,7 +90,10 @@ void ConnectionTracker::on_data(Connection& c, const Event& e) {
 }
 
 void ConnectionTracker::detect(Connection& c, Direction dir) {
-  auto first = c.streams[index(dir)].readable();
+  DataStream& stream = c.streams[index(dir)];
+  // Bytes never seen (count-only syscalls, lost records) cannot be detected: look past them.
+  while (stream.readable().empty() && stream.skippable() > 0) stream.consume(stream.skippable());
+  auto first = stream.readable();
   if (first.empty()) return;
   const auto& protocols = protocols::registry();
   bool undecided = false;
@@ -121,7 +127,7 @@ void ConnectionTracker::finish(uint64_t cookie) {
 }
 
 void ConnectionTracker::account(Connection& c) {
-  size_t now = kConnectionOverhead + c.streams[0].buffered_bytes() + c.streams[1].buffered_bytes();
+  size_t now = kConnectionOverhead + c.streams[0].memory_bytes() + c.streams[1].memory_bytes();
   memory_used_ = memory_used_ - c.accounted + now;
   c.accounted = now;
 }

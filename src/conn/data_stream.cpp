@@ -6,6 +6,7 @@ namespace weft::conn {
 
 void DataStream::remember_syscall(uint64_t start, uint64_t end, const ByteOrigin& origin) {
   Syscall s{start, end, origin};
+  if (syscalls_.size() >= kMaxSyscalls) syscalls_.pop_front();
   if (syscalls_.empty() || syscalls_.back().start <= start) {
     syscalls_.push_back(s);
     return;
@@ -84,7 +85,7 @@ uint64_t DataStream::skippable_at(uint64_t at) const {
     if (it->start <= at && at < it->end) return std::min(it->end, end) - at;
   }
   if (pending_.empty()) return 0;  // nothing known beyond: wait for more bytes
-  bool waited = settled_ || pending_.size() >= kReorderPieces ||
+  bool waited = settled_ || end <= settled_until_ || pending_.size() >= kReorderPieces ||
                 newest_ns_ - oldest_pending_ns_ >= kReorderWindowNs;
   return waited ? end - at : 0;
 }

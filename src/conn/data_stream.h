@@ -26,6 +26,12 @@ class DataStream {
   // slightly out of order and fill it before then.
   static constexpr uint64_t kReorderWindowNs = 20'000'000;
   static constexpr size_t kReorderPieces = 16;
+  // Syscalls remembered for origin_of(); beyond this the oldest are forgotten (their bytes
+  // then report no origin), so a stream nobody consumes cannot grow without bound.
+  static constexpr size_t kMaxSyscalls = 4096;
+  // Declares lost every hole that exists now (later ones still get their reorder window):
+  // used when the other direction shows the conversation has moved on.
+  void settle_existing_holes() { settled_until_ = std::max(settled_until_, known_end_); }
 
   // Bytes captured at `pos`, from a syscall whose bytes end at `syscall_end` (>= pos + size;
   // anything between the captured bytes and syscall_end was moved but not captured).
@@ -53,6 +59,8 @@ class DataStream {
   ByteOrigin origin_of(uint64_t pos) const;
   // Captured and pending bytes held (for the memory budget).
   size_t buffered_bytes() const { return buf_.size() - buf_off_ + pending_bytes_; }
+  // Everything the stream holds, bookkeeping included (for the memory budget).
+  size_t memory_bytes() const { return buffered_bytes() + syscalls_.size() * sizeof(Syscall); }
   // Bytes that came after the head had already passed them (late duplicates): dropped.
   uint64_t late_bytes() const { return late_bytes_; }
 
@@ -82,6 +90,7 @@ class DataStream {
   uint64_t newest_ns_ = 0;
   uint64_t oldest_pending_ns_ = 0;
   bool settled_ = false;
+  uint64_t settled_until_ = 0;  // holes ending at or before this are final
   uint64_t late_bytes_ = 0;
 };
 

@@ -33,7 +33,7 @@ std::string validate(const SamplerConfig& c) {
     return "unknown sampler '" + c.sampler +
            "' (always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off, "
            "parentbased_traceidratio)";
-  if (c.ratio < 0.0 || c.ratio > 1.0) return "sampler ratio must be between 0 and 1";
+  if (!(c.ratio >= 0.0 && c.ratio <= 1.0)) return "sampler ratio must be between 0 and 1";
   return {};
 }
 

@@ -116,7 +116,9 @@ Span SpanBuilder::build(std::shared_ptr<const Exchange> ex) {
   std::string_view path = target.substr(0, target.find('?'));
   std::string_view query = target.find('?') == std::string_view::npos ? std::string_view() : target.substr(target.find('?') + 1);
   std::string route = origin_form ? route_template(path) : "";
-  s.name = route.empty() ? http.method : http.method + " " + route;
+  // Semantic conventions: an unknown method is named "HTTP" (the method is unbounded input).
+  std::string name_method = method == "_OTHER" ? "HTTP" : method;
+  s.name = route.empty() ? name_method : name_method + " " + route;
 
   auto& a = s.attributes;
   add(a, "http.request.method", method);
@@ -141,7 +143,14 @@ Span SpanBuilder::build(std::shared_ptr<const Exchange> ex) {
   } else {
     std::string full = "http://" + (host ? *host : c.remote.to_string()) + std::string(path);
     if (!query.empty()) full += "?" + (options_.query_values ? std::string(query) : redact_query(query));
-    if (origin_form) add(a, "url.full", full);
+    if (origin_form) {
+      add(a, "url.full", full);
+    } else if (target.starts_with("http://") || target.starts_with("https://")) {
+      // Absolute form (a request to a proxy): the target is the URL.
+      std::string absolute(target.substr(0, target.find('?')));
+      if (!query.empty()) absolute += "?" + (options_.query_values ? std::string(query) : redact_query(query));
+      add(a, "url.full", absolute);
+    }
     if (!route.empty()) add(a, "url.template", route);
   }
   if (const std::string* ua = header(http.request_headers, "user-agent")) add(a, "user_agent.original", *ua);

@@ -110,6 +110,7 @@ class Socket {
   void io_len(Direction dir, std::string_view captured, uint64_t len) {
     uint64_t& p = pos_[static_cast<int>(dir)];
     Event e = make(dir, p, len, captured);
+    e.flags |= WEFT_DATA_LAST_CHUNK;  // one record per syscall here
     if (captured.size() < len) e.flags |= WEFT_DATA_TRUNCATED;
     feed(e);
     p += len;

@@ -292,13 +292,12 @@ TEST_CASE("ConnectionTracker: a syscall reported in several chunks is one run of
   CHECK(cap.exchanges[1].http.target == "/next");
 }
 
-// BUG: the tracker hands DataStream the end of the whole syscall with its first chunk, so the
-// bytes after that chunk count as uncaptured and are skipped at once; the later chunks of the
-// same syscall then arrive "late" and are dropped. With --capture-bytes above --chunk-bytes,
-// heads spanning a chunk boundary are flagged truncated and messages starting in a later
-// chunk (pipelined requests read at once) are lost.
-TEST_CASE("ConnectionTracker: bytes in the later chunks of a syscall are parsed" *
-          doctest::skip()) {
+// Regression (was a bug): the tracker hands DataStream the end of the whole syscall with its first
+// chunk, so the bytes after that chunk count as uncaptured and are skipped at once; the later
+// chunks of the same syscall then arrive "late" and are dropped. With --capture-bytes above
+// --chunk-bytes, heads spanning a chunk boundary are flagged truncated and messages starting in a
+// later chunk (pipelined requests read at once) are lost.
+TEST_CASE("ConnectionTracker: bytes in the later chunks of a syscall are parsed") {
   Capture cap;
   Socket s(cap, 1, Role::Server);
   std::string first = "GET /first HTTP/1.1\r\nX-Pad: " + std::string(4500, 'p') +
@@ -401,11 +400,11 @@ TEST_CASE("ConnectionTracker: bytes held while undecided are parsed once the oth
   CHECK(cap.exchanges[0].side == Role::Server);
 }
 
-// BUG: a connection whose bytes are never captured (splice/sendfile both ways: events with
-// syscall_len but no data) stays in detection forever; every event appends a syscall record
-// to the stream (DataStream::syscalls_) that nothing consumes and memory_used() does not count.
-TEST_CASE("ConnectionTracker: count-only events do not grow memory without bound" *
-          doctest::skip()) {
+// Regression (was a bug): a connection whose bytes are never captured (splice/sendfile both ways:
+// events with syscall_len but no data) stays in detection forever; every event appends a syscall
+// record to the stream (DataStream::syscalls_) that nothing consumes and memory_used() does not
+// count.
+TEST_CASE("ConnectionTracker: count-only events do not grow memory without bound") {
   Capture cap;
   Socket s(cap, 1, Role::Server);
   const size_t heap_before = mallinfo2().uordblks;
@@ -419,9 +418,9 @@ TEST_CASE("ConnectionTracker: count-only events do not grow memory without bound
   CHECK((heap_growth < 1024 * 1024 || cap.tracker.memory_used() >= heap_growth));
 }
 
-// BUG: `closed` is documented as "freed on close" but counts every Close event, also for a
-// cookie with no tracker (already evicted, expired, or never seen with data).
-TEST_CASE("ConnectionTracker: a close of an unknown connection frees nothing" * doctest::skip()) {
+// Regression (was a bug): `closed` is documented as "freed on close" but counts every Close event,
+// also for a cookie with no tracker (already evicted, expired, or never seen with data).
+TEST_CASE("ConnectionTracker: a close of an unknown connection frees nothing") {
   conn::TrackerConfig config;
   config.idle_timeout_ns = 1 * kSec;
   Capture cap(config);

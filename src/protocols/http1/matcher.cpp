@@ -24,20 +24,31 @@ class Http1Handler : public ProtocolHandler {
 
   void on_data(Direction dir, std::array<conn::DataStream, 2>& streams, const ExchangeSink& out) override {
     out_ = &out;
+    streams_ = &streams;
+    conn::DataStream& requests = streams[index(request_dir_)];
+    if (dir != request_dir_) {
+      // A response means the server has read past any hole in the requests: requests stuck
+      // behind one would otherwise miss their responses and shift every later pairing.
+      requests.settle_existing_holes();
+      requests_.parse(requests, request_callbacks_);
+    }
     if (dir == request_dir_)
-      requests_.parse(streams[index(dir)], request_callbacks_);
+      requests_.parse(requests, request_callbacks_);
     else
       responses_.parse(streams[index(dir)], response_callbacks_);
+    streams_ = nullptr;
     out_ = nullptr;
   }
 
   void on_close(std::array<conn::DataStream, 2>& streams, const ExchangeSink& out) override {
     out_ = &out;
+    streams_ = &streams;
     requests_.finish(streams[index(request_dir_)], request_callbacks_);
     Direction response_dir = request_dir_ == Direction::Send ? Direction::Recv : Direction::Send;
     responses_.finish(streams[index(response_dir)], response_callbacks_);
     counters_.unmatched_requests += pending_.size();
     pending_.clear();
+    streams_ = nullptr;
     out_ = nullptr;
   }
 
@@ -45,6 +56,7 @@ class Http1Handler : public ProtocolHandler {
 
  private:
   struct Pending {
+    uint64_t number;  // the request's place on the connection, to match its completion
     Message request;  // headers only until complete
     bool complete;
   };
@@ -58,12 +70,13 @@ class Http1Handler : public ProtocolHandler {
             pending_.pop_front();
             ++counters_.unmatched_requests;
           }
-          pending_.push_back({head, false});
+          pending_.push_back({heads_++, head, false});
         },
         [this](Message&& done) {
-          // The oldest request still being read is the one that just completed.
+          // Requests complete in the order they started; one answered early is gone already.
+          uint64_t number = completions_++;
           for (auto& p : pending_) {
-            if (!p.complete) {
+            if (p.number == number) {
               p.request = std::move(done);
               p.complete = true;
               break;
@@ -85,12 +98,21 @@ class Http1Handler : public ProtocolHandler {
   void on_response(Message&& response) {
     if (response.status >= 100 && response.status < 200 && response.status != 101)
       return;  // informational (100 Continue): the final response follows
+    if (pending_.empty() && streams_) {
+      // The request may be waiting for the end of a header section whose bytes were lost.
+      requests_.end_partial_head((*streams_)[index(request_dir_)], request_callbacks_);
+    }
     if (pending_.empty()) {
       ++counters_.unmatched_responses;
       return;
     }
     Pending answered = std::move(pending_.front());
     pending_.pop_front();
+    if (!answered.complete && streams_) {
+      // Answered before it was all read (an early 413, headers beyond the capture limit):
+      // it ends, as far as anyone can tell, with what has been read of it so far.
+      requests_.progress(answered.request.timing, (*streams_)[index(request_dir_)]);
+    }
     bool tunnel = response.status == 101 ||
                   (answered.request.method == "CONNECT" && response.status >= 200 && response.status < 300);
     emit(std::move(answered.request), std::move(response));
@@ -127,6 +149,9 @@ class Http1Handler : public ProtocolHandler {
   ParserCallbacks request_callbacks_;
   ParserCallbacks response_callbacks_;
   std::deque<Pending> pending_;
+  uint64_t heads_ = 0;
+  uint64_t completions_ = 0;
+  std::array<conn::DataStream, 2>* streams_ = nullptr;  // set while parsing
   const ExchangeSink* out_ = nullptr;
 };
 

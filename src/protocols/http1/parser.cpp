@@ -171,6 +171,11 @@ bool MessageParser::parse_head(conn::DataStream& s, const ParserCallbacks& cb) {
     state_ = State::Resync;
     return true;
   }
+  // RFC 9112 2.2: an empty line before a request line is tolerated (old clients add one).
+  if (text.front() == '\n' || text.starts_with("\r\n")) {
+    s.consume(text.front() == '\n' ? 1 : 2);
+    return true;
+  }
   if (!plausible_prefix(text, kind_)) {
     parse_error(s);
     return true;
@@ -182,7 +187,7 @@ bool MessageParser::parse_head(conn::DataStream& s, const ParserCallbacks& cb) {
       parse_error(s);
       return true;
     }
-    if (s.missing_after_readable() == 0) return false;  // the rest of the headers is on its way
+    if (!head_cut_ && s.missing_after_readable() == 0) return false;  // the rest is on its way
     // The header section runs past the capture limit: keep what was captured.
     truncated = true;
     head_len = text.size();
@@ -405,6 +410,24 @@ bool MessageParser::resync(conn::DataStream& s, const ParserCallbacks& cb) {
   }
   absorb(s, text.size(), keep);
   return true;
+}
+
+void MessageParser::progress(MessageTiming& timing, const conn::DataStream& s) const {
+  if (have_open_ && open_.timing.stream_pos == timing.stream_pos) {
+    timing.wire_bytes = open_.timing.wire_bytes;
+    timing.body_bytes = open_.timing.body_bytes;
+  }
+  conn::ByteOrigin last = s.origin_of(s.head() > 0 ? s.head() - 1 : 0);
+  timing.end_ns = std::max(last.mono_ns, timing.start_ns);
+  timing.end_tid = last.tid;
+}
+
+void MessageParser::end_partial_head(conn::DataStream& s, const ParserCallbacks& cb) {
+  if (state_ != State::Start || s.readable().empty()) return;
+  head_cut_ = true;
+  step(s, cb);
+  head_cut_ = false;
+  parse(s, cb);
 }
 
 void MessageParser::finish(conn::DataStream& s, const ParserCallbacks& cb) {

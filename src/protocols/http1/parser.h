@@ -33,6 +33,12 @@ class MessageParser {
   // After an Upgrade or a CONNECT tunnel: the bytes are no longer HTTP.
   void stop() { state_ = State::Stopped; }
   bool stopped() const { return state_ == State::Stopped; }
+  // Timing of the message being read so far, when it is the one whose head is in `timing`
+  // (same first byte): bytes read up to now, last byte time of the latest of them.
+  void progress(MessageTiming& timing, const conn::DataStream& stream) const;
+  // Takes a header section still waiting for its end as complete as it will get (flagged
+  // truncated): the other direction shows its message is over (a response has begun).
+  void end_partial_head(conn::DataStream& stream, const ParserCallbacks& cb);
 
  private:
   enum class State { Start, Body, ChunkSize, ChunkData, ChunkEnd, Trailers, UntilClose, FramingLost, Resync, Stopped };
@@ -54,6 +60,7 @@ class MessageParser {
   Message open_;          // the message being read
   bool have_open_ = false;
   uint64_t remaining_ = 0;  // body or chunk bytes still to skip
+  bool head_cut_ = false;   // set by end_partial_head()
 };
 
 // Whether `line` (without its line ending) is a valid start line of the given kind.
