@@ -67,6 +67,8 @@ struct Event {
   uint64_t bytes_received = 0;
 
   bool truncated() const;
+  // The syscall's last record: its uncaptured rest (if any) will never be seen.
+  bool last_chunk() const;
   bool accept_at_first_io() const;
   bool has_position() const;
   // Position of the first byte the whole syscall moved.
