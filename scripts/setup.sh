@@ -57,6 +57,16 @@ if [[ -n $need || -n $need_bpo ]]; then
   [[ -z $need_bpo ]] || apt-get install -y -qq --no-install-recommends -t bookworm-backports $need_bpo
 fi
 
+# Ground truth for the tracing tests: Node services instrumented with the OpenTelemetry JS
+# SDK, at the exact versions in tests/e2e/node/package-lock.json.
+if ! command -v node >/dev/null 2>&1; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm
+fi
+NODE_DIR="$(dirname "$0")/../tests/e2e/node"
+if [[ ! -d $NODE_DIR/node_modules/@opentelemetry/sdk-trace-node ]]; then
+  npm ci --prefix "$NODE_DIR" --no-audit --no-fund --loglevel=error
+fi
+
 # The nginx package starts a system-wide server on port 80; tests start their own.
 if systemctl is-active --quiet nginx 2>/dev/null; then
   systemctl disable --now nginx >/dev/null 2>&1 || true
