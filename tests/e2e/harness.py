@@ -200,7 +200,7 @@ SUMMARY_COUNTS = re.compile(
     r"(\d+) bytes moved, (\d+) captured$")
 SUMMARY_LOSSES = re.compile(r"^weft (?:events|record): kernel losses: (.*); stream gaps=(\d+) \((\d+) bytes\) "
                             r"overlaps=(\d+) late=(\d+) malformed=(\d+)$")
-CAPTURING = re.compile(r"^weft (events|record): capturing \(Ctrl-C to stop\)$")
+CAPTURING = re.compile(r"^weft (events|record|exchanges|run): capturing \(Ctrl-C to stop\)$")
 
 
 def is_summary_line(line):
