@@ -85,6 +85,11 @@ TEST_CASE("codec: connection events round-trip") {
     e.role = Role::Server;
     e.duration_ns = 12;
   }
+  SUBCASE("accept seen at first I/O") {
+    e = base_event(EventKind::Accept, 2, 2000);
+    e.role = Role::Server;
+    e.conn_flags = WEFT_CONN_AT_FIRST_IO;
+  }
   SUBCASE("close with byte totals") {
     e = base_event(EventKind::Close, 3, 3000);
     e.closed_by = 2;
@@ -167,12 +172,18 @@ TEST_CASE("decode: rejects an unknown kind") {
 
 TEST_CASE("decode: rejects a data record whose length does not match captured") {
   std::vector<uint8_t> raw = encode_event(data_with_payload());
-  SUBCASE("one byte missing") { raw.pop_back(); }
-  SUBCASE("one byte too many") { raw.push_back('x'); }
+  SUBCASE("one byte missing") {
+    raw.pop_back();
+  }
+  SUBCASE("one byte too many") {
+    raw.push_back('x');
+  }
   SUBCASE("captured says more than is there") {
     patch<uint32_t>(raw, offsetof(weft_data_event, captured), 1000);
   }
-  SUBCASE("cut inside the data header") { raw.resize(sizeof(weft_data_event) - 4); }
+  SUBCASE("cut inside the data header") {
+    raw.resize(sizeof(weft_data_event) - 4);
+  }
   CHECK(rejection(raw).find("data record") != std::string::npos);
 }
 
@@ -190,8 +201,12 @@ TEST_CASE("decode: rejects captured above WEFT_MAX_CHUNK_BYTES even when the len
 
 TEST_CASE("decode: rejects a connection record of the wrong length") {
   std::vector<uint8_t> raw = encode_event(base_event(EventKind::Close, 1, 1));
-  SUBCASE("short") { raw.pop_back(); }
-  SUBCASE("long") { raw.push_back(0); }
+  SUBCASE("short") {
+    raw.pop_back();
+  }
+  SUBCASE("long") {
+    raw.push_back(0);
+  }
   CHECK(rejection(raw).find("wrong length") != std::string::npos);
 }
 
@@ -226,6 +241,18 @@ TEST_CASE("event: syscall position, truncation and position flags") {
   e.flags = WEFT_DATA_TRUNCATED | WEFT_DATA_NO_POSITION | WEFT_DATA_READ_FAILED;
   CHECK(e.truncated());
   CHECK_FALSE(e.has_position());
+}
+
+TEST_CASE("event: accept_at_first_io reads the connection flag") {
+  Event e = base_event(EventKind::Accept, 1, 1);
+  CHECK_FALSE(e.accept_at_first_io());
+  e.conn_flags = WEFT_CONN_AT_FIRST_IO;
+  CHECK(e.accept_at_first_io());
+  e.conn_flags = WEFT_CONN_AT_FIRST_IO << 1;  // some other connection flag
+  CHECK_FALSE(e.accept_at_first_io());
+  e.flags = 0xff;  // data flags are a different field
+  e.conn_flags = 0;
+  CHECK_FALSE(e.accept_at_first_io());
 }
 
 TEST_CASE("event: names of kinds, directions, roles and syscalls") {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <arpa/inet.h>
+#include <doctest/doctest.h>
 #include <sys/socket.h>
 
 #include <cstdint>
@@ -9,8 +10,6 @@
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <doctest/doctest.h>
 
 #include "weft/event.h"
 #include "weft_events.h"
@@ -95,6 +94,7 @@ inline void check_same_record(const Event& got, const Event& want) {
   } else {
     CHECK(got.result == want.result);
     CHECK(got.closed_by == want.closed_by);
+    CHECK(got.conn_flags == want.conn_flags);
     CHECK(got.duration_ns == want.duration_ns);
     CHECK(got.bytes_sent == want.bytes_sent);
     CHECK(got.bytes_received == want.bytes_received);
