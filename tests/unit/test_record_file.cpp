@@ -237,12 +237,12 @@ TEST_CASE("record file: a process record holding only the exe is read") {
   CHECK(read[0].process->command_line.empty());
 }
 
-// BUG (src/capture/record_file.cpp, RecordWriter::write): the process record is written only
+// Regression (was a bug) (src/capture/record_file.cpp, RecordWriter::write): the process record is written only
 // the first time a pid shows (pids_written_), but live capture re-resolves a pid's ProcessInfo
 // when its comm changes (an exec, see ProcessResolver::resolve). Events after the exec carry
 // the new exe live, yet replay attributes them to the exe from before the exec. The reader
 // already handles a second process record for a pid (latest wins); the writer never emits it.
-TEST_CASE("record file: a process that execs keeps its new exe on replay" * doctest::skip()) {
+TEST_CASE("record file: a process that execs keeps its new exe on replay") {
   TempDir dir;
   std::string path = dir.file("exec.weft");
   Event before = base_event(EventKind::Existing, 1, 1);
