@@ -24,6 +24,7 @@ from harness import TestFailure  # noqa: E402
 import suite_traffic  # noqa: E402,F401
 import suite_sockets  # noqa: E402,F401
 import suite_cli  # noqa: E402,F401
+import suite_tracing  # noqa: E402,F401
 
 
 class TestTimeout(Exception):
