@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Kernel run time of each weft BPF program per invocation, from kernel.bpf_stats_enabled,
-# under HTTP load (wrk against a local nginx, keep-alive, small responses).
+# under HTTP load (wrk against a local nginx, keep-alive, small responses), and the request
+# rate with and without weft attached.
 #   usage: scripts/bench/bpf_program_cost.sh [weft binary] [seconds] [extra weft flags...]
 set -euo pipefail
 WEFT=${1:-build/weft}
@@ -25,12 +26,16 @@ http { access_log off; server { listen 127.0.0.1:$PORT; root $WORK/www; } }
 CONF
 nginx -c "$WORK/nginx.conf"
 
+rps() { wrk -t1 -c4 -d"${SECONDS_LOAD}s" "http://127.0.0.1:$PORT/index.html" | awk '/Requests\/sec/ {print $2}'; }
+untraced=$(rps)
+
 sysctl -q kernel.bpf_stats_enabled=1
 "$WEFT" events "$@" >/dev/null 2>"$WORK/weft.err" &
 WEFT_PID=$!
 for _ in $(seq 50); do grep -q capturing "$WORK/weft.err" && break; sleep 0.1; done
 
-wrk -t1 -c4 -d"${SECONDS_LOAD}s" "http://127.0.0.1:$PORT/index.html" | grep -E 'Requests/sec'
+traced=$(rps)
+echo "wrk requests/s: untraced $untraced, traced (weft events --json > /dev/null) $traced, ratio $(awk -v t="$traced" -v u="$untraced" 'BEGIN {printf "%.3f", t / u}')"
 bpftool prog show --json | python3 -c "
 import json, sys
 names = ('data__send', 'data__recv', 'conn__state', 'conn__accept4', 'conn__accept')
