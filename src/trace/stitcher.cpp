@@ -19,7 +19,17 @@ std::string bytes_key(const Endpoint& client, const Endpoint& server, uint32_t s
   return key;
 }
 
-void erase_value(std::vector<uint64_t>& v, uint64_t x) { v.erase(std::remove(v.begin(), v.end(), x), v.end()); }
+constexpr size_t kMaxServersPerThread = 1024;
+
+// Spans leave roughly in arrival order, so the entry is usually at the front.
+void erase_value(std::deque<uint64_t>& q, uint64_t x) {
+  if (!q.empty() && q.front() == x) {
+    q.pop_front();
+    return;
+  }
+  auto it = std::find(q.begin(), q.end(), x);
+  if (it != q.end()) q.erase(it);
+}
 
 }  // namespace
 
@@ -89,7 +99,9 @@ void Stitcher::add(Span&& span, uint64_t now_ns) {
     // Thread-per-request: one thread read the request and wrote the response.
     if (ex.request.end_tid != 0 && ex.request.end_tid == ex.response.start_tid) {
       node.thread_key = static_cast<uint64_t>(c.pid) << 32 | ex.request.end_tid;
-      servers_by_thread_[node.thread_key].push_back(id);
+      auto& on_thread = servers_by_thread_[node.thread_key];
+      if (on_thread.size() >= kMaxServersPerThread) on_thread.pop_front();
+      on_thread.push_back(id);
     }
   }
 
@@ -111,10 +123,13 @@ void Stitcher::infer_parent(uint64_t id, Node& client) {
   if (it == servers_by_thread_.end()) return;
   uint64_t found = 0;
   int candidates = 0;
-  for (uint64_t sid : it->second) {
-    const Exchange& s = *nodes_[sid].span.exchange;
+  // Newest first: the enclosing request completed after the call, so it is near the end; two
+  // candidates already make the answer "ambiguous".
+  const auto& on_thread = it->second;
+  for (auto sid = on_thread.rbegin(); sid != on_thread.rend() && candidates < 2; ++sid) {
+    const Exchange& s = *nodes_[*sid].span.exchange;
     if (s.request.start_ns <= ex.request.start_ns && ex.request.start_ns <= s.response.start_ns) {
-      found = sid;
+      found = *sid;
       ++candidates;
     }
   }

@@ -91,7 +91,9 @@ class Stitcher {
   std::deque<uint64_t> by_arrival_;
   std::unordered_map<std::string, uint64_t> clients_by_bytes_;
   std::unordered_map<std::string, uint64_t> servers_by_bytes_;
-  std::unordered_map<uint64_t, std::vector<uint64_t>> servers_by_thread_;
+  // Server spans per serving thread, oldest first. Bounded: an event-loop thread serving
+  // thousands of requests a second would otherwise make every inference a long scan.
+  std::unordered_map<uint64_t, std::deque<uint64_t>> servers_by_thread_;
   StitchCounters counters_;
 };
 
