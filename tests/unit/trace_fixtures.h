@@ -1,0 +1,179 @@
+// Exchanges, spans and a five-span call chain for the trace unit tests.
+#pragma once
+
+#include <arpa/inet.h>
+
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "trace/context.h"
+#include "trace/span_builder.h"
+#include "trace/stitcher.h"
+#include "weft/exchange.h"
+
+namespace weft::trace::test {
+
+// "10.0.0.1" as the v4-mapped ::ffff:10.0.0.1; anything else is parsed as IPv6.
+inline Endpoint ep(const char* address, uint16_t port) {
+  Endpoint e;
+  e.port = port;
+  in_addr v4{};
+  if (inet_pton(AF_INET, address, &v4) == 1) {
+    e.addr[10] = 0xff;
+    e.addr[11] = 0xff;
+    std::memcpy(e.addr.data() + 12, &v4, 4);
+  } else {
+    inet_pton(AF_INET6, address, e.addr.data());
+  }
+  return e;
+}
+
+inline std::shared_ptr<ProcessInfo> process(uint32_t pid, std::string exe,
+                                            std::string service_name = {},
+                                            std::string command_line = {}) {
+  auto p = std::make_shared<ProcessInfo>();
+  p->pid = pid;
+  p->exe = std::move(exe);
+  p->service_name = std::move(service_name);
+  p->command_line = std::move(command_line);
+  return p;
+}
+
+inline std::shared_ptr<ConnectionInfo> connection(uint32_t pid, std::string comm, Endpoint local,
+                                                  Endpoint remote,
+                                                  std::shared_ptr<const ProcessInfo> proc = nullptr,
+                                                  int64_t wall_offset_ns = 0) {
+  auto c = std::make_shared<ConnectionInfo>();
+  c->cookie =
+      (static_cast<uint64_t>(pid) << 20) ^ local.port ^ (static_cast<uint64_t>(remote.port) << 40);
+  c->pid = pid;
+  c->fd = 5;
+  c->comm = std::move(comm);
+  c->process = std::move(proc);
+  c->family = 2;  // AF_INET
+  c->local = local;
+  c->remote = remote;
+  c->wall_offset_ns = wall_offset_ns;
+  return c;
+}
+
+// An HTTP/1.1 exchange; timings and tids are left for the test to set.
+inline std::shared_ptr<Exchange> exchange(Role side, std::shared_ptr<const ConnectionInfo> conn,
+                                          std::string method, std::string target, int status,
+                                          HeaderList request_headers = {},
+                                          HeaderList response_headers = {}) {
+  auto ex = std::make_shared<Exchange>();
+  ex->protocol = "http1";
+  ex->side = side;
+  ex->connection = std::move(conn);
+  ex->http.method = std::move(method);
+  ex->http.target = std::move(target);
+  ex->http.version = "1.1";
+  ex->http.status = status;
+  ex->http.request_headers = std::move(request_headers);
+  ex->http.response_headers = std::move(response_headers);
+  return ex;
+}
+
+// Request [req_start, req_end] then response [resp_start, resp_end]; `tid` moved all four ends
+// unless the test changes them.
+inline void set_timing(Exchange& ex, uint64_t req_start, uint64_t req_end, uint64_t resp_start,
+                       uint64_t resp_end, uint32_t tid, uint32_t tcp_seq = 0) {
+  ex.request.start_ns = req_start;
+  ex.request.end_ns = req_end;
+  ex.response.start_ns = resp_start;
+  ex.response.end_ns = resp_end;
+  ex.request.start_tid = ex.request.end_tid = tid;
+  ex.response.start_tid = ex.response.end_tid = tid;
+  ex.request.tcp_seq = tcp_seq;
+  ex.response.tcp_seq = tcp_seq + 7777;
+}
+
+inline std::string hex(const TraceId& id) {
+  return to_hex(id.data(), id.size());
+}
+inline std::string hex(const SpanId& id) {
+  return to_hex(id.data(), id.size());
+}
+
+// One node, three processes, one request through all of them:
+//   front server (pid 100, tid 101) -> front client -> middle server (pid 200, tid 201)
+//   -> middle client -> back server (pid 300, tid 301).
+// Both servers in the middle of the chain are thread-per-request: the thread that read the
+// request makes the downstream call and writes the response.
+struct Chain {
+  std::shared_ptr<Exchange> fs, fc, ms, mc, bs;
+
+  Chain() {
+    auto front = process(100, "/usr/bin/front");
+    auto middle = process(200, "/usr/bin/middle");
+    auto back = process(300, "/usr/bin/back");
+    Endpoint user = ep("10.9.9.9", 50000);
+    Endpoint front_listen = ep("10.0.0.1", 8080);
+    Endpoint middle_listen = ep("10.0.0.1", 9090);
+    Endpoint back_listen = ep("10.0.0.1", 7070);
+    Endpoint front_out = ep("10.0.0.1", 40001);
+    Endpoint middle_out = ep("10.0.0.1", 40002);
+
+    fs = exchange(Role::Server, connection(100, "front", front_listen, user, front), "GET",
+                  "/front", 200);
+    set_timing(*fs, 1000, 1100, 2000, 2100, 101, 11);
+    fc = exchange(Role::Client, connection(100, "front", front_out, middle_listen, front), "GET",
+                  "/middle/7", 200);
+    set_timing(*fc, 1200, 1250, 1850, 1900, 101, 1000);
+    ms = exchange(Role::Server, connection(200, "middle", middle_listen, front_out, middle), "GET",
+                  "/middle/7", 200);
+    set_timing(*ms, 1300, 1350, 1750, 1800, 201, 1000);
+    mc = exchange(Role::Client, connection(200, "middle", middle_out, back_listen, middle), "GET",
+                  "/back", 200);
+    set_timing(*mc, 1400, 1450, 1690, 1700, 201, 2000);
+    bs = exchange(Role::Server, connection(300, "back", back_listen, middle_out, back), "GET",
+                  "/back", 200);
+    set_timing(*bs, 1500, 1550, 1600, 1650, 301, 2000);
+  }
+
+  // In the order the exchanges complete (response end): back server first, front server last.
+  std::vector<std::shared_ptr<Exchange>> completion_order() const { return {bs, mc, ms, fc, fs}; }
+  // In the order the requests start: front server first.
+  std::vector<std::shared_ptr<Exchange>> start_order() const { return {fs, fc, ms, mc, bs}; }
+};
+
+// A stitcher whose traces land in `traces`.
+struct StitchFixture {
+  std::vector<Trace> traces;
+  SpanBuilder builder{SpanOptions{}};
+  Stitcher stitcher;
+
+  explicit StitchFixture(StitchConfig config = default_config())
+      : stitcher(std::move(config), [this](Trace&& t) { traces.push_back(std::move(t)); }) {}
+
+  static StitchConfig default_config() {
+    StitchConfig c;
+    c.wait_ns = 1'000'000;
+    c.sampler.sampler = "always_on";
+    return c;
+  }
+
+  void add(const std::shared_ptr<Exchange>& ex, uint64_t now_ns) {
+    stitcher.add(builder.build(ex), now_ns);
+  }
+
+  size_t span_count() const {
+    size_t n = 0;
+    for (const auto& t : traces) n += t.spans.size();
+    return n;
+  }
+};
+
+// The exported span of `ex`, or null.
+inline const Span* find_span(const Trace& trace, const std::shared_ptr<Exchange>& ex) {
+  for (const auto& s : trace.spans)
+    if (s.exchange.get() == ex.get()) return &s;
+  return nullptr;
+}
+
+}  // namespace weft::trace::test
