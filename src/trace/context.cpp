@@ -100,6 +100,7 @@ bool valid_tracestate(std::string_view ts) {
     std::string_view key = member.substr(0, eq);
     std::string_view value = member.substr(eq + 1);
     if (key.size() > 256 || value.size() > 256) return false;
+    if (!((key[0] >= 'a' && key[0] <= 'z') || (key[0] >= '0' && key[0] <= '9'))) return false;
     for (char c : key)
       if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '*' || c == '/' || c == '@'))
         return false;
@@ -141,8 +142,10 @@ std::optional<WireContext> parse_b3_multi(std::string_view trace_id, std::string
   if ((trace_id.size() != 16 && trace_id.size() != 32) || !parse_hex_padded(trace_id, ctx.trace_id.data(), 16) ||
       !parse_hex_exact(span_id, ctx.span_id.data(), 8, false) || !valid_id(ctx.trace_id) || !valid_id(ctx.span_id))
     return std::nullopt;
-  ctx.sampling_decided = !sampled.empty() || flags == "1";
-  ctx.sampled = flags == "1" || sampled == "1" || sampled == "true";
+  bool yes = flags == "1" || sampled == "1" || sampled == "true";
+  bool no = sampled == "0" || sampled == "false";
+  ctx.sampling_decided = yes || no;  // anything else leaves the decision to the receiver
+  ctx.sampled = yes;
   return ctx;
 }
 

@@ -29,6 +29,7 @@ bool split_host(std::string_view host, std::string& name, int64_t& port) {
     std::string_view p = host.substr(colon + 1);
     if (p.empty() || !std::all_of(p.begin(), p.end(), ::isdigit) || p.size() > 5) return false;
     port = std::stoll(std::string(p));
+    if (port > 65535) return false;
     host = host.substr(0, colon);
   }
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);

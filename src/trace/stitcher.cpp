@@ -81,6 +81,10 @@ void Stitcher::add(Span&& span, uint64_t now_ns) {
   by_arrival_.push_back(id);
 
   if (client) {
+    node.thread_key = static_cast<uint64_t>(c.pid) << 32 | ex.request.start_tid;
+    auto& calls = clients_by_thread_[node.thread_key];
+    if (calls.size() >= kMaxServersPerThread) calls.pop_front();
+    calls.push_back(id);
     node.same_node_key = bytes_key(c.local, c.remote, ex.request.tcp_seq);
     clients_by_bytes_[node.same_node_key] = id;
     auto server = servers_by_bytes_.find(node.same_node_key);
@@ -144,6 +148,21 @@ void Stitcher::infer_parent(uint64_t id, Node& client) {
 void Stitcher::resolve(uint64_t id) {
   Node& node = nodes_[id];
   if (node.resolved) return;
+  if (node.span.kind == SpanKind::Server) {
+    // Calls this server made must find their parent before it leaves: they normally resolve
+    // first (they complete first), but not when exchanges arrive out of completion order.
+    const Exchange& ex = *node.span.exchange;
+    uint64_t key = node.thread_key;
+    if (key && clients_by_thread_.contains(key)) {
+      std::vector<uint64_t> calls;
+      for (uint64_t cid : clients_by_thread_[key]) {
+        const Node& c = nodes_[cid];
+        uint64_t start = c.span.exchange->request.start_ns;
+        if (!c.resolved && ex.request.start_ns <= start && start <= ex.response.start_ns) calls.push_back(cid);
+      }
+      for (uint64_t cid : calls) resolve(cid);
+    }
+  }
   node.resolved = true;
   if (node.span.kind == SpanKind::Client) {
     if (node.parent == 0) infer_parent(id, node);
@@ -180,10 +199,16 @@ void Stitcher::flush_ready(uint64_t now_ns) {
 void Stitcher::flush_all() { flush_ready(UINT64_MAX); }
 
 void Stitcher::emit(uint64_t root_id) {
-  // Depth-first from the root: ids, parents and the trace id flow down.
-  std::vector<uint64_t> order{root_id};
-  for (size_t i = 0; i < order.size(); ++i)
-    for (uint64_t c : nodes_[order[i]].children) order.push_back(c);
+  // Depth-first from the root (pre-order): ids, parents and the trace id flow down.
+  std::vector<uint64_t> order;
+  std::vector<uint64_t> stack{root_id};
+  while (!stack.empty()) {
+    uint64_t id = stack.back();
+    stack.pop_back();
+    order.push_back(id);
+    const auto& kids = nodes_[id].children;
+    for (auto it = kids.rbegin(); it != kids.rend(); ++it) stack.push_back(*it);
+  }
 
   Span& root = nodes_[root_id].span;
   if (root.wire) {
@@ -231,10 +256,11 @@ void Stitcher::forget(uint64_t id) {
   auto& index = n.span.kind == SpanKind::Client ? clients_by_bytes_ : servers_by_bytes_;
   if (auto k = index.find(n.same_node_key); k != index.end() && k->second == id) index.erase(k);
   if (n.thread_key) {
-    auto t = servers_by_thread_.find(n.thread_key);
-    if (t != servers_by_thread_.end()) {
+    auto& by_thread = n.span.kind == SpanKind::Client ? clients_by_thread_ : servers_by_thread_;
+    auto t = by_thread.find(n.thread_key);
+    if (t != by_thread.end()) {
       erase_value(t->second, id);
-      if (t->second.empty()) servers_by_thread_.erase(t);
+      if (t->second.empty()) by_thread.erase(t);
     }
   }
   nodes_.erase(it);

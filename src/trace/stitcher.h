@@ -70,7 +70,8 @@ class Stitcher {
     uint64_t parent = 0;  // node id, 0: none inside weft
     std::vector<uint64_t> children;
     std::string same_node_key;
-    uint64_t thread_key = 0;  // server spans of thread-per-request servers: pid << 32 | tid
+    uint64_t thread_key = 0;  // pid << 32 | tid: the serving thread (thread-per-request server
+                              // spans) or the calling thread (client spans)
   };
 
   void link(uint64_t child, uint64_t parent);
@@ -94,6 +95,7 @@ class Stitcher {
   // Server spans per serving thread, oldest first. Bounded: an event-loop thread serving
   // thousands of requests a second would otherwise make every inference a long scan.
   std::unordered_map<uint64_t, std::deque<uint64_t>> servers_by_thread_;
+  std::unordered_map<uint64_t, std::deque<uint64_t>> clients_by_thread_;  // by the calling thread
   StitchCounters counters_;
 };
 

@@ -124,12 +124,12 @@ TEST_CASE("stitcher: completion order with flush_ready as time passes") {
   CHECK(f.stitcher.pending() == 0);
 }
 
-// BUG: stitcher.cpp Stitcher::resolve/infer_parent: thread inference runs only when the client
+// Regression (was a bug): stitcher.cpp Stitcher::resolve/infer_parent: thread inference runs only when the client
 // span resolves, so a server span added before its child client (both within the wait) is
 // resolved first, has no children yet and leaves alone; the client then finds no server.
 // Spans added in request-start order (front server first, all at once) come out as three
 // traces ({FS}, {FC, MS}, {MC, BS}) instead of one, although every span was there in time.
-TEST_CASE("stitcher: a parent server added before its client call" * doctest::skip()) {
+TEST_CASE("stitcher: a parent server added before its client call") {
   SUBCASE("the smallest case") {
     StitchFixture f;
     Chain ch;
@@ -655,7 +655,7 @@ TEST_CASE("stitcher: spans beyond max_pending_spans are resolved early") {
 // BUG (documentation vs code): stitcher.h says a Trace's spans are "root first, then
 // depth-first", but Stitcher::emit orders them breadth-first. For a server making two calls,
 // each answered by a server on the node, the order is S, C1, C2, A, B instead of S, C1, A, C2, B.
-TEST_CASE("stitcher: spans are ordered depth-first" * doctest::skip()) {
+TEST_CASE("stitcher: spans are ordered depth-first") {
   auto svc = process(100, "/usr/bin/svc");
   Endpoint listen = ep("10.0.0.1", 8080);
   auto s = exchange(Role::Server, connection(100, "svc", listen, ep("10.9.9.9", 50000), svc), "GET",
