@@ -1,6 +1,8 @@
 // One tier of an instrumented chain: an HTTP server that, when given a next hop, calls it for
-// every request, traced by the real OpenTelemetry JS SDK. Every finished span is appended to
-// SPANS_FILE as one JSON line: the ground truth weft's spans are compared with.
+// every request, traced by the real OpenTelemetry JS SDK. Finished spans are kept in memory
+// and written to SPANS_FILE, one JSON line each, when the process gets SIGTERM or SIGINT: the
+// ground truth weft's spans are compared with. (Writing them as they end would put file I/O
+// on the event loop between requests and skew the very timings being compared.)
 //   OTEL_SERVICE_NAME=front SPANS_FILE=/tmp/front.jsonl node service.js PORT [NEXT_HOST:PORT]
 'use strict';
 const fs = require('fs');
@@ -12,11 +14,11 @@ const { HttpInstrumentation } = require('@opentelemetry/instrumentation-http');
 const hrToNs = ([s, ns]) => (BigInt(s) * 1000000000n + BigInt(ns)).toString();
 
 class FileSpanExporter {
-  constructor(path) { this.fd = fs.openSync(path, 'a'); }
+  constructor(path) { this.path = path; this.lines = []; }
   export(spans, done) {
     for (const s of spans) {
       const ctx = s.spanContext();
-      fs.writeSync(this.fd, JSON.stringify({
+      this.lines.push(JSON.stringify({
         service: process.env.OTEL_SERVICE_NAME,
         traceId: ctx.traceId,
         spanId: ctx.spanId,
@@ -26,11 +28,14 @@ class FileSpanExporter {
         startNs: hrToNs(s.startTime),
         endNs: hrToNs(s.endTime),
         attributes: s.attributes,
-      }) + '\n');
+      }));
     }
     done({ code: 0 });
   }
-  shutdown() { fs.closeSync(this.fd); return Promise.resolve(); }
+  shutdown() {
+    fs.writeFileSync(this.path, this.lines.map((l) => l + '\n').join(''), { flag: 'a' });
+    return Promise.resolve();
+  }
 }
 
 const provider = new NodeTracerProvider({ spanProcessors: [new SimpleSpanProcessor(new FileSpanExporter(process.env.SPANS_FILE))] });
