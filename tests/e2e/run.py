@@ -25,6 +25,7 @@ import suite_traffic  # noqa: E402,F401
 import suite_sockets  # noqa: E402,F401
 import suite_cli  # noqa: E402,F401
 import suite_tracing  # noqa: E402,F401
+import suite_exchanges  # noqa: E402,F401
 
 
 class TestTimeout(Exception):
