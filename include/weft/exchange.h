@@ -39,6 +39,9 @@ struct MessageTiming {
 
 using HeaderList = std::vector<std::pair<std::string, std::string>>;  // lowercase names
 
+// The first value of a header (lowercase name), or null.
+const std::string* find_header(const HeaderList& headers, std::string_view name);
+
 struct HttpInfo {
   std::string method;
   std::string target;
@@ -60,8 +63,6 @@ struct Exchange {
   MessageTiming response;
   HttpInfo http;
 
-  // First value of a request header (lowercase name), or empty.
-  const std::string& request_header(std::string_view name) const;
   uint64_t duration_ns() const { return response.end_ns > request.start_ns ? response.end_ns - request.start_ns : 0; }
 };
 

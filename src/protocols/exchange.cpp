@@ -2,11 +2,10 @@
 
 namespace weft {
 
-const std::string& Exchange::request_header(std::string_view name) const {
-  static const std::string kEmpty;
-  for (const auto& [k, v] : http.request_headers)
-    if (k == name) return v;
-  return kEmpty;
+const std::string* find_header(const HeaderList& headers, std::string_view name) {
+  for (const auto& [k, v] : headers)
+    if (k == name) return &v;
+  return nullptr;
 }
 
 }  // namespace weft

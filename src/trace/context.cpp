@@ -37,12 +37,6 @@ bool valid_id(const std::array<uint8_t, N>& id) {
   return !is_zero(id.data(), N);
 }
 
-const std::string* find(const HeaderList& headers, std::string_view name) {
-  for (const auto& [k, v] : headers)
-    if (k == name) return &v;
-  return nullptr;
-}
-
 std::string_view view(const std::string* s) { return s ? std::string_view(*s) : std::string_view(); }
 
 }  // namespace
@@ -173,15 +167,15 @@ std::optional<WireContext> parse_uber_trace_id(std::string_view value) {
 }
 
 std::optional<WireContext> extract_context(const HeaderList& headers) {
-  if (const std::string* tp = find(headers, "traceparent"))
-    if (auto ctx = parse_traceparent(*tp, view(find(headers, "tracestate")))) return ctx;
-  if (const std::string* b3 = find(headers, "b3"))
+  if (const std::string* tp = find_header(headers, "traceparent"))
+    if (auto ctx = parse_traceparent(*tp, view(find_header(headers, "tracestate")))) return ctx;
+  if (const std::string* b3 = find_header(headers, "b3"))
     if (auto ctx = parse_b3_single(*b3)) return ctx;
-  if (const std::string* trace = find(headers, "x-b3-traceid"))
-    if (auto ctx = parse_b3_multi(*trace, view(find(headers, "x-b3-spanid")), view(find(headers, "x-b3-sampled")),
-                                  view(find(headers, "x-b3-flags"))))
+  if (const std::string* trace = find_header(headers, "x-b3-traceid"))
+    if (auto ctx = parse_b3_multi(*trace, view(find_header(headers, "x-b3-spanid")), view(find_header(headers, "x-b3-sampled")),
+                                  view(find_header(headers, "x-b3-flags"))))
       return ctx;
-  if (const std::string* uber = find(headers, "uber-trace-id"))
+  if (const std::string* uber = find_header(headers, "uber-trace-id"))
     if (auto ctx = parse_uber_trace_id(*uber)) return ctx;
   return std::nullopt;
 }

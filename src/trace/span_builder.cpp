@@ -41,14 +41,8 @@ void add(std::vector<Attribute>& attrs, std::string key, AttributeValue value) {
   attrs.push_back({std::move(key), std::move(value)});
 }
 
-const std::string* header(const HeaderList& headers, std::string_view name) {
-  for (const auto& [k, v] : headers)
-    if (k == name) return &v;
-  return nullptr;
-}
-
 std::optional<int64_t> content_length(const HeaderList& headers) {
-  const std::string* v = header(headers, "content-length");
+  const std::string* v = find_header(headers, "content-length");
   if (!v || v->empty() || !std::all_of(v->begin(), v->end(), ::isdigit) || v->size() > 18) return std::nullopt;
   return std::stoll(*v);
 }
@@ -132,7 +126,7 @@ Span SpanBuilder::build(std::shared_ptr<const Exchange> ex) {
 
   std::string host_name;
   int64_t host_port = s.kind == SpanKind::Server ? c.local.port : c.remote.port;
-  const std::string* host = header(http.request_headers, "host");
+  const std::string* host = find_header(http.request_headers, "host");
   if (!host || !split_host(*host, host_name, host_port)) host_name = s.kind == SpanKind::Server ? c.local.address() : c.remote.address();
   add(a, "server.address", host_name);
   add(a, "server.port", host_port);
@@ -154,7 +148,7 @@ Span SpanBuilder::build(std::shared_ptr<const Exchange> ex) {
     }
     if (!route.empty()) add(a, "url.template", route);
   }
-  if (const std::string* ua = header(http.request_headers, "user-agent")) add(a, "user_agent.original", *ua);
+  if (const std::string* ua = find_header(http.request_headers, "user-agent")) add(a, "user_agent.original", *ua);
   if (auto n = content_length(http.request_headers)) add(a, "http.request.body.size", *n);
   if (auto n = content_length(http.response_headers)) add(a, "http.response.body.size", *n);
   if (ex->request.truncated || ex->response.truncated) add(a, "weft.http.headers_truncated", true);

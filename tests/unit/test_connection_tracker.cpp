@@ -311,7 +311,7 @@ TEST_CASE("ConnectionTracker: bytes in the later chunks of a syscall are parsed"
   s.io(Direction::Send, ok("1") + ok("2") + ok("3"));
   REQUIRE(cap.exchanges.size() == 3);
   CHECK_FALSE(cap.exchanges[0].request.truncated);
-  CHECK(cap.exchanges[0].request_header("traceparent") == "00-aa-bb-01");
+  CHECK(*find_header(cap.exchanges[0].http.request_headers, "traceparent") == "00-aa-bb-01");
   CHECK(cap.exchanges[1].http.target == "/second");
   CHECK(cap.exchanges[2].http.target == "/third");
 }

@@ -369,7 +369,7 @@ TEST_CASE("HTTP/1: Expect: 100-continue gives one exchange with the final status
     CHECK(ex.response.start_ns == 1'000'003'000);
     CHECK(ex.response.stream_pos == interim.size());
     CHECK(ex.response.wire_bytes == final_resp.size());
-    CHECK(ex.request_header("expect") == "100-continue");
+    CHECK(*find_header(ex.http.request_headers, "expect") == "100-continue");
     check_time_order(ex);
     s.request(get("/again"));
     s.response(response(200, ""));
@@ -570,9 +570,9 @@ TEST_CASE("HTTP/1: trace context and descriptive headers are kept, credentials a
                  {"x-b3-sampled", "1"},
                  {"x-b3-flags", "0"},
                  {"uber-trace-id", "7f:2a:0:1"}}));
-  CHECK(ex.request_header("authorization").empty());
-  CHECK(ex.request_header("cookie").empty());
-  CHECK(ex.request_header("traceparent") ==
+  CHECK(find_header(ex.http.request_headers, "authorization") == nullptr);
+  CHECK(find_header(ex.http.request_headers, "cookie") == nullptr);
+  CHECK(*find_header(ex.http.request_headers, "traceparent") ==
         "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
   CHECK(ex.http.response_headers ==
         headers({{"content-type", "text/plain"}, {"content-length", "0"}}));

@@ -22,11 +22,7 @@ struct Message {
   MessageTiming timing;
   bool end_inferred = false;  // body ended by close or by the next message, not by framing
 
-  const std::string* header(std::string_view name) const {
-    for (const auto& [k, v] : headers)
-      if (k == name) return &v;
-    return nullptr;
-  }
+  const std::string* header(std::string_view name) const { return find_header(headers, name); }
 };
 
 }  // namespace weft::protocols::http1

@@ -222,7 +222,7 @@ bool MessageParser::parse_head(conn::DataStream& s, const ParserCallbacks& cb) {
     pos = end + 1;
     if (trim(line).empty() && (line.empty() || line == "\r")) break;
     if (line.front() == ' ' || line.front() == '\t') {  // obsolete line folding
-      if (last_kept) *last_kept += " " + std::string(trim(line));
+      if (last_kept) last_kept->append(" ").append(trim(line));
       continue;
     }
     size_t colon = line.find(':');
@@ -376,11 +376,14 @@ bool MessageParser::chunk_step(conn::DataStream& s, const ParserCallbacks& cb) {
 bool MessageParser::resync(conn::DataStream& s, const ParserCallbacks& cb) {
   std::string_view text = as_text(s.readable());
   bool keep = state_ != State::Resync;
+  // After a head cut by the capture limit, what follows is the rest of the head and maybe a
+  // body: it counts as the message's bytes on the wire, not as its body.
+  bool body = keep && !(have_open_ && open_.timing.truncated);
   if (text.empty()) {
     uint64_t gap = s.skippable();
     if (gap == 0) return false;
     counters_.skipped_bytes += gap;
-    absorb(s, gap, keep);
+    absorb(s, gap, body);
     return true;
   }
   if (state_ == State::UntilClose) {  // nothing but the end of the connection ends it
@@ -394,11 +397,11 @@ bool MessageParser::resync(conn::DataStream& s, const ParserCallbacks& cb) {
       // An incomplete line: it might become a start line, unless it never can.
       bool hopeless = text.size() - at > kMaxStartLineWait || s.missing_after_readable() > 0 ||
                       !plausible_prefix(text.substr(at), kind_);
-      absorb(s, hopeless ? text.size() : at, keep);
+      absorb(s, hopeless ? text.size() : at, body);
       return hopeless && !text.empty();
     }
     if (valid_start_line(text.substr(at, eol - at), kind_, true)) {
-      absorb(s, at, keep);
+      absorb(s, at, body);
       if (have_open_) {
         open_.end_inferred = true;
         complete(s, cb);
@@ -408,7 +411,7 @@ bool MessageParser::resync(conn::DataStream& s, const ParserCallbacks& cb) {
     }
     at = eol + 1;
   }
-  absorb(s, text.size(), keep);
+  absorb(s, text.size(), body);
   return true;
 }
 
