@@ -6,6 +6,7 @@
 #include "cli/pipeline.h"
 #include "conn/connection_tracker.h"
 #include "export/console_exporter.h"
+#include "export/export_queue.h"
 #include "export/otlp_json.h"
 #include "trace/span_builder.h"
 #include "trace/stitcher.h"
@@ -13,7 +14,10 @@
 namespace weft::cli {
 namespace {
 
-std::unique_ptr<exporter::TraceExporter> make_exporter(const RunOptions& o, std::string* error) {
+// On exit, how long the export thread may keep trying to deliver what is queued.
+constexpr std::chrono::milliseconds kExportDrainTime{5000};
+
+std::unique_ptr<exporter::BatchExporter> make_exporter(const RunOptions& o, std::string* error) {
   if (o.exporter == "console") return std::make_unique<exporter::ConsoleExporter>(stdout);
   if (o.exporter == "otlp-file") {
     if (o.output_path.empty()) {
@@ -26,7 +30,8 @@ std::unique_ptr<exporter::TraceExporter> make_exporter(const RunOptions& o, std:
   return nullptr;
 }
 
-void print_summary(const trace::StitchCounters& s, const conn::ConnectionTracker& tracker) {
+void print_summary(const trace::StitchCounters& s, const conn::ConnectionTracker& tracker,
+                   const exporter::ExportQueue& queue) {
   std::fprintf(stderr,
                "weft run: %llu spans, %llu traces exported, %llu traces sampled out; links: same-node=%llu "
                "wire=%llu inferred=%llu; ambiguous=%llu deferred-client-spans=%llu conflicts=%llu "
@@ -48,6 +53,14 @@ void print_summary(const trace::StitchCounters& s, const conn::ConnectionTracker
                "unmatched=%llu\n",
                (unsigned long long)t.connections, (unsigned long long)t.undetected, (unsigned long long)t.evicted,
                (unsigned long long)parse_errors, (unsigned long long)unmatched);
+  exporter::QueueCounters q = queue.counters();
+  std::string error = queue.last_error();
+  std::fprintf(stderr,
+               "weft run: export: %llu spans exported, %llu dropped (queue full), %llu dropped (failed), "
+               "%llu failed attempts, %llu retries%s%s\n",
+               (unsigned long long)q.spans_exported, (unsigned long long)q.spans_dropped_full,
+               (unsigned long long)q.spans_dropped_failed, (unsigned long long)q.export_failures,
+               (unsigned long long)q.retries, error.empty() ? "" : "; last error: ", error.c_str());
 }
 
 }  // namespace
@@ -72,7 +85,9 @@ int run_traces(const RunOptions& options) {
   int64_t wall_offset = opened.source->wall_offset_ns();
   capture::EventStream stream(std::move(opened.source));
 
-  trace::Stitcher stitcher(options.stitch, [&](trace::Trace&& t) { out->export_trace(t); });
+  // The export thread: the pipeline never waits for an exporter.
+  exporter::ExportQueue queue({}, std::move(out));
+  trace::Stitcher stitcher(options.stitch, [&](trace::Trace&& t) { queue.push(std::move(t)); });
   trace::SpanBuilder spans(options.spans);
   uint64_t now_wall = 0;
   conn::ConnectionTracker tracker(options.tracker, [&](Exchange&& ex) {
@@ -89,12 +104,11 @@ int run_traces(const RunOptions& options) {
         now_wall = std::max(now_wall, now_mono + wall_offset);
         tracker.expire_idle(now_mono);
         stitcher.flush_ready(now_wall);
-        out->flush();
       });
   tracker.close_all();
   stitcher.flush_all();
-  out->flush();
-  print_summary(stitcher.counters(), tracker);
+  queue.shutdown(kExportDrainTime);
+  print_summary(stitcher.counters(), tracker, queue);
   print_loss_summary("run", stream.source_stats(), stream.stream_stats());
   return finish_source(opened);
 }

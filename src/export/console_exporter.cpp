@@ -12,7 +12,14 @@ const char* kind_name(trace::SpanKind k) { return k == trace::SpanKind::Server ?
 
 }  // namespace
 
-void ConsoleExporter::export_trace(const trace::Trace& t) {
+ExportResult ConsoleExporter::export_batch(const std::vector<trace::Trace>& batch) {
+  for (const auto& t : batch) print(t);
+  // A closed terminal or pipe will not come back: retrying would only hold memory.
+  if (std::fflush(out_) != 0) return {ExportResult::Kind::Failed, {}, "writing to the console failed"};
+  return {};
+}
+
+void ConsoleExporter::print(const trace::Trace& t) {
   if (t.spans.empty()) return;
   const trace::Span& root = t.spans.front();
   std::unordered_map<std::string, std::vector<const trace::Span*>> children;

@@ -7,13 +7,13 @@
 
 namespace weft::exporter {
 
-class ConsoleExporter : public TraceExporter {
+class ConsoleExporter : public BatchExporter {
  public:
   explicit ConsoleExporter(FILE* out) : out_(out) {}
-  void export_trace(const trace::Trace& trace) override;
-  void flush() override { std::fflush(out_); }
+  ExportResult export_batch(const std::vector<trace::Trace>& batch) override;
 
  private:
+  void print(const trace::Trace& trace);
   FILE* out_;
 };
 

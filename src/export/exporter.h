@@ -1,16 +1,5 @@
-// Where finished traces go. Exporters run on the pipeline thread for now; each must be quick
-// or hand work to its own thread.
+// Where finished traces go. Exporters are called on weft's export thread (ExportQueue), one
+// batch at a time, and say whether a failed batch is worth retrying.
 #pragma once
 
-#include "trace/stitcher.h"
-
-namespace weft::exporter {
-
-class TraceExporter {
- public:
-  virtual ~TraceExporter() = default;
-  virtual void export_trace(const trace::Trace& trace) = 0;
-  virtual void flush() {}
-};
-
-}  // namespace weft::exporter
+#include "export/export_queue.h"

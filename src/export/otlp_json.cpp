@@ -76,19 +76,24 @@ std::unique_ptr<OtlpFileExporter> OtlpFileExporter::open(const std::string& path
     *error = "cannot open " + path + " for writing: " + std::strerror(errno);
     return nullptr;
   }
-  return std::unique_ptr<OtlpFileExporter>(new OtlpFileExporter(f));
+  return std::unique_ptr<OtlpFileExporter>(new OtlpFileExporter(f, path));
 }
 
 OtlpFileExporter::~OtlpFileExporter() {
   if (file_) std::fclose(file_);
 }
 
-void OtlpFileExporter::export_trace(const trace::Trace& t) {
-  std::string line = to_otlp_json(t);
-  line += '\n';
-  std::fwrite(line.data(), 1, line.size(), file_);
+ExportResult OtlpFileExporter::export_batch(const std::vector<trace::Trace>& batch) {
+  std::string lines;
+  for (const auto& t : batch) {
+    lines += to_otlp_json(t);
+    lines += '\n';
+  }
+  bool ok = std::fwrite(lines.data(), 1, lines.size(), file_) == lines.size() && std::fflush(file_) == 0;
+  if (ok) return {};
+  std::string error = "writing " + path_ + " failed: " + std::strerror(errno);
+  std::clearerr(file_);
+  return {ExportResult::Kind::Retryable, {}, error};
 }
-
-void OtlpFileExporter::flush() { std::fflush(file_); }
 
 }  // namespace weft::exporter

@@ -12,17 +12,18 @@ namespace weft::exporter {
 
 std::string to_otlp_json(const trace::Trace& trace);
 
-class OtlpFileExporter : public TraceExporter {
+class OtlpFileExporter : public BatchExporter {
  public:
   // Returns null with a one-line error when the file cannot be opened for appending.
   static std::unique_ptr<OtlpFileExporter> open(const std::string& path, std::string* error);
   ~OtlpFileExporter() override;
-  void export_trace(const trace::Trace& trace) override;
-  void flush() override;
+  // One line per trace. A failed write (disk full) is retryable: space may come back.
+  ExportResult export_batch(const std::vector<trace::Trace>& batch) override;
 
  private:
-  explicit OtlpFileExporter(FILE* file) : file_(file) {}
+  OtlpFileExporter(FILE* file, std::string path) : file_(file), path_(std::move(path)) {}
   FILE* file_;
+  std::string path_;
 };
 
 }  // namespace weft::exporter

@@ -261,9 +261,10 @@ TEST_CASE("otlp file exporter: one request per line") {
     CHECK(error.empty());
     auto r1 = resource("front", 100);
     auto r2 = resource("back", 300);
-    out->export_trace(sample_trace(r1, r2));
-    out->export_trace(sample_trace(r2, r1));
-    out->flush();
+    std::vector<trace::Trace> batch;
+    batch.push_back(sample_trace(r1, r2));
+    batch.push_back(sample_trace(r2, r1));
+    CHECK(out->export_batch(batch).kind == exporter::ExportResult::Kind::Ok);
   }
   std::ifstream in(path);
   std::string line;

@@ -1,0 +1,130 @@
+#include "export/export_queue.h"
+
+#include <algorithm>
+
+namespace weft::exporter {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+}  // namespace
+
+ExportQueue::ExportQueue(QueueConfig config, std::unique_ptr<BatchExporter> exporter)
+    : config_(config), exporter_(std::move(exporter)), thread_([this] { run(); }) {}
+
+ExportQueue::~ExportQueue() { shutdown(std::chrono::milliseconds(0)); }
+
+void ExportQueue::push(trace::Trace&& t) {
+  size_t spans = t.spans.size();
+  bool full_batch = false;
+  {
+    std::lock_guard lock(mutex_);
+    if (queue_.empty()) oldest_since_ = Clock::now();
+    queue_.push_back(std::move(t));
+    queued_spans_ += spans;
+    while (queued_spans_ > config_.max_spans && queue_.size() > 1) {
+      size_t n = queue_.front().spans.size();
+      queue_.pop_front();
+      queued_spans_ -= n;
+      counters_.spans_dropped_full += n;
+    }
+    full_batch = queued_spans_ >= config_.batch_spans;
+  }
+  if (full_batch) wake_.notify_one();
+}
+
+std::vector<trace::Trace> ExportQueue::take_batch() {
+  std::vector<trace::Trace> batch;
+  size_t spans = 0;
+  while (!queue_.empty() && (batch.empty() || spans + queue_.front().spans.size() <= config_.batch_spans)) {
+    spans += queue_.front().spans.size();
+    batch.push_back(std::move(queue_.front()));
+    queue_.pop_front();
+  }
+  queued_spans_ -= spans;
+  oldest_since_ = Clock::now();
+  return batch;
+}
+
+// Tries until the batch is exported, refused for good, or shutdown's deadline passes.
+bool ExportQueue::deliver(std::vector<trace::Trace>& batch, size_t spans) {
+  auto backoff = config_.initial_backoff;
+  for (;;) {
+    ExportResult r = exporter_->export_batch(batch);
+    std::unique_lock lock(mutex_);
+    if (r.kind == ExportResult::Kind::Ok) {
+      counters_.spans_exported += spans;
+      return true;
+    }
+    ++counters_.export_failures;
+    last_error_ = r.error;
+    if (r.kind == ExportResult::Kind::Failed) {
+      counters_.spans_dropped_failed += spans;
+      return false;
+    }
+    auto retry_at = Clock::now() + std::max(backoff, r.retry_after);
+    // Shutdown moves give_up_at_ from "never" to its deadline and wakes this wait.
+    while (Clock::now() < retry_at) {
+      if (retry_at > give_up_at_) {
+        counters_.spans_dropped_failed += spans;
+        return false;
+      }
+      wake_.wait_until(lock, retry_at);
+    }
+    ++counters_.retries;
+    backoff = std::min(config_.max_backoff, backoff * 2);
+  }
+}
+
+void ExportQueue::run() {
+  for (;;) {
+    std::vector<trace::Trace> batch;
+    {
+      std::unique_lock lock(mutex_);
+      wake_.wait_for(lock, config_.flush_interval, [&] {
+        return stopping_ || queued_spans_ >= config_.batch_spans ||
+               (!queue_.empty() && Clock::now() - oldest_since_ >= config_.flush_interval);
+      });
+      if (queue_.empty()) {
+        if (stopping_) return;
+        continue;
+      }
+      bool due = stopping_ || queued_spans_ >= config_.batch_spans ||
+                 Clock::now() - oldest_since_ >= config_.flush_interval;
+      if (!due) continue;
+      batch = take_batch();
+    }
+    size_t spans = 0;
+    for (const auto& t : batch) spans += t.spans.size();
+    deliver(batch, spans);
+  }
+}
+
+void ExportQueue::shutdown(std::chrono::milliseconds deadline) {
+  {
+    std::lock_guard lock(mutex_);
+    if (!thread_.joinable()) return;
+    stopping_ = true;
+    give_up_at_ = std::min(give_up_at_, Clock::now() + deadline);
+  }
+  wake_.notify_all();
+  thread_.join();
+  std::lock_guard lock(mutex_);
+  for (const auto& t : queue_) counters_.spans_dropped_failed += t.spans.size();
+  queue_.clear();
+  queued_spans_ = 0;
+}
+
+QueueCounters ExportQueue::counters() const {
+  std::lock_guard lock(mutex_);
+  QueueCounters c = counters_;
+  c.queued_spans = queued_spans_;
+  return c;
+}
+
+std::string ExportQueue::last_error() const {
+  std::lock_guard lock(mutex_);
+  return last_error_;
+}
+
+}  // namespace weft::exporter

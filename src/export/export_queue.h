@@ -1,0 +1,83 @@
+// weft's own bounded queue and thread in front of an exporter: the pipeline thread hands over
+// finished traces and never waits; the export thread batches them, retries retryable failures
+// with backoff, and when the backend cannot keep up the oldest traces are dropped and counted.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "trace/stitcher.h"
+
+namespace weft::exporter {
+
+struct ExportResult {
+  enum class Kind { Ok, Retryable, Failed };
+  Kind kind = Kind::Ok;
+  std::chrono::milliseconds retry_after{0};  // the backend's own hint (Retry-After), if any
+  std::string error;
+};
+
+// What the export thread calls with each batch.
+class BatchExporter {
+ public:
+  virtual ~BatchExporter() = default;
+  virtual ExportResult export_batch(const std::vector<trace::Trace>& batch) = 0;
+};
+
+struct QueueConfig {
+  size_t max_spans = 100'000;        // spans waiting at most; beyond, the oldest traces go
+  size_t batch_spans = 512;          // a batch leaves when it has this many spans...
+  std::chrono::milliseconds flush_interval{500};  // ...or when the oldest waited this long
+  std::chrono::milliseconds initial_backoff{250};
+  std::chrono::milliseconds max_backoff{30'000};
+};
+
+struct QueueCounters {
+  uint64_t spans_exported = 0;
+  uint64_t spans_dropped_full = 0;    // queue full: the oldest traces were dropped
+  uint64_t spans_dropped_failed = 0;  // the backend refused them for good, or shutdown came first
+  uint64_t export_failures = 0;       // failed attempts, retryable or not
+  uint64_t retries = 0;
+  uint64_t queued_spans = 0;          // waiting now
+};
+
+class ExportQueue {
+ public:
+  ExportQueue(QueueConfig config, std::unique_ptr<BatchExporter> exporter);
+  ~ExportQueue();
+
+  // Never blocks on the exporter.
+  void push(trace::Trace&& trace);
+  // Exports what is queued, retrying until `deadline` passes; then drops the rest (counted).
+  void shutdown(std::chrono::milliseconds deadline);
+  QueueCounters counters() const;
+  // The last export error, for the summary (empty when none).
+  std::string last_error() const;
+
+ private:
+  void run();
+  std::vector<trace::Trace> take_batch();  // with the lock held
+  bool deliver(std::vector<trace::Trace>& batch, size_t spans);
+
+  QueueConfig config_;
+  std::unique_ptr<BatchExporter> exporter_;
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<trace::Trace> queue_;
+  size_t queued_spans_ = 0;
+  std::chrono::steady_clock::time_point oldest_since_{};
+  bool stopping_ = false;
+  std::chrono::steady_clock::time_point give_up_at_ = std::chrono::steady_clock::time_point::max();
+  QueueCounters counters_;
+  std::string last_error_;
+  std::thread thread_;
+};
+
+}  // namespace weft::exporter
