@@ -35,7 +35,10 @@ record() {  # record FILE SECONDS wrk-args...
 
 record "$WORK/load.weftrec" "$LOAD_SECONDS" -t1 -c8 -d"${LOAD_SECONDS}s"
 echo "recording: $(du -h "$WORK/load.weftrec" | cut -f1)"
+echo "conn + http1:"
 "$BUILD/tests/weft_replay_bench" "$WORK/load.weftrec" 5
+echo "conn + http1 + spans + stitching (no export):"
+"$BUILD/tests/weft_replay_bench" "$WORK/load.weftrec" 3 --spans
 
 # Instructions per exchange: a small recording, one round, under callgrind; the fixed cost of
 # reading the file is measured with zero rounds and subtracted.

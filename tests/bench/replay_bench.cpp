@@ -1,14 +1,19 @@
-// Replay throughput of the connection and protocol stages: a `weft record` file is read into
-// memory once, then its events are pushed through a fresh ConnectionTracker `rounds` times.
-//   usage: weft_replay_bench FILE [rounds]
-// Prints events, exchanges and exchanges per second on one core (this thread).
+// Replay throughput of the pipeline stages: a `weft record` file is read into memory once,
+// then its events are pushed `rounds` times through a fresh ConnectionTracker (and, with
+// --spans, on through the span builder and the stitcher, everything but export).
+//   usage: weft_replay_bench FILE [rounds] [--spans]
+// Prints events, exchanges (and spans) per second on one core (this thread).
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <vector>
 
+#include <cstring>
+
 #include "capture/record_file.h"
 #include "conn/connection_tracker.h"
+#include "trace/span_builder.h"
+#include "trace/stitcher.h"
 
 int main(int argc, char** argv) {
   if (argc < 2) {
@@ -16,6 +21,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   int rounds = argc > 2 ? std::atoi(argv[2]) : 5;
+  bool spans = argc > 3 && std::strcmp(argv[3], "--spans") == 0;
   std::string error;
   auto reader = weft::capture::RecordReader::open(argv[1], &error);
   if (!reader) {
@@ -31,15 +37,29 @@ int main(int argc, char** argv) {
   }
 
   uint64_t exchanges = 0;
+  uint64_t traced_spans = 0;
   auto start = std::chrono::steady_clock::now();
   for (int r = 0; r < rounds; ++r) {
-    weft::conn::ConnectionTracker tracker({}, [&](weft::Exchange&&) { ++exchanges; }, 0);
-    for (const auto& e : events) tracker.on_event(e);
+    weft::trace::Stitcher stitcher({}, [&](weft::trace::Trace&& t) { traced_spans += t.spans.size(); });
+    weft::trace::SpanBuilder builder({});
+    uint64_t now = 0;
+    weft::conn::ConnectionTracker tracker({}, [&](weft::Exchange&& ex) {
+      ++exchanges;
+      if (spans) stitcher.add(builder.build(std::make_shared<const weft::Exchange>(std::move(ex))), now);
+    }, 0);
+    for (const auto& e : events) {
+      now = e.mono_ns;
+      tracker.on_event(e);
+      if (spans) stitcher.flush_ready(now);
+    }
     tracker.close_all();
+    stitcher.flush_all();
   }
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::printf("events %zu  rounds %d  exchanges %llu  seconds %.3f  exchanges/s %.0f  events/s %.0f\n",
+  std::printf("events %zu  rounds %d  exchanges %llu  seconds %.3f  exchanges/s %.0f  events/s %.0f",
               events.size(), rounds, (unsigned long long)exchanges, seconds, exchanges / seconds,
               events.size() * rounds / seconds);
+  if (spans) std::printf("  spans in traces %llu  spans/s %.0f", (unsigned long long)traced_spans, traced_spans / seconds);
+  std::printf("\n");
   return 0;
 }
