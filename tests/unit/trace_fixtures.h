@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "test_helpers.h"
 #include "trace/context.h"
 #include "trace/span_builder.h"
 #include "trace/stitcher.h"
@@ -17,20 +18,7 @@
 
 namespace weft::trace::test {
 
-// "10.0.0.1" as the v4-mapped ::ffff:10.0.0.1; anything else is parsed as IPv6.
-inline Endpoint ep(const char* address, uint16_t port) {
-  Endpoint e;
-  e.port = port;
-  in_addr v4{};
-  if (inet_pton(AF_INET, address, &v4) == 1) {
-    e.addr[10] = 0xff;
-    e.addr[11] = 0xff;
-    std::memcpy(e.addr.data() + 12, &v4, 4);
-  } else {
-    inet_pton(AF_INET6, address, e.addr.data());
-  }
-  return e;
-}
+inline Endpoint ep(const char* address, uint16_t port) { return weft::test::endpoint(address, port); }
 
 inline std::shared_ptr<ProcessInfo> process(uint32_t pid, std::string exe,
                                             std::string service_name = {},
