@@ -35,12 +35,13 @@ void print_summary(const trace::StitchCounters& s, const conn::ConnectionTracker
   std::fprintf(stderr,
                "weft run: %llu spans, %llu traces exported, %llu traces sampled out; links: same-node=%llu "
                "wire=%llu inferred=%llu; ambiguous=%llu deferred-client-spans=%llu conflicts=%llu "
-               "forced-early=%llu\n",
+               "forced-early=%llu waited-for-parent=%llu\n",
                (unsigned long long)s.spans, (unsigned long long)s.traces_exported,
                (unsigned long long)s.traces_sampled_out, (unsigned long long)s.linked_same_node,
                (unsigned long long)s.linked_wire, (unsigned long long)s.linked_inferred,
                (unsigned long long)s.ambiguous_inference, (unsigned long long)s.client_spans_deferred,
-               (unsigned long long)s.conflicts, (unsigned long long)s.forced_early);
+               (unsigned long long)s.conflicts, (unsigned long long)s.forced_early,
+               (unsigned long long)s.waited_for_parent);
   const auto& t = tracker.counters();
   const auto& p = tracker.protocol_counters();
   uint64_t parse_errors = 0, unmatched = 0;
@@ -90,9 +91,13 @@ int run_traces(const RunOptions& options) {
   trace::Stitcher stitcher(options.stitch, [&](trace::Trace&& t) { queue.push(std::move(t)); });
   trace::SpanBuilder spans(options.spans);
   uint64_t now_wall = 0;
-  conn::ConnectionTracker tracker(options.tracker, [&](Exchange&& ex) {
-    stitcher.add(spans.build(std::make_shared<const Exchange>(std::move(ex))), now_wall);
-  }, wall_offset);
+  conn::ConnectionTracker tracker(
+      options.tracker,
+      [&](Exchange&& ex) { stitcher.add(spans.build(std::make_shared<const Exchange>(std::move(ex))), now_wall); },
+      wall_offset,
+      [&](const ConnectionInfo& c, uint32_t tid, uint64_t start_mono) {
+        stitcher.request_started(c.pid, tid, start_mono + wall_offset);
+      });
 
   pump(
       stream, options.duration_s,

@@ -10,9 +10,11 @@ int index(Direction d) { return static_cast<int>(d); }
 
 }  // namespace
 
-ConnectionTracker::ConnectionTracker(TrackerConfig config, protocols::ExchangeSink sink, int64_t wall_offset_ns)
+ConnectionTracker::ConnectionTracker(TrackerConfig config, protocols::ExchangeSink sink, int64_t wall_offset_ns,
+                                     protocols::RequestStartSink on_request_start)
     : config_(config),
       sink_(std::move(sink)),
+      on_request_start_(std::move(on_request_start)),
       wall_offset_ns_(wall_offset_ns),
       protocol_counters_(protocols::registry().size()) {}
 
@@ -102,7 +104,7 @@ void ConnectionTracker::detect(Connection& c, Direction dir) {
     if (d == protocols::Detection::NeedMore) undecided = true;
     if (d != protocols::Detection::Requests && d != protocols::Detection::Responses) continue;
     bool requests_sent = (d == protocols::Detection::Requests) == (dir == Direction::Send);
-    c.handler = protocols[i].create(c.info, requests_sent, protocol_counters_[i]);
+    c.handler = protocols[i].create(c.info, requests_sent, protocol_counters_[i], &on_request_start_);
     c.state = State::Tracking;
     // The other direction may already hold bytes (e.g. the response arrived first in order).
     Direction other = dir == Direction::Send ? Direction::Recv : Direction::Send;

@@ -33,7 +33,8 @@ struct TrackerCounters {
 
 class ConnectionTracker {
  public:
-  ConnectionTracker(TrackerConfig config, protocols::ExchangeSink sink, int64_t wall_offset_ns);
+  ConnectionTracker(TrackerConfig config, protocols::ExchangeSink sink, int64_t wall_offset_ns,
+                    protocols::RequestStartSink on_request_start = {});
   ~ConnectionTracker();
 
   void on_event(const Event& event);
@@ -70,6 +71,7 @@ class ConnectionTracker {
 
   TrackerConfig config_;
   protocols::ExchangeSink sink_;
+  protocols::RequestStartSink on_request_start_;
   int64_t wall_offset_ns_;
   std::unordered_map<uint64_t, Connection> connections_;
   std::list<uint64_t> lru_;  // least recently active first

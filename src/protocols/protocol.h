@@ -16,6 +16,10 @@
 namespace weft::protocols {
 
 using ExchangeSink = std::function<void(Exchange&&)>;
+// Told when this process has begun receiving a request (its head is parsed): the trace stage
+// then knows a server span is open on that thread and waits for it before judging the calls
+// made inside it.
+using RequestStartSink = std::function<void(const ConnectionInfo&, uint32_t tid, uint64_t start_mono_ns)>;
 
 // Counters every protocol feeds; shown to users by `weft exchanges` and kept per protocol.
 struct ProtocolCounters {
@@ -50,8 +54,10 @@ struct ProtocolSpec {
   // Looks at the first captured bytes of one direction.
   Detection (*detect)(std::span<const uint8_t> first_bytes);
   // `requests_sent`: this process writes the requests (it is the client).
+  // `on_request_start` may be null or empty.
   std::unique_ptr<ProtocolHandler> (*create)(std::shared_ptr<const ConnectionInfo> connection,
-                                             bool requests_sent, ProtocolCounters& counters);
+                                             bool requests_sent, ProtocolCounters& counters,
+                                             const RequestStartSink* on_request_start);
 };
 
 const std::vector<ProtocolSpec>& registry();

@@ -78,6 +78,7 @@ void Stitcher::add(Span&& span, uint64_t now_ns) {
   node.span = std::move(span);
   node.span.span_id = new_span_id();
   node.ready_at = now_ns + config_.wait_ns;
+  node.arrived_at = now_ns;
   by_arrival_.push_back(id);
 
   if (client) {
@@ -99,6 +100,12 @@ void Stitcher::add(Span&& span, uint64_t now_ns) {
     if (peer != clients_by_bytes_.end()) {
       link(id, peer->second);
       ++counters_.linked_same_node;
+    }
+    // This request is no longer open.
+    if (auto open = open_requests_.find(static_cast<uint64_t>(c.pid) << 32 | ex.request.start_tid);
+        open != open_requests_.end()) {
+      erase_value(open->second, node.span.start_ns);
+      if (open->second.empty()) open_requests_.erase(open);
     }
     // Thread-per-request: one thread read the request and wrote the response.
     if (ex.request.end_tid != 0 && ex.request.end_tid == ex.response.start_tid) {
@@ -184,6 +191,28 @@ void Stitcher::try_flush_from(uint64_t id) {
   if (subtree_resolved(root)) emit(root);
 }
 
+void Stitcher::request_started(uint32_t pid, uint32_t tid, uint64_t start_ns) {
+  constexpr size_t kMaxOpenPerThread = 64;
+  constexpr size_t kMaxThreads = 65536;
+  if (open_requests_.size() >= kMaxThreads) open_requests_.clear();  // bounded; only a hint
+  auto& open = open_requests_[static_cast<uint64_t>(pid) << 32 | tid];
+  if (open.size() >= kMaxOpenPerThread) open.pop_front();
+  open.push_back(start_ns);
+}
+
+// A client call with no parent yet, made on a thread that is still serving a request that
+// began before the call: that request's server span has not completed, so wait for it.
+bool Stitcher::parent_still_open(const Node& client, uint64_t now_ns) {
+  if (client.span.kind != SpanKind::Client || client.parent != 0) return false;
+  if (now_ns - client.arrived_at >= config_.max_parent_wait_ns) return false;
+  const Exchange& ex = *client.span.exchange;
+  auto open = open_requests_.find(static_cast<uint64_t>(ex.connection->pid) << 32 | ex.request.start_tid);
+  if (open == open_requests_.end()) return false;
+  for (uint64_t start : open->second)
+    if (start <= client.span.start_ns) return true;
+  return false;
+}
+
 void Stitcher::flush_ready(uint64_t now_ns) {
   while (!by_arrival_.empty()) {
     uint64_t id = by_arrival_.front();
@@ -191,11 +220,18 @@ void Stitcher::flush_ready(uint64_t now_ns) {
     if (it != nodes_.end() && it->second.ready_at > now_ns) return;
     by_arrival_.pop_front();
     if (it == nodes_.end()) continue;
+    if (parent_still_open(it->second, now_ns)) {
+      ++counters_.waited_for_parent;
+      it->second.ready_at = now_ns + config_.wait_ns;
+      by_arrival_.push_back(id);
+      continue;
+    }
     resolve(id);
     try_flush_from(id);
   }
 }
 
+// At "the end of time" every wait has run out, including waits for open requests.
 void Stitcher::flush_all() { flush_ready(UINT64_MAX); }
 
 void Stitcher::emit(uint64_t root_id) {

@@ -24,6 +24,9 @@ namespace weft::trace {
 
 struct StitchConfig {
   uint64_t wait_ns = 2'000'000'000;
+  // A client call made while a request it may belong to is still being served waits for that
+  // request's span this long at most (it normally completes long before).
+  uint64_t max_parent_wait_ns = 60'000'000'000;
   size_t max_pending_spans = 200'000;  // beyond this the oldest spans are resolved early
   SamplerConfig sampler;
 };
@@ -40,6 +43,7 @@ struct StitchCounters {
   uint64_t client_spans_deferred = 0;  // the request carried context: the caller's span stands for it
   uint64_t conflicts = 0;            // wire context disagreeing with stronger evidence
   uint64_t forced_early = 0;         // resolved before their wait to stay within max_pending_spans
+  uint64_t waited_for_parent = 0;    // client calls held past their wait for a request still open
 };
 
 struct Trace {
@@ -54,6 +58,9 @@ class Stitcher {
 
   // `now_ns`: the pipeline's current wall time (kernel time converted), not the span's.
   void add(Span&& span, uint64_t now_ns);
+  // A request began arriving at `start_ns` (wall) on this thread of this process: a server
+  // span will follow, and calls made on the thread meanwhile may be its children.
+  void request_started(uint32_t pid, uint32_t tid, uint64_t start_ns);
   // Resolves spans that have waited long enough and sends out complete traces.
   void flush_ready(uint64_t now_ns);
   // Resolves and sends everything (shutdown, end of a recording).
@@ -66,6 +73,7 @@ class Stitcher {
   struct Node {
     Span span;
     uint64_t ready_at = 0;
+    uint64_t arrived_at = 0;
     bool resolved = false;
     uint64_t parent = 0;  // node id, 0: none inside weft
     std::vector<uint64_t> children;
@@ -75,6 +83,7 @@ class Stitcher {
   };
 
   void link(uint64_t child, uint64_t parent);
+  bool parent_still_open(const Node& client, uint64_t now_ns);
   void resolve(uint64_t id);
   void infer_parent(uint64_t id, Node& client);
   void try_flush_from(uint64_t id);
@@ -96,6 +105,8 @@ class Stitcher {
   // thousands of requests a second would otherwise make every inference a long scan.
   std::unordered_map<uint64_t, std::deque<uint64_t>> servers_by_thread_;
   std::unordered_map<uint64_t, std::deque<uint64_t>> clients_by_thread_;  // by the calling thread
+  // Start times of requests being served, by serving thread, until their server span arrives.
+  std::unordered_map<uint64_t, std::deque<uint64_t>> open_requests_;
   StitchCounters counters_;
 };
 

@@ -41,7 +41,7 @@ def otlp_spans(path):
     return spans
 
 
-def start_chain(ctx, keepalive):
+def start_chain(ctx, keepalive, front_delay=0.0):
     """front -> middle -> back, each a thread-per-request Python server named by
     OTEL_SERVICE_NAME (which weft reads from the process's environment)."""
     ports = {name: free_port() for name in ("front", "middle", "back")}
@@ -52,13 +52,15 @@ def start_chain(ctx, keepalive):
             argv.append(f"127.0.0.1:{ports[nxt[name]]}")
         if keepalive:
             argv.append("--keepalive")
+        if name == "front" and front_delay:
+            argv += ["--delay", str(front_delay)]
         proc = ctx.spawn(argv, env={**os.environ, "OTEL_SERVICE_NAME": name}, stdout=subprocess.DEVNULL)
         wait_listening(ports[name], proc=proc)
     return ports
 
 
-def run_weft(ctx, out_path, *extra):
-    return start_weft(ctx, ["run", "--exporter", "otlp-file", "--output", out_path, "--trace-wait", TRACE_WAIT] +
+def run_weft(ctx, out_path, *extra, trace_wait=TRACE_WAIT):
+    return start_weft(ctx, ["run", "--exporter", "otlp-file", "--output", out_path, "--trace-wait", trace_wait] +
                       list(extra), label="run")
 
 
@@ -137,6 +139,22 @@ def chain_new_connection_per_call(ctx):
 @case(timeout=120)
 def chain_keepalive_between_tiers(ctx):
     chain_test(ctx, keepalive=True)
+
+
+@case(timeout=60)
+def requests_slower_than_the_trace_wait(ctx):
+    """The front tier works 1.5 s after its call to the middle returned, three times
+    --trace-wait: its call (complete long before) still ends up under it, because weft knows
+    the front request is still being served."""
+    ports = start_chain(ctx, keepalive=False, front_delay=1.5)
+    out = ctx.path("traces.jsonl")
+    weft = run_weft(ctx, out, trace_wait="0.5")
+    drive(ctx, f"http://127.0.0.1:{ports['front']}/slow", 3, per_curl=3)
+    time.sleep(0.5 + 1.0)
+    spans = stop_and_collect(weft, out)
+    check_chain_trees(spans, 3)
+    check(any("waited-for-parent=0" not in line for line in weft.stderr_lines if "waited-for-parent" in line),
+          f"the summary should count calls that waited for their parent: {weft.stderr_tail()}")
 
 
 @case(timeout=60)

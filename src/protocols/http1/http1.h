@@ -7,6 +7,7 @@ namespace weft::protocols::http1 {
 
 Detection detect(std::span<const uint8_t> first_bytes);
 std::unique_ptr<ProtocolHandler> create_handler(std::shared_ptr<const ConnectionInfo> connection,
-                                                bool requests_sent, ProtocolCounters& counters);
+                                                bool requests_sent, ProtocolCounters& counters,
+                                                const RequestStartSink* on_request_start);
 
 }  // namespace weft::protocols::http1

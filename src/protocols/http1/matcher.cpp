@@ -13,8 +13,10 @@ constexpr size_t kMaxPendingRequests = 256;
 
 class Http1Handler : public ProtocolHandler {
  public:
-  Http1Handler(std::shared_ptr<const ConnectionInfo> connection, bool requests_sent, ProtocolCounters& counters)
-      : connection_(std::move(connection)),
+  Http1Handler(std::shared_ptr<const ConnectionInfo> connection, bool requests_sent, ProtocolCounters& counters,
+               const RequestStartSink* on_request_start)
+      : on_request_start_(on_request_start),
+        connection_(std::move(connection)),
         request_dir_(requests_sent ? Direction::Send : Direction::Recv),
         counters_(counters),
         requests_(MessageKind::Request, counters),
@@ -71,6 +73,8 @@ class Http1Handler : public ProtocolHandler {
             ++counters_.unmatched_requests;
           }
           pending_.push_back({heads_++, head, false});
+          if (request_dir_ == Direction::Recv && on_request_start_ && *on_request_start_)
+            (*on_request_start_)(*connection_, head.timing.start_tid, head.timing.start_ns);
         },
         [this](Message&& done) {
           // Requests complete in the order they started; one answered early is gone already.
@@ -140,6 +144,7 @@ class Http1Handler : public ProtocolHandler {
     if (out_) (*out_)(std::move(ex));
   }
 
+  const RequestStartSink* on_request_start_;
   std::shared_ptr<const ConnectionInfo> connection_;
   Direction request_dir_;
   ProtocolCounters& counters_;
@@ -180,8 +185,9 @@ Detection detect(std::span<const uint8_t> first_bytes) {
 }
 
 std::unique_ptr<ProtocolHandler> create_handler(std::shared_ptr<const ConnectionInfo> connection,
-                                                bool requests_sent, ProtocolCounters& counters) {
-  return std::make_unique<Http1Handler>(std::move(connection), requests_sent, counters);
+                                                bool requests_sent, ProtocolCounters& counters,
+                                                const RequestStartSink* on_request_start) {
+  return std::make_unique<Http1Handler>(std::move(connection), requests_sent, counters, on_request_start);
 }
 
 }  // namespace weft::protocols::http1
