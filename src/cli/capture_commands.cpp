@@ -37,10 +37,10 @@ void print_summary(const char* what, const Tally& t, const capture::SourceStats&
 
 }  // namespace
 
-bool EventFilter::matches(const Event& e) const {
-  if (pid && e.pid != *pid) return false;
-  if (port && e.local.port != *port && e.remote.port != *port) return false;
-  if (!comm.empty() && e.comm != comm) return false;
+bool EventFilter::matches(uint32_t p, const std::string& c, const Endpoint& local, const Endpoint& remote) const {
+  if (pid && p != *pid) return false;
+  if (port && local.port != *port && remote.port != *port) return false;
+  if (!comm.empty() && c != comm) return false;
   return true;
 }
 

@@ -20,7 +20,9 @@ struct EventFilter {
   std::optional<uint32_t> pid;
   std::optional<uint16_t> port;  // local or remote
   std::string comm;
-  bool matches(const Event& event) const;
+  bool matches(uint32_t pid, const std::string& comm, const Endpoint& local, const Endpoint& remote) const;
+  bool matches(const Event& e) const { return matches(e.pid, e.comm, e.local, e.remote); }
+  bool matches(const ConnectionInfo& c) const { return matches(c.pid, c.comm, c.local, c.remote); }
 };
 
 struct EventsOptions {

@@ -40,10 +40,7 @@ int run_exchanges(const ExchangesOptions& options) {
   capture::EventStream stream(std::move(opened.source));
   uint64_t shown = 0;
   conn::ConnectionTracker tracker(options.tracker, [&](Exchange&& ex) {
-    const ConnectionInfo& c = *ex.connection;
-    if (options.filter.pid && c.pid != *options.filter.pid) return;
-    if (options.filter.port && c.local.port != *options.filter.port && c.remote.port != *options.filter.port) return;
-    if (!options.filter.comm.empty() && c.comm != options.filter.comm) return;
+    if (!options.filter.matches(*ex.connection)) return;
     ++shown;
     std::string line = options.json ? format_exchange_json(ex) : format_exchange_text(ex);
     line += '\n';
