@@ -30,12 +30,13 @@ rps() { wrk -t1 -c4 -d"${SECONDS_LOAD}s" "http://127.0.0.1:$PORT/index.html" | a
 untraced=$(rps)
 
 sysctl -q kernel.bpf_stats_enabled=1
-"$WEFT" events "$@" >/dev/null 2>"$WORK/weft.err" &
+# WEFT_COMMAND: which weft job runs during the load (default: every event as JSON, the heaviest).
+"$WEFT" ${WEFT_COMMAND:-events --json} "$@" >/dev/null 2>"$WORK/weft.err" &
 WEFT_PID=$!
 for _ in $(seq 50); do grep -q capturing "$WORK/weft.err" && break; sleep 0.1; done
 
 traced=$(rps)
-echo "wrk requests/s: untraced $untraced, traced (weft events --json > /dev/null) $traced, ratio $(awk -v t="$traced" -v u="$untraced" 'BEGIN {printf "%.3f", t / u}')"
+echo "wrk requests/s: untraced $untraced, traced (weft ${WEFT_COMMAND:-events --json}) $traced, ratio $(awk -v t="$traced" -v u="$untraced" 'BEGIN {printf "%.3f", t / u}')"
 bpftool prog show --json | python3 -c "
 import json, sys
 names = ('data__send', 'data__recv', 'conn__state', 'conn__accept4', 'conn__accept')
