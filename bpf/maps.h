@@ -40,6 +40,27 @@ struct {
 	__type(value, struct weft_data_scratch);
 } weft_scratch SEC(".maps");
 
+/* Local endpoints of weft's own sockets (value: enum weft_self_endpoint_kind). A connection
+ * whose remote end is one of them is weft talking to itself (a collector receiving weft's
+ * exports, a scraper reading its metrics) and is never reported. LRU: a forgotten entry only
+ * costs one such connection being traced. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct weft_endpoint);
+	__type(value, __u8);
+} weft_self_endpoints SEC(".maps");
+
+/* Cookies of weft's own connections while they connect: their local port is only assigned
+ * after SYN_SENT, so the endpoint is remembered when they become established, before any
+ * byte can reach the peer. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u64);
+	__type(value, __u8);
+} weft_self_connecting SEC(".maps");
+
 static __always_inline void count_loss(__u32 cause)
 {
 	__u64 *n = bpf_map_lookup_elem(&weft_losses, &cause);

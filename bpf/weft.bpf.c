@@ -27,6 +27,35 @@ static __always_inline bool is_self(__u64 pid_tgid)
 	return (pid_tgid >> 32) == cfg_self_tgid;
 }
 
+/* weft's own socket moved bytes: its peer on this node, if any, must not be reported. */
+static __always_inline void remember_self_endpoint(const struct sock *sk)
+{
+	struct weft_endpoint e = {};
+	__u8 seen = WEFT_SELF_SEEN;
+	sock_local_endpoint(sk, &e);
+	bpf_map_update_elem(&weft_self_endpoints, &e, &seen, BPF_NOEXIST); /* keeps LISTENER */
+}
+
+static __always_inline void forget_self_endpoint(const struct sock *sk)
+{
+	struct weft_endpoint e = {};
+	sock_local_endpoint(sk, &e);
+	__u8 *kind = bpf_map_lookup_elem(&weft_self_endpoints, &e);
+	if (kind && *kind == WEFT_SELF_SEEN)
+		bpf_map_delete_elem(&weft_self_endpoints, &e);
+}
+
+/* Whether the remote end of `sk` is one of weft's own sockets or listeners. */
+static __always_inline __u8 peer_is_weft(const struct sock *sk)
+{
+	struct weft_endpoint e = {};
+	sock_remote_endpoint(sk, &e);
+	if (bpf_map_lookup_elem(&weft_self_endpoints, &e))
+		return 1;
+	__builtin_memset(e.addr, 0, sizeof(e.addr));
+	return bpf_map_lookup_elem(&weft_self_endpoints, &e) ? 1 : 0;
+}
+
 static __always_inline void fill_header(struct weft_event_header *h, __u16 kind, const struct sock *sk,
 					__u64 cookie)
 {
@@ -70,6 +99,7 @@ static __always_inline void claim_owner(const struct sock *sk, __u64 cookie, str
 	st->tid = (__u32)pid_tgid;
 	st->fd = fd;
 	bpf_get_current_comm(st->comm, sizeof(st->comm));
+	st->weft_peer = peer_is_weft(sk);
 	if (st->role == WEFT_ROLE_SERVER)
 		emit_conn_event(sk, cookie, WEFT_EVENT_ACCEPT, st, 0, WEFT_CONN_AT_FIRST_IO);
 }
@@ -77,8 +107,13 @@ static __always_inline void claim_owner(const struct sock *sk, __u64 cookie, str
 static __always_inline int on_data(struct sock *sk, int ret, __u8 dir)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	if (ret <= 0 || is_self(pid_tgid) || !sock_is_tcp_inet(sk))
+	if (ret <= 0 || !sock_is_tcp_inet(sk))
 		return 0;
+	if (is_self(pid_tgid)) {
+		if (dir == WEFT_DIR_SEND)
+			remember_self_endpoint(sk);
+		return 0;
+	}
 
 	__u32 zero = 0;
 	struct weft_data_scratch *s = bpf_map_lookup_elem(&weft_scratch, &zero);
@@ -95,6 +130,8 @@ static __always_inline int on_data(struct sock *sk, int ret, __u8 dir)
 	if (st) {
 		if (st->pid == 0 && b.fd >= 0)
 			claim_owner(sk, cookie, st, b.fd); /* before the header: keeps time order */
+		if (st->weft_peer)
+			return 0;
 		/* Atomic: two threads may write the same socket from different CPUs. */
 		pos = __sync_fetch_and_add(dir == WEFT_DIR_SEND ? &st->send_pos : &st->recv_pos, (__u64)ret);
 		role = st->role;
@@ -127,6 +164,8 @@ int BPF_PROG(data__recv, struct sock *sk, int ret, int flags)
 static __always_inline void emit_conn_event(const struct sock *sk, __u64 cookie, __u16 kind,
 					    const struct weft_conn_state *st, __s32 result, __u8 flags)
 {
+	if (st && st->weft_peer)
+		return;
 	struct weft_conn_event ev = {};
 	fill_header(&ev.hdr, kind, sk, cookie);
 	ev.result = result;
@@ -151,18 +190,35 @@ static __always_inline void emit_conn_event(const struct sock *sk, __u64 cookie,
 static __always_inline void on_syn_sent(const struct sock *sk, __u64 cookie)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	if (is_self(pid_tgid))
+	if (is_self(pid_tgid)) {
+		__u8 one = 1;
+		bpf_map_update_elem(&weft_self_connecting, &cookie, &one, BPF_ANY);
 		return;
+	}
 	struct weft_conn_state st = {
 		.start_ns = bpf_ktime_get_ns(),
 		.pid = pid_tgid >> 32,
 		.tid = (__u32)pid_tgid,
 		.fd = current_connect_fd(), /* connect() runs in the caller's context */
 		.role = WEFT_ROLE_CLIENT,
+		.weft_peer = peer_is_weft(sk), /* e.g. a scraper connecting to weft's metrics */
 	};
 	bpf_get_current_comm(st.comm, sizeof(st.comm));
 	if (bpf_map_update_elem(&weft_conns, &cookie, &st, BPF_ANY))
 		count_loss(WEFT_LOSS_MAP_FULL);
+}
+
+/* weft's own sockets are never in weft_conns: their endpoints are remembered once
+ * established and forgotten at close. */
+static __always_inline void on_untracked_state(const struct sock *sk, __u64 cookie, int oldstate, int newstate)
+{
+	if (oldstate == TCP_SYN_SENT && bpf_map_lookup_elem(&weft_self_connecting, &cookie)) {
+		if (newstate == TCP_ESTABLISHED)
+			remember_self_endpoint(sk);
+		bpf_map_delete_elem(&weft_self_connecting, &cookie);
+	}
+	if (newstate == TCP_CLOSE)
+		forget_self_endpoint(sk);
 }
 
 SEC("tp_btf/inet_sock_set_state")
@@ -187,8 +243,10 @@ int BPF_PROG(conn__state, const struct sock *sk, const int oldstate, const int n
 	}
 
 	struct weft_conn_state *st = bpf_map_lookup_elem(&weft_conns, &cookie);
-	if (!st)
+	if (!st) {
+		on_untracked_state(sk, cookie, oldstate, newstate);
 		return 0; /* weft never saw data or a handshake on it: nothing to report */
+	}
 	if (oldstate == TCP_SYN_SENT && newstate == TCP_ESTABLISHED) {
 		emit_conn_event(sk, cookie, WEFT_EVENT_CONNECT, st, 0, 0);
 		st->start_ns = bpf_ktime_get_ns();
@@ -245,6 +303,7 @@ static __always_inline int on_accept(long ret)
 		st->fd = ret;
 		st->role = WEFT_ROLE_SERVER;
 		bpf_get_current_comm(st->comm, sizeof(st->comm));
+		st->weft_peer = peer_is_weft(sk);
 	}
 	emit_conn_event(sk, cookie, WEFT_EVENT_ACCEPT, st, 0, 0);
 	return 0;

@@ -134,8 +134,22 @@ struct weft_conn_state {
 	__s32 fd;
 	__u8 role;
 	__u8 closed_by;
-	__u8 pad[2];
+	__u8 weft_peer; /* the other end is weft itself (exporter, metrics scrape): not reported */
+	__u8 pad;
 	char comm[WEFT_COMM_LEN];
+};
+
+/* A local endpoint of one of weft's own sockets (key of weft_self_endpoints). An all-zero
+ * address stands for every address (a listener on 0.0.0.0 or ::). */
+struct weft_endpoint {
+	__u8 addr[16]; /* IPv4 as v4-mapped IPv6, as in weft_tuple */
+	__u16 port;
+	__u16 pad;
+};
+
+enum weft_self_endpoint_kind {
+	WEFT_SELF_SEEN = 1,     /* a socket weft sent on: forgotten when it closes */
+	WEFT_SELF_LISTENER = 2, /* a listening address userspace registered: kept */
 };
 
 #endif

@@ -33,10 +33,15 @@ SRC
 }
 
 BUILD_PACKAGES=(build-essential cmake pkg-config clang-14 llvm-14 libelf-dev zlib1g-dev
-  libcli11-dev nlohmann-json3-dev doctest-dev libclang-rt-14-dev)
-BACKPORT_PACKAGES=(libbpf-dev bpftool)
-# Real peers and tools used by the end-to-end tests and benchmarks.
-TEST_PACKAGES=(nginx-light curl python3 iproute2 valgrind wrk)
+  libcli11-dev nlohmann-json3-dev doctest-dev libclang-rt-14-dev libcpp-httplib-dev
+  libabsl-dev libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc
+  libcurl4-openssl-dev)
+# opentelemetry-cpp (OTLP encoding, HTTP client) and the official OTLP protos.
+BACKPORT_PACKAGES=(libbpf-dev bpftool opentelemetry-cpp-dev libopentelemetry-proto-dev opentelemetry-proto)
+# Real peers and tools used by the end-to-end tests and benchmarks: the OTLP test receiver
+# decodes with Debian's protobuf and gRPC for Python, promtool checks /metrics.
+TEST_PACKAGES=(nginx-light curl python3 iproute2 valgrind wrk python3-protobuf python3-grpcio
+  prometheus)
 
 missing() {
   local p

@@ -44,6 +44,27 @@ static __always_inline void sock_read_tuple(const struct sock *sk, struct weft_t
 	}
 }
 
+static __always_inline void sock_local_endpoint(const struct sock *sk, struct weft_endpoint *e)
+{
+	const struct inet_sock *inet = bpf_core_cast(sk, struct inet_sock);
+	e->port = bpf_ntohs(inet->inet_sport);
+	e->pad = 0;
+	if (sk->__sk_common.skc_family == WEFT_AF_INET)
+		v4_mapped(e->addr, sk->__sk_common.skc_rcv_saddr);
+	else
+		__builtin_memcpy(e->addr, &sk->__sk_common.skc_v6_rcv_saddr, sizeof(e->addr));
+}
+
+static __always_inline void sock_remote_endpoint(const struct sock *sk, struct weft_endpoint *e)
+{
+	e->port = bpf_ntohs(sk->__sk_common.skc_dport);
+	e->pad = 0;
+	if (sk->__sk_common.skc_family == WEFT_AF_INET)
+		v4_mapped(e->addr, sk->__sk_common.skc_daddr);
+	else
+		__builtin_memcpy(e->addr, &sk->__sk_common.skc_v6_daddr, sizeof(e->addr));
+}
+
 /* Sequence number of the first of `len` bytes just queued (send) or just consumed (recv):
  * the socket hooks fire after tcp_sendmsg/tcp_recvmsg moved write_seq/copied_seq past them. */
 static __always_inline __u32 sock_first_seq(const struct sock *sk, __u8 dir, __u32 len)

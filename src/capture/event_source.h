@@ -35,6 +35,9 @@ class EventSource {
   virtual SourceStats stats() const = 0;
   // Wall clock minus kernel monotonic clock, for converting timestamps.
   virtual int64_t wall_offset_ns() const = 0;
+  // `local` is an address weft itself listens on (an all-zero address: every address):
+  // connections to it are weft talking to itself and are not reported. Recordings ignore it.
+  virtual void exclude_peers_of(const Endpoint& /*local*/) {}
 };
 
 }  // namespace weft::capture

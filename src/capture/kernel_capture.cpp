@@ -224,3 +224,15 @@ const char* loss_name(int cause) {
 }
 
 }  // namespace weft::capture
+
+namespace weft::capture {
+
+void KernelCapture::exclude_peers_of(const Endpoint& local) {
+  weft_endpoint key{};
+  std::memcpy(key.addr, local.addr.data(), sizeof(key.addr));
+  key.port = local.port;
+  uint8_t kind = WEFT_SELF_LISTENER;
+  bpf_map_update_elem(bpf_map__fd(skel_->maps.weft_self_endpoints), &key, &kind, BPF_ANY);
+}
+
+}  // namespace weft::capture

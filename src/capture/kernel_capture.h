@@ -42,6 +42,7 @@ class KernelCapture : public EventSource {
   uint64_t now_mono_ns() const override;
   SourceStats stats() const override;
   int64_t wall_offset_ns() const override { return wall_offset_ns_; }
+  void exclude_peers_of(const Endpoint& local) override;
 
   const std::vector<HookStatus>& hooks() const { return hooks_; }
 

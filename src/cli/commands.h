@@ -6,6 +6,7 @@
 
 #include "capture/kernel_capture.h"
 #include "conn/connection_tracker.h"
+#include "export/export_config.h"
 #include "trace/span_builder.h"
 #include "trace/stitcher.h"
 #include "weft/event.h"
@@ -49,8 +50,7 @@ struct ExchangesOptions {
 };
 
 struct RunOptions {
-  std::string exporter = "console";  // console, otlp-file
-  std::string output_path;
+  exporter::ExportConfig output;  // resolved from the environment, --config and flags
   double duration_s = 0;
   std::string replay_path;
   capture::CaptureConfig capture;

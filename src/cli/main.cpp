@@ -36,6 +36,76 @@ void add_capture_options(CLI::App& cmd, CaptureConfig& c) {
                  "Do not attach this optional hook (program or attach name; repeatable)");
 }
 
+// The export settings `weft run` takes as flags: the highest-precedence configuration layer.
+struct ExportFlags {
+  weft::exporter::ConfigLayer layer{.origin = "flags"};
+  std::string config_path;
+  std::vector<std::string> headers, resource_attributes;
+  double timeout_s = 0, metrics_interval_s = 0, queue_interval_s = 0;
+  size_t queue_spans = 0, queue_bytes = 0;
+};
+
+template <typename T>
+void optional_option(CLI::App& cmd, const char* name, std::optional<T>& into, const char* help) {
+  cmd.add_option_function<T>(name, [&into](const T& v) { into = v; }, help);
+}
+
+void add_export_options(CLI::App& cmd, ExportFlags& f) {
+  auto& l = f.layer;
+  optional_option(cmd, "--exporter", l.exporter,
+                  "console (trees for people), otlp-file (OTLP/JSON lines) or otlp (to a backend); "
+                  "default: otlp when an OTLP endpoint is configured, else console");
+  optional_option(cmd, "-o,--output", l.output_path, "File for --exporter otlp-file (appended to)");
+  cmd.add_option("--config", f.config_path, "JSON config file (flags win over it, it wins over OTEL_* variables)");
+  optional_option(cmd, "--otlp-endpoint", l.otlp.endpoint,
+                  "OTLP base URL (HTTP: /v1/traces and /v1/metrics are appended; gRPC: http[s]://host:port)");
+  optional_option(cmd, "--otlp-traces-endpoint", l.traces.endpoint, "OTLP URL for traces, used as is");
+  optional_option(cmd, "--otlp-metrics-endpoint", l.metrics.endpoint, "OTLP URL for metrics, used as is");
+  optional_option(cmd, "--otlp-protocol", l.otlp.protocol, "http/protobuf (default), http/json or grpc");
+  cmd.add_option("--otlp-header", f.headers, "KEY=VALUE sent with every OTLP request (repeatable)");
+  optional_option(cmd, "--otlp-compression", l.otlp.compression, "gzip or none");
+  cmd.add_option("--otlp-timeout", f.timeout_s, "Seconds an OTLP request may take")->check(kSeconds);
+  optional_option(cmd, "--otlp-certificate", l.otlp.certificate, "PEM file of CAs to trust for https endpoints");
+  optional_option(cmd, "--service-name", l.service_name, "service.name on every exported resource (overrides each process's)");
+  cmd.add_option("--resource-attribute", f.resource_attributes, "KEY=VALUE added to every exported resource (repeatable)");
+  optional_option(cmd, "--metrics-address", l.metrics_address,
+                  "HOST:PORT of the Prometheus endpoint (default 127.0.0.1:9464), or off");
+  cmd.add_option("--metrics-interval", f.metrics_interval_s, "Seconds between OTLP metrics exports")->check(kSeconds);
+  cmd.add_option("--export-queue-spans", f.queue_spans, "Spans waiting for export at most (oldest dropped beyond)");
+  cmd.add_option("--export-queue-bytes", f.queue_bytes, "Bytes of spans waiting for export at most");
+  cmd.add_option("--export-interval", f.queue_interval_s, "Seconds a finished trace waits to join a batch")
+      ->check(kSeconds);
+}
+
+// Environment, then the config file, then flags: the later wins.
+std::string resolve_export(ExportFlags& f, weft::exporter::ExportConfig& out) {
+  using namespace weft::exporter;
+  using std::chrono::milliseconds;
+  auto& l = f.layer;
+  std::string error;
+  for (const auto& h : f.headers)
+    if (!parse_key_values(h, l.otlp.headers, &error)) return "--otlp-header: " + error;
+  for (const auto& a : f.resource_attributes)
+    if (!parse_key_values(a, l.resource_attributes, &error)) return "--resource-attribute: " + error;
+  auto seconds = [](double s) { return std::optional<milliseconds>(milliseconds(static_cast<int64_t>(s * 1000))); };
+  if (f.timeout_s > 0) l.otlp.timeout = seconds(f.timeout_s);
+  if (f.metrics_interval_s > 0) l.metrics_interval = seconds(f.metrics_interval_s);
+  if (f.queue_interval_s > 0) l.queue_interval = seconds(f.queue_interval_s);
+  if (f.queue_spans > 0) l.queue_max_spans = f.queue_spans;
+  if (f.queue_bytes > 0) l.queue_max_bytes = f.queue_bytes;
+
+  std::vector<ConfigLayer> layers;
+  layers.push_back(layer_from_environment([](const char* name) { return std::getenv(name); }, &error));
+  if (!error.empty()) return error;
+  if (!f.config_path.empty()) {
+    layers.push_back(layer_from_file(f.config_path, &error));
+    if (!error.empty()) return error;
+  }
+  layers.push_back(l);
+  out = resolve(layers, &error);
+  return error;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -64,10 +134,9 @@ int main(int argc, char** argv) {
   double wait_s = static_cast<double>(run.stitch.wait_ns) / 1e9;
   double slow_ms = 0;
   bool no_keep_errors = false;
+  ExportFlags export_flags;
   auto* run_cmd = app.add_subcommand("run", "Trace: spans and traces from every TCP conversation (weft's main job)");
-  run_cmd->add_option("--exporter", run.exporter, "console (trees for people) or otlp-file (OTLP/JSON lines)")
-      ->capture_default_str();
-  run_cmd->add_option("-o,--output", run.output_path, "File for --exporter otlp-file (appended to)");
+  add_export_options(*run_cmd, export_flags);
   run_cmd->add_option("--duration", run.duration_s, "Stop after this many seconds, flushing everything")
       ->check(kSeconds);
   run_cmd->add_option("--replay", run.replay_path, "Read events from a `weft record` file");
@@ -143,6 +212,7 @@ int main(int argc, char** argv) {
     run.stitch.sampler.keep_slower_than_ns = static_cast<uint64_t>(slow_ms * 1e6);
     run.stitch.sampler.keep_errors = !no_keep_errors;
     std::string bad = weft::trace::sampler_from_environment(run.stitch.sampler);
+    if (bad.empty()) bad = resolve_export(export_flags, run.output);
     if (bad.empty()) bad = weft::cli::validate(run);
     if (!bad.empty()) {
       std::fprintf(stderr, "weft: %s\n", bad.c_str());

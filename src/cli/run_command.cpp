@@ -7,6 +7,7 @@
 #include "conn/connection_tracker.h"
 #include "export/console_exporter.h"
 #include "export/export_queue.h"
+#include "export/otlp_exporter.h"
 #include "export/otlp_json.h"
 #include "trace/span_builder.h"
 #include "trace/stitcher.h"
@@ -14,20 +15,27 @@
 namespace weft::cli {
 namespace {
 
+exporter::ResourceOverrides resource_overrides(const exporter::ExportConfig& o) {
+  return {o.resource_attributes, o.service_name};
+}
+
 // On exit, how long the export thread may keep trying to deliver what is queued.
 constexpr std::chrono::milliseconds kExportDrainTime{5000};
 
-std::unique_ptr<exporter::BatchExporter> make_exporter(const RunOptions& o, std::string* error) {
+std::unique_ptr<exporter::BatchExporter> make_exporter(const exporter::ExportConfig& o, std::string* error) {
   if (o.exporter == "console") return std::make_unique<exporter::ConsoleExporter>(stdout);
-  if (o.exporter == "otlp-file") {
-    if (o.output_path.empty()) {
-      *error = "--exporter otlp-file needs --output PATH";
-      return nullptr;
-    }
-    return exporter::OtlpFileExporter::open(o.output_path, error);
-  }
-  *error = "unknown exporter '" + o.exporter + "' (console, otlp-file)";
-  return nullptr;
+  if (o.exporter == "otlp-file") return exporter::OtlpFileExporter::open(o.output_path, error);
+  auto transport = exporter::OtlpTransport::create(exporter::Signal::Traces, o.traces, error);
+  if (!transport) return nullptr;
+  return std::make_unique<exporter::OtlpTraceExporter>(std::move(transport), resource_overrides(o));
+}
+
+exporter::QueueConfig queue_config(const exporter::ExportConfig& o) {
+  exporter::QueueConfig q;
+  q.max_spans = o.queue_max_spans;
+  q.max_bytes = o.queue_max_bytes;
+  q.flush_interval = o.queue_interval;
+  return q;
 }
 
 void print_summary(const trace::StitchCounters& s, const conn::ConnectionTracker& tracker,
@@ -67,16 +75,13 @@ void print_summary(const trace::StitchCounters& s, const conn::ConnectionTracker
 }  // namespace
 
 std::string validate(const RunOptions& o) {
-  if (o.exporter != "console" && o.exporter != "otlp-file")
-    return "unknown exporter '" + o.exporter + "' (console, otlp-file)";
-  if (o.exporter == "otlp-file" && o.output_path.empty()) return "--exporter otlp-file needs --output PATH";
   if (std::string bad = trace::validate(o.stitch.sampler); !bad.empty()) return bad;
   return capture::validate(o.capture);
 }
 
 int run_traces(const RunOptions& options) {
   std::string error;
-  auto out = make_exporter(options, &error);
+  auto out = make_exporter(options.output, &error);
   if (!out) {
     std::fprintf(stderr, "weft: %s\n", error.c_str());
     return kExitUsage;
@@ -87,7 +92,7 @@ int run_traces(const RunOptions& options) {
   capture::EventStream stream(std::move(opened.source));
 
   // The export thread: the pipeline never waits for an exporter.
-  exporter::ExportQueue queue({}, std::move(out));
+  exporter::ExportQueue queue(queue_config(options.output), std::move(out));
   trace::Stitcher stitcher(options.stitch, [&](trace::Trace&& t) { queue.push(std::move(t)); });
   trace::SpanBuilder spans(options.spans);
   uint64_t now_wall = 0;

@@ -7,7 +7,21 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+size_t approx_bytes(const trace::AttributeValue& v) {
+  const auto* text = std::get_if<std::string>(&v);
+  return text ? text->capacity() : 0;
+}
+
 }  // namespace
+
+size_t approx_bytes(const trace::Trace& t) {
+  size_t n = sizeof(t) + t.spans.capacity() * sizeof(trace::Span);
+  for (const auto& s : t.spans) {
+    n += s.name.capacity() + s.tracestate.capacity() + s.attributes.capacity() * sizeof(trace::Attribute);
+    for (const auto& a : s.attributes) n += a.key.capacity() + approx_bytes(a.value);
+  }
+  return n;
+}
 
 ExportQueue::ExportQueue(QueueConfig config, std::unique_ptr<BatchExporter> exporter)
     : config_(config), exporter_(std::move(exporter)), thread_([this] { run(); }) {}
@@ -15,30 +29,39 @@ ExportQueue::ExportQueue(QueueConfig config, std::unique_ptr<BatchExporter> expo
 ExportQueue::~ExportQueue() { shutdown(std::chrono::milliseconds(0)); }
 
 void ExportQueue::push(trace::Trace&& t) {
+  // Exporters need neither the exchange nor its headers: free them now, not after export.
+  for (auto& s : t.spans) s.exchange.reset();
   size_t spans = t.spans.size();
+  size_t bytes = approx_bytes(t);
   bool full_batch = false;
   {
     std::lock_guard lock(mutex_);
     if (queue_.empty()) oldest_since_ = Clock::now();
-    queue_.push_back(std::move(t));
+    queue_.push_back({std::move(t), bytes});
     queued_spans_ += spans;
-    while (queued_spans_ > config_.max_spans && queue_.size() > 1) {
-      size_t n = queue_.front().spans.size();
-      queue_.pop_front();
-      queued_spans_ -= n;
-      counters_.spans_dropped_full += n;
-    }
+    queued_bytes_ += bytes;
+    while ((queued_spans_ > config_.max_spans || queued_bytes_ > config_.max_bytes) && queue_.size() > 1)
+      drop_oldest();
     full_batch = queued_spans_ >= config_.batch_spans;
   }
   if (full_batch) wake_.notify_one();
 }
 
+void ExportQueue::drop_oldest() {
+  const Entry& e = queue_.front();
+  queued_spans_ -= e.trace.spans.size();
+  queued_bytes_ -= e.bytes;
+  counters_.spans_dropped_full += e.trace.spans.size();
+  queue_.pop_front();
+}
+
 std::vector<trace::Trace> ExportQueue::take_batch() {
   std::vector<trace::Trace> batch;
   size_t spans = 0;
-  while (!queue_.empty() && (batch.empty() || spans + queue_.front().spans.size() <= config_.batch_spans)) {
-    spans += queue_.front().spans.size();
-    batch.push_back(std::move(queue_.front()));
+  while (!queue_.empty() && (batch.empty() || spans + queue_.front().trace.spans.size() <= config_.batch_spans)) {
+    spans += queue_.front().trace.spans.size();
+    queued_bytes_ -= queue_.front().bytes;
+    batch.push_back(std::move(queue_.front().trace));
     queue_.pop_front();
   }
   queued_spans_ -= spans;
@@ -110,15 +133,17 @@ void ExportQueue::shutdown(std::chrono::milliseconds deadline) {
   wake_.notify_all();
   thread_.join();
   std::lock_guard lock(mutex_);
-  for (const auto& t : queue_) counters_.spans_dropped_failed += t.spans.size();
+  for (const auto& e : queue_) counters_.spans_dropped_failed += e.trace.spans.size();
   queue_.clear();
   queued_spans_ = 0;
+  queued_bytes_ = 0;
 }
 
 QueueCounters ExportQueue::counters() const {
   std::lock_guard lock(mutex_);
   QueueCounters c = counters_;
   c.queued_spans = queued_spans_;
+  c.queued_bytes = queued_bytes_;
   return c;
 }
 

@@ -33,6 +33,7 @@ class BatchExporter {
 
 struct QueueConfig {
   size_t max_spans = 100'000;        // spans waiting at most; beyond, the oldest traces go
+  size_t max_bytes = 64u << 20;      // and their approximate memory, likewise
   size_t batch_spans = 512;          // a batch leaves when it has this many spans...
   std::chrono::milliseconds flush_interval{500};  // ...or when the oldest waited this long
   std::chrono::milliseconds initial_backoff{250};
@@ -46,7 +47,11 @@ struct QueueCounters {
   uint64_t export_failures = 0;       // failed attempts, retryable or not
   uint64_t retries = 0;
   uint64_t queued_spans = 0;          // waiting now
+  uint64_t queued_bytes = 0;          // their approximate memory
 };
+
+// What a queued trace holds in memory, roughly: for the queue's byte bound.
+size_t approx_bytes(const trace::Trace& trace);
 
 class ExportQueue {
  public:
@@ -63,15 +68,21 @@ class ExportQueue {
 
  private:
   void run();
+  struct Entry {
+    trace::Trace trace;
+    size_t bytes;
+  };
   std::vector<trace::Trace> take_batch();  // with the lock held
+  void drop_oldest();                      // with the lock held
   bool deliver(std::vector<trace::Trace>& batch, size_t spans);
 
   QueueConfig config_;
   std::unique_ptr<BatchExporter> exporter_;
   mutable std::mutex mutex_;
   std::condition_variable wake_;
-  std::deque<trace::Trace> queue_;
+  std::deque<Entry> queue_;
   size_t queued_spans_ = 0;
+  size_t queued_bytes_ = 0;
   std::chrono::steady_clock::time_point oldest_since_{};
   bool stopping_ = false;
   std::chrono::steady_clock::time_point give_up_at_ = std::chrono::steady_clock::time_point::max();

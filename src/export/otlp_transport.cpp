@@ -1,0 +1,345 @@
+#include "export/otlp_transport.h"
+
+#include <grpcpp/grpcpp.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <ctime>
+#include <fstream>
+#include <future>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+// clang-format off: the prefix header must come before the generated protobuf headers.
+#include "opentelemetry/exporters/otlp/protobuf_include_prefix.h"
+#include "opentelemetry/proto/collector/metrics/v1/metrics_service.grpc.pb.h"
+#include "opentelemetry/proto/collector/trace/v1/trace_service.grpc.pb.h"
+#include <google/protobuf/util/json_util.h>
+#include "opentelemetry/exporters/otlp/protobuf_include_suffix.h"
+// clang-format on
+#include "opentelemetry/ext/http/client/http_client_factory.h"
+#include "opentelemetry/ext/http/common/url_parser.h"
+
+namespace weft::exporter {
+namespace {
+
+namespace http = opentelemetry::ext::http::client;
+namespace trace_proto = opentelemetry::proto::collector::trace::v1;
+namespace metrics_proto = opentelemetry::proto::collector::metrics::v1;
+using std::chrono::milliseconds;
+
+const std::string kUserAgent = std::string("weft/") + WEFT_VERSION;
+
+ExportResult retryable(std::string error, milliseconds after = milliseconds(0)) {
+  return {ExportResult::Kind::Retryable, after, std::move(error)};
+}
+ExportResult failed(std::string error) { return {ExportResult::Kind::Failed, {}, std::move(error)}; }
+
+// --- OTLP/HTTP ---
+
+struct HttpOutcome {
+  http::SessionState state = http::SessionState::Created;
+  int status = 0;
+  std::string retry_after;
+  std::string body;
+};
+
+// Turns the curl client's callbacks into one outcome: the response, or the state that ended
+// the session without one.
+class OutcomeHandler : public http::EventHandler {
+ public:
+  std::future<HttpOutcome> outcome() { return promise_.get_future(); }
+
+  void OnResponse(http::Response& response) noexcept override {
+    HttpOutcome o;
+    o.state = http::SessionState::Response;
+    o.status = response.GetStatusCode();
+    response.ForEachHeader("Retry-After", [&](opentelemetry::nostd::string_view, opentelemetry::nostd::string_view v) {
+      o.retry_after = std::string(v);
+      return false;
+    });
+    const auto& body = response.GetBody();
+    o.body.assign(body.begin(), body.end());
+    finish(std::move(o));
+  }
+
+  void OnEvent(http::SessionState state, opentelemetry::nostd::string_view) noexcept override {
+    switch (state) {
+      case http::SessionState::CreateFailed:
+      case http::SessionState::ConnectFailed:
+      case http::SessionState::SendFailed:
+      case http::SessionState::SSLHandshakeFailed:
+      case http::SessionState::TimedOut:
+      case http::SessionState::NetworkError:
+      case http::SessionState::ReadError:
+      case http::SessionState::WriteError:
+      case http::SessionState::Cancelled: {
+        HttpOutcome o;
+        o.state = state;
+        finish(std::move(o));
+        break;
+      }
+      default:
+        break;
+    }
+  }
+
+ private:
+  void finish(HttpOutcome&& o) {
+    if (!done_.exchange(true)) promise_.set_value(std::move(o));
+  }
+  std::promise<HttpOutcome> promise_;
+  std::atomic<bool> done_{false};
+};
+
+const char* state_name(http::SessionState s) {
+  switch (s) {
+    case http::SessionState::CreateFailed: return "could not create the request";
+    case http::SessionState::ConnectFailed: return "connection failed";
+    case http::SessionState::SendFailed: return "sending failed";
+    case http::SessionState::SSLHandshakeFailed: return "TLS handshake failed";
+    case http::SessionState::TimedOut: return "timed out";
+    case http::SessionState::NetworkError: return "network error";
+    case http::SessionState::ReadError: return "reading the response failed";
+    case http::SessionState::WriteError: return "writing the request failed";
+    case http::SessionState::Cancelled: return "cancelled";
+    default: return "no response";
+  }
+}
+
+ExportResult classify_http(const HttpOutcome& o, const std::string& endpoint) {
+  if (o.state != http::SessionState::Response)
+    return retryable("POST " + endpoint + ": " + state_name(o.state));
+  if (o.status >= 200 && o.status < 300) return {};
+  std::string error = "POST " + endpoint + ": HTTP " + std::to_string(o.status);
+  if (o.status == 429 || o.status == 502 || o.status == 503 || o.status == 504)
+    return retryable(error, parse_retry_after(o.retry_after));
+  return failed(error);
+}
+
+class HttpTransport : public OtlpTransport {
+ public:
+  HttpTransport(const OtlpSignal& s) : OtlpTransport(s.endpoint), settings_(s), client_(http::HttpClientFactory::Create()) {
+    opentelemetry::ext::http::common::UrlParser url(s.endpoint);
+    path_ = url.path_ + (url.query_.empty() ? "" : "?" + url.query_);
+    ssl_ = http::HttpSslOptions(s.endpoint, false, s.certificate, "", "", "", "", "", "", "", "", "");
+  }
+  ~HttpTransport() override { client_->CancelAllSessions(); }
+
+  ExportResult send(const google::protobuf::Message& message) override {
+    bool json = settings_.protocol == OtlpProtocol::HttpJson;
+    std::string body = json ? otlp_message_to_json(message) : message.SerializeAsString();
+    if (settings_.gzip) body = gzip_compress(body);
+
+    auto session = client_->CreateSession(endpoint());
+    auto request = session->CreateRequest();
+    request->SetMethod(http::Method::Post);
+    request->SetUri(path_);
+    request->SetSslOptions(ssl_);
+    request->SetTimeoutMs(settings_.timeout);
+    for (const auto& [k, v] : settings_.headers) request->AddHeader(k, v);
+    request->ReplaceHeader("Content-Type", json ? "application/json" : "application/x-protobuf");
+    request->ReplaceHeader("User-Agent", kUserAgent);
+    if (settings_.gzip) request->ReplaceHeader("Content-Encoding", "gzip");
+    http::Body bytes(body.begin(), body.end());
+    request->SetBody(bytes);
+
+    auto handler = std::make_shared<OutcomeHandler>();
+    auto outcome = handler->outcome();
+    session->SendRequest(handler);
+    // The client enforces the timeout; the margin only guards against a callback that never comes.
+    if (outcome.wait_for(settings_.timeout + milliseconds(2000)) != std::future_status::ready) {
+      session->CancelSession();
+      return retryable("POST " + endpoint() + ": no answer within the timeout");
+    }
+    session->FinishSession();
+    return classify_http(outcome.get(), endpoint());
+  }
+
+ private:
+  OtlpSignal settings_;
+  std::shared_ptr<http::HttpClient> client_;
+  std::string path_;
+  http::HttpSslOptions ssl_;
+};
+
+// --- OTLP/gRPC ---
+
+bool read_file(const std::string& path, std::string& out) {
+  std::ifstream in(path);
+  if (!in) return false;
+  std::stringstream s;
+  s << in.rdbuf();
+  out = s.str();
+  return true;
+}
+
+// The OTLP specification's retryable gRPC codes.
+bool retryable_grpc(grpc::StatusCode code) {
+  switch (code) {
+    case grpc::StatusCode::CANCELLED:
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+    case grpc::StatusCode::ABORTED:
+    case grpc::StatusCode::OUT_OF_RANGE:
+    case grpc::StatusCode::UNAVAILABLE:
+    case grpc::StatusCode::DATA_LOSS:
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+      return true;
+    default:
+      return false;
+  }
+}
+
+class GrpcTransport : public OtlpTransport {
+ public:
+  GrpcTransport(Signal signal, const OtlpSignal& s, std::shared_ptr<grpc::Channel> channel)
+      : OtlpTransport(s.endpoint), signal_(signal), settings_(s), channel_(std::move(channel)) {
+    if (signal == Signal::Traces) traces_ = trace_proto::TraceService::NewStub(channel_);
+    else metrics_ = metrics_proto::MetricsService::NewStub(channel_);
+  }
+
+  ExportResult send(const google::protobuf::Message& message) override {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + settings_.timeout);
+    for (const auto& [k, v] : settings_.headers) {
+      std::string key = k;
+      std::transform(key.begin(), key.end(), key.begin(), [](unsigned char c) { return std::tolower(c); });
+      context.AddMetadata(key, v);
+    }
+    grpc::Status status;
+    if (signal_ == Signal::Traces) {
+      trace_proto::ExportTraceServiceResponse response;
+      status = traces_->Export(&context, static_cast<const trace_proto::ExportTraceServiceRequest&>(message), &response);
+    } else {
+      metrics_proto::ExportMetricsServiceResponse response;
+      status = metrics_->Export(&context, static_cast<const metrics_proto::ExportMetricsServiceRequest&>(message), &response);
+    }
+    if (status.ok()) return {};
+    std::string error = "gRPC " + endpoint() + ": " + grpc_code_name(status.error_code()) +
+                        (status.error_message().empty() ? "" : " (" + status.error_message() + ")");
+    return retryable_grpc(status.error_code()) ? retryable(error) : failed(error);
+  }
+
+ private:
+  static std::string grpc_code_name(grpc::StatusCode c) {
+    static const char* names[] = {"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",
+                                  "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED",
+                                  "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED",
+                                  "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"};
+    int i = static_cast<int>(c);
+    return i >= 0 && i < 17 ? names[i] : "code " + std::to_string(i);
+  }
+
+  Signal signal_;
+  OtlpSignal settings_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<trace_proto::TraceService::Stub> traces_;
+  std::unique_ptr<metrics_proto::MetricsService::Stub> metrics_;
+};
+
+std::unique_ptr<OtlpTransport> make_grpc(Signal signal, const OtlpSignal& s, std::string* error) {
+  bool tls = s.endpoint.starts_with("https://");
+  std::string target = s.endpoint.substr(s.endpoint.find("://") + 3);
+  while (!target.empty() && target.back() == '/') target.pop_back();
+  std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
+  if (tls) {
+    grpc::SslCredentialsOptions options;
+    if (!s.certificate.empty() && !read_file(s.certificate, options.pem_root_certs)) {
+      *error = "cannot read the OTLP certificate file " + s.certificate;
+      return nullptr;
+    }
+    credentials = grpc::SslCredentials(options);
+  }
+  grpc::ChannelArguments args;
+  args.SetUserAgentPrefix(kUserAgent);
+  if (s.gzip) args.SetCompressionAlgorithm(GRPC_COMPRESS_GZIP);
+  auto channel = grpc::CreateCustomChannel(target, credentials, args);
+  return std::make_unique<GrpcTransport>(signal, s, std::move(channel));
+}
+
+// --- OTLP/JSON ---
+
+std::string base64_to_hex(const std::string& b64) {
+  static const std::string chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string bytes;
+  uint32_t acc = 0;
+  int bits = 0;
+  for (char c : b64) {
+    size_t v = chars.find(c);
+    if (v == std::string::npos) break;  // '=' padding ends the data
+    acc = (acc << 6) | static_cast<uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      bytes += static_cast<char>((acc >> bits) & 0xff);
+    }
+  }
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (unsigned char b : bytes) {
+    out += hex[b >> 4];
+    out += hex[b & 15];
+  }
+  return out;
+}
+
+// OTLP/JSON writes these bytes fields as hex where protobuf's mapping would use base64.
+void ids_to_hex(nlohmann::json& j) {
+  if (j.is_array()) {
+    for (auto& v : j) ids_to_hex(v);
+    return;
+  }
+  if (!j.is_object()) return;
+  for (auto& [key, value] : j.items()) {
+    if (value.is_string() && (key == "traceId" || key == "spanId" || key == "parentSpanId"))
+      value = base64_to_hex(value.get<std::string>());
+    else
+      ids_to_hex(value);
+  }
+}
+
+}  // namespace
+
+std::string otlp_message_to_json(const google::protobuf::Message& message) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.always_print_enums_as_ints = true;
+  std::string text;
+  (void)google::protobuf::util::MessageToJsonString(message, &text, options);
+  nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
+  if (j.is_discarded()) return text;
+  ids_to_hex(j);
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+std::chrono::milliseconds parse_retry_after(const std::string& value) {
+  if (value.empty()) return milliseconds(0);
+  char* end = nullptr;
+  long seconds = std::strtol(value.c_str(), &end, 10);
+  if (end != value.c_str() && *end == '\0') return milliseconds(std::clamp(seconds, 0L, 3600L) * 1000);
+  std::tm tm{};  // an HTTP-date: "Sun, 06 Nov 1994 08:49:37 GMT"
+  if (!strptime(value.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm)) return milliseconds(0);
+  long delta = static_cast<long>(timegm(&tm) - std::time(nullptr));
+  return milliseconds(std::clamp(delta, 0L, 3600L) * 1000);
+}
+
+std::string gzip_compress(const std::string& data) {
+  z_stream z{};
+  // 15 window bits + 16: a gzip header and trailer instead of zlib's.
+  if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) return data;
+  std::string out(deflateBound(&z, data.size()), '\0');
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
+  z.avail_in = static_cast<uInt>(data.size());
+  z.next_out = reinterpret_cast<Bytef*>(out.data());
+  z.avail_out = static_cast<uInt>(out.size());
+  deflate(&z, Z_FINISH);
+  out.resize(z.total_out);
+  deflateEnd(&z);
+  return out;
+}
+
+std::unique_ptr<OtlpTransport> OtlpTransport::create(Signal signal, const OtlpSignal& s, std::string* error) {
+  if (s.protocol == OtlpProtocol::Grpc) return make_grpc(signal, s, error);
+  return std::make_unique<HttpTransport>(s);
+}
+
+}  // namespace weft::exporter
