@@ -3,6 +3,8 @@
 #include <grpcpp/grpcpp.h>
 #include <zlib.h>
 
+#include <strings.h>
+
 #include <algorithm>
 #include <ctime>
 #include <fstream>
@@ -54,9 +56,9 @@ class OutcomeHandler : public http::EventHandler {
     HttpOutcome o;
     o.state = http::SessionState::Response;
     o.status = response.GetStatusCode();
-    response.ForEachHeader("Retry-After", [&](opentelemetry::nostd::string_view, opentelemetry::nostd::string_view v) {
-      o.retry_after = std::string(v);
-      return false;
+    response.ForEachHeader([&](opentelemetry::nostd::string_view name, opentelemetry::nostd::string_view value) {
+      if (strcasecmp(std::string(name).c_str(), "Retry-After") == 0) o.retry_after = std::string(value);
+      return true;
     });
     const auto& body = response.GetBody();
     o.body.assign(body.begin(), body.end());
@@ -121,7 +123,9 @@ class HttpTransport : public OtlpTransport {
  public:
   HttpTransport(const OtlpSignal& s) : OtlpTransport(s.endpoint), settings_(s), client_(http::HttpClientFactory::Create()) {
     opentelemetry::ext::http::common::UrlParser url(s.endpoint);
-    path_ = url.path_ + (url.query_.empty() ? "" : "?" + url.query_);
+    // The client joins its "scheme://host:port/" base and this path: without the leading
+    // slash, or the server would see "//v1/traces".
+    path_ = url.path_.substr(url.path_.starts_with("/") ? 1 : 0) + (url.query_.empty() ? "" : "?" + url.query_);
     ssl_ = http::HttpSslOptions(s.endpoint, false, s.certificate, "", "", "", "", "", "", "", "", "");
   }
   ~HttpTransport() override { client_->CancelAllSessions(); }
@@ -311,8 +315,10 @@ std::string otlp_message_to_json(const google::protobuf::Message& message) {
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
-std::chrono::milliseconds parse_retry_after(const std::string& value) {
-  if (value.empty()) return milliseconds(0);
+std::chrono::milliseconds parse_retry_after(const std::string& raw) {
+  size_t b = raw.find_first_not_of(" \t\r\n"), e = raw.find_last_not_of(" \t\r\n");
+  if (b == std::string::npos) return milliseconds(0);
+  std::string value = raw.substr(b, e - b + 1);
   char* end = nullptr;
   long seconds = std::strtol(value.c_str(), &end, 10);
   if (end != value.c_str() && *end == '\0') return milliseconds(std::clamp(seconds, 0L, 3600L) * 1000);

@@ -164,4 +164,64 @@ inline const Span* find_span(const Trace& trace, const std::shared_ptr<Exchange>
   return nullptr;
 }
 
+inline std::shared_ptr<Resource> resource(const std::string& service, int64_t pid) {
+  auto r = std::make_shared<Resource>();
+  r->service_name = service;
+  r->attributes = {{"service.name", service}, {"process.pid", pid}};
+  return r;
+}
+
+template <size_t N>
+inline std::array<uint8_t, N> id(uint8_t first) {
+  std::array<uint8_t, N> out{};
+  for (size_t i = 0; i < N; ++i) out[i] = static_cast<uint8_t>(first + 0x11 * i);
+  return out;
+}
+
+// An exporter fixture: root (server, r1) -> child (client, r1, error) -> remote (server, r2,
+// wire context).
+inline Trace sample_trace(const std::shared_ptr<Resource>& r1, const std::shared_ptr<Resource>& r2) {
+  Trace t;
+  Span root;
+  root.trace_id = id<16>(0x0a);
+  root.span_id = id<8>(0xa0);
+  root.tracestate = "congo=t61rcWkgMzE";
+  root.name = "GET /users/{id}";
+  root.kind = SpanKind::Server;
+  root.start_ns = 1'700'000'000'123'456'789ull;
+  root.end_ns = 1'700'000'000'223'456'789ull;
+  root.attributes = {{"http.request.method", std::string("GET")},
+                     {"http.response.status_code", int64_t{200}},
+                     {"weft.http.headers_truncated", true},
+                     {"ratio", 0.5}};
+  root.resource = r1;
+
+  Span child;
+  child.trace_id = root.trace_id;
+  child.span_id = id<8>(0x01);
+  child.parent_span_id = root.span_id;
+  child.tracestate = root.tracestate;
+  child.name = "POST /orders";
+  child.kind = SpanKind::Client;
+  child.start_ns = root.start_ns + 10;
+  child.end_ns = root.end_ns - 10;
+  child.status = StatusCode::Error;
+  child.attributes = {{"http.response.status_code", int64_t{-1}}};
+  child.resource = r1;
+
+  Span remote;
+  remote.trace_id = root.trace_id;
+  remote.span_id = id<8>(0x02);
+  remote.parent_span_id = child.span_id;
+  remote.name = "POST /orders";
+  remote.kind = SpanKind::Server;
+  remote.start_ns = root.start_ns + 20;
+  remote.end_ns = root.end_ns - 20;
+  remote.resource = r2;
+  remote.wire = WireContext{};
+
+  t.spans = {root, child, remote};
+  return t;
+}
+
 }  // namespace weft::trace::test
