@@ -1,0 +1,69 @@
+#include "metrics/self_metrics.h"
+
+namespace weft::metrics {
+namespace {
+
+SelfMetric counter(std::string otel_name, std::string description, std::string unit,
+                   uint64_t value) {
+  std::string prometheus_name = otel_name;
+  for (char& c : prometheus_name)
+    if (c == '.') c = '_';
+  return {std::move(otel_name), prometheus_name + "_total", std::move(description),
+          std::move(unit),      SelfMetricKind::Counter,    "",
+          {{"", value}}};
+}
+
+SelfMetric labelled_counter(std::string otel_name, std::string description, std::string unit,
+                            std::string label_key, const std::map<std::string, uint64_t>& values) {
+  SelfMetric m = counter(std::move(otel_name), std::move(description), std::move(unit), 0);
+  m.label_key = std::move(label_key);
+  m.points.clear();
+  for (const auto& [label, value] : values) m.points.push_back({label, value});
+  return m;
+}
+
+SelfMetric gauge(std::string otel_name, std::string prometheus_name, std::string description,
+                 std::string unit, uint64_t value) {
+  return {std::move(otel_name), std::move(prometheus_name), std::move(description),
+          std::move(unit),      SelfMetricKind::Gauge,      "",
+          {{"", value}}};
+}
+
+}  // namespace
+
+std::vector<SelfMetric> self_metrics(const SelfSnapshot& s, const SeriesOverflow& overflow) {
+  return {
+      counter("weft.events", "Events weft received from the kernel or a recording.", "{event}",
+              s.events),
+      labelled_counter("weft.events.lost", "Events lost or cut short, by cause.", "{event}",
+                       "cause", s.events_lost),
+      labelled_counter("weft.parse_errors", "Bytes that were not a valid message, by protocol.",
+                       "{error}", "protocol", s.parse_errors),
+      counter("weft.connections.evicted",
+              "Connections freed early to stay within the memory budget.", "{connection}",
+              s.connections_evicted),
+      counter("weft.spans", "Spans built, before sampling.", "{span}", s.spans_built),
+      counter("weft.traces.sampled_out", "Traces the sampler did not keep.", "{trace}",
+              s.traces_sampled_out),
+      counter("weft.spans.exported", "Spans the exporter accepted.", "{span}", s.spans_exported),
+      labelled_counter("weft.spans.dropped", "Spans not exported, by reason.", "{span}", "reason",
+                       {{"queue_full", s.spans_dropped_queue_full},
+                        {"export_failed", s.spans_dropped_failed},
+                        {"sampled_out", s.spans_sampled_out}}),
+      counter("weft.export.failures", "Failed export attempts, retryable or not.", "{attempt}",
+              s.export_failures),
+      counter("weft.export.retries", "Export attempts that were retries.", "{attempt}",
+              s.export_retries),
+      gauge("weft.export.queue.spans", "weft_export_queue_spans", "Spans waiting to be exported.",
+            "{span}", s.export_queue_spans),
+      gauge("weft.export.queue.bytes", "weft_export_queue_bytes",
+            "Bytes of spans waiting to be exported.", "By", s.export_queue_bytes),
+      labelled_counter(
+          "weft.metric.series_overflow",
+          "Measurements recorded under \"other\" labels past a cardinality limit.", "{measurement}",
+          "limit",
+          {{"routes_per_service", overflow.routes}, {"series_per_metric", overflow.series}}),
+  };
+}
+
+}  // namespace weft::metrics

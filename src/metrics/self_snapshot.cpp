@@ -1,0 +1,52 @@
+#include "metrics/self_snapshot.h"
+
+#include "protocols/protocol.h"
+
+namespace weft::metrics {
+namespace {
+
+std::map<std::string, uint64_t> events_lost(const capture::SourceStats& source,
+                                            const capture::StreamStats& stream) {
+  std::map<std::string, uint64_t> lost;
+  for (int cause = 0; cause < WEFT_LOSS_COUNT; ++cause)
+    lost[capture::loss_name(cause)] = source.kernel[cause];
+  lost["stream_gap"] = stream.gaps;
+  lost["malformed"] = source.malformed;
+  return lost;
+}
+
+// The tracker keeps protocol counters in registry order.
+std::map<std::string, uint64_t> parse_errors(const conn::ConnectionTracker& tracker) {
+  std::map<std::string, uint64_t> errors;
+  const auto& counters = tracker.protocol_counters();
+  const auto& protocols = protocols::registry();
+  for (size_t i = 0; i < counters.size() && i < protocols.size(); ++i)
+    errors[std::string(protocols[i].name)] = counters[i].parse_errors;
+  return errors;
+}
+
+}  // namespace
+
+SelfSnapshot collect_self_snapshot(const capture::SourceStats& source,
+                                   const capture::StreamStats& stream,
+                                   const conn::ConnectionTracker& tracker,
+                                   const trace::StitchCounters& stitch,
+                                   const exporter::QueueCounters& queue) {
+  SelfSnapshot s;
+  s.events = source.records;
+  s.events_lost = events_lost(source, stream);
+  s.parse_errors = parse_errors(tracker);
+  s.connections_evicted = tracker.counters().evicted;
+  s.spans_built = stitch.spans;
+  s.traces_sampled_out = stitch.traces_sampled_out;
+  s.spans_sampled_out = stitch.spans_sampled_out;
+  s.spans_exported = queue.spans_exported;
+  s.spans_dropped_queue_full = queue.spans_dropped_full;
+  s.spans_dropped_failed = queue.spans_dropped_failed;
+  s.export_failures = queue.export_failures;
+  s.export_retries = queue.retries;
+  s.export_queue_spans = queue.queued_spans;
+  return s;
+}
+
+}  // namespace weft::metrics
