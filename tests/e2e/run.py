@@ -26,6 +26,7 @@ import suite_sockets  # noqa: E402,F401
 import suite_cli  # noqa: E402,F401
 import suite_tracing  # noqa: E402,F401
 import suite_exchanges  # noqa: E402,F401
+import suite_otlp  # noqa: E402,F401
 
 
 class TestTimeout(Exception):
