@@ -1,10 +1,13 @@
 """OTLP network export from `weft run`, checked by an independent receiver
 (tests/e2e/otlp_receiver.py: Debian's python3-protobuf and python3-grpcio with modules protoc
 generates from the official opentelemetry-proto files) over OTLP/HTTP protobuf and JSON and
-OTLP/gRPC: every span of known traffic field by field, configuration from flags, a config file
-and the OTEL_* environment and their precedence, weft never exporting its own connections, and
-delivery when the backend is down, slow to come up, or refusing (503 with Retry-After, 400,
-gRPC UNAVAILABLE and INVALID_ARGUMENT), with weft's own counters adding up."""
+OTLP/gRPC, plain and TLS: every span of known traffic field by field, configuration from flags,
+a config file and the OTEL_* environment and their precedence, weft never exporting its own
+connections (exports, /metrics scrapes), metrics pushes, and delivery when the backend is down,
+slow to come up, or refusing (503 with Retry-After, 400, gRPC UNAVAILABLE and INVALID_ARGUMENT),
+with weft's own counters adding up.
+
+Run alone: python3 tests/e2e/run.py --weft build/weft -k otlp_"""
 import json
 import os
 import re
@@ -518,11 +521,11 @@ def otlp_http_json_environment(ctx):
 @case(timeout=90)
 def otlp_grpc_config_file(ctx):
     export_case(ctx, "grpc",
-                config={"exporter": "otlp", "otlp": {"endpoint": "{grpc}", "protocol": "grpc",
+                config={"exporter": "otlp", "otlp": {"endpoint": "{grpc}", "protocol": "grpc", "compression": "gzip",
                                                      "headers": {"x-weft-test": "file-value"}, "timeout": 5},
                         "resource_attributes": {"weft.test": "file"}},
                 env={"OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=e2e"},
-                header=("x-weft-test", "file-value"),
+                header=("x-weft-test", "file-value"), compressed=True,
                 resource_extra={"deployment.environment": "e2e", "weft.test": "file"})
 
 
