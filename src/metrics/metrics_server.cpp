@@ -99,10 +99,9 @@ void configure(httplib::Server& http, MetricsRegistry& registry) {
   });
 }
 
-// The bound port, or -1.
-int bind(httplib::Server& http, const HostPort& where) {
-  if (where.port == 0) return http.bind_to_any_port(where.host);
-  return http.bind_to_port(where.host, where.port) ? where.port : -1;
+bool bind_to(httplib::Server& http, const HostPort& where) {
+  if (where.port == 0) return http.bind_to_any_port(where.host) >= 0;
+  return http.bind_to_port(where.host, where.port);
 }
 
 std::unique_ptr<MetricsServer> fail(std::string* error, std::string message) {
@@ -112,12 +111,42 @@ std::unique_ptr<MetricsServer> fail(std::string* error, std::string message) {
 
 }  // namespace
 
+// httplib keeps its listening socket to itself; a subclass may read where it is bound.
+class MetricsServer::HttpServer : public httplib::Server {
+ public:
+  Endpoint bound_endpoint() const {
+    sockaddr_storage bound{};
+    socklen_t length = sizeof(bound);
+    getsockname(svr_sock_, reinterpret_cast<sockaddr*>(&bound), &length);
+    return endpoint_of(bound);
+  }
+
+ private:
+  // The all-zero address stands for every address, IPv4's 0.0.0.0 included.
+  static Endpoint endpoint_of(const sockaddr_storage& bound) {
+    Endpoint e;
+    if (bound.ss_family == AF_INET6) {
+      const auto& v6 = reinterpret_cast<const sockaddr_in6&>(bound);
+      std::memcpy(e.addr.data(), &v6.sin6_addr, 16);
+      e.port = ntohs(v6.sin6_port);
+      return e;
+    }
+    const auto& v4 = reinterpret_cast<const sockaddr_in&>(bound);
+    if (v4.sin_addr.s_addr != INADDR_ANY) {
+      e.addr[10] = e.addr[11] = 0xff;
+      std::memcpy(e.addr.data() + 12, &v4.sin_addr, 4);
+    }
+    e.port = ntohs(v4.sin_port);
+    return e;
+  }
+};
+
 std::string validate_metrics_address(const std::string& address) {
   HostPort ignored;
   return parse_address(address, &ignored);
 }
 
-MetricsServer::MetricsServer() : http_(std::make_unique<httplib::Server>()) {}
+MetricsServer::MetricsServer() : http_(std::make_unique<HttpServer>()) {}
 
 MetricsServer::~MetricsServer() {
   if (!listener_.joinable()) return;
@@ -134,11 +163,11 @@ std::unique_ptr<MetricsServer> MetricsServer::start(const std::string& address,
   std::unique_ptr<MetricsServer> server(new MetricsServer());
   configure(*server->http_, registry);
   errno = 0;
-  server->port_ = bind(*server->http_, where);
-  if (server->port_ < 0) {
+  if (!bind_to(*server->http_, where)) {
     std::string reason = errno ? std::strerror(errno) : "cannot bind";
     return fail(error, "cannot serve metrics on " + address + ": " + reason);
   }
+  server->local_ = server->http_->bound_endpoint();
   server->listener_ = std::thread(&MetricsServer::listen, server.get());
   // stop() only acts on a server that is already listening: wait for that, so that the
   // destructor always stops it.

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "metrics/metrics_registry.h"
+#include "weft/event.h"
 
 namespace httplib {
 class Server;
@@ -30,14 +31,18 @@ class MetricsServer {
   MetricsServer(const MetricsServer&) = delete;
   MetricsServer& operator=(const MetricsServer&) = delete;
 
-  int port() const { return port_; }  // the bound port (the chosen one when asked for 0)
+  int port() const { return local_.port; }  // the bound port (the chosen one when asked for 0)
+  // The bound address and port, for keeping scrapes out of the traces
+  // (EventSource::exclude_peers_of). All-zero address when listening on every address.
+  const Endpoint& local_endpoint() const { return local_; }
 
  private:
   MetricsServer();
   void listen();
 
-  std::unique_ptr<httplib::Server> http_;
-  int port_ = 0;
+  class HttpServer;
+  std::unique_ptr<HttpServer> http_;
+  Endpoint local_;
   std::atomic<bool> listener_done_{false};
   std::thread listener_;
 };

@@ -57,9 +57,9 @@ std::string this_host_name() {
 sdk::resource::Resource resource_for(const std::string& service_name,
                                      const OtlpMetricsOptions& options) {
   sdk::resource::ResourceAttributes attributes;
+  for (const auto& [key, value] : options.resource_attributes) attributes[key] = value;
   std::string host = options.host_name.empty() ? this_host_name() : options.host_name;
   if (!host.empty()) attributes["host.name"] = host;
-  for (const auto& [key, value] : options.resource_attributes) attributes[key] = value;
   attributes["service.name"] = service_name;
   return KnownResource(std::move(attributes)).Detect();
 }

@@ -19,7 +19,7 @@ namespace weft::metrics {
 struct OtlpMetricsOptions {
   std::string self_service_name = "weft";  // service.name of weft's own resource
   std::string host_name;                   // host.name; empty: this machine's name
-  // Added to every resource (e.g. deployment.environment). service.name is not overridden.
+  // Added to every resource (e.g. deployment.environment); service.name and host.name win.
   std::vector<std::pair<std::string, std::string>> resource_attributes;
 };
 

@@ -46,6 +46,7 @@ SelfSnapshot collect_self_snapshot(const capture::SourceStats& source,
   s.export_failures = queue.export_failures;
   s.export_retries = queue.retries;
   s.export_queue_spans = queue.queued_spans;
+  s.export_queue_bytes = queue.queued_bytes;
   return s;
 }
 

@@ -13,7 +13,6 @@ namespace weft::metrics {
 // Events lost by cause: each kernel loss cause by its name (ringbuf_full, truncated, map_full,
 // read_failed, no_cookie), "stream_gap" for places where a byte stream skipped bytes, and
 // "malformed" for records that failed to decode. Parse errors by protocol name.
-// export_queue_bytes is left 0: the queue does not count bytes.
 SelfSnapshot collect_self_snapshot(const capture::SourceStats& source,
                                    const capture::StreamStats& stream,
                                    const conn::ConnectionTracker& tracker,

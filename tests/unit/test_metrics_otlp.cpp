@@ -67,6 +67,14 @@ const pb::metrics::v1::ResourceMetrics* find_resource(const Request& r, const st
   return nullptr;
 }
 
+// The resource of `name`; the test stops here when there is none.
+const pb::metrics::v1::ResourceMetrics& require_resource(const Request& r,
+                                                         const std::string& name) {
+  const auto* found = find_resource(r, name);
+  REQUIRE_MESSAGE(found, "no resource for ", name);
+  return *found;
+}
+
 const pb::metrics::v1::Metric* find_metric(const pb::metrics::v1::ResourceMetrics& rm,
                                            const std::string& name) {
   for (const auto& scope : rm.scope_metrics())
@@ -85,7 +93,8 @@ std::vector<std::string> metric_names(const pb::metrics::v1::ResourceMetrics& rm
 OtlpMetricsOptions options() {
   OtlpMetricsOptions o;
   o.host_name = "node-1";
-  o.resource_attributes = {{"deployment.environment", "test"}, {"service.name", "ignored"}};
+  o.resource_attributes = {
+      {"deployment.environment", "test"}, {"service.name", "ignored"}, {"host.name", "ignored"}};
   return o;
 }
 
@@ -116,9 +125,9 @@ TEST_CASE("otlp metrics: one resource per traced service and one for weft, exact
     CHECK(rm->scope_metrics(0).scope().name() == "weft");
     CHECK(rm->scope_metrics(0).scope().version() == WEFT_VERSION);
   }
-  CHECK(metric_names(*find_resource(r, "front")) ==
+  CHECK(metric_names(require_resource(r, "front")) ==
         std::vector<std::string>{"http.server.request.duration", "http.client.request.duration"});
-  CHECK(metric_names(*find_resource(r, "back")) ==
+  CHECK(metric_names(require_resource(r, "back")) ==
         std::vector<std::string>{"http.server.request.duration"});
   const auto* weft = find_resource(r, "weft");
   REQUIRE(weft);
@@ -137,7 +146,7 @@ TEST_CASE("otlp metrics: durations are cumulative histograms with the advisory b
   Request r;
   to_otlp(snapshot, kNow, options(), &r);
 
-  const auto* metric = find_metric(*find_resource(r, "front"), "http.server.request.duration");
+  const auto* metric = find_metric(require_resource(r, "front"), "http.server.request.duration");
   REQUIRE(metric);
   CHECK(metric->unit() == "s");
   CHECK(metric->description() == "Duration of HTTP server requests.");
@@ -175,7 +184,7 @@ TEST_CASE("otlp metrics: client durations carry url.template") {
   MetricsRegistry registry;
   registry.record_span(span(trace::SpanKind::Client, "front", "/orders/{id}", 503, 30 * kMs));
   Request r = request_of(registry);
-  const auto* metric = find_metric(*find_resource(r, "front"), "http.client.request.duration");
+  const auto* metric = find_metric(require_resource(r, "front"), "http.client.request.duration");
   REQUIRE(metric);
   REQUIRE(metric->histogram().data_points_size() == 1);
   const auto& p = metric->histogram().data_points(0);

@@ -343,6 +343,7 @@ TEST_CASE("metrics: the self snapshot gathers the pipeline's counters") {
   queue.export_failures = 6;
   queue.retries = 2;
   queue.queued_spans = 8;
+  queue.queued_bytes = 8192;
 
   SelfSnapshot s = collect_self_snapshot(source, stream, tracker, stitch, queue);
   CHECK(s.events == 100);
@@ -364,6 +365,7 @@ TEST_CASE("metrics: the self snapshot gathers the pipeline's counters") {
   CHECK(s.export_failures == 6);
   CHECK(s.export_retries == 2);
   CHECK(s.export_queue_spans == 8);
+  CHECK(s.export_queue_bytes == 8192);
 }
 
 // Records `spans` new series on a pipeline thread while this thread takes snapshots; true when

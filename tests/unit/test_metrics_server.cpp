@@ -195,6 +195,22 @@ TEST_CASE("metrics server: IPv6 addresses in brackets are served") {
   auto server = MetricsServer::start("[::1]:0", registry, &error);
   REQUIRE_MESSAGE(server, error);
   CHECK(accepts_connections("::1", server->port()));
+  CHECK(server->local_endpoint().to_string() == "[::1]:" + std::to_string(server->port()));
+}
+
+TEST_CASE("metrics server: it tells where it is bound, for keeping scrapes out of traces") {
+  MetricsRegistry registry;
+  std::string error;
+  auto loopback = MetricsServer::start("127.0.0.1:0", registry, &error);
+  REQUIRE_MESSAGE(loopback, error);
+  CHECK(loopback->local_endpoint().port == loopback->port());
+  CHECK(loopback->local_endpoint().to_string() == "127.0.0.1:" + std::to_string(loopback->port()));
+  // Every address: the all-zero address, as the kernel's self-endpoint map expects.
+  auto everywhere = MetricsServer::start("0.0.0.0:0", registry, &error);
+  REQUIRE_MESSAGE(everywhere, error);
+  CHECK(everywhere->local_endpoint().addr == std::array<uint8_t, 16>{});
+  CHECK(everywhere->local_endpoint().port == everywhere->port());
+  CHECK(everywhere->port() > 0);
 }
 
 TEST_CASE("metrics server: destroying it stops listening, promptly") {
