@@ -9,6 +9,10 @@
 #include "export/export_queue.h"
 #include "export/otlp_exporter.h"
 #include "export/otlp_json.h"
+#include "metrics/metrics_pusher.h"
+#include "metrics/metrics_registry.h"
+#include "metrics/metrics_server.h"
+#include "metrics/self_snapshot.h"
 #include "trace/span_builder.h"
 #include "trace/stitcher.h"
 
@@ -21,6 +25,8 @@ exporter::ResourceOverrides resource_overrides(const exporter::ExportConfig& o) 
 
 // On exit, how long the export thread may keep trying to deliver what is queued.
 constexpr std::chrono::milliseconds kExportDrainTime{5000};
+// How often the pipeline thread refreshes weft's own counters for /metrics.
+constexpr uint64_t kSelfMetricsPeriodNs = 1'000'000'000;
 
 std::unique_ptr<exporter::BatchExporter> make_exporter(const exporter::ExportConfig& o, std::string* error) {
   if (o.exporter == "console") return std::make_unique<exporter::ConsoleExporter>(stdout);
@@ -28,6 +34,35 @@ std::unique_ptr<exporter::BatchExporter> make_exporter(const exporter::ExportCon
   auto transport = exporter::OtlpTransport::create(exporter::Signal::Traces, o.traces, error);
   if (!transport) return nullptr;
   return std::make_unique<exporter::OtlpTraceExporter>(std::move(transport), resource_overrides(o));
+}
+
+// The Prometheus endpoint. A failure to bind the default address is a warning (another weft,
+// or something else, has the port); an address the user asked for is a hard error.
+bool start_metrics_server(const exporter::ExportConfig& o, metrics::MetricsRegistry& registry,
+                          std::unique_ptr<metrics::MetricsServer>& server) {
+  if (o.metrics_address == "off") return true;
+  std::string error;
+  server = metrics::MetricsServer::start(o.metrics_address, registry, &error);
+  if (server) return true;
+  if (o.metrics_address_explicit) {
+    std::fprintf(stderr, "weft: %s\n", error.c_str());
+    return false;
+  }
+  std::fprintf(stderr, "weft run: no metrics endpoint: %s (--metrics-address to choose another, off to silence)\n",
+               error.c_str());
+  return true;
+}
+
+std::unique_ptr<metrics::MetricsPusher> start_metrics_pusher(const exporter::ExportConfig& o,
+                                                             metrics::MetricsRegistry& registry, std::string* error) {
+  if (!o.otlp_metrics) return nullptr;
+  auto transport = exporter::OtlpTransport::create(exporter::Signal::Metrics, o.metrics, error);
+  if (!transport) return nullptr;
+  metrics::OtlpMetricsOptions options;
+  if (!o.service_name.empty()) options.self_service_name = o.service_name;
+  options.resource_attributes.assign(o.resource_attributes.begin(), o.resource_attributes.end());
+  return std::make_unique<metrics::MetricsPusher>(registry, std::move(transport), std::move(options),
+                                                  o.metrics_interval);
 }
 
 exporter::QueueConfig queue_config(const exporter::ExportConfig& o) {
@@ -72,9 +107,17 @@ void print_summary(const trace::StitchCounters& s, const conn::ConnectionTracker
                (unsigned long long)q.retries, error.empty() ? "" : "; last error: ", error.c_str());
 }
 
+void print_push_summary(const metrics::PushCounters& p) {
+  std::fprintf(stderr, "weft run: metrics: %llu OTLP pushes, %llu failed%s%s\n", (unsigned long long)p.pushes,
+               (unsigned long long)p.failures, p.last_error.empty() ? "" : "; last error: ", p.last_error.c_str());
+}
+
 }  // namespace
 
 std::string validate(const RunOptions& o) {
+  if (o.output.metrics_address != "off")
+    if (std::string bad = metrics::validate_metrics_address(o.output.metrics_address); !bad.empty())
+      return "--metrics-address: " + bad;
   if (std::string bad = trace::validate(o.stitch.sampler); !bad.empty()) return bad;
   return capture::validate(o.capture);
 }
@@ -86,23 +129,38 @@ int run_traces(const RunOptions& options) {
     std::fprintf(stderr, "weft: %s\n", error.c_str());
     return kExitUsage;
   }
+  metrics::MetricsRegistry registry;  // outlives the server and the pusher that read it
+  std::unique_ptr<metrics::MetricsServer> metrics_server;
+  if (!start_metrics_server(options.output, registry, metrics_server)) return kExitFailure;
   OpenedSource opened = open_source(options.replay_path, options.capture, "run");
   if (!opened.source) return opened.exit_code;
+  if (metrics_server) opened.source->exclude_peers_of(metrics_server->local_endpoint());
   int64_t wall_offset = opened.source->wall_offset_ns();
   capture::EventStream stream(std::move(opened.source));
 
   // The export thread: the pipeline never waits for an exporter.
   exporter::ExportQueue queue(queue_config(options.output), std::move(out));
+  auto pusher = start_metrics_pusher(options.output, registry, &error);
+  if (!error.empty()) std::fprintf(stderr, "weft run: no OTLP metrics: %s\n", error.c_str());
   trace::Stitcher stitcher(options.stitch, [&](trace::Trace&& t) { queue.push(std::move(t)); });
   trace::SpanBuilder spans(options.spans);
   uint64_t now_wall = 0;
   conn::ConnectionTracker tracker(
       options.tracker,
-      [&](Exchange&& ex) { stitcher.add(spans.build(std::make_shared<const Exchange>(std::move(ex))), now_wall); },
+      [&](Exchange&& ex) {
+        trace::Span span = spans.build(std::make_shared<const Exchange>(std::move(ex)));
+        registry.record_span(span);  // every request counts, sampled or not
+        stitcher.add(std::move(span), now_wall);
+      },
       wall_offset,
       [&](const ConnectionInfo& c, uint32_t tid, uint64_t start_mono) {
         stitcher.request_started(c.pid, tid, start_mono + wall_offset);
       });
+  auto publish_self = [&] {
+    registry.set_self(metrics::collect_self_snapshot(stream.source_stats(), stream.stream_stats(), tracker,
+                                                     stitcher.counters(), queue.counters()));
+  };
+  uint64_t self_published_at = 0;
 
   pump(
       stream, options.duration_s,
@@ -114,11 +172,19 @@ int run_traces(const RunOptions& options) {
         now_wall = std::max(now_wall, now_mono + wall_offset);
         tracker.expire_idle(now_mono);
         stitcher.flush_ready(now_wall);
+        if (now_mono - self_published_at >= kSelfMetricsPeriodNs) {  // weft's own counters, ~1/s
+          publish_self();
+          self_published_at = now_mono;
+        }
       });
   tracker.close_all();
   stitcher.flush_all();
   queue.shutdown(kExportDrainTime);
+  publish_self();
+  if (pusher) pusher->stop();  // one last push with the final counts
+  metrics_server.reset();
   print_summary(stitcher.counters(), tracker, queue);
+  if (pusher) print_push_summary(pusher->counters());
   print_loss_summary("run", stream.source_stats(), stream.stream_stats());
   return finish_source(opened);
 }
