@@ -72,8 +72,11 @@ if [[ ! -d $NODE_DIR/node_modules/@opentelemetry/sdk-trace-node ]]; then
   npm ci --prefix "$NODE_DIR" --no-audit --no-fund --loglevel=error
 fi
 
-# The nginx package starts a system-wide server on port 80; tests start their own.
-if systemctl is-active --quiet nginx 2>/dev/null; then
-  systemctl disable --now nginx >/dev/null 2>&1 || true
-fi
+# The nginx and prometheus packages start system-wide servers; tests start their own (and
+# only need promtool from the latter).
+for service in nginx prometheus prometheus-node-exporter; do
+  if systemctl is-active --quiet "$service" 2>/dev/null; then
+    systemctl disable --now "$service" >/dev/null 2>&1 || true
+  fi
+done
 echo "setup.sh: dependencies present"
