@@ -811,6 +811,50 @@ def otlp_http_400_not_retried(ctx):
     print(f"    {ctx.name}: {summary}")
 
 
+@case(timeout=90)
+def otlp_timeout_hung_backend(ctx):
+    """A backend that answers after 4 s with --otlp-timeout 1: each attempt gives up after about
+    a second and is retried; the spans are not counted as exported."""
+    receiver = Receiver(ctx, args=["--delay", "4"])
+    traffic = Traffic(ctx, 3)
+    args, _ = base_args(ctx, "--otlp-endpoint", receiver.http_url, "--otlp-timeout", "1")
+    weft = start_run(ctx, args)
+    traffic.drive(ctx)
+    wait_until(lambda: len([r for r in receiver.records() if r["signal"] == "traces"]) >= 2, 20,
+               "two trace export attempts at the slow receiver", interval=0.1)
+    summary = stop_weft(weft, timeout=20)
+    check(summary["failed_attempts"] >= 2 and summary["retries"] >= 1, f"timeouts counted and retried: {summary}")
+    # (opentelemetry-cpp's curl client reports a timeout while sending as "sending failed", so
+    # the message is not checked for the word.)
+    check(summary["last_error"], f"a last error in the summary: {summary}")
+    # The receiver records a request when it answers (4 s after it arrived): attempts started
+    # about 1 s + backoff apart, not 4 s apart.
+    times = [r["time"] for r in receiver.records() if r["signal"] == "traces"]
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    check(gaps and min(gaps) < 3.0, f"attempts should start about a second apart, not wait for the answer: {gaps}")
+    print(f"    {ctx.name}: gaps {[round(g, 2) for g in gaps]} s; {summary}")
+
+
+@case(timeout=60)
+def otlp_export_interval(ctx):
+    """--export-interval: a finished trace waits that long for a batch before it leaves."""
+    receiver = Receiver(ctx)
+    traffic = Traffic(ctx, 1)
+    args, _ = base_args(ctx, "--otlp-endpoint", receiver.http_url)
+    args[args.index("--export-interval") + 1] = "3"
+    weft = start_run(ctx, args)
+    traffic.drive(ctx)
+    done = time.time()
+    wait_for_spans(receiver, traffic, 2, timeout=15, weft=weft)
+    arrived = [r["time"] for r in accepted(receiver.records()) if traffic.spans([r])][0]
+    stop_weft(weft)
+    waited = arrived - done
+    # trace-wait (0.5 s) plus the export interval (3 s), give or take weft's 100 ms ordering and
+    # flush ticks.
+    check(3.2 <= waited <= 5.0, f"the trace left {waited:.2f} s after the request, expected about 3.5 s")
+    print(f"    {ctx.name}: the trace arrived {waited:.2f} s after its request")
+
+
 # ---------------------------------------------------------------------------------------------
 # 5. gRPC errors
 
