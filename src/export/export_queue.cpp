@@ -33,10 +33,11 @@ void ExportQueue::push(trace::Trace&& t) {
   for (auto& s : t.spans) s.exchange.reset();
   size_t spans = t.spans.size();
   size_t bytes = approx_bytes(t);
-  bool full_batch = false;
+  bool full_batch = false, was_empty = false;
   {
     std::lock_guard lock(mutex_);
-    if (queue_.empty()) oldest_since_ = Clock::now();
+    was_empty = queue_.empty();
+    if (was_empty) oldest_since_ = Clock::now();
     queue_.push_back({std::move(t), bytes});
     queued_spans_ += spans;
     queued_bytes_ += bytes;
@@ -44,7 +45,7 @@ void ExportQueue::push(trace::Trace&& t) {
       drop_oldest();
     full_batch = queued_spans_ >= config_.batch_spans;
   }
-  if (full_batch) wake_.notify_one();
+  if (full_batch || was_empty) wake_.notify_one();
 }
 
 void ExportQueue::drop_oldest() {
@@ -104,17 +105,19 @@ void ExportQueue::run() {
     std::vector<trace::Trace> batch;
     {
       std::unique_lock lock(mutex_);
-      wake_.wait_for(lock, config_.flush_interval, [&] {
+      // A trace that arrives into an empty queue wakes this wait (push), so the deadline is
+      // always its own arrival plus the interval, never a slice that began before it.
+      auto due = [&] {
         return stopping_ || queued_spans_ >= config_.batch_spans ||
                (!queue_.empty() && Clock::now() - oldest_since_ >= config_.flush_interval);
-      });
+      };
+      if (queue_.empty()) wake_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      else wake_.wait_until(lock, oldest_since_ + config_.flush_interval, due);
       if (queue_.empty()) {
         if (stopping_) return;
         continue;
       }
-      bool due = stopping_ || queued_spans_ >= config_.batch_spans ||
-                 Clock::now() - oldest_since_ >= config_.flush_interval;
-      if (!due) continue;
+      if (!due()) continue;
       batch = take_batch();
     }
     size_t spans = 0;
