@@ -213,6 +213,7 @@ int main(int argc, char** argv) {
     run.stitch.sampler.keep_errors = !no_keep_errors;
     std::string bad = weft::trace::sampler_from_environment(run.stitch.sampler);
     if (bad.empty()) bad = resolve_export(export_flags, run.output);
+    run.spans.service_name = run.output.service_name;
     if (bad.empty()) bad = weft::cli::validate(run);
     if (!bad.empty()) {
       std::fprintf(stderr, "weft: %s\n", bad.c_str());

@@ -20,7 +20,7 @@ namespace weft::cli {
 namespace {
 
 exporter::ResourceOverrides resource_overrides(const exporter::ExportConfig& o) {
-  return {o.resource_attributes, o.service_name};
+  return {o.resource_attributes};
 }
 
 // On exit, how long the export thread may keep trying to deliver what is queued.
@@ -59,7 +59,6 @@ std::unique_ptr<metrics::MetricsPusher> start_metrics_pusher(const exporter::Exp
   auto transport = exporter::OtlpTransport::create(exporter::Signal::Metrics, o.metrics, error);
   if (!transport) return nullptr;
   metrics::OtlpMetricsOptions options;
-  if (!o.service_name.empty()) options.self_service_name = o.service_name;
   options.resource_attributes.assign(o.resource_attributes.begin(), o.resource_attributes.end());
   return std::make_unique<metrics::MetricsPusher>(registry, std::move(transport), std::move(options),
                                                   o.metrics_interval);

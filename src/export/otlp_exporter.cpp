@@ -35,7 +35,6 @@ otel::sdk::resource::Resource make_resource(const trace::Resource& r, const Reso
   otel::sdk::common::AttributeMap attrs;
   for (const auto& [k, v] : o.extra_attributes) attrs.SetAttribute(k, otel::nostd::string_view(v));
   for (const auto& a : r.attributes) set_attribute(attrs, a);
-  if (!o.service_name.empty()) attrs.SetAttribute("service.name", otel::nostd::string_view(o.service_name));
   return otel::sdk::resource::Resource::Create(attrs);
 }
 

@@ -15,9 +15,9 @@ class ExportTraceServiceRequest;
 namespace weft::exporter {
 
 // What every exported resource gets on top of the traced process's own attributes.
+// (A service.name override is the span builder's: SpanOptions::service_name.)
 struct ResourceOverrides {
   KeyValues extra_attributes;  // OTEL_RESOURCE_ATTRIBUTES and the like; process facts win
-  std::string service_name;    // non-empty: replaces service.name everywhere
 };
 
 // The request a batch becomes: one ResourceSpans per process, scope "weft" with its version.

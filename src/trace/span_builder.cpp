@@ -82,7 +82,9 @@ std::shared_ptr<const Resource> SpanBuilder::resource_for(const ConnectionInfo& 
 
   auto r = std::make_shared<Resource>();
   std::string executable = exe.empty() ? c.comm : basename_of(exe);
-  r->service_name = c.process && !c.process->service_name.empty() ? c.process->service_name : executable;
+  r->service_name = !options_.service_name.empty()                          ? options_.service_name
+                    : c.process && !c.process->service_name.empty() ? c.process->service_name
+                                                                     : executable;
   add(r->attributes, "service.name", r->service_name);
   add(r->attributes, "process.pid", static_cast<int64_t>(c.pid));
   add(r->attributes, "process.executable.name", executable);

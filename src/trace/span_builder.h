@@ -14,6 +14,9 @@ namespace weft::trace {
 struct SpanOptions {
   bool query_values = false;  // export url.query values (else each value is "REDACTED")
   bool command_line = false;  // export process.command_line in resources
+  // Non-empty: service.name of every process (OTEL_SERVICE_NAME given to weft, --service-name),
+  // for a weft that traces one application. Spans, console trees and metrics all use it.
+  std::string service_name;
 };
 
 class SpanBuilder {

@@ -372,6 +372,16 @@ TEST_CASE("span builder: wire context from the request headers") {
   CHECK(s.tracestate.empty());
 }
 
+TEST_CASE("span builder: a service name given to weft names every process") {
+  SpanBuilder builder({.service_name = "edge"});
+  auto with_service = process(100, "/usr/local/bin/checkout", "checkout-svc", "checkout");
+  Span s = builder.build(exchange(Role::Server, connection(100, "checkout", kServer, kClient, with_service),
+                                  "GET", "/", 200));
+  CHECK(s.resource->service_name == "edge");
+  CHECK(resource_str(s, "service.name") == "edge");
+  CHECK(resource_str(s, "process.executable.name") == "checkout");  // the process's own facts stay
+}
+
 TEST_CASE("span builder: resource") {
   SpanBuilder builder({});
   auto with_service =
