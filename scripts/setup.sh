@@ -40,7 +40,7 @@ BUILD_PACKAGES=(build-essential cmake pkg-config clang-14 llvm-14 libelf-dev zli
 BACKPORT_PACKAGES=(libbpf-dev bpftool opentelemetry-cpp-dev libopentelemetry-proto-dev opentelemetry-proto)
 # Real peers and tools used by the end-to-end tests and benchmarks: the OTLP test receiver
 # decodes with Debian's protobuf and gRPC for Python, promtool checks /metrics.
-TEST_PACKAGES=(nginx-light curl python3 iproute2 valgrind wrk python3-protobuf python3-grpcio
+TEST_PACKAGES=(nginx-light curl python3 iproute2 valgrind wrk python3-protobuf python3-grpcio openssl
   prometheus)
 
 missing() {
