@@ -14,6 +14,8 @@ import re
 import signal
 import subprocess
 import time
+import urllib.error
+import urllib.request
 
 import harness
 from harness import TestFailure, case, check, eq, free_port, run, stop_process, wait_until
@@ -939,3 +941,35 @@ def otlp_tls_certificate(ctx):
     check(summary["failed_attempts"] > 0 and summary["exported"] == 0,
           f"an untrusted certificate should fail every attempt: {summary}")
     print(f"    {ctx.name}: untrusted: {summary}")
+
+
+@case(timeout=90)
+def otlp_file_output_decoded_by_official_protos(ctx):
+    """The otlp-file output (the Collector file format) decodes with the official protos: every
+    line, posted to the receiver as OTLP/JSON, is accepted, and its spans are the traffic's,
+    field by field."""
+    receiver = Receiver(ctx, grpc_port="off")
+    traffic = Traffic(ctx, REQUESTS)
+    out = ctx.path("traces.jsonl")
+    args, _ = base_args(ctx, "--exporter", "otlp-file", "--output", out)
+    weft = start_run(ctx, args)
+    paths = traffic.drive(ctx)
+    time.sleep(float(TRACE_WAIT) + 1.0)
+    stop_weft(weft)
+    with open(out, "rb") as f:
+        lines = [line for line in f.read().splitlines() if line.strip()]
+    check(lines, "weft wrote no OTLP/JSON line")
+    for n, line in enumerate(lines, 1):
+        req = urllib.request.Request(f"{receiver.http_url}/v1/traces", data=line,
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                eq(r.status, 200, f"line {n}: status from the receiver")
+        except urllib.error.HTTPError as e:
+            raise TestFailure(f"line {n} of {out} was refused by the official-proto decoder: HTTP {e.code} "
+                              f"{e.read()[:300]!r}")
+    records = receiver.records()
+    eq(len(records), len(lines), "lines decoded")
+    check_records_clean(records)
+    n = check_traffic(traffic, records, paths)
+    print(f"    {ctx.name}: {len(lines)} lines, {n} spans of the traffic decoded and checked")
