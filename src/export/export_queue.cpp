@@ -77,7 +77,10 @@ bool ExportQueue::deliver(std::vector<trace::Trace>& batch, size_t spans) {
     ExportResult r = exporter_->export_batch(batch);
     std::unique_lock lock(mutex_);
     if (r.kind == ExportResult::Kind::Ok) {
-      counters_.spans_exported += spans;
+      uint64_t rejected = std::min<uint64_t>(r.rejected, spans);
+      counters_.spans_exported += spans - rejected;
+      counters_.spans_dropped_failed += rejected;
+      if (rejected) last_error_ = r.error;
       return true;
     }
     ++counters_.export_failures;

@@ -22,6 +22,9 @@ struct ExportResult {
   Kind kind = Kind::Ok;
   std::chrono::milliseconds retry_after{0};  // the backend's own hint (Retry-After), if any
   std::string error;
+  // Ok, but the backend refused this many items of the request (OTLP partial success); `error`
+  // says why. Not retried: the backend has decided.
+  uint64_t rejected = 0;
 };
 
 // What the export thread calls with each batch.

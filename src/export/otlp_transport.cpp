@@ -109,10 +109,36 @@ const char* state_name(http::SessionState s) {
   }
 }
 
-ExportResult classify_http(const HttpOutcome& o, const std::string& endpoint) {
+// OTLP partial success: the backend accepted the request but refused some of its items.
+template <typename Response>
+ExportResult partial_success(const Response& response, const std::string& where) {
+  ExportResult r;
+  const auto& p = response.partial_success();
+  if constexpr (std::is_same_v<Response, trace_proto::ExportTraceServiceResponse>) r.rejected = p.rejected_spans();
+  else r.rejected = p.rejected_data_points();
+  if (r.rejected || !p.error_message().empty())
+    r.error = where + ": the backend rejected " + std::to_string(r.rejected) + " items" +
+              (p.error_message().empty() ? "" : ": " + p.error_message());
+  return r;
+}
+
+// A 2xx answer's body: an Export*ServiceResponse in the request's encoding (often empty).
+template <typename Response>
+ExportResult read_success(const std::string& body, bool json, const std::string& where) {
+  Response response;
+  if (body.empty()) return {};
+  bool parsed = json ? google::protobuf::util::JsonStringToMessage(body, &response).ok()
+                     : response.ParseFromString(body);
+  return parsed ? partial_success(response, where) : ExportResult{};
+}
+
+ExportResult classify_http(const HttpOutcome& o, const std::string& endpoint, Signal signal, bool json) {
   if (o.state != http::SessionState::Response)
     return retryable("POST " + endpoint + ": " + state_name(o.state));
-  if (o.status >= 200 && o.status < 300) return {};
+  if (o.status >= 200 && o.status < 300)
+    return signal == Signal::Traces
+               ? read_success<trace_proto::ExportTraceServiceResponse>(o.body, json, "POST " + endpoint)
+               : read_success<metrics_proto::ExportMetricsServiceResponse>(o.body, json, "POST " + endpoint);
   std::string error = "POST " + endpoint + ": HTTP " + std::to_string(o.status);
   if (o.status == 429 || o.status == 502 || o.status == 503 || o.status == 504)
     return retryable(error, parse_retry_after(o.retry_after));
@@ -121,7 +147,8 @@ ExportResult classify_http(const HttpOutcome& o, const std::string& endpoint) {
 
 class HttpTransport : public OtlpTransport {
  public:
-  HttpTransport(const OtlpSignal& s) : OtlpTransport(s.endpoint), settings_(s), client_(http::HttpClientFactory::Create()) {
+  HttpTransport(Signal signal, const OtlpSignal& s)
+      : OtlpTransport(s.endpoint), signal_(signal), settings_(s), client_(http::HttpClientFactory::Create()) {
     opentelemetry::ext::http::common::UrlParser url(s.endpoint);
     // The client joins its "scheme://host:port/" base and this path: without the leading
     // slash, or the server would see "//v1/traces".
@@ -157,10 +184,11 @@ class HttpTransport : public OtlpTransport {
       return retryable("POST " + endpoint() + ": no answer within the timeout");
     }
     session->FinishSession();
-    return classify_http(outcome.get(), endpoint());
+    return classify_http(outcome.get(), endpoint(), signal_, json);
   }
 
  private:
+  Signal signal_;
   OtlpSignal settings_;
   std::shared_ptr<http::HttpClient> client_;
   std::string path_;
@@ -211,14 +239,18 @@ class GrpcTransport : public OtlpTransport {
       context.AddMetadata(key, v);
     }
     grpc::Status status;
+    ExportResult accepted;
+    std::string where = "gRPC " + endpoint();
     if (signal_ == Signal::Traces) {
       trace_proto::ExportTraceServiceResponse response;
       status = traces_->Export(&context, static_cast<const trace_proto::ExportTraceServiceRequest&>(message), &response);
+      if (status.ok()) accepted = partial_success(response, where);
     } else {
       metrics_proto::ExportMetricsServiceResponse response;
       status = metrics_->Export(&context, static_cast<const metrics_proto::ExportMetricsServiceRequest&>(message), &response);
+      if (status.ok()) accepted = partial_success(response, where);
     }
-    if (status.ok()) return {};
+    if (status.ok()) return accepted;
     std::string error = "gRPC " + endpoint() + ": " + grpc_code_name(status.error_code()) +
                         (status.error_message().empty() ? "" : " (" + status.error_message() + ")");
     return retryable_grpc(status.error_code()) ? retryable(error) : failed(error);
@@ -345,7 +377,7 @@ std::string gzip_compress(const std::string& data) {
 
 std::unique_ptr<OtlpTransport> OtlpTransport::create(Signal signal, const OtlpSignal& s, std::string* error) {
   if (s.protocol == OtlpProtocol::Grpc) return make_grpc(signal, s, error);
-  return std::make_unique<HttpTransport>(s);
+  return std::make_unique<HttpTransport>(signal, s);
 }
 
 }  // namespace weft::exporter

@@ -27,6 +27,7 @@ struct ScriptedBackend : BatchExporter {
   ExportResult::Kind failure = ExportResult::Kind::Retryable;
   int failures = 0;
   std::chrono::milliseconds retry_after{0};
+  uint64_t rejected = 0;  // per accepted batch (an OTLP partial success)
   std::atomic<int> calls{0};
   std::atomic<size_t> spans_received{0};
   std::mutex m;
@@ -40,7 +41,10 @@ struct ScriptedBackend : BatchExporter {
     spans_received += spans;
     std::lock_guard lock(m);
     batch_sizes.push_back(spans);
-    return {};
+    ExportResult ok;
+    ok.rejected = rejected;
+    if (rejected) ok.error = "rejected by the backend";
+    return ok;
   }
 };
 
@@ -172,4 +176,19 @@ TEST_CASE("export queue: shutdown exports what is queued, and gives up at its de
     CHECK(std::chrono::steady_clock::now() - start < 900ms);
     CHECK(q.counters().spans_dropped_failed == 3);
   }
+}
+
+TEST_CASE("export queue: spans a backend rejects in a partial success count as dropped, not exported") {
+  auto backend = std::make_unique<ScriptedBackend>();
+  backend->rejected = 2;
+  ScriptedBackend* b = backend.get();
+  ExportQueue q(fast_config(), std::move(backend));
+  q.push(trace_of(5));
+  CHECK(eventually([&] { return b->spans_received == 5; }));
+  q.shutdown(100ms);
+  auto c = q.counters();
+  CHECK(c.spans_exported == 3);
+  CHECK(c.spans_dropped_failed == 2);
+  CHECK(c.retries == 0);
+  CHECK(q.last_error() == "rejected by the backend");
 }

@@ -154,7 +154,7 @@ TEST_CASE("gzip: what is compressed inflates back to the same bytes") {
 TEST_CASE("otlp/http transport: status codes decide retry, Retry-After is honoured") {
   httplib::Server server;
   int status = 200;
-  std::string retry_after, content_type, encoding, tenant;
+  std::string retry_after, content_type, encoding, tenant, answer;
   size_t body_bytes = 0;
   server.Post("/v1/traces", [&](const httplib::Request& req, httplib::Response& res) {
     content_type = req.get_header_value("Content-Type");
@@ -163,6 +163,7 @@ TEST_CASE("otlp/http transport: status codes decide retry, Retry-After is honour
     body_bytes = req.body.size();
     res.status = status;
     if (!retry_after.empty()) res.set_header("Retry-After", retry_after);
+    if (!answer.empty()) res.set_content(answer, "application/x-protobuf");
   });
   int port = server.bind_to_any_port("127.0.0.1");
   REQUIRE(port > 0);
@@ -201,6 +202,18 @@ TEST_CASE("otlp/http transport: status codes decide retry, Retry-After is honour
     CAPTURE(code);
     CHECK(transport->send(request).kind == exporter::ExportResult::Kind::Failed);
   }
+
+  // A partial success: accepted, with some spans refused for good.
+  status = 200;
+  opentelemetry::proto::collector::trace::v1::ExportTraceServiceResponse partial;
+  partial.mutable_partial_success()->set_rejected_spans(2);
+  partial.mutable_partial_success()->set_error_message("spans too old");
+  answer = partial.SerializeAsString();
+  r = transport->send(request);
+  CHECK(r.kind == exporter::ExportResult::Kind::Ok);
+  CHECK(r.rejected == 2);
+  CHECK(r.error.find("spans too old") != std::string::npos);
+  answer.clear();
 
   // JSON and gzip variants reach the server as such.
   status = 200;
