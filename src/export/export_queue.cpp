@@ -24,7 +24,12 @@ size_t approx_bytes(const trace::Trace& t) {
 }
 
 ExportQueue::ExportQueue(QueueConfig config, std::unique_ptr<BatchExporter> exporter)
-    : config_(config), exporter_(std::move(exporter)), thread_([this] { run(); }) {}
+    : config_(config), exporter_(std::move(exporter)), thread_([this] {
+        run();
+        std::lock_guard lock(mutex_);
+        finished_ = true;
+        wake_.notify_all();
+      }) {}
 
 ExportQueue::~ExportQueue() { shutdown(std::chrono::milliseconds(0)); }
 
@@ -45,7 +50,7 @@ void ExportQueue::push(trace::Trace&& t) {
       drop_oldest();
     full_batch = queued_spans_ >= config_.batch_spans;
   }
-  if (full_batch || was_empty) wake_.notify_one();
+  if (full_batch || was_empty) wake_.notify_all();  // the export thread, whichever wait it is in
 }
 
 void ExportQueue::drop_oldest() {
@@ -74,6 +79,13 @@ std::vector<trace::Trace> ExportQueue::take_batch() {
 bool ExportQueue::deliver(std::vector<trace::Trace>& batch, size_t spans) {
   auto backoff = config_.initial_backoff;
   for (;;) {
+    {
+      std::lock_guard lock(mutex_);
+      if (Clock::now() >= give_up_at_) {  // shutdown's time is up: no new attempt
+        counters_.spans_dropped_failed += spans;
+        return false;
+      }
+    }
     ExportResult r = exporter_->export_batch(batch);
     std::unique_lock lock(mutex_);
     if (r.kind == ExportResult::Kind::Ok) {
@@ -137,6 +149,15 @@ void ExportQueue::shutdown(std::chrono::milliseconds deadline) {
     give_up_at_ = std::min(give_up_at_, Clock::now() + deadline);
   }
   wake_.notify_all();
+  {
+    // A request still in flight when the deadline passes (a backend that does not answer) is
+    // abandoned, so that stopping takes the deadline, not the request's own timeout.
+    std::unique_lock lock(mutex_);
+    if (!wake_.wait_until(lock, give_up_at_, [&] { return finished_; })) {
+      lock.unlock();
+      exporter_->cancel();
+    }
+  }
   thread_.join();
   std::lock_guard lock(mutex_);
   for (const auto& e : queue_) counters_.spans_dropped_failed += e.trace.spans.size();

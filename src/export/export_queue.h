@@ -32,6 +32,9 @@ class BatchExporter {
  public:
   virtual ~BatchExporter() = default;
   virtual ExportResult export_batch(const std::vector<trace::Trace>& batch) = 0;
+  // From another thread: abandon the request in flight (shutdown's deadline has passed), so
+  // export_batch returns soon with a failure.
+  virtual void cancel() {}
 };
 
 struct QueueConfig {
@@ -40,7 +43,9 @@ struct QueueConfig {
   size_t batch_spans = 512;          // a batch leaves when it has this many spans...
   std::chrono::milliseconds flush_interval{500};  // ...or when the oldest waited this long
   std::chrono::milliseconds initial_backoff{250};
-  std::chrono::milliseconds max_backoff{30'000};
+  // Short enough that export resumes within seconds of a backend's return; an attempt every
+  // few seconds costs nothing while it is down.
+  std::chrono::milliseconds max_backoff{5'000};
 };
 
 struct QueueCounters {
@@ -88,6 +93,7 @@ class ExportQueue {
   size_t queued_bytes_ = 0;
   std::chrono::steady_clock::time_point oldest_since_{};
   bool stopping_ = false;
+  bool finished_ = false;  // the export thread has returned
   std::chrono::steady_clock::time_point give_up_at_ = std::chrono::steady_clock::time_point::max();
   QueueCounters counters_;
   std::string last_error_;

@@ -28,6 +28,7 @@ class OtlpTraceExporter : public BatchExporter {
  public:
   OtlpTraceExporter(std::unique_ptr<OtlpTransport> transport, ResourceOverrides overrides);
   ExportResult export_batch(const std::vector<trace::Trace>& batch) override;
+  void cancel() override { transport_->cancel(); }
 
  private:
   std::unique_ptr<OtlpTransport> transport_;

@@ -9,6 +9,7 @@
 #include <ctime>
 #include <fstream>
 #include <future>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -177,9 +178,18 @@ class HttpTransport : public OtlpTransport {
 
     auto handler = std::make_shared<OutcomeHandler>();
     auto outcome = handler->outcome();
+    {
+      std::lock_guard lock(in_flight_mutex_);
+      in_flight_ = session;
+    }
     session->SendRequest(handler);
     // The client enforces the timeout; the margin only guards against a callback that never comes.
-    if (outcome.wait_for(settings_.timeout + milliseconds(2000)) != std::future_status::ready) {
+    bool answered = outcome.wait_for(settings_.timeout + milliseconds(2000)) == std::future_status::ready;
+    {
+      std::lock_guard lock(in_flight_mutex_);
+      in_flight_.reset();
+    }
+    if (!answered) {
       session->CancelSession();
       return retryable("POST " + endpoint() + ": no answer within the timeout");
     }
@@ -187,10 +197,17 @@ class HttpTransport : public OtlpTransport {
     return classify_http(outcome.get(), endpoint(), signal_, json);
   }
 
+  void cancel() override {
+    std::lock_guard lock(in_flight_mutex_);
+    if (in_flight_) in_flight_->CancelSession();  // the handler then sees Cancelled
+  }
+
  private:
   Signal signal_;
   OtlpSignal settings_;
   std::shared_ptr<http::HttpClient> client_;
+  std::mutex in_flight_mutex_;
+  std::shared_ptr<http::Session> in_flight_;
   std::string path_;
   http::HttpSslOptions ssl_;
 };
@@ -232,7 +249,21 @@ class GrpcTransport : public OtlpTransport {
 
   ExportResult send(const google::protobuf::Message& message) override {
     grpc::ClientContext context;
+    {
+      std::lock_guard lock(in_flight_mutex_);
+      in_flight_ = &context;
+    }
+    struct Done {  // forgets the context however the call ends
+      GrpcTransport* t;
+      ~Done() {
+        std::lock_guard lock(t->in_flight_mutex_);
+        t->in_flight_ = nullptr;
+      }
+    } done{this};
     context.set_deadline(std::chrono::system_clock::now() + settings_.timeout);
+    // Wait (up to the deadline) for a channel that is reconnecting instead of failing at once:
+    // a backend that comes back is used as soon as the channel reaches it.
+    context.set_wait_for_ready(true);
     for (const auto& [k, v] : settings_.headers) {
       std::string key = k;
       std::transform(key.begin(), key.end(), key.begin(), [](unsigned char c) { return std::tolower(c); });
@@ -256,6 +287,11 @@ class GrpcTransport : public OtlpTransport {
     return retryable_grpc(status.error_code()) ? retryable(error) : failed(error);
   }
 
+  void cancel() override {
+    std::lock_guard lock(in_flight_mutex_);
+    if (in_flight_) in_flight_->TryCancel();
+  }
+
  private:
   static std::string grpc_code_name(grpc::StatusCode c) {
     static const char* names[] = {"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",
@@ -271,6 +307,8 @@ class GrpcTransport : public OtlpTransport {
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<trace_proto::TraceService::Stub> traces_;
   std::unique_ptr<metrics_proto::MetricsService::Stub> metrics_;
+  std::mutex in_flight_mutex_;
+  grpc::ClientContext* in_flight_ = nullptr;
 };
 
 std::unique_ptr<OtlpTransport> make_grpc(Signal signal, const OtlpSignal& s, std::string* error) {
@@ -289,6 +327,11 @@ std::unique_ptr<OtlpTransport> make_grpc(Signal signal, const OtlpSignal& s, std
   grpc::ChannelArguments args;
   args.SetUserAgentPrefix(kUserAgent);
   if (s.gzip) args.SetCompressionAlgorithm(GRPC_COMPRESS_GZIP);
+  // gRPC's own reconnect backoff grows to two minutes; weft retries every few seconds at most
+  // (ExportQueue), and a channel still backing off would fail those attempts after the
+  // backend is back.
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 250);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   auto channel = grpc::CreateCustomChannel(target, credentials, args);
   return std::make_unique<GrpcTransport>(signal, s, std::move(channel));
 }

@@ -27,6 +27,8 @@ class OtlpTransport {
   virtual ~OtlpTransport() = default;
   // Blocks for at most the configured timeout.
   virtual ExportResult send(const google::protobuf::Message& request) = 0;
+  // From another thread: ends the send in flight, if any, with a failure.
+  virtual void cancel() = 0;
   const std::string& endpoint() const { return endpoint_; }
 
   // Returns null with a one-line error when the settings cannot work (e.g. an unreadable

@@ -28,11 +28,16 @@ MetricsPusher::~MetricsPusher() { stop(); }
 
 void MetricsPusher::stop() {
   {
-    std::lock_guard lock(mutex_);
+    std::unique_lock lock(mutex_);
     if (!thread_.joinable()) return;
     stopping_ = true;
+    wake_.notify_all();
+    // The last push gets a moment; a backend that does not answer must not hold up exit.
+    if (!wake_.wait_for(lock, kLastPushTime, [&] { return finished_; })) {
+      lock.unlock();
+      transport_->cancel();
+    }
   }
-  wake_.notify_all();
   thread_.join();
 }
 
@@ -43,7 +48,11 @@ void MetricsPusher::run() {
     lock.unlock();
     push();  // the last one after stop: the final counts
     lock.lock();
-    if (stopping) return;
+    if (stopping) {
+      finished_ = true;
+      wake_.notify_all();
+      return;
+    }
   }
 }
 

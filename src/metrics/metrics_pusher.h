@@ -42,6 +42,8 @@ class MetricsPusher {
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   bool stopping_ = false;
+  bool finished_ = false;
+  static constexpr std::chrono::milliseconds kLastPushTime{2000};
   PushCounters counters_;
   std::thread thread_;
 };

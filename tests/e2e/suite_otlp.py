@@ -677,17 +677,22 @@ def otlp_bad_config_file(ctx):
 # 3. Backend down, then up
 
 
-@case(timeout=120)
-def otlp_backend_down_then_up(ctx):
+def backend_down_then_up(ctx, protocol, down_s):
+    """Nothing listens for `down_s` seconds, then the receiver comes up on the port weft was
+    given: every span arrives, within seconds of the receiver's start."""
     port = free_port()
     traffic = Traffic(ctx, REQUESTS)
-    args, _ = base_args(ctx, "--otlp-endpoint", f"http://127.0.0.1:{port}")
+    args, _ = base_args(ctx, "--otlp-endpoint", f"http://127.0.0.1:{port}", "--otlp-protocol", protocol)
     weft = start_run(ctx, args)
     paths = traffic.drive(ctx)
-    time.sleep(3.0)  # nothing listens: weft's attempts fail
+    time.sleep(down_s)  # nothing listens: weft's attempts fail
     check(weft.proc.poll() is None, f"weft exited while the backend was down: {weft.stderr_tail()}")
-    receiver = Receiver(ctx, http_port=port)
-    wait_for_spans(receiver, traffic, 2 * len(paths), timeout=45, weft=weft)
+    grpc = protocol == "grpc"
+    receiver = Receiver(ctx, http_port=0 if grpc else port, grpc_port=port if grpc else "off")
+    up = time.monotonic()
+    # weft's backoff tops out at 5 s, and gRPC's reconnect backoff at 1 s.
+    wait_for_spans(receiver, traffic, 2 * len(paths), timeout=8, weft=weft)
+    print(f"    {ctx.name}: delivered {time.monotonic() - up:.1f} s after the backend came up")
     time.sleep(1.0)
     summary = stop_weft(weft)
     records = receiver.records()
@@ -698,6 +703,36 @@ def otlp_backend_down_then_up(ctx):
     eq((summary["dropped_full"], summary["dropped_failed"]), (0, 0), f"spans dropped: {summary}")
     eq(summary["exported"], len(flat_spans(accepted(records))), "exported vs received spans")
     print(f"    {ctx.name}: {summary}")
+
+
+@case(timeout=120)
+def otlp_backend_down_then_up(ctx):
+    backend_down_then_up(ctx, "http/protobuf", 3.0)
+
+
+@case(timeout=120)
+def otlp_grpc_backend_down_then_up(ctx):
+    backend_down_then_up(ctx, "grpc", 12.0)  # long enough for weft's and gRPC's backoffs to top out
+
+
+@case(timeout=60)
+def otlp_stops_in_bounded_time_when_backend_hangs(ctx):
+    """A backend that never answers (and a long --otlp-timeout) does not hold up exit: the
+    export queue gets its 5 s, the last metrics push 2 s, then requests in flight are cancelled."""
+    receiver = Receiver(ctx, args=["--delay", "60"])
+    traffic = Traffic(ctx, 3)
+    args, _ = base_args(ctx, "--otlp-endpoint", receiver.grpc_url, "--otlp-protocol", "grpc",
+                        "--otlp-timeout", "50")
+    weft = start_run(ctx, args)
+    traffic.drive(ctx)
+    time.sleep(float(TRACE_WAIT) + 1.0)  # the batch is in flight, unanswered
+    t0 = time.monotonic()
+    summary = stop_weft(weft, timeout=20)
+    took = time.monotonic() - t0
+    check(took < 9.0, f"weft took {took:.1f} s to stop with a hung backend")
+    eq(summary["exported"], 0, "spans exported to a backend that never answered")
+    check(summary["dropped_failed"] >= 6, f"the unanswered spans counted as dropped: {summary}")
+    print(f"    {ctx.name}: stopped in {took:.1f} s; {summary}")
 
 
 def queue_bound_case(ctx, *bound):

@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <mutex>
 #include <thread>
 
@@ -191,4 +192,43 @@ TEST_CASE("export queue: spans a backend rejects in a partial success count as d
   CHECK(c.spans_dropped_failed == 2);
   CHECK(c.retries == 0);
   CHECK(q.last_error() == "rejected by the backend");
+}
+
+namespace {
+
+// A backend that never answers until the request is cancelled.
+struct HungBackend : BatchExporter {
+  std::mutex m;
+  std::condition_variable cv;
+  bool cancelled = false;
+  std::atomic<int> calls{0};
+  ExportResult export_batch(const std::vector<weft::trace::Trace>&) override {
+    ++calls;
+    std::unique_lock lock(m);
+    cv.wait(lock, [&] { return cancelled; });
+    return {ExportResult::Kind::Retryable, {}, "cancelled"};
+  }
+  void cancel() override {
+    std::lock_guard lock(m);
+    cancelled = true;
+    cv.notify_all();
+  }
+};
+
+}  // namespace
+
+TEST_CASE("export queue: shutdown cancels a request the backend never answers, at its deadline") {
+  auto backend = std::make_unique<HungBackend>();
+  HungBackend* b = backend.get();
+  ExportQueue q(fast_config(), std::move(backend));
+  q.push(trace_of(4));
+  CHECK(eventually([&] { return b->calls == 1; }));
+  auto t0 = std::chrono::steady_clock::now();
+  q.shutdown(100ms);
+  auto took = std::chrono::steady_clock::now() - t0;
+  CHECK(took >= 90ms);
+  CHECK(took < 1500ms);
+  CHECK(b->calls == 1);  // no new attempt after the deadline
+  CHECK(q.counters().spans_dropped_failed == 4);
+  CHECK(q.counters().spans_exported == 0);
 }
