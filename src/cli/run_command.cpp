@@ -28,7 +28,8 @@ constexpr std::chrono::milliseconds kExportDrainTime{5000};
 // How often the pipeline thread refreshes weft's own counters for /metrics.
 constexpr uint64_t kSelfMetricsPeriodNs = 1'000'000'000;
 
-std::unique_ptr<exporter::BatchExporter> make_exporter(const exporter::ExportConfig& o, std::string* error) {
+std::unique_ptr<exporter::BatchExporter> make_exporter(const exporter::ExportConfig& o,
+                                                       std::string* error) {
   if (o.exporter == "console") return std::make_unique<exporter::ConsoleExporter>(stdout);
   if (o.exporter == "otlp-file") return exporter::OtlpFileExporter::open(o.output_path, error);
   auto transport = exporter::OtlpTransport::create(exporter::Signal::Traces, o.traces, error);
@@ -48,20 +49,23 @@ bool start_metrics_server(const exporter::ExportConfig& o, metrics::MetricsRegis
     std::fprintf(stderr, "weft: %s\n", error.c_str());
     return false;
   }
-  std::fprintf(stderr, "weft run: no metrics endpoint: %s (--metrics-address to choose another, off to silence)\n",
-               error.c_str());
+  std::fprintf(
+      stderr,
+      "weft run: no metrics endpoint: %s (--metrics-address to choose another, off to silence)\n",
+      error.c_str());
   return true;
 }
 
 std::unique_ptr<metrics::MetricsPusher> start_metrics_pusher(const exporter::ExportConfig& o,
-                                                             metrics::MetricsRegistry& registry, std::string* error) {
+                                                             metrics::MetricsRegistry& registry,
+                                                             std::string* error) {
   if (!o.otlp_metrics) return nullptr;
   auto transport = exporter::OtlpTransport::create(exporter::Signal::Metrics, o.metrics, error);
   if (!transport) return nullptr;
   metrics::OtlpMetricsOptions options;
   options.resource_attributes.assign(o.resource_attributes.begin(), o.resource_attributes.end());
-  return std::make_unique<metrics::MetricsPusher>(registry, std::move(transport), std::move(options),
-                                                  o.metrics_interval);
+  return std::make_unique<metrics::MetricsPusher>(registry, std::move(transport),
+                                                  std::move(options), o.metrics_interval);
 }
 
 exporter::QueueConfig queue_config(const exporter::ExportConfig& o) {
@@ -74,16 +78,17 @@ exporter::QueueConfig queue_config(const exporter::ExportConfig& o) {
 
 void print_summary(const trace::StitchCounters& s, const conn::ConnectionTracker& tracker,
                    const exporter::ExportQueue& queue) {
-  std::fprintf(stderr,
-               "weft run: %llu spans, %llu traces exported, %llu traces sampled out; links: same-node=%llu "
-               "wire=%llu inferred=%llu; ambiguous=%llu deferred-client-spans=%llu conflicts=%llu "
-               "forced-early=%llu waited-for-parent=%llu\n",
-               (unsigned long long)s.spans, (unsigned long long)s.traces_exported,
-               (unsigned long long)s.traces_sampled_out, (unsigned long long)s.linked_same_node,
-               (unsigned long long)s.linked_wire, (unsigned long long)s.linked_inferred,
-               (unsigned long long)s.ambiguous_inference, (unsigned long long)s.client_spans_deferred,
-               (unsigned long long)s.conflicts, (unsigned long long)s.forced_early,
-               (unsigned long long)s.waited_for_parent);
+  std::fprintf(
+      stderr,
+      "weft run: %llu spans, %llu traces exported, %llu traces sampled out; links: same-node=%llu "
+      "wire=%llu inferred=%llu; ambiguous=%llu deferred-client-spans=%llu conflicts=%llu "
+      "forced-early=%llu waited-for-parent=%llu\n",
+      (unsigned long long)s.spans, (unsigned long long)s.traces_exported,
+      (unsigned long long)s.traces_sampled_out, (unsigned long long)s.linked_same_node,
+      (unsigned long long)s.linked_wire, (unsigned long long)s.linked_inferred,
+      (unsigned long long)s.ambiguous_inference, (unsigned long long)s.client_spans_deferred,
+      (unsigned long long)s.conflicts, (unsigned long long)s.forced_early,
+      (unsigned long long)s.waited_for_parent);
   const auto& t = tracker.counters();
   const auto& p = tracker.protocol_counters();
   uint64_t parse_errors = 0, unmatched = 0;
@@ -91,24 +96,28 @@ void print_summary(const trace::StitchCounters& s, const conn::ConnectionTracker
     parse_errors += c.parse_errors;
     unmatched += c.unmatched_requests + c.unmatched_responses;
   }
-  std::fprintf(stderr,
-               "weft run: connections: %llu tracked, %llu undetected, %llu evicted; parse_errors=%llu "
-               "unmatched=%llu\n",
-               (unsigned long long)t.connections, (unsigned long long)t.undetected, (unsigned long long)t.evicted,
-               (unsigned long long)parse_errors, (unsigned long long)unmatched);
+  std::fprintf(
+      stderr,
+      "weft run: connections: %llu tracked, %llu undetected, %llu evicted; parse_errors=%llu "
+      "unmatched=%llu\n",
+      (unsigned long long)t.connections, (unsigned long long)t.undetected,
+      (unsigned long long)t.evicted, (unsigned long long)parse_errors,
+      (unsigned long long)unmatched);
   exporter::QueueCounters q = queue.counters();
   std::string error = queue.last_error();
-  std::fprintf(stderr,
-               "weft run: export: %llu spans exported, %llu dropped (queue full), %llu dropped (failed), "
-               "%llu failed attempts, %llu retries%s%s\n",
-               (unsigned long long)q.spans_exported, (unsigned long long)q.spans_dropped_full,
-               (unsigned long long)q.spans_dropped_failed, (unsigned long long)q.export_failures,
-               (unsigned long long)q.retries, error.empty() ? "" : "; last error: ", error.c_str());
+  std::fprintf(
+      stderr,
+      "weft run: export: %llu spans exported, %llu dropped (queue full), %llu dropped (failed), "
+      "%llu failed attempts, %llu retries%s%s\n",
+      (unsigned long long)q.spans_exported, (unsigned long long)q.spans_dropped_full,
+      (unsigned long long)q.spans_dropped_failed, (unsigned long long)q.export_failures,
+      (unsigned long long)q.retries, error.empty() ? "" : "; last error: ", error.c_str());
 }
 
 void print_push_summary(const metrics::PushCounters& p) {
-  std::fprintf(stderr, "weft run: metrics: %llu OTLP pushes, %llu failed%s%s\n", (unsigned long long)p.pushes,
-               (unsigned long long)p.failures, p.last_error.empty() ? "" : "; last error: ", p.last_error.c_str());
+  std::fprintf(stderr, "weft run: metrics: %llu OTLP pushes, %llu failed%s%s\n",
+               (unsigned long long)p.pushes, (unsigned long long)p.failures,
+               p.last_error.empty() ? "" : "; last error: ", p.last_error.c_str());
 }
 
 }  // namespace
@@ -156,8 +165,9 @@ int run_traces(const RunOptions& options) {
         stitcher.request_started(c.pid, tid, start_mono + wall_offset);
       });
   auto publish_self = [&] {
-    registry.set_self(metrics::collect_self_snapshot(stream.source_stats(), stream.stream_stats(), tracker,
-                                                     stitcher.counters(), queue.counters()));
+    registry.set_self(metrics::collect_self_snapshot(stream.source_stats(), stream.stream_stats(),
+                                                     tracker, stitcher.counters(),
+                                                     queue.counters()));
   };
   uint64_t self_published_at = 0;
 

@@ -55,7 +55,8 @@ struct EnvReader {
     char* end = nullptr;
     double ms = std::strtod(v->c_str(), &end);
     if (*end != '\0' || !(ms > 0) || ms > 3.6e6) {
-      if (error->empty()) *error = std::string(name) + " must be a number of milliseconds, above 0: '" + *v + "'";
+      if (error->empty())
+        *error = std::string(name) + " must be a number of milliseconds, above 0: '" + *v + "'";
       return std::nullopt;
     }
     return milliseconds(static_cast<int64_t>(ms));
@@ -63,7 +64,8 @@ struct EnvReader {
   void key_values(const char* name, KeyValues& out) const {
     auto v = text(name);
     std::string bad;
-    if (v && !parse_key_values(*v, out, &bad) && error->empty()) *error = std::string(name) + ": " + bad;
+    if (v && !parse_key_values(*v, out, &bad) && error->empty())
+      *error = std::string(name) + ": " + bad;
   }
   // OTEL_EXPORTER_OTLP_<SIGNAL>_<SETTING>; `signal` is "" or "TRACES_"/"METRICS_".
   void signal(const std::string& signal, OtlpSignalLayer& out) const {
@@ -89,7 +91,8 @@ class JsonReader {
     fail(path, "must be an object");
     return false;
   }
-  void check_keys(const json& j, const std::string& path, std::initializer_list<const char*> known) {
+  void check_keys(const json& j, const std::string& path,
+                  std::initializer_list<const char*> known) {
     for (const auto& [key, value] : j.items()) {
       bool ok = false;
       for (const char* k : known) ok = ok || key == k;
@@ -105,7 +108,8 @@ class JsonReader {
     if (!j.contains(key)) return std::nullopt;
     const json& v = j[key];
     if (!v.is_number() || !(v.get<double>() > 0) || v.get<double>() > 3600)
-      return fail(join(path, key), "must be a number of seconds, above 0 and at most 3600"), std::nullopt;
+      return fail(join(path, key), "must be a number of seconds, above 0 and at most 3600"),
+             std::nullopt;
     return milliseconds(static_cast<int64_t>(std::llround(v.get<double>() * 1000)));
   }
   std::optional<size_t> count(const json& j, const std::string& path, const char* key) {
@@ -120,17 +124,21 @@ class JsonReader {
     std::string p = join(path, key);
     if (!object(j[key], p)) return;
     for (const auto& [k, v] : j[key].items()) {
-      if (!v.is_string()) fail(join(p, k), "must be a string");
-      else out[k] = v.get<std::string>();
+      if (!v.is_string())
+        fail(join(p, k), "must be a string");
+      else
+        out[k] = v.get<std::string>();
     }
   }
   void signal(const json& j, const std::string& path, OtlpSignalLayer& out, bool generic) {
     if (!object(j, path)) return;
     if (generic)
-      check_keys(j, path, {"endpoint", "traces_endpoint", "metrics_endpoint", "protocol", "headers",
-                           "compression", "timeout", "certificate", "traces", "metrics"});
+      check_keys(j, path,
+                 {"endpoint", "traces_endpoint", "metrics_endpoint", "protocol", "headers",
+                  "compression", "timeout", "certificate", "traces", "metrics"});
     else
-      check_keys(j, path, {"endpoint", "protocol", "headers", "compression", "timeout", "certificate"});
+      check_keys(j, path,
+                 {"endpoint", "protocol", "headers", "compression", "timeout", "certificate"});
     out.endpoint = text(j, path, "endpoint");
     out.protocol = text(j, path, "protocol");
     strings(j, path, "headers", out.headers);
@@ -161,12 +169,14 @@ std::optional<T> pick(const std::vector<ConfigLayer>& layers, Get get) {
   return out;
 }
 
-bool is_url(const std::string& s) { return s.starts_with("http://") || s.starts_with("https://"); }
+bool is_url(const std::string& s) {
+  return s.starts_with("http://") || s.starts_with("https://");
+}
 
 // A layer's endpoint for one signal: its signal-specific one as is, else its base endpoint
 // with the signal's path for HTTP (gRPC endpoints name the server only).
-std::optional<std::string> layer_endpoint(const ConfigLayer& l, const OtlpSignalLayer& s, OtlpProtocol protocol,
-                                          const char* path) {
+std::optional<std::string> layer_endpoint(const ConfigLayer& l, const OtlpSignalLayer& s,
+                                          OtlpProtocol protocol, const char* path) {
   if (s.endpoint) return s.endpoint;
   if (!l.otlp.endpoint) return std::nullopt;
   if (protocol == OtlpProtocol::Grpc) return l.otlp.endpoint;
@@ -175,12 +185,15 @@ std::optional<std::string> layer_endpoint(const ConfigLayer& l, const OtlpSignal
   return base + path;
 }
 
-OtlpSignal resolve_signal(const std::vector<ConfigLayer>& layers, const OtlpSignalLayer ConfigLayer::*which,
-                          const char* path, const char* env_name, std::string* error) {
+OtlpSignal resolve_signal(const std::vector<ConfigLayer>& layers,
+                          const OtlpSignalLayer ConfigLayer::*which, const char* path,
+                          const char* env_name, std::string* error) {
   OtlpSignal out;
   auto generic_or_signal = [&](auto field) {
     using T = typename std::remove_reference_t<decltype(ConfigLayer{}.otlp.*field)>::value_type;
-    return pick<T>(layers, [&](const ConfigLayer& l) { return (l.*which.*field) ? (l.*which.*field) : l.otlp.*field; });
+    return pick<T>(layers, [&](const ConfigLayer& l) {
+      return (l.*which.*field) ? (l.*which.*field) : l.otlp.*field;
+    });
   };
   std::string proto_name = generic_or_signal(&OtlpSignalLayer::protocol).value_or("http/protobuf");
   auto protocol = parse_protocol(proto_name);
@@ -190,13 +203,18 @@ OtlpSignal resolve_signal(const std::vector<ConfigLayer>& layers, const OtlpSign
     return out;
   }
   out.protocol = *protocol;
-  auto endpoint = pick<std::string>(
-      layers, [&](const ConfigLayer& l) { return layer_endpoint(l, l.*which, out.protocol, path); });
-  if (endpoint) out.endpoint = *endpoint;
-  else out.endpoint = std::string(out.protocol == OtlpProtocol::Grpc ? "http://localhost:4317" : "http://localhost:4318") +
-                      (out.protocol == OtlpProtocol::Grpc ? "" : path);
+  auto endpoint = pick<std::string>(layers, [&](const ConfigLayer& l) {
+    return layer_endpoint(l, l.*which, out.protocol, path);
+  });
+  if (endpoint)
+    out.endpoint = *endpoint;
+  else
+    out.endpoint = std::string(out.protocol == OtlpProtocol::Grpc ? "http://localhost:4317"
+                                                                  : "http://localhost:4318") +
+                   (out.protocol == OtlpProtocol::Grpc ? "" : path);
   if (!is_url(out.endpoint)) {
-    *error = std::string("the OTLP ") + env_name + " endpoint must be an http:// or https:// URL: '" + out.endpoint + "'";
+    *error = std::string("the OTLP ") + env_name +
+             " endpoint must be an http:// or https:// URL: '" + out.endpoint + "'";
     return out;
   }
   for (const auto& l : layers) {  // headers merge key by key, higher layers winning
@@ -218,7 +236,8 @@ OtlpSignal resolve_signal(const std::vector<ConfigLayer>& layers, const OtlpSign
   return out;
 }
 
-bool any_endpoint(const std::vector<ConfigLayer>& layers, const OtlpSignalLayer ConfigLayer::*which) {
+bool any_endpoint(const std::vector<ConfigLayer>& layers,
+                  const OtlpSignalLayer ConfigLayer::*which) {
   for (const auto& l : layers)
     if (l.otlp.endpoint || (l.*which).endpoint) return true;
   return false;
@@ -235,9 +254,12 @@ std::optional<OtlpProtocol> parse_protocol(const std::string& name) {
 
 const char* protocol_name(OtlpProtocol p) {
   switch (p) {
-    case OtlpProtocol::HttpProtobuf: return "http/protobuf";
-    case OtlpProtocol::HttpJson: return "http/json";
-    case OtlpProtocol::Grpc: return "grpc";
+    case OtlpProtocol::HttpProtobuf:
+      return "http/protobuf";
+    case OtlpProtocol::HttpJson:
+      return "http/json";
+    case OtlpProtocol::Grpc:
+      return "grpc";
   }
   return "?";
 }
@@ -250,7 +272,8 @@ bool parse_key_values(const std::string& text, KeyValues& out, std::string* erro
     size_t eq = pair.find('=');
     std::string key, value;
     if (eq == std::string::npos || trim(pair.substr(0, eq)).empty() ||
-        !percent_decode(trim(pair.substr(0, eq)), key) || !percent_decode(trim(pair.substr(eq + 1)), value)) {
+        !percent_decode(trim(pair.substr(0, eq)), key) ||
+        !percent_decode(trim(pair.substr(eq + 1)), value)) {
       *error = "expected key=value pairs separated by commas, got '" + trim(pair) + "'";
       return false;
     }
@@ -273,7 +296,8 @@ ConfigLayer layer_from_environment(const Getenv& getenv, std::string* error) {
   return l;
 }
 
-ConfigLayer layer_from_json_text(const std::string& text, const std::string& origin, std::string* error) {
+ConfigLayer layer_from_json_text(const std::string& text, const std::string& origin,
+                                 std::string* error) {
   ConfigLayer l;
   l.origin = origin;
   json j = json::parse(text, nullptr, false);
@@ -283,7 +307,9 @@ ConfigLayer layer_from_json_text(const std::string& text, const std::string& ori
   }
   JsonReader r(origin, error);
   if (!r.object(j, "the top level")) return l;
-  r.check_keys(j, "", {"exporter", "output", "otlp", "resource_attributes", "service_name", "metrics", "export_queue"});
+  r.check_keys(j, "",
+               {"exporter", "output", "otlp", "resource_attributes", "service_name", "metrics",
+                "export_queue"});
   l.exporter = r.text(j, "", "exporter");
   l.output_path = r.text(j, "", "output");
   if (j.contains("otlp")) {
@@ -332,33 +358,40 @@ ExportConfig resolve(const std::vector<ConfigLayer>& layers, std::string* error)
   if (!error->empty()) return c;
   bool traces_endpoint = any_endpoint(layers, &ConfigLayer::traces);
   c.otlp_metrics = any_endpoint(layers, &ConfigLayer::metrics);
-  c.exporter = pick<std::string>(layers, [](const ConfigLayer& l) { return l.exporter; })
-                   .value_or(traces_endpoint ? "otlp" : "console");
+  c.exporter = pick<std::string>(layers, [](const ConfigLayer& l) {
+                 return l.exporter;
+               }).value_or(traces_endpoint ? "otlp" : "console");
   if (c.exporter != "console" && c.exporter != "otlp-file" && c.exporter != "otlp") {
     *error = "unknown exporter '" + c.exporter + "' (console, otlp-file, otlp)";
     return c;
   }
   c.otlp_metrics = c.otlp_metrics || c.exporter == "otlp";
-  c.output_path = pick<std::string>(layers, [](const ConfigLayer& l) { return l.output_path; }).value_or("");
+  c.output_path =
+      pick<std::string>(layers, [](const ConfigLayer& l) { return l.output_path; }).value_or("");
   if (c.exporter == "otlp-file" && c.output_path.empty()) {
     *error = "--exporter otlp-file needs --output PATH";
     return c;
   }
   for (const auto& l : layers)
     for (const auto& [k, v] : l.resource_attributes) c.resource_attributes[k] = v;
-  c.service_name = pick<std::string>(layers, [](const ConfigLayer& l) { return l.service_name; }).value_or("");
+  c.service_name =
+      pick<std::string>(layers, [](const ConfigLayer& l) { return l.service_name; }).value_or("");
   if (auto a = pick<std::string>(layers, [](const ConfigLayer& l) { return l.metrics_address; })) {
     c.metrics_address = *a;
     c.metrics_address_explicit = true;
   }
-  c.metrics_interval = pick<milliseconds>(layers, [](const ConfigLayer& l) { return l.metrics_interval; })
-                           .value_or(c.metrics_interval);
-  c.queue_max_spans =
-      pick<size_t>(layers, [](const ConfigLayer& l) { return l.queue_max_spans; }).value_or(c.queue_max_spans);
-  c.queue_max_bytes =
-      pick<size_t>(layers, [](const ConfigLayer& l) { return l.queue_max_bytes; }).value_or(c.queue_max_bytes);
-  c.queue_interval =
-      pick<milliseconds>(layers, [](const ConfigLayer& l) { return l.queue_interval; }).value_or(c.queue_interval);
+  c.metrics_interval = pick<milliseconds>(layers, [](const ConfigLayer& l) {
+                         return l.metrics_interval;
+                       }).value_or(c.metrics_interval);
+  c.queue_max_spans = pick<size_t>(layers, [](const ConfigLayer& l) {
+                        return l.queue_max_spans;
+                      }).value_or(c.queue_max_spans);
+  c.queue_max_bytes = pick<size_t>(layers, [](const ConfigLayer& l) {
+                        return l.queue_max_bytes;
+                      }).value_or(c.queue_max_bytes);
+  c.queue_interval = pick<milliseconds>(layers, [](const ConfigLayer& l) {
+                       return l.queue_interval;
+                     }).value_or(c.queue_interval);
   return c;
 }
 

@@ -62,7 +62,7 @@ struct ExportConfig {
   std::string output_path;
   OtlpSignal traces;
   OtlpSignal metrics;
-  bool otlp_metrics = false;  // an OTLP endpoint is configured: metrics leave as OTLP too
+  bool otlp_metrics = false;      // an OTLP endpoint is configured: metrics leave as OTLP too
   KeyValues resource_attributes;  // added to every exported resource
   std::string service_name;       // non-empty: replaces service.name on every resource
   std::string metrics_address = "127.0.0.1:9464";  // "off": no Prometheus endpoint
@@ -79,7 +79,8 @@ using Getenv = std::function<const char*(const char*)>;
 ConfigLayer layer_from_environment(const Getenv& getenv, std::string* error);
 // The JSON config file (schema in docs/export.md). Errors name the file and the key.
 ConfigLayer layer_from_file(const std::string& path, std::string* error);
-ConfigLayer layer_from_json_text(const std::string& text, const std::string& origin, std::string* error);
+ConfigLayer layer_from_json_text(const std::string& text, const std::string& origin,
+                                 std::string* error);
 // Layers in increasing precedence. Empty error: `out` is complete and valid.
 ExportConfig resolve(const std::vector<ConfigLayer>& layers, std::string* error);
 

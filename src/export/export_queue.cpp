@@ -17,7 +17,8 @@ size_t approx_bytes(const trace::AttributeValue& v) {
 size_t approx_bytes(const trace::Trace& t) {
   size_t n = sizeof(t) + t.spans.capacity() * sizeof(trace::Span);
   for (const auto& s : t.spans) {
-    n += s.name.capacity() + s.tracestate.capacity() + s.attributes.capacity() * sizeof(trace::Attribute);
+    n += s.name.capacity() + s.tracestate.capacity() +
+         s.attributes.capacity() * sizeof(trace::Attribute);
     for (const auto& a : s.attributes) n += a.key.capacity() + approx_bytes(a.value);
   }
   return n;
@@ -31,7 +32,9 @@ ExportQueue::ExportQueue(QueueConfig config, std::unique_ptr<BatchExporter> expo
         wake_.notify_all();
       }) {}
 
-ExportQueue::~ExportQueue() { shutdown(std::chrono::milliseconds(0)); }
+ExportQueue::~ExportQueue() {
+  shutdown(std::chrono::milliseconds(0));
+}
 
 void ExportQueue::push(trace::Trace&& t) {
   // Exporters need neither the exchange nor its headers: free them now, not after export.
@@ -46,7 +49,8 @@ void ExportQueue::push(trace::Trace&& t) {
     queue_.push_back({std::move(t), bytes});
     queued_spans_ += spans;
     queued_bytes_ += bytes;
-    while ((queued_spans_ > config_.max_spans || queued_bytes_ > config_.max_bytes) && queue_.size() > 1)
+    while ((queued_spans_ > config_.max_spans || queued_bytes_ > config_.max_bytes) &&
+           queue_.size() > 1)
       drop_oldest();
     full_batch = queued_spans_ >= config_.batch_spans;
   }
@@ -64,7 +68,8 @@ void ExportQueue::drop_oldest() {
 std::vector<trace::Trace> ExportQueue::take_batch() {
   std::vector<trace::Trace> batch;
   size_t spans = 0;
-  while (!queue_.empty() && (batch.empty() || spans + queue_.front().trace.spans.size() <= config_.batch_spans)) {
+  while (!queue_.empty() &&
+         (batch.empty() || spans + queue_.front().trace.spans.size() <= config_.batch_spans)) {
     spans += queue_.front().trace.spans.size();
     queued_bytes_ -= queue_.front().bytes;
     batch.push_back(std::move(queue_.front().trace));
@@ -126,8 +131,10 @@ void ExportQueue::run() {
         return stopping_ || queued_spans_ >= config_.batch_spans ||
                (!queue_.empty() && Clock::now() - oldest_since_ >= config_.flush_interval);
       };
-      if (queue_.empty()) wake_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-      else wake_.wait_until(lock, oldest_since_ + config_.flush_interval, due);
+      if (queue_.empty())
+        wake_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      else
+        wake_.wait_until(lock, oldest_since_ + config_.flush_interval, due);
       if (queue_.empty()) {
         if (stopping_) return;
         continue;

@@ -38,9 +38,9 @@ class BatchExporter {
 };
 
 struct QueueConfig {
-  size_t max_spans = 100'000;        // spans waiting at most; beyond, the oldest traces go
-  size_t max_bytes = 64u << 20;      // and their approximate memory, likewise
-  size_t batch_spans = 512;          // a batch leaves when it has this many spans...
+  size_t max_spans = 100'000;    // spans waiting at most; beyond, the oldest traces go
+  size_t max_bytes = 64u << 20;  // and their approximate memory, likewise
+  size_t batch_spans = 512;      // a batch leaves when it has this many spans...
   std::chrono::milliseconds flush_interval{500};  // ...or when the oldest waited this long
   std::chrono::milliseconds initial_backoff{250};
   // Short enough that export resumes within seconds of a backend's return; an attempt every
@@ -54,8 +54,8 @@ struct QueueCounters {
   uint64_t spans_dropped_failed = 0;  // the backend refused them for good, or shutdown came first
   uint64_t export_failures = 0;       // failed attempts, retryable or not
   uint64_t retries = 0;
-  uint64_t queued_spans = 0;          // waiting now
-  uint64_t queued_bytes = 0;          // their approximate memory
+  uint64_t queued_spans = 0;  // waiting now
+  uint64_t queued_bytes = 0;  // their approximate memory
 };
 
 // What a queued trace holds in memory, roughly: for the queue's byte bound.

@@ -10,8 +10,8 @@
 #include "opentelemetry/trace/trace_state.h"
 // clang-format off: the prefix header must come before the generated protobuf headers.
 #include "opentelemetry/exporters/otlp/protobuf_include_prefix.h"
-#include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
 #include "opentelemetry/exporters/otlp/protobuf_include_suffix.h"
+#include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
 // clang-format on
 
 namespace weft::exporter {
@@ -25,8 +25,10 @@ void set_attribute(otel::sdk::common::AttributeMap& map, const trace::Attribute&
   std::visit(
       [&](const auto& v) {
         using T = std::decay_t<decltype(v)>;
-        if constexpr (std::is_same_v<T, std::string>) map.SetAttribute(a.key, otel::nostd::string_view(v));
-        else map.SetAttribute(a.key, v);
+        if constexpr (std::is_same_v<T, std::string>)
+          map.SetAttribute(a.key, otel::nostd::string_view(v));
+        else
+          map.SetAttribute(a.key, v);
       },
       a.value);
 }
@@ -43,34 +45,41 @@ otel::nostd::span<const uint8_t, N> id_bytes(const std::array<uint8_t, N>& id) {
   return otel::nostd::span<const uint8_t, N>(id.data(), N);
 }
 
-std::unique_ptr<otel::sdk::trace::Recordable> make_recordable(const trace::Span& s, ResourceCache& resources,
-                                                              const ResourceOverrides& overrides,
-                                                              const otel::sdk::instrumentationscope::InstrumentationScope& scope) {
+std::unique_ptr<otel::sdk::trace::Recordable> make_recordable(
+    const trace::Span& s, ResourceCache& resources, const ResourceOverrides& overrides,
+    const otel::sdk::instrumentationscope::InstrumentationScope& scope) {
   auto rec = std::make_unique<OtlpRecordable>();
   otel::trace::TraceFlags flags(s.sampled ? otel::trace::TraceFlags::kIsSampled : 0);
   auto state = s.tracestate.empty() ? otel::trace::TraceState::GetDefault()
                                     : otel::trace::TraceState::FromHeader(s.tracestate);
   // OTLP's span flags say whether the parent is remote; the library takes that from here.
   bool remote_parent = s.has_parent() && s.wire.has_value();
-  otel::trace::SpanContext context(otel::trace::TraceId(id_bytes(s.trace_id)), otel::trace::SpanId(id_bytes(s.span_id)),
-                                   flags, remote_parent, state);
+  otel::trace::SpanContext context(otel::trace::TraceId(id_bytes(s.trace_id)),
+                                   otel::trace::SpanId(id_bytes(s.span_id)), flags, remote_parent,
+                                   state);
   rec->SetIdentity(context, otel::trace::SpanId(id_bytes(s.parent_span_id)));
   rec->SetName(s.name);
-  rec->SetSpanKind(s.kind == trace::SpanKind::Server ? otel::trace::SpanKind::kServer : otel::trace::SpanKind::kClient);
+  rec->SetSpanKind(s.kind == trace::SpanKind::Server ? otel::trace::SpanKind::kServer
+                                                     : otel::trace::SpanKind::kClient);
   rec->SetStartTime(otel::common::SystemTimestamp(std::chrono::nanoseconds(s.start_ns)));
   rec->SetDuration(std::chrono::nanoseconds(s.end_ns - s.start_ns));
-  if (s.status == trace::StatusCode::Error) rec->SetStatus(otel::trace::StatusCode::kError, "");
-  else if (s.status == trace::StatusCode::Ok) rec->SetStatus(otel::trace::StatusCode::kOk, "");
+  if (s.status == trace::StatusCode::Error)
+    rec->SetStatus(otel::trace::StatusCode::kError, "");
+  else if (s.status == trace::StatusCode::Ok)
+    rec->SetStatus(otel::trace::StatusCode::kOk, "");
   for (const auto& a : s.attributes) {
     std::visit(
         [&](const auto& v) {
           using T = std::decay_t<decltype(v)>;
-          if constexpr (std::is_same_v<T, std::string>) rec->SetAttribute(a.key, otel::nostd::string_view(v));
-          else rec->SetAttribute(a.key, v);
+          if constexpr (std::is_same_v<T, std::string>)
+            rec->SetAttribute(a.key, otel::nostd::string_view(v));
+          else
+            rec->SetAttribute(a.key, v);
         },
         a.value);
   }
-  auto [it, fresh] = resources.try_emplace(s.resource.get(), otel::sdk::resource::Resource::GetEmpty());
+  auto [it, fresh] =
+      resources.try_emplace(s.resource.get(), otel::sdk::resource::Resource::GetEmpty());
   if (fresh && s.resource) it->second = make_resource(*s.resource, overrides);
   rec->SetResource(it->second);  // kept by reference: `resources` outlives the request
   rec->SetInstrumentationScope(scope);
@@ -81,17 +90,21 @@ std::unique_ptr<otel::sdk::trace::Recordable> make_recordable(const trace::Span&
 
 void encode_traces(const std::vector<trace::Trace>& batch, const ResourceOverrides& overrides,
                    opentelemetry::proto::collector::trace::v1::ExportTraceServiceRequest* request) {
-  static const auto scope = otel::sdk::instrumentationscope::InstrumentationScope::Create("weft", WEFT_VERSION);
+  static const auto scope =
+      otel::sdk::instrumentationscope::InstrumentationScope::Create("weft", WEFT_VERSION);
   ResourceCache resources;
   std::vector<std::unique_ptr<otel::sdk::trace::Recordable>> recordables;
   for (const auto& t : batch)
-    for (const auto& s : t.spans) recordables.push_back(make_recordable(s, resources, overrides, *scope));
+    for (const auto& s : t.spans)
+      recordables.push_back(make_recordable(s, resources, overrides, *scope));
   otel::exporter::otlp::OtlpRecordableUtils::PopulateRequest(
-      otel::nostd::span<std::unique_ptr<otel::sdk::trace::Recordable>>(recordables.data(), recordables.size()),
+      otel::nostd::span<std::unique_ptr<otel::sdk::trace::Recordable>>(recordables.data(),
+                                                                       recordables.size()),
       request);
 }
 
-OtlpTraceExporter::OtlpTraceExporter(std::unique_ptr<OtlpTransport> transport, ResourceOverrides overrides)
+OtlpTraceExporter::OtlpTraceExporter(std::unique_ptr<OtlpTransport> transport,
+                                     ResourceOverrides overrides)
     : transport_(std::move(transport)), overrides_(std::move(overrides)) {}
 
 ExportResult OtlpTraceExporter::export_batch(const std::vector<trace::Trace>& batch) {

@@ -1,9 +1,8 @@
 #include "export/otlp_transport.h"
 
 #include <grpcpp/grpcpp.h>
-#include <zlib.h>
-
 #include <strings.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <ctime>
@@ -14,11 +13,12 @@
 #include <sstream>
 
 // clang-format off: the prefix header must come before the generated protobuf headers.
+#include <google/protobuf/util/json_util.h>
+
 #include "opentelemetry/exporters/otlp/protobuf_include_prefix.h"
+#include "opentelemetry/exporters/otlp/protobuf_include_suffix.h"
 #include "opentelemetry/proto/collector/metrics/v1/metrics_service.grpc.pb.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.grpc.pb.h"
-#include <google/protobuf/util/json_util.h>
-#include "opentelemetry/exporters/otlp/protobuf_include_suffix.h"
 // clang-format on
 #include "opentelemetry/ext/http/client/http_client_factory.h"
 #include "opentelemetry/ext/http/common/url_parser.h"
@@ -36,7 +36,9 @@ const std::string kUserAgent = std::string("weft/") + WEFT_VERSION;
 ExportResult retryable(std::string error, milliseconds after = milliseconds(0)) {
   return {ExportResult::Kind::Retryable, after, std::move(error)};
 }
-ExportResult failed(std::string error) { return {ExportResult::Kind::Failed, {}, std::move(error)}; }
+ExportResult failed(std::string error) {
+  return {ExportResult::Kind::Failed, {}, std::move(error)};
+}
 
 // --- OTLP/HTTP ---
 
@@ -57,10 +59,12 @@ class OutcomeHandler : public http::EventHandler {
     HttpOutcome o;
     o.state = http::SessionState::Response;
     o.status = response.GetStatusCode();
-    response.ForEachHeader([&](opentelemetry::nostd::string_view name, opentelemetry::nostd::string_view value) {
-      if (strcasecmp(std::string(name).c_str(), "Retry-After") == 0) o.retry_after = std::string(value);
-      return true;
-    });
+    response.ForEachHeader(
+        [&](opentelemetry::nostd::string_view name, opentelemetry::nostd::string_view value) {
+          if (strcasecmp(std::string(name).c_str(), "Retry-After") == 0)
+            o.retry_after = std::string(value);
+          return true;
+        });
     const auto& body = response.GetBody();
     o.body.assign(body.begin(), body.end());
     finish(std::move(o));
@@ -97,16 +101,26 @@ class OutcomeHandler : public http::EventHandler {
 
 const char* state_name(http::SessionState s) {
   switch (s) {
-    case http::SessionState::CreateFailed: return "could not create the request";
-    case http::SessionState::ConnectFailed: return "connection failed";
-    case http::SessionState::SendFailed: return "sending failed";
-    case http::SessionState::SSLHandshakeFailed: return "TLS handshake failed";
-    case http::SessionState::TimedOut: return "timed out";
-    case http::SessionState::NetworkError: return "network error";
-    case http::SessionState::ReadError: return "reading the response failed";
-    case http::SessionState::WriteError: return "writing the request failed";
-    case http::SessionState::Cancelled: return "cancelled";
-    default: return "no response";
+    case http::SessionState::CreateFailed:
+      return "could not create the request";
+    case http::SessionState::ConnectFailed:
+      return "connection failed";
+    case http::SessionState::SendFailed:
+      return "sending failed";
+    case http::SessionState::SSLHandshakeFailed:
+      return "TLS handshake failed";
+    case http::SessionState::TimedOut:
+      return "timed out";
+    case http::SessionState::NetworkError:
+      return "network error";
+    case http::SessionState::ReadError:
+      return "reading the response failed";
+    case http::SessionState::WriteError:
+      return "writing the request failed";
+    case http::SessionState::Cancelled:
+      return "cancelled";
+    default:
+      return "no response";
   }
 }
 
@@ -115,8 +129,10 @@ template <typename Response>
 ExportResult partial_success(const Response& response, const std::string& where) {
   ExportResult r;
   const auto& p = response.partial_success();
-  if constexpr (std::is_same_v<Response, trace_proto::ExportTraceServiceResponse>) r.rejected = p.rejected_spans();
-  else r.rejected = p.rejected_data_points();
+  if constexpr (std::is_same_v<Response, trace_proto::ExportTraceServiceResponse>)
+    r.rejected = p.rejected_spans();
+  else
+    r.rejected = p.rejected_data_points();
   if (r.rejected || !p.error_message().empty())
     r.error = where + ": the backend rejected " + std::to_string(r.rejected) + " items" +
               (p.error_message().empty() ? "" : ": " + p.error_message());
@@ -133,13 +149,15 @@ ExportResult read_success(const std::string& body, bool json, const std::string&
   return parsed ? partial_success(response, where) : ExportResult{};
 }
 
-ExportResult classify_http(const HttpOutcome& o, const std::string& endpoint, Signal signal, bool json) {
+ExportResult classify_http(const HttpOutcome& o, const std::string& endpoint, Signal signal,
+                           bool json) {
   if (o.state != http::SessionState::Response)
     return retryable("POST " + endpoint + ": " + state_name(o.state));
   if (o.status >= 200 && o.status < 300)
-    return signal == Signal::Traces
-               ? read_success<trace_proto::ExportTraceServiceResponse>(o.body, json, "POST " + endpoint)
-               : read_success<metrics_proto::ExportMetricsServiceResponse>(o.body, json, "POST " + endpoint);
+    return signal == Signal::Traces ? read_success<trace_proto::ExportTraceServiceResponse>(
+                                          o.body, json, "POST " + endpoint)
+                                    : read_success<metrics_proto::ExportMetricsServiceResponse>(
+                                          o.body, json, "POST " + endpoint);
   std::string error = "POST " + endpoint + ": HTTP " + std::to_string(o.status);
   if (o.status == 429 || o.status == 502 || o.status == 503 || o.status == 504)
     return retryable(error, parse_retry_after(o.retry_after));
@@ -149,12 +167,17 @@ ExportResult classify_http(const HttpOutcome& o, const std::string& endpoint, Si
 class HttpTransport : public OtlpTransport {
  public:
   HttpTransport(Signal signal, const OtlpSignal& s)
-      : OtlpTransport(s.endpoint), signal_(signal), settings_(s), client_(http::HttpClientFactory::Create()) {
+      : OtlpTransport(s.endpoint),
+        signal_(signal),
+        settings_(s),
+        client_(http::HttpClientFactory::Create()) {
     opentelemetry::ext::http::common::UrlParser url(s.endpoint);
     // The client joins its "scheme://host:port/" base and this path: without the leading
     // slash, or the server would see "//v1/traces".
-    path_ = url.path_.substr(url.path_.starts_with("/") ? 1 : 0) + (url.query_.empty() ? "" : "?" + url.query_);
-    ssl_ = http::HttpSslOptions(s.endpoint, false, s.certificate, "", "", "", "", "", "", "", "", "");
+    path_ = url.path_.substr(url.path_.starts_with("/") ? 1 : 0) +
+            (url.query_.empty() ? "" : "?" + url.query_);
+    ssl_ =
+        http::HttpSslOptions(s.endpoint, false, s.certificate, "", "", "", "", "", "", "", "", "");
   }
   ~HttpTransport() override { client_->CancelAllSessions(); }
 
@@ -184,7 +207,8 @@ class HttpTransport : public OtlpTransport {
     }
     session->SendRequest(handler);
     // The client enforces the timeout; the margin only guards against a callback that never comes.
-    bool answered = outcome.wait_for(settings_.timeout + milliseconds(2000)) == std::future_status::ready;
+    bool answered =
+        outcome.wait_for(settings_.timeout + milliseconds(2000)) == std::future_status::ready;
     {
       std::lock_guard lock(in_flight_mutex_);
       in_flight_.reset();
@@ -243,8 +267,10 @@ class GrpcTransport : public OtlpTransport {
  public:
   GrpcTransport(Signal signal, const OtlpSignal& s, std::shared_ptr<grpc::Channel> channel)
       : OtlpTransport(s.endpoint), signal_(signal), settings_(s), channel_(std::move(channel)) {
-    if (signal == Signal::Traces) traces_ = trace_proto::TraceService::NewStub(channel_);
-    else metrics_ = metrics_proto::MetricsService::NewStub(channel_);
+    if (signal == Signal::Traces)
+      traces_ = trace_proto::TraceService::NewStub(channel_);
+    else
+      metrics_ = metrics_proto::MetricsService::NewStub(channel_);
   }
 
   ExportResult send(const google::protobuf::Message& message) override {
@@ -266,7 +292,8 @@ class GrpcTransport : public OtlpTransport {
     context.set_wait_for_ready(true);
     for (const auto& [k, v] : settings_.headers) {
       std::string key = k;
-      std::transform(key.begin(), key.end(), key.begin(), [](unsigned char c) { return std::tolower(c); });
+      std::transform(key.begin(), key.end(), key.begin(),
+                     [](unsigned char c) { return std::tolower(c); });
       context.AddMetadata(key, v);
     }
     grpc::Status status;
@@ -274,11 +301,14 @@ class GrpcTransport : public OtlpTransport {
     std::string where = "gRPC " + endpoint();
     if (signal_ == Signal::Traces) {
       trace_proto::ExportTraceServiceResponse response;
-      status = traces_->Export(&context, static_cast<const trace_proto::ExportTraceServiceRequest&>(message), &response);
+      status = traces_->Export(
+          &context, static_cast<const trace_proto::ExportTraceServiceRequest&>(message), &response);
       if (status.ok()) accepted = partial_success(response, where);
     } else {
       metrics_proto::ExportMetricsServiceResponse response;
-      status = metrics_->Export(&context, static_cast<const metrics_proto::ExportMetricsServiceRequest&>(message), &response);
+      status = metrics_->Export(
+          &context, static_cast<const metrics_proto::ExportMetricsServiceRequest&>(message),
+          &response);
       if (status.ok()) accepted = partial_success(response, where);
     }
     if (status.ok()) return accepted;
@@ -294,10 +324,23 @@ class GrpcTransport : public OtlpTransport {
 
  private:
   static std::string grpc_code_name(grpc::StatusCode c) {
-    static const char* names[] = {"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",
-                                  "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED",
-                                  "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED",
-                                  "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"};
+    static const char* names[] = {"OK",
+                                  "CANCELLED",
+                                  "UNKNOWN",
+                                  "INVALID_ARGUMENT",
+                                  "DEADLINE_EXCEEDED",
+                                  "NOT_FOUND",
+                                  "ALREADY_EXISTS",
+                                  "PERMISSION_DENIED",
+                                  "RESOURCE_EXHAUSTED",
+                                  "FAILED_PRECONDITION",
+                                  "ABORTED",
+                                  "OUT_OF_RANGE",
+                                  "UNIMPLEMENTED",
+                                  "INTERNAL",
+                                  "UNAVAILABLE",
+                                  "DATA_LOSS",
+                                  "UNAUTHENTICATED"};
     int i = static_cast<int>(c);
     return i >= 0 && i < 17 ? names[i] : "code " + std::to_string(i);
   }
@@ -339,7 +382,8 @@ std::unique_ptr<OtlpTransport> make_grpc(Signal signal, const OtlpSignal& s, std
 // --- OTLP/JSON ---
 
 std::string base64_to_hex(const std::string& b64) {
-  static const std::string chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  static const std::string chars =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   std::string bytes;
   uint32_t acc = 0;
   int bits = 0;
@@ -396,7 +440,8 @@ std::chrono::milliseconds parse_retry_after(const std::string& raw) {
   std::string value = raw.substr(b, e - b + 1);
   char* end = nullptr;
   long seconds = std::strtol(value.c_str(), &end, 10);
-  if (end != value.c_str() && *end == '\0') return milliseconds(std::clamp(seconds, 0L, 3600L) * 1000);
+  if (end != value.c_str() && *end == '\0')
+    return milliseconds(std::clamp(seconds, 0L, 3600L) * 1000);
   std::tm tm{};  // an HTTP-date: "Sun, 06 Nov 1994 08:49:37 GMT"
   if (!strptime(value.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm)) return milliseconds(0);
   long delta = static_cast<long>(timegm(&tm) - std::time(nullptr));
@@ -406,7 +451,8 @@ std::chrono::milliseconds parse_retry_after(const std::string& raw) {
 std::string gzip_compress(const std::string& data) {
   z_stream z{};
   // 15 window bits + 16: a gzip header and trailer instead of zlib's.
-  if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) return data;
+  if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+    return data;
   std::string out(deflateBound(&z, data.size()), '\0');
   z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
   z.avail_in = static_cast<uInt>(data.size());
@@ -418,7 +464,8 @@ std::string gzip_compress(const std::string& data) {
   return out;
 }
 
-std::unique_ptr<OtlpTransport> OtlpTransport::create(Signal signal, const OtlpSignal& s, std::string* error) {
+std::unique_ptr<OtlpTransport> OtlpTransport::create(Signal signal, const OtlpSignal& s,
+                                                     std::string* error) {
   if (s.protocol == OtlpProtocol::Grpc) return make_grpc(signal, s, error);
   return std::make_unique<HttpTransport>(signal, s);
 }

@@ -33,7 +33,8 @@ class OtlpTransport {
 
   // Returns null with a one-line error when the settings cannot work (e.g. an unreadable
   // certificate for gRPC).
-  static std::unique_ptr<OtlpTransport> create(Signal signal, const OtlpSignal& settings, std::string* error);
+  static std::unique_ptr<OtlpTransport> create(Signal signal, const OtlpSignal& settings,
+                                               std::string* error);
 
  protected:
   explicit OtlpTransport(std::string endpoint) : endpoint_(std::move(endpoint)) {}

@@ -2,21 +2,23 @@
 
 // clang-format off: the prefix header must come before the generated protobuf headers.
 #include "opentelemetry/exporters/otlp/protobuf_include_prefix.h"
-#include "opentelemetry/proto/collector/metrics/v1/metrics_service.pb.h"
 #include "opentelemetry/exporters/otlp/protobuf_include_suffix.h"
+#include "opentelemetry/proto/collector/metrics/v1/metrics_service.pb.h"
 // clang-format on
 
 namespace weft::metrics {
 namespace {
 
 uint64_t wall_now_ns() {
-  return static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count());
 }
 
 }  // namespace
 
-MetricsPusher::MetricsPusher(MetricsRegistry& registry, std::unique_ptr<exporter::OtlpTransport> transport,
+MetricsPusher::MetricsPusher(MetricsRegistry& registry,
+                             std::unique_ptr<exporter::OtlpTransport> transport,
                              OtlpMetricsOptions options, std::chrono::milliseconds interval)
     : registry_(registry),
       transport_(std::move(transport)),
@@ -24,7 +26,9 @@ MetricsPusher::MetricsPusher(MetricsRegistry& registry, std::unique_ptr<exporter
       interval_(interval),
       thread_([this] { run(); }) {}
 
-MetricsPusher::~MetricsPusher() { stop(); }
+MetricsPusher::~MetricsPusher() {
+  stop();
+}
 
 void MetricsPusher::stop() {
   {

@@ -48,7 +48,8 @@ pid_t start_sink(int* port) {
   return pid;
 }
 
-trace::Trace chain_trace(uint64_t n, const std::vector<std::shared_ptr<const trace::Resource>>& services) {
+trace::Trace chain_trace(uint64_t n,
+                         const std::vector<std::shared_ptr<const trace::Resource>>& services) {
   trace::Trace t;
   uint64_t start = 1'700'000'000'000'000'000ull + n * 1'000'000;
   for (int i = 0; i < 6; ++i) {
@@ -100,7 +101,9 @@ int main(int argc, char** argv) {
   for (const char* name : {"front", "middle", "back"}) {
     auto r = std::make_shared<trace::Resource>();
     r->service_name = name;
-    r->attributes = {{"service.name", std::string(name)}, {"process.pid", int64_t{1000}}, {"host.name", std::string("node")}};
+    r->attributes = {{"service.name", std::string(name)},
+                     {"process.pid", int64_t{1000}},
+                     {"host.name", std::string("node")}};
     services.push_back(r);
   }
 
@@ -113,19 +116,24 @@ int main(int argc, char** argv) {
   auto wall_before = std::chrono::steady_clock::now();
   exporter::QueueCounters counters;
   {
-    exporter::ExportQueue queue(queue_config, std::make_unique<exporter::OtlpTraceExporter>(std::move(transport), exporter::ResourceOverrides{}));
+    exporter::ExportQueue queue(
+        queue_config, std::make_unique<exporter::OtlpTraceExporter>(std::move(transport),
+                                                                    exporter::ResourceOverrides{}));
     for (auto& t : traces) queue.push(std::move(t));
     queue.shutdown(std::chrono::milliseconds(600'000));
     counters = queue.counters();
   }
   double cpu = cpu_seconds() - cpu_before;
-  double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_before).count();
+  double wall =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_before).count();
   kill(sink, SIGKILL);
   waitpid(sink, nullptr, 0);
 
-  std::printf("protocol %s%s  spans %llu  failed %llu  wall %.2fs  cpu %.2fs  spans/s %.0f  spans/cpu-s %.0f  us/span %.2f\n",
-              protocol.c_str(), gzip ? "+gzip" : "", (unsigned long long)counters.spans_exported,
-              (unsigned long long)counters.export_failures, wall, cpu, counters.spans_exported / wall,
-              counters.spans_exported / cpu, cpu * 1e6 / counters.spans_exported);
+  std::printf(
+      "protocol %s%s  spans %llu  failed %llu  wall %.2fs  cpu %.2fs  spans/s %.0f  spans/cpu-s "
+      "%.0f  us/span %.2f\n",
+      protocol.c_str(), gzip ? "+gzip" : "", (unsigned long long)counters.spans_exported,
+      (unsigned long long)counters.export_failures, wall, cpu, counters.spans_exported / wall,
+      counters.spans_exported / cpu, cpu * 1e6 / counters.spans_exported);
   return counters.spans_exported == 0 ? 1 : 0;
 }

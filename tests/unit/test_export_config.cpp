@@ -42,16 +42,17 @@ TEST_CASE("export config: nothing configured means console trees and no OTLP met
 
 TEST_CASE("export config: the standard variables, with signal-specific ones winning") {
   std::string error;
-  ConfigLayer env = env_layer({{"OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/"},
-                               {"OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "http://metrics:9000/ingest"},
-                               {"OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"},
-                               {"OTEL_EXPORTER_OTLP_HEADERS", "api-key=s%3Dcret, tenant=blue"},
-                               {"OTEL_EXPORTER_OTLP_TRACES_HEADERS", "tenant=green"},
-                               {"OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"},
-                               {"OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "2500"},
-                               {"OTEL_RESOURCE_ATTRIBUTES", "deployment.environment.name=prod,k8s.node.name=n1"},
-                               {"OTEL_SERVICE_NAME", "edge"}},
-                              &error);
+  ConfigLayer env =
+      env_layer({{"OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/"},
+                 {"OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "http://metrics:9000/ingest"},
+                 {"OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"},
+                 {"OTEL_EXPORTER_OTLP_HEADERS", "api-key=s%3Dcret, tenant=blue"},
+                 {"OTEL_EXPORTER_OTLP_TRACES_HEADERS", "tenant=green"},
+                 {"OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"},
+                 {"OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "2500"},
+                 {"OTEL_RESOURCE_ATTRIBUTES", "deployment.environment.name=prod,k8s.node.name=n1"},
+                 {"OTEL_SERVICE_NAME", "edge"}},
+                &error);
   REQUIRE(error == "");
   ExportConfig c = resolve_ok({env});
   CHECK(c.exporter == "otlp");  // an endpoint is configured
@@ -70,8 +71,9 @@ TEST_CASE("export config: the standard variables, with signal-specific ones winn
 
 TEST_CASE("export config: gRPC endpoints name the server only") {
   std::string error;
-  ConfigLayer env = env_layer(
-      {{"OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317"}, {"OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"}}, &error);
+  ConfigLayer env = env_layer({{"OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317"},
+                               {"OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"}},
+                              &error);
   ExportConfig c = resolve_ok({env});
   CHECK(c.traces.endpoint == "http://collector:4317");
   CHECK(c.traces.protocol == OtlpProtocol::Grpc);
@@ -98,7 +100,8 @@ TEST_CASE("export config: flags win over the file, the file over the environment
   flags.otlp.protocol = "http/protobuf";
 
   ExportConfig c = resolve_ok({env, file});
-  CHECK(c.traces.endpoint == "http://file:2");  // the file's generic endpoint beats env's traces one
+  CHECK(c.traces.endpoint ==
+        "http://file:2");  // the file's generic endpoint beats env's traces one
   CHECK(c.traces.protocol == OtlpProtocol::Grpc);
   CHECK(c.traces.headers == KeyValues{{"a", "env"}, {"b", "file"}});
   CHECK(c.traces.timeout == milliseconds(1500));
@@ -119,7 +122,9 @@ TEST_CASE("export config: mistakes get one message naming what is wrong") {
   CHECK(error == "config file weft.json: export_queue.max_spans must be a whole number above 0");
   error.clear();
   file_layer(R"({"otlp": {"timeout": "10s"}})", &error);
-  CHECK(error == "config file weft.json: otlp.timeout must be a number of seconds, above 0 and at most 3600");
+  CHECK(
+      error ==
+      "config file weft.json: otlp.timeout must be a number of seconds, above 0 and at most 3600");
   error.clear();
   file_layer("{not json", &error);
   CHECK(error == "config file weft.json: not valid JSON");
@@ -131,7 +136,8 @@ TEST_CASE("export config: mistakes get one message naming what is wrong") {
   CHECK(error == "OTEL_EXPORTER_OTLP_TIMEOUT must be a number of milliseconds, above 0: 'soon'");
   error.clear();
   env_layer({{"OTEL_EXPORTER_OTLP_HEADERS", "novalue"}}, &error);
-  CHECK(error == "OTEL_EXPORTER_OTLP_HEADERS: expected key=value pairs separated by commas, got 'novalue'");
+  CHECK(error ==
+        "OTEL_EXPORTER_OTLP_HEADERS: expected key=value pairs separated by commas, got 'novalue'");
 
   ConfigLayer flags;
   flags.otlp.protocol = "thrift";
@@ -142,7 +148,8 @@ TEST_CASE("export config: mistakes get one message naming what is wrong") {
   flags.otlp.endpoint = "collector:4318";
   error.clear();
   resolve({flags}, &error);
-  CHECK(error == "the OTLP traces endpoint must be an http:// or https:// URL: 'collector:4318/v1/traces'");
+  CHECK(error ==
+        "the OTLP traces endpoint must be an http:// or https:// URL: 'collector:4318/v1/traces'");
   flags = {};
   flags.exporter = "jaeger";
   error.clear();

@@ -14,8 +14,8 @@
 #include "trace_fixtures.h"
 // clang-format off: the prefix header must come before the generated protobuf headers.
 #include "opentelemetry/exporters/otlp/protobuf_include_prefix.h"
-#include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
 #include "opentelemetry/exporters/otlp/protobuf_include_suffix.h"
+#include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
 // clang-format on
 
 using namespace weft;
@@ -83,7 +83,8 @@ TEST_CASE("otlp export: the request agrees with weft's own OTLP/JSON encoding, s
     CHECK(got.at("startTimeUnixNano") == want.at("startTimeUnixNano"));
     CHECK(got.at("endTimeUnixNano") == want.at("endTimeUnixNano"));
     CHECK(got.value("traceState", "") == want.value("traceState", ""));
-    CHECK(got.value("status", json::object()).value("code", 0) == want.at("status").value("code", 0));
+    CHECK(got.value("status", json::object()).value("code", 0) ==
+          want.at("status").value("code", 0));
     CHECK(by_key(got.value("attributes", json::array())) == by_key(want.at("attributes")));
   }
 }
@@ -130,7 +131,8 @@ TEST_CASE("Retry-After: seconds, an HTTP date, or nothing") {
   using std::chrono::milliseconds;
   CHECK(exporter::parse_retry_after("3") == milliseconds(3000));
   CHECK(exporter::parse_retry_after("") == milliseconds(0));
-  CHECK(exporter::parse_retry_after(" 3\r\n") == milliseconds(3000));  // as a header line may carry it
+  CHECK(exporter::parse_retry_after(" 3\r\n") ==
+        milliseconds(3000));  // as a header line may carry it
   CHECK(exporter::parse_retry_after("soon") == milliseconds(0));
   CHECK(exporter::parse_retry_after("999999") == milliseconds(3'600'000));  // capped at an hour
   char date[64];
@@ -178,7 +180,8 @@ TEST_CASE("otlp/http transport: status codes decide retry, Retry-After is honour
   auto transport = exporter::OtlpTransport::create(exporter::Signal::Traces, s, &error);
   REQUIRE(transport);
   Request request;
-  exporter::encode_traces({sample_trace(resource("front", 100), resource("back", 300))}, {}, &request);
+  exporter::encode_traces({sample_trace(resource("front", 100), resource("back", 300))}, {},
+                          &request);
 
   auto r = transport->send(request);
   CHECK_MESSAGE(r.kind == exporter::ExportResult::Kind::Ok, r.error);
