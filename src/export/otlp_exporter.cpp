@@ -8,10 +8,11 @@
 #include "opentelemetry/sdk/resource/resource.h"
 #include "opentelemetry/trace/span_context.h"
 #include "opentelemetry/trace/trace_state.h"
-// clang-format off: the prefix header must come before the generated protobuf headers.
+// The prefix header must come before the generated protobuf headers, the suffix after.
+// clang-format off
 #include "opentelemetry/exporters/otlp/protobuf_include_prefix.h"
-#include "opentelemetry/exporters/otlp/protobuf_include_suffix.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
+#include "opentelemetry/exporters/otlp/protobuf_include_suffix.h"
 // clang-format on
 
 namespace weft::exporter {

@@ -12,13 +12,13 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-// clang-format off: the prefix header must come before the generated protobuf headers.
-#include <google/protobuf/util/json_util.h>
-
+// The prefix header must come before the generated protobuf headers, the suffix after.
+// clang-format off
 #include "opentelemetry/exporters/otlp/protobuf_include_prefix.h"
-#include "opentelemetry/exporters/otlp/protobuf_include_suffix.h"
 #include "opentelemetry/proto/collector/metrics/v1/metrics_service.grpc.pb.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.grpc.pb.h"
+#include <google/protobuf/util/json_util.h>
+#include "opentelemetry/exporters/otlp/protobuf_include_suffix.h"
 // clang-format on
 #include "opentelemetry/ext/http/client/http_client_factory.h"
 #include "opentelemetry/ext/http/common/url_parser.h"

@@ -1,9 +1,10 @@
 #include "metrics/metrics_pusher.h"
 
-// clang-format off: the prefix header must come before the generated protobuf headers.
+// The prefix header must come before the generated protobuf headers, the suffix after.
+// clang-format off
 #include "opentelemetry/exporters/otlp/protobuf_include_prefix.h"
-#include "opentelemetry/exporters/otlp/protobuf_include_suffix.h"
 #include "opentelemetry/proto/collector/metrics/v1/metrics_service.pb.h"
+#include "opentelemetry/exporters/otlp/protobuf_include_suffix.h"
 // clang-format on
 
 namespace weft::metrics {

@@ -12,10 +12,11 @@
 #include "export/otlp_json.h"
 #include "export/otlp_transport.h"
 #include "trace_fixtures.h"
-// clang-format off: the prefix header must come before the generated protobuf headers.
+// The prefix header must come before the generated protobuf headers, the suffix after.
+// clang-format off
 #include "opentelemetry/exporters/otlp/protobuf_include_prefix.h"
-#include "opentelemetry/exporters/otlp/protobuf_include_suffix.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
+#include "opentelemetry/exporters/otlp/protobuf_include_suffix.h"
 // clang-format on
 
 using namespace weft;
