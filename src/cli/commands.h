@@ -64,7 +64,7 @@ int run_events(const EventsOptions& options);
 int run_traces(const RunOptions& options);
 int run_exchanges(const ExchangesOptions& options);
 int run_record(const RecordOptions& options);
-int run_doctor(const capture::CaptureConfig& capture);
+int run_doctor(const capture::CaptureConfig& capture, const exporter::ExportConfig& output);
 
 // SIGINT/SIGTERM ask the running command to stop; it then flushes and exits 0.
 void install_stop_handlers();

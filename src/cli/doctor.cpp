@@ -10,6 +10,14 @@
 
 #include "capture/tracefs.h"
 #include "cli/commands.h"
+#include "export/otlp_transport.h"
+#include "metrics/metrics_server.h"
+// The prefix header must come before the generated protobuf headers, the suffix after.
+// clang-format off
+#include "opentelemetry/exporters/otlp/protobuf_include_prefix.h"
+#include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
+#include "opentelemetry/exporters/otlp/protobuf_include_suffix.h"
+// clang-format on
 
 namespace weft::cli {
 namespace {
@@ -28,20 +36,73 @@ std::string read_line(const char* path) {
   return line;
 }
 
-void row(const char* name, const std::string& value) { std::printf("%-12s %s\n", name, value.c_str()); }
+void row(const char* name, const std::string& value) {
+  std::printf("%-12s %s\n", name, value.c_str());
+}
+
+// Sends the backend an empty ExportTraceServiceRequest (valid OTLP, no data): whether it is
+// reachable and accepts weft's requests (path, headers, certificate) before any span exists.
+std::string probe_traces_endpoint(const exporter::ExportConfig& o) {
+  exporter::OtlpSignal settings = o.traces;
+  settings.timeout = std::min(settings.timeout, std::chrono::milliseconds(3000));
+  std::string where =
+      std::string(exporter::protocol_name(settings.protocol)) + " " + settings.endpoint;
+  std::string error;
+  auto transport = exporter::OtlpTransport::create(exporter::Signal::Traces, settings, &error);
+  if (!transport) return where + ": " + error;
+  opentelemetry::proto::collector::trace::v1::ExportTraceServiceRequest empty;
+  exporter::ExportResult r = transport->send(empty);
+  switch (r.kind) {
+    case exporter::ExportResult::Kind::Ok:
+      return where + ": reachable (an empty request was accepted)";
+    case exporter::ExportResult::Kind::Retryable:
+      return where + ": UNREACHABLE: " + r.error;
+    case exporter::ExportResult::Kind::Failed:
+      return where + ": REFUSED: " + r.error + " (path, headers, API key?)";
+  }
+  return where;
+}
+
+// Binds the metrics address for a moment: whether `weft run` will get it.
+std::string probe_metrics_address(const exporter::ExportConfig& o) {
+  if (o.metrics_address == "off") return "off";
+  metrics::MetricsRegistry registry;
+  std::string error;
+  auto server = metrics::MetricsServer::start(o.metrics_address, registry, &error);
+  return server ? "Prometheus endpoint on " + o.metrics_address + " can be served"
+                : "UNAVAILABLE: " + error;
+}
+
+void report_export(const exporter::ExportConfig& o) {
+  std::printf("export:\n");
+  if (o.exporter == "otlp")
+    std::printf("  %-10s %s\n", "traces", probe_traces_endpoint(o).c_str());
+  else if (o.exporter == "otlp-file")
+    std::printf("  %-10s OTLP/JSON lines to %s\n", "traces", o.output_path.c_str());
+  else
+    std::printf("  %-10s console trees (no OTLP endpoint configured)\n", "traces");
+  std::printf("  %-10s %s\n", "metrics", probe_metrics_address(o).c_str());
+  if (o.otlp_metrics)
+    std::printf("  %-10s OTLP %s %s every %.0f s\n", "",
+                exporter::protocol_name(o.metrics.protocol), o.metrics.endpoint.c_str(),
+                o.metrics_interval.count() / 1000.0);
+}
 
 }  // namespace
 
-int run_doctor(const capture::CaptureConfig& config) {
+int run_doctor(const capture::CaptureConfig& config, const exporter::ExportConfig& output) {
   utsname uts{};
   uname(&uts);
   std::printf("weft %s doctor\n", WEFT_VERSION);
   row("kernel", std::string(uts.release) + " (" + uts.machine + ")");
   bool btf = access("/sys/kernel/btf/vmlinux", R_OK) == 0;
-  row("BTF", btf ? "/sys/kernel/btf/vmlinux present" : "MISSING: /sys/kernel/btf/vmlinux (CO-RE cannot relocate)");
+  row("BTF", btf ? "/sys/kernel/btf/vmlinux present"
+                 : "MISSING: /sys/kernel/btf/vmlinux (CO-RE cannot relocate)");
   std::string caps;
-  for (auto [cap, name] : {std::pair{CAP_BPF, "CAP_BPF"}, {CAP_PERFMON, "CAP_PERFMON"},
-                           {CAP_SYS_ADMIN, "CAP_SYS_ADMIN"}, {CAP_NET_ADMIN, "CAP_NET_ADMIN"}})
+  for (auto [cap, name] : {std::pair{CAP_BPF, "CAP_BPF"},
+                           {CAP_PERFMON, "CAP_PERFMON"},
+                           {CAP_SYS_ADMIN, "CAP_SYS_ADMIN"},
+                           {CAP_NET_ADMIN, "CAP_NET_ADMIN"}})
     caps += std::string(" ") + name + (has_capability(cap) ? "=yes" : "=no");
   row("privileges", (geteuid() == 0 ? "root;" : "not root;") + caps);
   std::string tracefs_error;
@@ -50,8 +111,9 @@ int run_doctor(const capture::CaptureConfig& config) {
   std::string lockdown = read_line("/sys/kernel/security/lockdown");
   if (!lockdown.empty()) row("lockdown", lockdown);
   std::string stats = read_line("/proc/sys/kernel/bpf_stats_enabled");
-  row("bpf_stats", stats == "1" ? "enabled (bpftool prog show reports run time)"
-                                : "disabled (sysctl kernel.bpf_stats_enabled=1 to measure program cost)");
+  row("bpf_stats", stats == "1"
+                       ? "enabled (bpftool prog show reports run time)"
+                       : "disabled (sysctl kernel.bpf_stats_enabled=1 to measure program cost)");
 
   std::string error;
   auto capture = capture::KernelCapture::open(config, &error);
@@ -68,11 +130,14 @@ int run_doctor(const capture::CaptureConfig& config) {
     const auto& spec = *status.spec;
     bool attached = status.state == capture::HookState::Attached;
     degraded += !attached;
-    std::printf("  %-11s %-8s %-40s %s\n", capture::to_string(status.state),
-                spec.required ? "required" : "optional", std::string(spec.attach).c_str(),
-                attached ? std::string(spec.provides).c_str()
-                         : ("LOST: " + std::string(spec.lost_without) + " (" + status.detail + ")").c_str());
+    std::printf(
+        "  %-11s %-8s %-40s %s\n", capture::to_string(status.state),
+        spec.required ? "required" : "optional", std::string(spec.attach).c_str(),
+        attached
+            ? std::string(spec.provides).c_str()
+            : ("LOST: " + std::string(spec.lost_without) + " (" + status.detail + ")").c_str());
   }
+  report_export(output);
   if (degraded)
     std::printf("weft doctor: required hooks attached; %d optional hook(s) degraded\n", degraded);
   else

@@ -114,8 +114,10 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
 
   CaptureConfig doctor_capture;
-  auto* doctor = app.add_subcommand("doctor", "Check the kernel, privileges and every hook");
+  ExportFlags doctor_export;
+  auto* doctor = app.add_subcommand("doctor", "Check the kernel, privileges, every hook and where telemetry goes");
   add_capture_options(*doctor, doctor_capture);
+  add_export_options(*doctor, doctor_export);
 
   weft::cli::EventsOptions events;
   uint32_t pid = 0;
@@ -196,7 +198,12 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "weft: %s\n", bad.c_str());
       return weft::cli::kExitUsage;
     }
-    return weft::cli::run_doctor(doctor_capture);
+    weft::exporter::ExportConfig output;
+    if (std::string bad = resolve_export(doctor_export, output); !bad.empty()) {
+      std::fprintf(stderr, "weft: %s\n", bad.c_str());
+      return weft::cli::kExitUsage;
+    }
+    return weft::cli::run_doctor(doctor_capture, output);
   }
   if (*events_cmd) {
     if (*pid_opt) events.filter.pid = pid;

@@ -1008,3 +1008,34 @@ def otlp_file_output_decoded_by_official_protos(ctx):
     check_records_clean(records)
     n = check_traffic(traffic, records, paths)
     print(f"    {ctx.name}: {len(lines)} lines, {n} spans of the traffic decoded and checked")
+
+
+@case(timeout=60)
+def otlp_doctor_probes_the_backend(ctx):
+    """`weft doctor` says where telemetry goes and whether the backend accepts weft's requests:
+    reachable (an empty request, valid OTLP), refused (a wrong path), unreachable (nothing
+    listens)."""
+    receiver = Receiver(ctx)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+
+    def doctor(*args):
+        r = subprocess.run([harness.WEFT, "doctor", "--metrics-address", "off"] + list(args), env=env,
+                           capture_output=True, text=True, timeout=30)
+        eq(r.returncode, 0, f"weft doctor exit status (stderr: {r.stderr.strip()[:300]})")
+        lines = [line for line in r.stdout.splitlines() if line.strip().startswith("traces")]
+        eq(len(lines), 1, f"one traces line in weft doctor's output:\n{r.stdout}")
+        return lines[0]
+
+    line = doctor("--otlp-endpoint", receiver.http_url, "--otlp-header", "x-weft-test=doctor")
+    check("reachable" in line and "UNREACHABLE" not in line, f"doctor against the receiver: {line}")
+    got = [r for r in receiver.records() if r["signal"] == "traces"]
+    eq(len(got), 1, "requests the doctor sent")
+    eq(got[0]["request"].get("resourceSpans", []), [], "the doctor's request carries no spans")
+    eq(got[0]["headers"].get("x-weft-test"), "doctor", "the doctor's request carries the configured headers")
+
+    line = doctor("--otlp-traces-endpoint", receiver.http_url + "/wrong/path")
+    check("REFUSED" in line and "404" in line, f"doctor against a wrong path: {line}")
+    line = doctor("--otlp-endpoint", f"http://127.0.0.1:{free_port()}")
+    check("UNREACHABLE" in line, f"doctor with nothing listening: {line}")
+    line = doctor("--otlp-endpoint", receiver.grpc_url, "--otlp-protocol", "grpc")
+    check("reachable" in line and "UNREACHABLE" not in line, f"doctor against the receiver over gRPC: {line}")
