@@ -217,6 +217,16 @@ OtlpSignal resolve_signal(const std::vector<ConfigLayer>& layers,
              " endpoint must be an http:// or https:// URL: '" + out.endpoint + "'";
     return out;
   }
+  // A gRPC endpoint names a server; a path there (an HTTP endpoint given with --otlp-protocol
+  // grpc) would otherwise fail every export as UNAVAILABLE, forever.
+  std::string after_scheme = out.endpoint.substr(out.endpoint.find("://") + 3);
+  size_t slash = after_scheme.find('/');
+  if (out.protocol == OtlpProtocol::Grpc && slash != std::string::npos &&
+      slash + 1 < after_scheme.size()) {
+    *error = std::string("the OTLP ") + env_name +
+             " endpoint for grpc must be scheme://host:port without a path: '" + out.endpoint + "'";
+    return out;
+  }
   for (const auto& l : layers) {  // headers merge key by key, higher layers winning
     for (const auto& [k, v] : l.otlp.headers) out.headers[k] = v;
     for (const auto& [k, v] : (l.*which).headers) out.headers[k] = v;

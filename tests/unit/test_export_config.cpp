@@ -151,6 +151,14 @@ TEST_CASE("export config: mistakes get one message naming what is wrong") {
   CHECK(error ==
         "the OTLP traces endpoint must be an http:// or https:// URL: 'collector:4318/v1/traces'");
   flags = {};
+  flags.traces.endpoint = "http://collector:4318/v1/traces";
+  flags.otlp.protocol = "grpc";
+  error.clear();
+  resolve({flags}, &error);
+  CHECK(error ==
+        "the OTLP traces endpoint for grpc must be scheme://host:port without a path: "
+        "'http://collector:4318/v1/traces'");
+  flags = {};
   flags.exporter = "jaeger";
   error.clear();
   resolve({flags}, &error);
