@@ -65,6 +65,10 @@ void add_export_options(CLI::App& cmd, ExportFlags& f) {
   cmd.add_option("--otlp-header", f.headers, "KEY=VALUE sent with every OTLP request (repeatable)");
   optional_option(cmd, "--otlp-compression", l.otlp.compression, "gzip or none");
   cmd.add_option("--otlp-timeout", f.timeout_s, "Seconds an OTLP request may take")->check(kSeconds);
+  optional_option(cmd, "--otlp-client-key", l.otlp.client_key,
+                  "PEM private key for mTLS (with --otlp-client-certificate)");
+  optional_option(cmd, "--otlp-client-certificate", l.otlp.client_certificate,
+                  "PEM certificate chain for mTLS");
   optional_option(cmd, "--otlp-certificate", l.otlp.certificate, "PEM file of CAs to trust for https endpoints");
   optional_option(cmd, "--service-name", l.service_name, "service.name on every exported resource (overrides each process's)");
   cmd.add_option("--resource-attribute", f.resource_attributes, "KEY=VALUE added to every exported resource (repeatable)");

@@ -76,6 +76,8 @@ struct EnvReader {
     out.compression = text(name("COMPRESSION").c_str());
     out.timeout = millis(name("TIMEOUT").c_str());
     out.certificate = text(name("CERTIFICATE").c_str());
+    out.client_key = text(name("CLIENT_KEY").c_str());
+    out.client_certificate = text(name("CLIENT_CERTIFICATE").c_str());
   }
 };
 
@@ -133,18 +135,22 @@ class JsonReader {
   void signal(const json& j, const std::string& path, OtlpSignalLayer& out, bool generic) {
     if (!object(j, path)) return;
     if (generic)
-      check_keys(j, path,
-                 {"endpoint", "traces_endpoint", "metrics_endpoint", "protocol", "headers",
-                  "compression", "timeout", "certificate", "traces", "metrics"});
+      check_keys(
+          j, path,
+          {"endpoint", "traces_endpoint", "metrics_endpoint", "protocol", "headers", "compression",
+           "timeout", "certificate", "client_key", "client_certificate", "traces", "metrics"});
     else
       check_keys(j, path,
-                 {"endpoint", "protocol", "headers", "compression", "timeout", "certificate"});
+                 {"endpoint", "protocol", "headers", "compression", "timeout", "certificate",
+                  "client_key", "client_certificate"});
     out.endpoint = text(j, path, "endpoint");
     out.protocol = text(j, path, "protocol");
     strings(j, path, "headers", out.headers);
     out.compression = text(j, path, "compression");
     out.timeout = seconds(j, path, "timeout");
     out.certificate = text(j, path, "certificate");
+    out.client_key = text(j, path, "client_key");
+    out.client_certificate = text(j, path, "client_certificate");
   }
   void fail(const std::string& key, const std::string& what) {
     if (error_->empty()) *error_ = origin_ + ": " + key + " " + what;
@@ -239,9 +245,18 @@ OtlpSignal resolve_signal(const std::vector<ConfigLayer>& layers,
   out.gzip = compression == "gzip";
   out.timeout = generic_or_signal(&OtlpSignalLayer::timeout).value_or(out.timeout);
   out.certificate = generic_or_signal(&OtlpSignalLayer::certificate).value_or("");
-  if (!out.certificate.empty() && access(out.certificate.c_str(), R_OK) != 0) {
-    *error = "cannot read the OTLP certificate file " + out.certificate;
+  out.client_key = generic_or_signal(&OtlpSignalLayer::client_key).value_or("");
+  out.client_certificate = generic_or_signal(&OtlpSignalLayer::client_certificate).value_or("");
+  if (out.client_key.empty() != out.client_certificate.empty()) {
+    *error = std::string("OTLP ") + env_name +
+             ": a client key and a client certificate go together (mTLS needs both)";
     return out;
+  }
+  for (const std::string* file : {&out.certificate, &out.client_key, &out.client_certificate}) {
+    if (!file->empty() && access(file->c_str(), R_OK) != 0) {
+      *error = "cannot read the OTLP certificate or key file " + *file;
+      return out;
+    }
   }
   return out;
 }

@@ -25,6 +25,8 @@ struct OtlpSignalLayer {
   std::optional<std::string> compression;
   std::optional<std::chrono::milliseconds> timeout;
   std::optional<std::string> certificate;
+  std::optional<std::string> client_key;          // mTLS: weft's private key (PEM file)
+  std::optional<std::string> client_certificate;  // mTLS: weft's certificate chain (PEM file)
 };
 
 // One source of configuration. Every field is optional: unset means "this layer is silent".
@@ -55,6 +57,8 @@ struct OtlpSignal {
   bool gzip = false;
   std::chrono::milliseconds timeout{10'000};
   std::string certificate;  // PEM file of CAs to trust; empty: the system's
+  std::string client_key;   // mTLS: both set or neither
+  std::string client_certificate;
 };
 
 struct ExportConfig {

@@ -176,8 +176,8 @@ class HttpTransport : public OtlpTransport {
     // slash, or the server would see "//v1/traces".
     path_ = url.path_.substr(url.path_.starts_with("/") ? 1 : 0) +
             (url.query_.empty() ? "" : "?" + url.query_);
-    ssl_ =
-        http::HttpSslOptions(s.endpoint, false, s.certificate, "", "", "", "", "", "", "", "", "");
+    ssl_ = http::HttpSslOptions(s.endpoint, false, s.certificate, "", s.client_key, "",
+                                s.client_certificate, "", "", "", "", "");
   }
   ~HttpTransport() override { client_->CancelAllSessions(); }
 
@@ -363,6 +363,11 @@ std::unique_ptr<OtlpTransport> make_grpc(Signal signal, const OtlpSignal& s, std
     grpc::SslCredentialsOptions options;
     if (!s.certificate.empty() && !read_file(s.certificate, options.pem_root_certs)) {
       *error = "cannot read the OTLP certificate file " + s.certificate;
+      return nullptr;
+    }
+    if (!s.client_key.empty() && (!read_file(s.client_key, options.pem_private_key) ||
+                                  !read_file(s.client_certificate, options.pem_cert_chain))) {
+      *error = "cannot read the OTLP client key or certificate";
       return nullptr;
     }
     credentials = grpc::SslCredentials(options);

@@ -8,7 +8,8 @@ protoc from protobuf-compiler; scripts/setup.sh installs them):
 
     /usr/bin/python3 tests/e2e/otlp_receiver.py --out FILE [--http-port N] [--grpc-port N|off]
         [--fail-http COUNT:STATUS[:RETRY_AFTER]]... [--fail-grpc COUNT:CODE]...
-        [--fail-signal traces|metrics|any] [--delay SECONDS] [--tls-cert PEM --tls-key PEM]
+        [--fail-signal traces|metrics|any] [--delay SECONDS] [--tls-cert PEM --tls-key PEM
+        [--tls-client-ca PEM]]
         [--protos DIR]
 
 At start-up it runs `protoc -I/usr/include --python_out=TMP` on the official .proto files under
@@ -557,6 +558,7 @@ def parse_args(argv):
     p.add_argument("--delay", type=float, default=0.0)
     p.add_argument("--tls-cert", help="serve HTTP and gRPC over TLS with this certificate (PEM)")
     p.add_argument("--tls-key", help="and this key (PEM)")
+    p.add_argument("--tls-client-ca", help="require a client certificate signed by this CA (PEM): mTLS")
     p.add_argument("--no-grpc-relay", action="store_true",
                    help="gRPC listens on the port itself (compressed is then null)")
     p.add_argument("--protos", default=PROTO_ROOT, help="include directory holding opentelemetry/proto")
@@ -591,6 +593,9 @@ def main(argv=None):
     if args.tls_cert:
         tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         tls.load_cert_chain(args.tls_cert, args.tls_key)
+        if args.tls_client_ca:
+            tls.verify_mode = ssl.CERT_REQUIRED
+            tls.load_verify_locations(args.tls_client_ca)
         httpd.socket = tls.wrap_socket(httpd.socket, server_side=True)
     http_port = httpd.server_address[1]
     http_thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
@@ -613,7 +618,9 @@ def main(argv=None):
         address = f"127.0.0.1:{0 if use_relay else int(args.grpc_port)}"
         if args.tls_cert:
             with open(args.tls_key, "rb") as k, open(args.tls_cert, "rb") as c:
-                creds = grpc.ssl_server_credentials([(k.read(), c.read())])
+                client_ca = open(args.tls_client_ca, "rb").read() if args.tls_client_ca else None
+                creds = grpc.ssl_server_credentials([(k.read(), c.read())], root_certificates=client_ca,
+                                                    require_client_auth=bool(client_ca))
             bound = grpc_server.add_secure_port(address, creds)
         else:
             bound = grpc_server.add_insecure_port(address)

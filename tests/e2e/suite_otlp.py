@@ -978,6 +978,40 @@ def otlp_tls_certificate(ctx):
     print(f"    {ctx.name}: untrusted: {summary}")
 
 
+@case(timeout=120)
+def otlp_mtls_client_certificate(ctx):
+    """A receiver that requires a client certificate (mTLS) accepts weft's exports over https
+    and gRPC when given --otlp-client-key/--otlp-client-certificate, and nothing without them."""
+    key, cert = self_signed(ctx)
+    client_key, client_cert = ctx.path("client-key.pem"), ctx.path("client-cert.pem")
+    r = run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", client_key, "-out",
+             client_cert, "-days", "1", "-subj", "/CN=weft-client"], timeout=30)
+    eq(r.returncode, 0, f"openssl req for the client ({r.stderr.decode(errors='replace')[-300:]})")
+    receiver = Receiver(ctx, args=["--tls-cert", cert, "--tls-key", key, "--tls-client-ca", client_cert])
+    traffic = Traffic(ctx, 5)
+    for protocol, url in (("http/protobuf", f"https://127.0.0.1:{receiver.http_port}"),
+                          ("grpc", f"https://127.0.0.1:{receiver.grpc_port}")):
+        before = len(traffic.spans(accepted(receiver.records())))
+        args, _ = base_args(ctx, "--otlp-endpoint", url, "--otlp-protocol", protocol, "--otlp-certificate", cert,
+                            "--otlp-client-key", client_key, "--otlp-client-certificate", client_cert)
+        weft = start_run(ctx, args, label=f"run-{protocol.replace('/', '-')}")
+        paths = traffic.drive(ctx)
+        wait_for_spans(receiver, traffic, before + 2 * len(paths), timeout=20, weft=weft)
+        summary = stop_weft(weft)
+        eq(summary["failed_attempts"], 0, f"{protocol} with mTLS: failed attempts ({summary['last_error']})")
+    # Without the client certificate the receiver refuses the handshake.
+    before = len(receiver.records())
+    args, _ = base_args(ctx, "--otlp-endpoint", f"https://127.0.0.1:{receiver.http_port}", "--otlp-certificate", cert)
+    weft = start_run(ctx, args, label="run-no-client-cert")
+    traffic.drive(ctx)
+    time.sleep(float(TRACE_WAIT) + 1.5)
+    summary = stop_weft(weft)
+    eq(len(receiver.records()), before, "requests accepted from a weft without a client certificate")
+    check(summary["failed_attempts"] > 0 and summary["exported"] == 0,
+          f"no client certificate should fail every attempt: {summary}")
+    print(f"    {ctx.name}: without a client certificate: {summary}")
+
+
 @case(timeout=90)
 def otlp_file_output_decoded_by_official_protos(ctx):
     """The otlp-file output (the Collector file format) decodes with the official protos: every

@@ -169,3 +169,29 @@ TEST_CASE("export config: mistakes get one message naming what is wrong") {
   resolve({flags}, &error);
   CHECK(error == "--exporter otlp-file needs --output PATH");
 }
+
+TEST_CASE(
+    "export config: mTLS client key and certificate, from variables or the file, both or neither") {
+  std::string error;
+  ConfigLayer env = env_layer({{"OTEL_EXPORTER_OTLP_ENDPOINT", "https://collector:4318"},
+                               {"OTEL_EXPORTER_OTLP_CLIENT_KEY", "/etc/hostname"},
+                               {"OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "/etc/hostname"}},
+                              &error);
+  ExportConfig c = resolve_ok({env});
+  CHECK(c.traces.client_key == "/etc/hostname");
+  CHECK(c.metrics.client_certificate == "/etc/hostname");
+
+  ConfigLayer file = file_layer(R"({"otlp": {"client_key": "/etc/hostname"}})", &error);
+  REQUIRE(error == "");
+  error.clear();
+  resolve({file}, &error);
+  CHECK(error ==
+        "OTLP traces: a client key and a client certificate go together (mTLS needs both)");
+
+  file = file_layer(
+      R"({"otlp": {"client_key": "/nonexistent.key", "client_certificate": "/etc/hostname"}})",
+      &error);
+  error.clear();
+  resolve({file}, &error);
+  CHECK(error == "cannot read the OTLP certificate or key file /nonexistent.key");
+}
