@@ -5,11 +5,11 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <cstring>
 #include <ctime>
 #include <fstream>
 #include <future>
 #include <mutex>
-#include <nlohmann/json.hpp>
 #include <sstream>
 
 // The prefix header must come before the generated protobuf headers, the suffix after.
@@ -411,19 +411,33 @@ std::string base64_to_hex(const std::string& b64) {
   return out;
 }
 
-// OTLP/JSON writes these bytes fields as hex where protobuf's mapping would use base64.
-void ids_to_hex(nlohmann::json& j) {
-  if (j.is_array()) {
-    for (auto& v : j) ids_to_hex(v);
-    return;
+// OTLP/JSON writes these bytes fields as hex where protobuf's mapping would use base64. One
+// pass over the printed text: `"traceId":"` can only be a key there, since inside a string
+// value its quotes would be escaped.
+std::string ids_to_hex(const std::string& json) {
+  static const char* const kIdKeys[] = {"\"traceId\":\"", "\"spanId\":\"", "\"parentSpanId\":\""};
+  std::string out;
+  out.reserve(json.size() + json.size() / 8);
+  size_t i = 0;
+  while (i < json.size()) {
+    size_t key_end = std::string::npos;
+    if (json[i] == '"') {
+      for (const char* key : kIdKeys) {
+        size_t n = std::strlen(key);
+        if (json.compare(i, n, key) == 0) key_end = i + n;
+      }
+    }
+    if (key_end == std::string::npos) {
+      out += json[i++];
+      continue;
+    }
+    size_t value_end = json.find('"', key_end);  // base64 has no quotes or escapes
+    if (value_end == std::string::npos) return json;
+    out.append(json, i, key_end - i);
+    out += base64_to_hex(json.substr(key_end, value_end - key_end));
+    i = value_end;
   }
-  if (!j.is_object()) return;
-  for (auto& [key, value] : j.items()) {
-    if (value.is_string() && (key == "traceId" || key == "spanId" || key == "parentSpanId"))
-      value = base64_to_hex(value.get<std::string>());
-    else
-      ids_to_hex(value);
-  }
+  return out;
 }
 
 }  // namespace
@@ -433,10 +447,7 @@ std::string otlp_message_to_json(const google::protobuf::Message& message) {
   options.always_print_enums_as_ints = true;
   std::string text;
   (void)google::protobuf::util::MessageToJsonString(message, &text, options);
-  nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
-  if (j.is_discarded()) return text;
-  ids_to_hex(j);
-  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return ids_to_hex(text);
 }
 
 std::chrono::milliseconds parse_retry_after(const std::string& raw) {

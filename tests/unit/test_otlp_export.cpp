@@ -128,6 +128,18 @@ TEST_CASE("otlp json mapping: hex ids, integer enums, 64-bit integers as strings
   }
 }
 
+TEST_CASE("otlp json mapping: only id keys are rewritten, never a value that looks like one") {
+  Trace t = sample_trace(resource("front", 100), resource("back", 300));
+  std::string tricky = R"({"traceId":"AAAAAAAAAAAAAAAAAAAAAA==","spanId":"x"})";
+  t.spans[0].attributes.push_back({"note", tricky});
+  json j = encode(t);
+  auto spans = spans_by_id(j);
+  const json& root = spans.at(hex(t.spans[0].span_id));
+  CHECK(by_key(root.at("attributes")).at("note").at("stringValue") == tricky);
+  CHECK(root.at("traceId") == hex(t.spans[0].trace_id));
+  CHECK(spans.at(hex(t.spans[1].span_id)).at("parentSpanId") == hex(t.spans[0].span_id));
+}
+
 TEST_CASE("Retry-After: seconds, an HTTP date, or nothing") {
   using std::chrono::milliseconds;
   CHECK(exporter::parse_retry_after("3") == milliseconds(3000));
