@@ -22,6 +22,7 @@
 // clang-format on
 #include "opentelemetry/ext/http/client/http_client_factory.h"
 #include "opentelemetry/ext/http/common/url_parser.h"
+#include "trace/context.h"
 
 namespace weft::exporter {
 namespace {
@@ -402,13 +403,7 @@ std::string base64_to_hex(const std::string& b64) {
       bytes += static_cast<char>((acc >> bits) & 0xff);
     }
   }
-  static const char* hex = "0123456789abcdef";
-  std::string out;
-  for (unsigned char b : bytes) {
-    out += hex[b >> 4];
-    out += hex[b & 15];
-  }
-  return out;
+  return trace::to_hex(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
 }
 
 // OTLP/JSON writes these bytes fields as hex where protobuf's mapping would use base64. One
