@@ -947,6 +947,35 @@ def self_signed(ctx):
     return key, cert
 
 
+def tls_exports_arrive(ctx, receiver, traffic, what, *tls_args):
+    """Over https and gRPC-with-TLS, every span of the traffic arrives and no attempt fails."""
+    for protocol, url in (("http/protobuf", f"https://127.0.0.1:{receiver.http_port}"),
+                          ("grpc", f"https://127.0.0.1:{receiver.grpc_port}")):
+        before = len(traffic.spans(accepted(receiver.records())))
+        args, _ = base_args(ctx, "--otlp-endpoint", url, "--otlp-protocol", protocol, *tls_args)
+        weft = start_run(ctx, args, label=f"run-{protocol.replace('/', '-')}")
+        paths = traffic.drive(ctx)
+        wait_for_spans(receiver, traffic, before + 2 * len(paths), timeout=20, weft=weft)
+        summary = stop_weft(weft)
+        eq(summary["failed_attempts"], 0, f"{protocol} {what}: failed attempts ({summary['last_error']})")
+    recs = accepted(receiver.records())
+    eq(sorted({r["transport"] for r in recs}), ["grpc", "http/protobuf"], f"transports that arrived {what}")
+
+
+def tls_exports_refused(ctx, receiver, traffic, what, *tls_args):
+    """An https export the handshake refuses: every attempt fails, the receiver accepts nothing."""
+    before = len(receiver.records())
+    args, _ = base_args(ctx, "--otlp-endpoint", f"https://127.0.0.1:{receiver.http_port}", *tls_args)
+    weft = start_run(ctx, args, label="run-refused")
+    traffic.drive(ctx)
+    time.sleep(float(TRACE_WAIT) + 1.5)
+    summary = stop_weft(weft)
+    eq(len(receiver.records()), before, f"requests accepted from a weft {what}")
+    check(summary["failed_attempts"] > 0 and summary["exported"] == 0,
+          f"a weft {what} should fail every attempt: {summary}")
+    print(f"    {ctx.name}: {what}: {summary}")
+
+
 @case(timeout=120)
 def otlp_tls_certificate(ctx):
     """https:// and gRPC over TLS, trusting the receiver's self-signed certificate through
@@ -954,28 +983,9 @@ def otlp_tls_certificate(ctx):
     key, cert = self_signed(ctx)
     receiver = Receiver(ctx, args=["--tls-cert", cert, "--tls-key", key])
     traffic = Traffic(ctx, 5)
-    for protocol, url in (("http/protobuf", f"https://127.0.0.1:{receiver.http_port}"),
-                          ("grpc", f"https://127.0.0.1:{receiver.grpc_port}")):
-        before = len(traffic.spans(accepted(receiver.records())))
-        args, _ = base_args(ctx, "--otlp-endpoint", url, "--otlp-protocol", protocol, "--otlp-certificate", cert)
-        weft = start_run(ctx, args, label=f"run-{protocol.replace('/', '-')}")
-        paths = traffic.drive(ctx)
-        wait_for_spans(receiver, traffic, before + 2 * len(paths), timeout=20, weft=weft)
-        summary = stop_weft(weft)
-        eq(summary["failed_attempts"], 0, f"{protocol} over TLS: failed attempts ({summary['last_error']})")
-    recs = accepted(receiver.records())
-    eq(sorted({r["transport"] for r in recs}), ["grpc", "http/protobuf"], "transports that arrived over TLS")
+    tls_exports_arrive(ctx, receiver, traffic, "over TLS", "--otlp-certificate", cert)
     # Not trusting the certificate: the system's CAs do not know it.
-    before = len(receiver.records())
-    args, _ = base_args(ctx, "--otlp-endpoint", receiver.http_url.replace("http:", "https:"))
-    weft = start_run(ctx, args, label="run-untrusted")
-    traffic.drive(ctx)
-    time.sleep(float(TRACE_WAIT) + 1.5)
-    summary = stop_weft(weft)
-    eq(len(receiver.records()), before, "requests accepted from a weft that does not trust the certificate")
-    check(summary["failed_attempts"] > 0 and summary["exported"] == 0,
-          f"an untrusted certificate should fail every attempt: {summary}")
-    print(f"    {ctx.name}: untrusted: {summary}")
+    tls_exports_refused(ctx, receiver, traffic, "that does not trust the certificate")
 
 
 @case(timeout=120)
@@ -989,27 +999,9 @@ def otlp_mtls_client_certificate(ctx):
     eq(r.returncode, 0, f"openssl req for the client ({r.stderr.decode(errors='replace')[-300:]})")
     receiver = Receiver(ctx, args=["--tls-cert", cert, "--tls-key", key, "--tls-client-ca", client_cert])
     traffic = Traffic(ctx, 5)
-    for protocol, url in (("http/protobuf", f"https://127.0.0.1:{receiver.http_port}"),
-                          ("grpc", f"https://127.0.0.1:{receiver.grpc_port}")):
-        before = len(traffic.spans(accepted(receiver.records())))
-        args, _ = base_args(ctx, "--otlp-endpoint", url, "--otlp-protocol", protocol, "--otlp-certificate", cert,
-                            "--otlp-client-key", client_key, "--otlp-client-certificate", client_cert)
-        weft = start_run(ctx, args, label=f"run-{protocol.replace('/', '-')}")
-        paths = traffic.drive(ctx)
-        wait_for_spans(receiver, traffic, before + 2 * len(paths), timeout=20, weft=weft)
-        summary = stop_weft(weft)
-        eq(summary["failed_attempts"], 0, f"{protocol} with mTLS: failed attempts ({summary['last_error']})")
-    # Without the client certificate the receiver refuses the handshake.
-    before = len(receiver.records())
-    args, _ = base_args(ctx, "--otlp-endpoint", f"https://127.0.0.1:{receiver.http_port}", "--otlp-certificate", cert)
-    weft = start_run(ctx, args, label="run-no-client-cert")
-    traffic.drive(ctx)
-    time.sleep(float(TRACE_WAIT) + 1.5)
-    summary = stop_weft(weft)
-    eq(len(receiver.records()), before, "requests accepted from a weft without a client certificate")
-    check(summary["failed_attempts"] > 0 and summary["exported"] == 0,
-          f"no client certificate should fail every attempt: {summary}")
-    print(f"    {ctx.name}: without a client certificate: {summary}")
+    tls_exports_arrive(ctx, receiver, traffic, "with mTLS", "--otlp-certificate", cert,
+                       "--otlp-client-key", client_key, "--otlp-client-certificate", client_cert)
+    tls_exports_refused(ctx, receiver, traffic, "without a client certificate", "--otlp-certificate", cert)
 
 
 @case(timeout=90)
