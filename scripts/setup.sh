@@ -38,10 +38,14 @@ BUILD_PACKAGES=(build-essential cmake pkg-config clang-14 llvm-14 libelf-dev zli
   libcurl4-openssl-dev)
 # opentelemetry-cpp (OTLP encoding, HTTP client) and the official OTLP protos.
 BACKPORT_PACKAGES=(libbpf-dev bpftool opentelemetry-cpp-dev libopentelemetry-proto-dev opentelemetry-proto)
+# Go 1.23 for the inference tests' net/http services (tests/e2e/suite_inference.py).
+BACKPORT_PACKAGES+=(golang-go)
 # Real peers and tools used by the end-to-end tests and benchmarks: the OTLP test receiver
 # decodes with Debian's protobuf and gRPC for Python, promtool checks /metrics.
 TEST_PACKAGES=(nginx-light curl python3 iproute2 valgrind wrk python3-protobuf python3-grpcio openssl
   prometheus)
+# The inference tests' thread-pool service (com.sun.net.httpserver, run as `java Service.java`).
+TEST_PACKAGES+=(openjdk-17-jdk-headless)
 
 missing() {
   local p

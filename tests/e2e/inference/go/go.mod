@@ -1,0 +1,3 @@
+module weft.test/inference
+
+go 1.19
