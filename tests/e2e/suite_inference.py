@@ -418,7 +418,7 @@ def inference_go_chain(ctx):
 @case(timeout=90)
 def inference_python_asyncio(ctx):
     """An asyncio service (stdlib streams) serving ten requests at once, each awaiting its own
-    call to the backend on the loop's one thread."""
+    call to the backend on the loop's one thread; then twenty one at a time."""
     backend, _ = start_backend(ctx)
     port = free_port()
     proc = ctx.spawn([sys.executable, os.path.join(INFERENCE_DIR, "asyncio_service.py"), str(port),
@@ -427,7 +427,8 @@ def inference_python_asyncio(ctx):
     out = ctx.path("traces.jsonl")
     weft = run_weft(ctx, out)
     paths = [f"/req/{n}" for n in range(200)]
-    get_all(port, paths, concurrency=10)
+    get_all(port, paths[:180], concurrency=10)
+    get_all(port, paths[180:], concurrency=1)  # and one at a time: a lone request on the loop
     spans = collect(weft, out)
     r = measure("python_asyncio", spans, "inf-asyncio", path_truth("/down/req/", "/req/"), weft)
     expect(r, [f"/down{p}" for p in paths])
