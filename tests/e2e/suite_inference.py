@@ -14,16 +14,16 @@ and asserts W == 0 (a wrong parent is worse than none), and K == N where the lin
 (thread per request). Services live in tests/e2e/inference/.
 """
 import glob
+import http.client
 import json
 import os
+import queue
 import re
 import shutil
 import signal
 import subprocess
 import sys
 import threading
-import http.client
-import queue
 import time
 
 from harness import (SETTLE_S, TestFailure, case, check, children_of, eq, free_port, read_comm, run,
@@ -274,24 +274,25 @@ http {{
     uwsgi_temp_path {tmp}/uwsgi;
     scgi_temp_path {tmp}/scgi;
     keepalive_timeout 30s;
-    upstream backend {{ server 127.0.0.1:{backend}; }}
+    upstream backend {{ server 127.0.0.1:{backend}; {upstream_keepalive} }}
     server {{
         listen 127.0.0.1:{tls_port} ssl;
         ssl_certificate {tmp}/cert.pem;
         ssl_certificate_key {tmp}/key.pem;
-        location / {{ proxy_pass http://backend; }}
+        location / {{ proxy_pass http://backend; {proxy_keepalive} }}
     }}
     server {{
         listen 127.0.0.1:{plain_port};
-        location / {{ proxy_pass http://backend; }}
+        location / {{ proxy_pass http://backend; {proxy_keepalive} }}
     }}
 }}
 """
 
 
-def start_nginx_proxy(ctx, backend, tls_port, plain_port):
-    """nginx, one worker, proxying an HTTPS and a plaintext listener to the backend (upstream
-    calls: HTTP/1.0, a new connection each, nginx's default)."""
+def start_nginx_proxy(ctx, backend, tls_port, plain_port, upstream_keepalive):
+    """nginx, one worker, proxying an HTTPS and a plaintext listener to the backend. Upstream
+    calls: HTTP/1.0 on a new connection each (nginx's default), or with upstream_keepalive
+    HTTP/1.1 on kept-alive connections that carry calls for both listeners in turn."""
     os.chmod(ctx.tmp, 0o755)  # the worker reads its temp paths; mkdtemp makes 0700
     r = run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
              "-keyout", ctx.path("key.pem"), "-out", ctx.path("cert.pem")])
@@ -300,7 +301,10 @@ def start_nginx_proxy(ctx, backend, tls_port, plain_port):
         os.chmod(ctx.path(f), 0o644)
     conf = ctx.path("nginx-proxy.conf")
     with open(conf, "w") as f:
-        f.write(NGINX_PROXY_CONF.format(tmp=ctx.tmp, backend=backend, tls_port=tls_port, plain_port=plain_port))
+        f.write(NGINX_PROXY_CONF.format(
+            tmp=ctx.tmp, backend=backend, tls_port=tls_port, plain_port=plain_port,
+            upstream_keepalive="keepalive 4;" if upstream_keepalive else "",
+            proxy_keepalive='proxy_http_version 1.1; proxy_set_header Connection "";' if upstream_keepalive else ""))
     log = open(ctx.path("nginx.out"), "wb")
     ctx.on_cleanup(log.close)
     proc = ctx.spawn([NGINX, "-p", ctx.tmp, "-e", ctx.path("nginx-error.log"), "-c", conf],
@@ -331,15 +335,14 @@ def start_nginx_proxy(ctx, backend, tls_port, plain_port):
     return workers
 
 
-@case(timeout=90)
-def inference_nginx_tls_mix(ctx):
+def nginx_tls_mix(ctx, name, upstream_keepalive):
     """One nginx worker: while a slow plaintext request (/plain/slow/{i}, 0.5 s at the backend)
     is in flight, five HTTPS requests (/tls/fast/{..}) pass through the same worker. weft cannot
     read the HTTPS requests, so the worker's upstream calls for them belong to no server span it
     can see; the one for the plaintext request belongs to that request."""
     backend, backend_proc = start_backend(ctx, announce=True)
     tls_port, plain_port = free_port(), free_port()
-    workers = start_nginx_proxy(ctx, backend, tls_port, plain_port)
+    workers = start_nginx_proxy(ctx, backend, tls_port, plain_port, upstream_keepalive)
     eq(len(workers), 1, "nginx workers")
     out = ctx.path("traces.jsonl")
     weft = run_weft(ctx, out)
@@ -360,9 +363,20 @@ def inference_nginx_tls_mix(ctx):
             raise TestFailure(f"the slow plaintext request {i} did not finish within 10s")
         eq(status.decode(), "200", f"status of the slow plaintext request {i} ({err.decode(errors='replace')})")
     spans = collect(weft, out)
-    r = measure("nginx_tls_mix", spans, lambda s: s["pid"] in workers, path_truth("/plain/", "/plain/", "/tls/"),
-                weft)
+    r = measure(name, spans, lambda s: s["pid"] in workers, path_truth("/plain/", "/plain/", "/tls/"), weft)
     expect(r, [f"/plain/slow/{i}" for i in range(rounds)], min_outside=rounds * per_round)
+
+
+@case(timeout=90)
+def inference_nginx_tls_mix(ctx):
+    nginx_tls_mix(ctx, "nginx_tls_mix", upstream_keepalive=False)
+
+
+@case(timeout=90)
+def inference_nginx_tls_mix_upstream_keepalive(ctx):
+    """The same, with kept-alive upstream connections: one connection carries calls made for
+    plaintext and for TLS requests in turn."""
+    nginx_tls_mix(ctx, "nginx_tls_mix_upstream_keepalive", upstream_keepalive=True)
 
 
 # ---------------------------------------------------------------------------------------------
