@@ -30,6 +30,9 @@ struct ProcessInfo {
   std::string exe;           // empty when the process was gone before weft looked
   std::string service_name;  // OTEL_SERVICE_NAME from the process's environment, if set
   std::string command_line;  // arguments joined by spaces (exported only when asked for)
+  // The executable is a Go program: goroutines move between OS threads, so the thread that
+  // makes a call says nothing about the request it serves.
+  bool go_runtime = false;
 };
 
 struct Event {

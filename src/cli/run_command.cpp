@@ -162,8 +162,9 @@ int run_traces(const RunOptions& options) {
       },
       wall_offset,
       [&](const ConnectionInfo& c, uint32_t tid, uint64_t start_mono) {
-        stitcher.request_started(c.pid, tid, start_mono + wall_offset);
+        stitcher.request_started(c.pid, tid, c.cookie, start_mono + wall_offset);
       });
+  tracker.on_opaque_server_io([&](uint32_t pid, uint32_t tid) { stitcher.opaque_server_io(pid, tid); });
   auto publish_self = [&] {
     registry.set_self(metrics::collect_self_snapshot(stream.source_stats(), stream.stream_stats(),
                                                      tracker, stitcher.counters(),

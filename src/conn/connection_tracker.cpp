@@ -6,11 +6,14 @@ namespace {
 // What a tracker costs beyond its buffered bytes (map node, streams, handler), roughly.
 constexpr size_t kConnectionOverhead = 1024;
 
-int index(Direction d) { return static_cast<int>(d); }
+int index(Direction d) {
+  return static_cast<int>(d);
+}
 
 }  // namespace
 
-ConnectionTracker::ConnectionTracker(TrackerConfig config, protocols::ExchangeSink sink, int64_t wall_offset_ns,
+ConnectionTracker::ConnectionTracker(TrackerConfig config, protocols::ExchangeSink sink,
+                                     int64_t wall_offset_ns,
                                      protocols::RequestStartSink on_request_start)
     : config_(config),
       sink_(std::move(sink)),
@@ -66,8 +69,14 @@ void ConnectionTracker::update_identity(Connection& c, const Event& e) {
   if (e.fd >= 0 && (authoritative || info.fd < 0)) info.fd = e.fd;
 }
 
+void ConnectionTracker::report_opaque(Connection& c, const Event& e) {
+  if (e.role != Role::Server || e.tid == c.opaque_reported_tid || !on_opaque_server_io_) return;
+  c.opaque_reported_tid = e.tid;
+  on_opaque_server_io_(e.pid, e.tid);
+}
+
 void ConnectionTracker::on_data(Connection& c, const Event& e) {
-  if (c.state == State::Ignored) return;
+  if (c.state == State::Ignored) return report_opaque(c, e);
   DataStream& stream = c.streams[index(e.direction)];
   uint64_t pos = e.stream_pos;
   // Only the syscall's last record says where its bytes end: earlier records of the same
@@ -83,11 +92,13 @@ void ConnectionTracker::on_data(Connection& c, const Event& e) {
   counters_.late_bytes += stream.late_bytes() - late_before;
 
   if (c.state == State::Detecting) detect(c, e.direction);
+  if (c.state == State::Ignored) return report_opaque(c, e);
   if (c.state != State::Tracking) return;
   c.handler->on_data(e.direction, c.streams, sink_);
   if (!c.handler->active()) {
     c.state = State::Ignored;
     c.streams = {};
+    report_opaque(c, e);
   }
 }
 
@@ -104,7 +115,8 @@ void ConnectionTracker::detect(Connection& c, Direction dir) {
     if (d == protocols::Detection::NeedMore) undecided = true;
     if (d != protocols::Detection::Requests && d != protocols::Detection::Responses) continue;
     bool requests_sent = (d == protocols::Detection::Requests) == (dir == Direction::Send);
-    c.handler = protocols[i].create(c.info, requests_sent, protocol_counters_[i], &on_request_start_);
+    c.handler =
+        protocols[i].create(c.info, requests_sent, protocol_counters_[i], &on_request_start_);
     c.state = State::Tracking;
     // The other direction may already hold bytes (e.g. the response arrived first in order).
     Direction other = dir == Direction::Send ? Direction::Recv : Direction::Send;

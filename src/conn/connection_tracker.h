@@ -3,6 +3,7 @@
 #pragma once
 
 #include <array>
+#include <functional>
 #include <list>
 #include <memory>
 #include <unordered_map>
@@ -16,26 +17,33 @@
 namespace weft::conn {
 
 struct TrackerConfig {
-  size_t memory_budget_bytes = 64u << 20;  // buffered bytes plus per-connection overhead
+  size_t memory_budget_bytes = 64u << 20;      // buffered bytes plus per-connection overhead
   uint64_t idle_timeout_ns = 120'000'000'000;  // state of a silent connection is freed after this
-  size_t max_detect_bytes = 16 * 1024;  // bytes to look at before giving up on detection
+  size_t max_detect_bytes = 16 * 1024;         // bytes to look at before giving up on detection
 };
 
 struct TrackerCounters {
-  uint64_t connections = 0;     // trackers created
-  uint64_t closed = 0;          // freed on close
-  uint64_t idle_expired = 0;    // freed after idle_timeout
-  uint64_t evicted = 0;         // freed early to stay within the memory budget
-  uint64_t undetected = 0;      // connections in no protocol weft knows (e.g. TLS, binary)
-  uint64_t late_bytes = 0;      // bytes arriving for positions already passed
-  uint64_t unpositioned = 0;    // data events without a kernel stream position
+  uint64_t connections = 0;   // trackers created
+  uint64_t closed = 0;        // freed on close
+  uint64_t idle_expired = 0;  // freed after idle_timeout
+  uint64_t evicted = 0;       // freed early to stay within the memory budget
+  uint64_t undetected = 0;    // connections in no protocol weft knows (e.g. TLS, binary)
+  uint64_t late_bytes = 0;    // bytes arriving for positions already passed
+  uint64_t unpositioned = 0;  // data events without a kernel stream position
 };
+
+// Told when a thread moves bytes on a connection it accepted whose protocol weft cannot parse
+// (TLS ciphertext, an unknown protocol, after an Upgrade): requests the trace stage cannot see
+// are being served on that thread. Once per connection and thread.
+using OpaqueServerIoSink = std::function<void(uint32_t pid, uint32_t tid)>;
 
 class ConnectionTracker {
  public:
   ConnectionTracker(TrackerConfig config, protocols::ExchangeSink sink, int64_t wall_offset_ns,
                     protocols::RequestStartSink on_request_start = {});
   ~ConnectionTracker();
+
+  void on_opaque_server_io(OpaqueServerIoSink sink) { on_opaque_server_io_ = std::move(sink); }
 
   void on_event(const Event& event);
   // Frees connections silent since before now - idle timeout, finishing what they hold.
@@ -45,7 +53,9 @@ class ConnectionTracker {
 
   const TrackerCounters& counters() const { return counters_; }
   // Per protocol, in registry order.
-  const std::vector<protocols::ProtocolCounters>& protocol_counters() const { return protocol_counters_; }
+  const std::vector<protocols::ProtocolCounters>& protocol_counters() const {
+    return protocol_counters_;
+  }
   size_t memory_used() const { return memory_used_; }
   size_t connection_count() const { return connections_.size(); }
 
@@ -57,6 +67,7 @@ class ConnectionTracker {
     std::unique_ptr<protocols::ProtocolHandler> handler;
     State state = State::Detecting;
     uint64_t last_activity_ns = 0;
+    uint32_t opaque_reported_tid = 0;  // the last thread reported to on_opaque_server_io
     size_t accounted = 0;
     std::list<uint64_t>::iterator lru;
   };
@@ -65,6 +76,7 @@ class ConnectionTracker {
   void update_identity(Connection& c, const Event& event);
   void on_data(Connection& c, const Event& event);
   void detect(Connection& c, Direction dir);
+  void report_opaque(Connection& c, const Event& event);
   void finish(uint64_t cookie);  // handler->on_close, then forget
   void account(Connection& c);
   void enforce_budget(uint64_t keep_cookie);
@@ -72,6 +84,7 @@ class ConnectionTracker {
   TrackerConfig config_;
   protocols::ExchangeSink sink_;
   protocols::RequestStartSink on_request_start_;
+  OpaqueServerIoSink on_opaque_server_io_;
   int64_t wall_offset_ns_;
   std::unordered_map<uint64_t, Connection> connections_;
   std::list<uint64_t> lru_;  // least recently active first

@@ -60,6 +60,39 @@ void Stitcher::link(uint64_t child, uint64_t parent) {
   nodes_[parent].children.push_back(child);
 }
 
+// The kernel reports a send when it returns: a request written by one long blocking send is
+// stamped with its end, after the server on this node has already read its first bytes. The
+// true start lies before the child's, so the child's start bounds it, and the span says so.
+void Stitcher::link_same_node(uint64_t server, uint64_t client) {
+  link(server, client);
+  ++counters_.linked_same_node;
+  Span& call = nodes_[client].span;
+  const Span& child = nodes_[server].span;
+  if (call.start_ns <= child.start_ns) return;
+  call.start_ns = child.start_ns;
+  call.attributes.push_back({"weft.start_bounded_by_child", true});
+  ++counters_.start_bounded_by_child;
+}
+
+void Stitcher::count_refusal(Distrust reason) {
+  switch (reason) {
+    case Distrust::None:
+      break;
+    case Distrust::ConcurrentRequests:
+      ++counters_.not_inferred_concurrent_requests;
+      break;
+    case Distrust::ThreadHopping:
+      ++counters_.not_inferred_thread_hopping;
+      break;
+    case Distrust::OpaqueServerTraffic:
+      ++counters_.not_inferred_opaque_server_traffic;
+      break;
+    case Distrust::CallsOutsideRequests:
+      ++counters_.not_inferred_calls_outside_requests;
+      break;
+  }
+}
+
 void Stitcher::add(Span&& span, uint64_t now_ns) {
   ++counters_.spans;
   const Exchange& ex = *span.exchange;
@@ -89,24 +122,16 @@ void Stitcher::add(Span&& span, uint64_t now_ns) {
     node.same_node_key = bytes_key(c.local, c.remote, ex.request.tcp_seq);
     clients_by_bytes_[node.same_node_key] = id;
     auto server = servers_by_bytes_.find(node.same_node_key);
-    if (server != servers_by_bytes_.end() && nodes_[server->second].parent == 0 && !nodes_[server->second].resolved) {
-      link(server->second, id);
-      ++counters_.linked_same_node;
-    }
+    if (server != servers_by_bytes_.end() && nodes_[server->second].parent == 0 &&
+        !nodes_[server->second].resolved)
+      link_same_node(server->second, id);
+    evidence_.client_exchange(ex);
   } else {
     node.same_node_key = bytes_key(c.remote, c.local, ex.request.tcp_seq);
     servers_by_bytes_[node.same_node_key] = id;
     auto peer = clients_by_bytes_.find(node.same_node_key);
-    if (peer != clients_by_bytes_.end()) {
-      link(id, peer->second);
-      ++counters_.linked_same_node;
-    }
-    // This request is no longer open.
-    if (auto open = open_requests_.find(static_cast<uint64_t>(c.pid) << 32 | ex.request.start_tid);
-        open != open_requests_.end()) {
-      erase_value(open->second, node.span.start_ns);
-      if (open->second.empty()) open_requests_.erase(open);
-    }
+    if (peer != clients_by_bytes_.end()) link_same_node(id, peer->second);
+    evidence_.server_exchange(ex, node.span.start_ns, node.span.end_ns);
     // Thread-per-request: one thread read the request and wrote the response.
     if (ex.request.end_tid != 0 && ex.request.end_tid == ex.response.start_tid) {
       node.thread_key = static_cast<uint64_t>(c.pid) << 32 | ex.request.end_tid;
@@ -126,29 +151,52 @@ void Stitcher::add(Span&& span, uint64_t now_ns) {
   }
 }
 
+// A server span waiting on `thread_key` was being served (read to last write) at `mono_ns`.
+bool Stitcher::server_on_thread_holds(uint64_t thread_key, uint64_t mono_ns) {
+  auto it = servers_by_thread_.find(thread_key);
+  if (it == servers_by_thread_.end()) return false;
+  return std::any_of(it->second.begin(), it->second.end(), [&](uint64_t sid) {
+    const Exchange& s = *nodes_[sid].span.exchange;
+    return s.request.start_ns <= mono_ns && mono_ns <= s.response.end_ns;
+  });
+}
+
 // The server span on the client call's thread whose lifetime holds the call's start.
 void Stitcher::infer_parent(uint64_t id, Node& client) {
   const Exchange& ex = *client.span.exchange;
   uint64_t key = static_cast<uint64_t>(ex.connection->pid) << 32 | ex.request.start_tid;
-  auto it = servers_by_thread_.find(key);
-  if (it == servers_by_thread_.end()) return;
   uint64_t found = 0;
   int candidates = 0;
-  // Newest first: the enclosing request completed after the call, so it is near the end; two
-  // candidates already make the answer "ambiguous".
-  const auto& on_thread = it->second;
-  for (auto sid = on_thread.rbegin(); sid != on_thread.rend() && candidates < 2; ++sid) {
-    const Exchange& s = *nodes_[*sid].span.exchange;
-    if (s.request.start_ns <= ex.request.start_ns && ex.request.start_ns <= s.response.start_ns) {
-      found = *sid;
-      ++candidates;
+  if (auto it = servers_by_thread_.find(key); it != servers_by_thread_.end()) {
+    // Newest first: the enclosing request completed after the call, so it is near the end; two
+    // candidates already make the answer "ambiguous".
+    const auto& on_thread = it->second;
+    for (auto sid = on_thread.rbegin(); sid != on_thread.rend() && candidates < 2; ++sid) {
+      const Exchange& s = *nodes_[*sid].span.exchange;
+      if (s.request.start_ns <= ex.request.start_ns && ex.request.start_ns <= s.response.start_ns) {
+        found = *sid;
+        ++candidates;
+      }
     }
   }
-  if (candidates == 1) {
-    link(id, found);
-    ++counters_.linked_inferred;
+  if (candidates == 0) {
+    // Every request this thread served that began before the call has arrived by now (or it
+    // would still be open and the call still waiting): none held it.
+    uint32_t pid = ex.connection->pid, tid = ex.request.start_tid;
+    if (!server_on_thread_holds(key, ex.request.start_ns) &&
+        !evidence_.held_by_request(pid, tid, ex.request.start_ns + ex.connection->wall_offset_ns))
+      evidence_.call_outside_requests(pid, tid);
+    return;
+  }
+  Distrust distrust =
+      evidence_.judge(ex.connection->pid, ex.request.start_tid, ex.connection->process.get());
+  if (distrust != Distrust::None) {
+    count_refusal(distrust);
   } else if (candidates > 1) {
     ++counters_.ambiguous_inference;
+  } else {
+    link(id, found);
+    ++counters_.linked_inferred;
   }
 }
 
@@ -165,7 +213,8 @@ void Stitcher::resolve(uint64_t id) {
       for (uint64_t cid : clients_by_thread_[key]) {
         const Node& c = nodes_[cid];
         uint64_t start = c.span.exchange->request.start_ns;
-        if (!c.resolved && ex.request.start_ns <= start && start <= ex.response.start_ns) calls.push_back(cid);
+        if (!c.resolved && ex.request.start_ns <= start && start <= ex.response.start_ns)
+          calls.push_back(cid);
       }
       for (uint64_t cid : calls) resolve(cid);
     }
@@ -181,7 +230,8 @@ void Stitcher::resolve(uint64_t id) {
 bool Stitcher::subtree_resolved(uint64_t id) const {
   const Node& node = nodes_.at(id);
   if (!node.resolved) return false;
-  return std::all_of(node.children.begin(), node.children.end(), [this](uint64_t c) { return subtree_resolved(c); });
+  return std::all_of(node.children.begin(), node.children.end(),
+                     [this](uint64_t c) { return subtree_resolved(c); });
 }
 
 void Stitcher::try_flush_from(uint64_t id) {
@@ -191,13 +241,8 @@ void Stitcher::try_flush_from(uint64_t id) {
   if (subtree_resolved(root)) emit(root);
 }
 
-void Stitcher::request_started(uint32_t pid, uint32_t tid, uint64_t start_ns) {
-  constexpr size_t kMaxOpenPerThread = 64;
-  constexpr size_t kMaxThreads = 65536;
-  if (open_requests_.size() >= kMaxThreads) open_requests_.clear();  // bounded; only a hint
-  auto& open = open_requests_[static_cast<uint64_t>(pid) << 32 | tid];
-  if (open.size() >= kMaxOpenPerThread) open.pop_front();
-  open.push_back(start_ns);
+void Stitcher::request_started(uint32_t pid, uint32_t tid, uint64_t cookie, uint64_t start_ns) {
+  evidence_.request_started(pid, tid, cookie, start_ns);
 }
 
 // A client call with no parent yet, made on a thread that is still serving a request that
@@ -206,11 +251,8 @@ bool Stitcher::parent_still_open(const Node& client, uint64_t now_ns) {
   if (client.span.kind != SpanKind::Client || client.parent != 0) return false;
   if (now_ns - client.arrived_at >= config_.max_parent_wait_ns) return false;
   const Exchange& ex = *client.span.exchange;
-  auto open = open_requests_.find(static_cast<uint64_t>(ex.connection->pid) << 32 | ex.request.start_tid);
-  if (open == open_requests_.end()) return false;
-  for (uint64_t start : open->second)
-    if (start <= client.span.start_ns) return true;
-  return false;
+  return evidence_.open_request_before(ex.connection->pid, ex.request.start_tid,
+                                       client.span.start_ns);
 }
 
 void Stitcher::flush_ready(uint64_t now_ns) {
@@ -232,7 +274,9 @@ void Stitcher::flush_ready(uint64_t now_ns) {
 }
 
 // At "the end of time" every wait has run out, including waits for open requests.
-void Stitcher::flush_all() { flush_ready(UINT64_MAX); }
+void Stitcher::flush_all() {
+  flush_ready(UINT64_MAX);
+}
 
 void Stitcher::emit(uint64_t root_id) {
   // Depth-first from the root (pre-order): ids, parents and the trace id flow down.

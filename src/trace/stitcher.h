@@ -5,8 +5,9 @@
 //  2. the wire: a server span whose request carried trace context joins that trace under the
 //     span the header names;
 //  3. inference: a client call started on the thread serving a request, inside that request's
-//     lifetime, is that server span's child (thread-per-request servers). When several server
-//     spans on that thread could hold it (event loops), the link is left out and counted.
+//     lifetime, is that server span's child (thread-per-request servers), unless what weft has
+//     seen of the thread or process breaks that premise (inference_evidence.h) or several
+//     server spans on the thread could hold it: then the link is left out and counted by reason.
 // Spans wait `wait_ns` for late evidence; a trace leaves when all its spans have waited.
 #pragma once
 
@@ -17,6 +18,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "trace/inference_evidence.h"
 #include "trace/sampler.h"
 #include "trace/span.h"
 
@@ -39,11 +41,20 @@ struct StitchCounters {
   uint64_t linked_same_node = 0;
   uint64_t linked_wire = 0;
   uint64_t linked_inferred = 0;
-  uint64_t ambiguous_inference = 0;  // a client call on a thread serving several requests
-  uint64_t client_spans_deferred = 0;  // the request carried context: the caller's span stands for it
-  uint64_t conflicts = 0;            // wire context disagreeing with stronger evidence
-  uint64_t forced_early = 0;         // resolved before their wait to stay within max_pending_spans
-  uint64_t waited_for_parent = 0;    // client calls held past their wait for a request still open
+  // Calls a server span on their thread could have held, left without a parent, by reason:
+  uint64_t ambiguous_inference = 0;  // several server spans on the thread could hold the call
+  uint64_t not_inferred_concurrent_requests =
+      0;  // the process serves requests concurrently on one thread
+  uint64_t not_inferred_thread_hopping = 0;  // its runtime moves work between threads (Go, async)
+  uint64_t not_inferred_opaque_server_traffic =
+      0;  // the thread serves connections weft cannot parse
+  uint64_t not_inferred_calls_outside_requests = 0;  // the thread makes calls outside any request
+  uint64_t start_bounded_by_child = 0;  // client spans whose start was moved to their child's start
+  uint64_t client_spans_deferred =
+      0;                           // the request carried context: the caller's span stands for it
+  uint64_t conflicts = 0;          // wire context disagreeing with stronger evidence
+  uint64_t forced_early = 0;       // resolved before their wait to stay within max_pending_spans
+  uint64_t waited_for_parent = 0;  // client calls held past their wait for a request still open
 };
 
 struct Trace {
@@ -58,9 +69,12 @@ class Stitcher {
 
   // `now_ns`: the pipeline's current wall time (kernel time converted), not the span's.
   void add(Span&& span, uint64_t now_ns);
-  // A request began arriving at `start_ns` (wall) on this thread of this process: a server
-  // span will follow, and calls made on the thread meanwhile may be its children.
-  void request_started(uint32_t pid, uint32_t tid, uint64_t start_ns);
+  // A request began arriving at `start_ns` (wall) on this thread of this process over
+  // connection `cookie`: a server span will follow, and calls made on the thread meanwhile may
+  // be its children.
+  void request_started(uint32_t pid, uint32_t tid, uint64_t cookie, uint64_t start_ns);
+  // The thread moved bytes on an accepted connection weft cannot parse.
+  void opaque_server_io(uint32_t pid, uint32_t tid) { evidence_.opaque_server_io(pid, tid); }
   // Resolves spans that have waited long enough and sends out complete traces.
   void flush_ready(uint64_t now_ns);
   // Resolves and sends everything (shutdown, end of a recording).
@@ -83,9 +97,12 @@ class Stitcher {
   };
 
   void link(uint64_t child, uint64_t parent);
+  void link_same_node(uint64_t server, uint64_t client);
+  void count_refusal(Distrust reason);
   bool parent_still_open(const Node& client, uint64_t now_ns);
   void resolve(uint64_t id);
   void infer_parent(uint64_t id, Node& client);
+  bool server_on_thread_holds(uint64_t thread_key, uint64_t mono_ns);
   void try_flush_from(uint64_t id);
   bool subtree_resolved(uint64_t id) const;
   void emit(uint64_t root);
@@ -105,8 +122,7 @@ class Stitcher {
   // thousands of requests a second would otherwise make every inference a long scan.
   std::unordered_map<uint64_t, std::deque<uint64_t>> servers_by_thread_;
   std::unordered_map<uint64_t, std::deque<uint64_t>> clients_by_thread_;  // by the calling thread
-  // Start times of requests being served, by serving thread, until their server span arrives.
-  std::unordered_map<uint64_t, std::deque<uint64_t>> open_requests_;
+  InferenceEvidence evidence_;
   StitchCounters counters_;
 };
 

@@ -277,10 +277,20 @@ TEST_CASE("stitcher: no inference across processes or threads") {
     CHECK(f.traces.size() == 2);
     CHECK(f.stitcher.counters().linked_inferred == 0);
   }
-  SUBCASE("the thread of the call's other ends does not matter") {
+  SUBCASE("a call whose response another thread read: the runtime moves work between threads") {
     Chain ch;
     ch.fc->request.end_tid = 102;
     ch.fc->response.start_tid = ch.fc->response.end_tid = 103;
+    StitchFixture f;
+    f.add(ch.fc, 1000);
+    f.add(ch.fs, 1001);
+    f.stitcher.flush_all();
+    CHECK(f.traces.size() == 2);
+    CHECK(f.stitcher.counters().not_inferred_thread_hopping == 1);
+  }
+  SUBCASE("the thread that read the response's last byte does not matter") {
+    Chain ch;
+    ch.fc->response.end_tid = 103;
     StitchFixture f;
     f.add(ch.fc, 1000);
     f.add(ch.fs, 1001);
@@ -298,15 +308,15 @@ TEST_CASE("stitcher: no inference across processes or threads") {
     CHECK(f.traces.size() == 2);
     CHECK(f.stitcher.counters().linked_inferred == 0);
   }
-  SUBCASE("the thread that read the request's first byte does not matter") {
+  SUBCASE("a request read partly on another thread: the runtime moves work between threads") {
     Chain ch;
     ch.fs->request.start_tid = 102;
     StitchFixture f;
     f.add(ch.fc, 1000);
     f.add(ch.fs, 1001);
     f.stitcher.flush_all();
-    CHECK(f.traces.size() == 1);
-    CHECK(f.stitcher.counters().linked_inferred == 1);
+    CHECK(f.traces.size() == 2);
+    CHECK(f.stitcher.counters().not_inferred_thread_hopping == 1);
   }
   SUBCASE("unknown threads") {
     Chain ch;
@@ -460,8 +470,9 @@ TEST_CASE("stitcher: same-node evidence outranks a header naming another trace")
   CHECK(f.stitcher.counters().linked_wire == 0);
 }
 
-TEST_CASE("stitcher: several server spans on one thread make inference ambiguous") {
-  // An event loop: pid 500 reads and answers two overlapping requests on tid 501.
+TEST_CASE("stitcher: an event loop serving overlapping requests gets no inferred links") {
+  // An event loop: pid 500 reads and answers two overlapping requests on tid 501. A call inside
+  // only one of them may still belong to the other, or to neither (a timer).
   auto conn = [](uint16_t port) {
     return connection(500, "loop", ep("10.0.0.1", 8000), ep("10.0.0.2", port),
                       process(500, "/usr/bin/loop"));
@@ -486,7 +497,7 @@ TEST_CASE("stitcher: several server spans on one thread make inference ambiguous
       CHECK(t.spans.size() == 1);
       CHECK_FALSE(t.spans[0].has_parent());
     }
-    CHECK(f.stitcher.counters().ambiguous_inference == 1);
+    CHECK(f.stitcher.counters().not_inferred_concurrent_requests == 1);
     CHECK(f.stitcher.counters().linked_inferred == 0);
   }
   SUBCASE("a call inside only one of them") {
@@ -496,13 +507,29 @@ TEST_CASE("stitcher: several server spans on one thread make inference ambiguous
     f.add(s1, 1001);
     f.add(s2, 1002);
     f.stitcher.flush_all();
-    CHECK(f.traces.size() == 2);
-    CHECK(f.stitcher.counters().ambiguous_inference == 0);
-    CHECK(f.stitcher.counters().linked_inferred == 1);
-    const Trace& t = f.traces[0].spans.size() == 2 ? f.traces[0] : f.traces[1];
-    REQUIRE(t.spans.size() == 2);
-    check_parent(t, call, s1);
+    CHECK(f.traces.size() == 3);
+    CHECK(f.stitcher.counters().not_inferred_concurrent_requests == 1);
+    CHECK(f.stitcher.counters().linked_inferred == 0);
   }
+}
+
+TEST_CASE("stitcher: several requests of one connection on one thread (pipelining) are ambiguous, not concurrent") {
+  auto c = connection(500, "srv", ep("10.0.0.1", 8000), ep("10.0.0.2", 41000), process(500, "/usr/bin/srv"));
+  auto s1 = exchange(Role::Server, c, "GET", "/a", 200);
+  set_timing(*s1, 1000, 1100, 3000, 3100, 501, 1);
+  auto s2 = exchange(Role::Server, c, "GET", "/b", 200);
+  set_timing(*s2, 1000, 1100, 3500, 3600, 501, 2);
+  auto call =
+      exchange(Role::Client, connection(500, "srv", ep("10.0.0.1", 42000), ep("10.0.0.3", 80)), "GET", "/c", 200);
+  set_timing(*call, 2000, 2050, 2500, 2600, 501, 3);
+  StitchFixture f;
+  f.add(call, 1000);
+  f.add(s1, 1001);
+  f.add(s2, 1002);
+  f.stitcher.flush_all();
+  CHECK(f.stitcher.counters().ambiguous_inference == 1);
+  CHECK(f.stitcher.counters().not_inferred_concurrent_requests == 0);
+  CHECK(f.stitcher.counters().linked_inferred == 0);
 }
 
 TEST_CASE("stitcher: sampling decides whole traces") {

@@ -21,7 +21,7 @@ TEST_CASE("stitcher: a parent still being served is waited for beyond the wait")
   StitchFixture f;
   Chain ch;
   // The front server began receiving its request; its span comes only when it completes.
-  f.stitcher.request_started(100, 101, f.builder.build(ch.fs).start_ns);
+  f.stitcher.request_started(100, 101, ch.fs->connection->cookie, f.builder.build(ch.fs).start_ns);
   add_all(f, {ch.bs, ch.mc, ch.ms, ch.fc}, 10'000);
   f.stitcher.flush_ready(10'003 + kWait);
   CHECK(f.traces.empty());  // the front client waits for its parent
@@ -41,7 +41,7 @@ TEST_CASE("stitcher: waiting for an open request is bounded") {
   c.max_parent_wait_ns = 3 * kWait;
   StitchFixture f(c);
   Chain ch;
-  f.stitcher.request_started(100, 101, f.builder.build(ch.fs).start_ns);  // never completes
+  f.stitcher.request_started(100, 101, ch.fs->connection->cookie, f.builder.build(ch.fs).start_ns);  // never completes
   f.add(ch.fc, 10'000);
   for (uint64_t t = 10'000; t <= 10'000 + 6 * kWait; t += kWait / 2) f.stitcher.flush_ready(t);
   REQUIRE(f.traces.size() == 1);  // given up on the parent, sent alone
@@ -51,8 +51,8 @@ TEST_CASE("stitcher: waiting for an open request is bounded") {
 TEST_CASE("stitcher: an open request on another thread or a later one is not waited for") {
   StitchFixture f;
   Chain ch;
-  f.stitcher.request_started(100, 999, f.builder.build(ch.fs).start_ns);    // another thread
-  f.stitcher.request_started(100, 101, f.builder.build(ch.fc).start_ns + 1);  // began after the call
+  f.stitcher.request_started(100, 999, 1, f.builder.build(ch.fs).start_ns);    // another thread
+  f.stitcher.request_started(100, 101, 1, f.builder.build(ch.fc).start_ns + 1);  // began after the call
   f.add(ch.fc, 10'000);
   f.stitcher.flush_ready(10'000 + kWait);
   CHECK(f.traces.size() == 1);
@@ -62,7 +62,7 @@ TEST_CASE("stitcher: an open request on another thread or a later one is not wai
 TEST_CASE("stitcher: flush_all does not wait for open requests") {
   StitchFixture f;
   Chain ch;
-  f.stitcher.request_started(100, 101, f.builder.build(ch.fs).start_ns);
+  f.stitcher.request_started(100, 101, ch.fs->connection->cookie, f.builder.build(ch.fs).start_ns);
   f.add(ch.fc, 10'000);
   f.stitcher.flush_all();
   CHECK(f.traces.size() == 1);
