@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <fstream>
 #include <iterator>
 
@@ -32,31 +33,73 @@ std::string service_name_from_environ(const std::string& environ) {
   return {};
 }
 
+// Field 22 of /proc/PID/stat, the start time in clock ticks after boot; 0 when unreadable.
+// The comm (field 2) may hold spaces and parentheses, so fields are counted after its last ')'.
+uint64_t start_time(const std::string& stat) {
+  size_t at = stat.rfind(')');
+  if (at == std::string::npos) return 0;
+  for (int field = 2; field < 22; ++field) {
+    at = stat.find(' ', at + 1);
+    if (at == std::string::npos) return 0;
+  }
+  return std::strtoull(stat.c_str() + at + 1, nullptr, 10);
+}
+
 }  // namespace
 
-std::shared_ptr<const ProcessInfo> ProcessResolver::resolve(uint32_t pid, const std::string& comm) {
-  auto it = cache_.find(pid);
-  if (it != cache_.end() && it->second.comm == comm) return it->second.info;
+ProcessResolver::Image ProcessResolver::read_image(uint32_t pid) const {
+  Image image;
+  std::string dir = proc_root_ + "/" + std::to_string(pid);
+  char target[4096];
+  ssize_t n = readlink((dir + "/exe").c_str(), target, sizeof(target) - 1);
+  if (n > 0) image.exe.assign(target, static_cast<size_t>(n));
+  // An executable replaced on disk (a package upgrade) is still the image the process runs.
+  constexpr std::string_view kDeleted = " (deleted)";
+  if (image.exe.ends_with(kDeleted)) image.exe.resize(image.exe.size() - kDeleted.size());
+  image.start_time = start_time(read_proc_file(dir + "/stat", 1024));
+  return image;
+}
 
+std::shared_ptr<const ProcessInfo> ProcessResolver::read_info(uint32_t pid,
+                                                              const Image& image) const {
   auto info = std::make_shared<ProcessInfo>();
   info->pid = pid;
-  std::string link = proc_root_ + "/" + std::to_string(pid) + "/exe";
-  char target[4096];
-  ssize_t n = readlink(link.c_str(), target, sizeof(target) - 1);
-  if (n > 0) info->exe.assign(target, static_cast<size_t>(n));
+  info->exe = image.exe;
   std::string dir = proc_root_ + "/" + std::to_string(pid);
   info->service_name = service_name_from_environ(read_proc_file(dir + "/environ", 256 * 1024));
   info->command_line = read_proc_file(dir + "/cmdline", 4096);
-  while (!info->command_line.empty() && info->command_line.back() == '\0') info->command_line.pop_back();
+  while (!info->command_line.empty() && info->command_line.back() == '\0')
+    info->command_line.pop_back();
   std::replace(info->command_line.begin(), info->command_line.end(), '\0', ' ');
-  remember(info, comm);
+  return info;
+}
+
+std::shared_ptr<const ProcessInfo> ProcessResolver::resolve(uint32_t pid, const std::string& comm) {
+  auto it = cache_.find(pid);
+  // The hot path: a thread name already seen for this process. Thread names are per thread,
+  // so a new one is usually just another thread of the same process; exec and pid reuse are
+  // told apart by the executable and the start time, not by the name.
+  if (it != cache_.end() && it->second.comms.contains(comm)) return it->second.info;
+  Image image = read_image(pid);
+  if (it != cache_.end()) {
+    Entry& e = it->second;
+    // A process gone before weft looked (nothing readable) keeps what weft knew of it.
+    bool gone = image.exe.empty() && image.start_time == 0;
+    if (gone || image == e.image) {
+      if (e.comms.size() < kMaxCommsPerProcess) e.comms.insert(comm);
+      return e.info;
+    }
+  }
+  auto info = read_info(pid, image);
+  if (cache_.size() >= kMaxEntries) cache_.clear();  // bounded; entries are cheap to rebuild
+  cache_[pid] = Entry{info, image, {comm}};
   return info;
 }
 
 void ProcessResolver::remember(std::shared_ptr<const ProcessInfo> info, const std::string& comm) {
-  if (cache_.size() >= kMaxEntries) cache_.clear();  // bounded; entries are cheap to rebuild
+  if (cache_.size() >= kMaxEntries) cache_.clear();
   uint32_t pid = info->pid;
-  cache_[pid] = Entry{std::move(info), comm};
+  cache_[pid] = Entry{std::move(info), {}, {comm}};
 }
 
 std::shared_ptr<const ProcessInfo> ProcessResolver::known(uint32_t pid) const {
