@@ -9,29 +9,42 @@ namespace {
 
 using weft::capture::CaptureConfig;
 
-// CLI11's own number checks echo the whole parsed value back; this says what is wanted.
-const CLI::Validator kSeconds(
-    [](std::string& text) -> std::string {
-      char* end = nullptr;
-      double v = std::strtod(text.c_str(), &end);
-      if (text.empty() || *end != '\0' || !(v >= 0) || v > 1e9) return "must be a number of seconds, 0 or more";
-      return {};
-    },
-    "SECONDS");
+// CLI11's own number checks echo the whole parsed value back; these say what is wanted, in
+// the unit the option takes. The unit is also what --help shows as the option's type.
+CLI::Validator number_of(const char* unit, bool zero_allowed, double max) {
+  std::string want = std::string("must be a number of ") + unit +
+                     (zero_allowed ? ", 0 or more" : ", above 0") +
+                     (max < 1e9 ? " and at most " + std::to_string(static_cast<int>(max)) : "");
+  return CLI::Validator(
+      [=](std::string& text) -> std::string {
+        char* end = nullptr;
+        double v = std::strtod(text.c_str(), &end);
+        bool ok = !text.empty() && *end == '\0' && (zero_allowed ? v >= 0 : v > 0) && v <= max;
+        return ok ? std::string() : want;
+      },
+      "");
+}
+const CLI::Validator kSeconds = number_of("seconds", true, 1e9);
+// Settings the config file also takes, with the file's rule (export_config.cpp).
+const CLI::Validator kSettingSeconds = number_of("seconds", false, 3600);
+const CLI::Validator kMilliseconds = number_of("milliseconds", true, 1e9);
 
 void add_capture_options(CLI::App& cmd, CaptureConfig& c) {
   cmd.add_option("--ringbuf-bytes", c.ringbuf_bytes, "Ring buffer size in bytes (power of two)")
       ->capture_default_str();
   cmd.add_option("--chunk-bytes", c.chunk_bytes, "Payload bytes per data event (1-8192)")
       ->capture_default_str();
-  cmd.add_option("--capture-bytes", c.max_capture_bytes,
-                 "Payload bytes captured per syscall, split into chunks; the full count is always reported")
+  cmd.add_option(
+         "--capture-bytes", c.max_capture_bytes,
+         "Payload bytes captured per syscall, split into chunks; the full count is always reported")
       ->capture_default_str();
-  cmd.add_option("--max-connections", c.max_connections, "Connections tracked in the kernel at once")
+  cmd.add_option("--max-connections", c.max_connections,
+                 "Connections tracked in the kernel at once")
       ->capture_default_str();
   cmd.add_flag("!--no-existing", c.scan_existing, "Do not report connections open before start");
-  cmd.add_flag("--exact-accept", c.exact_accept,
-               "Attach the accept() syscall tracepoints for exact accept times (slows every syscall)");
+  cmd.add_flag(
+      "--exact-accept", c.exact_accept,
+      "Attach the accept() syscall tracepoints for exact accept times (slows every syscall)");
   cmd.add_option("--disable-hook", c.disabled_hooks,
                  "Do not attach this optional hook (program or attach name; repeatable)");
 }
@@ -47,7 +60,8 @@ struct ExportFlags {
 
 template <typename T>
 void optional_option(CLI::App& cmd, const char* name, std::optional<T>& into, const char* help) {
-  cmd.add_option_function<T>(name, [&into](const T& v) { into = v; }, help);
+  cmd.add_option_function<T>(
+      name, [&into](const T& v) { into = v; }, help);
 }
 
 void add_export_options(CLI::App& cmd, ExportFlags& f) {
@@ -56,29 +70,50 @@ void add_export_options(CLI::App& cmd, ExportFlags& f) {
                   "console (trees for people), otlp-file (OTLP/JSON lines) or otlp (to a backend); "
                   "default: otlp when an OTLP endpoint is configured, else console");
   optional_option(cmd, "-o,--output", l.output_path, "File for --exporter otlp-file (appended to)");
-  cmd.add_option("--config", f.config_path, "JSON config file (flags win over it, it wins over OTEL_* variables)");
-  optional_option(cmd, "--otlp-endpoint", l.otlp.endpoint,
-                  "OTLP base URL (HTTP: /v1/traces and /v1/metrics are appended; gRPC: http[s]://host:port)");
-  optional_option(cmd, "--otlp-traces-endpoint", l.traces.endpoint, "OTLP URL for traces, used as is");
-  optional_option(cmd, "--otlp-metrics-endpoint", l.metrics.endpoint, "OTLP URL for metrics, used as is");
-  optional_option(cmd, "--otlp-protocol", l.otlp.protocol, "http/protobuf (default), http/json or grpc");
+  cmd.add_option("--config", f.config_path,
+                 "JSON config file (flags win over it, it wins over OTEL_* variables)");
+  optional_option(
+      cmd, "--otlp-endpoint", l.otlp.endpoint,
+      "OTLP base URL (HTTP: /v1/traces and /v1/metrics are appended; gRPC: http[s]://host:port)");
+  optional_option(cmd, "--otlp-traces-endpoint", l.traces.endpoint,
+                  "OTLP URL for traces, used as is");
+  optional_option(cmd, "--otlp-metrics-endpoint", l.metrics.endpoint,
+                  "OTLP URL for metrics, used as is");
+  optional_option(cmd, "--otlp-protocol", l.otlp.protocol,
+                  "http/protobuf (default), http/json or grpc");
   cmd.add_option("--otlp-header", f.headers, "KEY=VALUE sent with every OTLP request (repeatable)");
   optional_option(cmd, "--otlp-compression", l.otlp.compression, "gzip or none");
-  cmd.add_option("--otlp-timeout", f.timeout_s, "Seconds an OTLP request may take")->check(kSeconds);
+  cmd.add_option("--otlp-timeout", f.timeout_s, "Seconds an OTLP request may take (default 10)")
+      ->check(kSettingSeconds)
+      ->type_name("SECONDS");
   optional_option(cmd, "--otlp-client-key", l.otlp.client_key,
                   "PEM private key for mTLS (with --otlp-client-certificate)");
   optional_option(cmd, "--otlp-client-certificate", l.otlp.client_certificate,
                   "PEM certificate chain for mTLS");
-  optional_option(cmd, "--otlp-certificate", l.otlp.certificate, "PEM file of CAs to trust for https endpoints");
-  optional_option(cmd, "--service-name", l.service_name, "service.name on every exported resource (overrides each process's)");
-  cmd.add_option("--resource-attribute", f.resource_attributes, "KEY=VALUE added to every exported resource (repeatable)");
+  optional_option(cmd, "--otlp-certificate", l.otlp.certificate,
+                  "PEM file of CAs to trust for https endpoints");
+  optional_option(cmd, "--service-name", l.service_name,
+                  "service.name on every exported resource (overrides each process's)");
+  cmd.add_option("--resource-attribute", f.resource_attributes,
+                 "KEY=VALUE added to every exported resource (repeatable)");
   optional_option(cmd, "--metrics-address", l.metrics_address,
                   "HOST:PORT of the Prometheus endpoint (default 127.0.0.1:9464), or off");
-  cmd.add_option("--metrics-interval", f.metrics_interval_s, "Seconds between OTLP metrics exports")->check(kSeconds);
-  cmd.add_option("--export-queue-spans", f.queue_spans, "Spans waiting for export at most (oldest dropped beyond)");
-  cmd.add_option("--export-queue-bytes", f.queue_bytes, "Bytes of spans waiting for export at most");
-  cmd.add_option("--export-interval", f.queue_interval_s, "Seconds a finished trace waits to join a batch")
-      ->check(kSeconds);
+  cmd.add_option("--metrics-interval", f.metrics_interval_s,
+                 "Seconds between OTLP metrics exports (default 60)")
+      ->check(kSettingSeconds)
+      ->type_name("SECONDS");
+  cmd.add_option("--export-queue-spans", f.queue_spans,
+                 "Spans waiting for export at most, oldest traces dropped beyond (default 100000)")
+      ->check(number_of("spans", false, 1e18))
+      ->type_name("SPANS");
+  cmd.add_option("--export-queue-bytes", f.queue_bytes,
+                 "Bytes of spans waiting for export at most (default 67108864)")
+      ->check(number_of("bytes", false, 1e18))
+      ->type_name("BYTES");
+  cmd.add_option("--export-interval", f.queue_interval_s,
+                 "Seconds a finished trace waits to join a batch (default 0.5)")
+      ->check(kSettingSeconds)
+      ->type_name("SECONDS");
 }
 
 // Environment, then the config file, then flags: the later wins.
@@ -90,8 +125,12 @@ std::string resolve_export(ExportFlags& f, weft::exporter::ExportConfig& out) {
   for (const auto& h : f.headers)
     if (!parse_key_values(h, l.otlp.headers, &error)) return "--otlp-header: " + error;
   for (const auto& a : f.resource_attributes)
-    if (!parse_key_values(a, l.resource_attributes, &error)) return "--resource-attribute: " + error;
-  auto seconds = [](double s) { return std::optional<milliseconds>(milliseconds(static_cast<int64_t>(s * 1000))); };
+    if (!parse_key_values(a, l.resource_attributes, &error))
+      return "--resource-attribute: " + error;
+  // Rounded as the config file rounds, and never to 0 ms: that would mean "not set".
+  auto seconds = [](double s) {
+    return std::optional<milliseconds>(milliseconds(std::max<int64_t>(1, std::llround(s * 1000))));
+  };
   if (f.timeout_s > 0) l.otlp.timeout = seconds(f.timeout_s);
   if (f.metrics_interval_s > 0) l.metrics_interval = seconds(f.metrics_interval_s);
   if (f.queue_interval_s > 0) l.queue_interval = seconds(f.queue_interval_s);
@@ -99,7 +138,8 @@ std::string resolve_export(ExportFlags& f, weft::exporter::ExportConfig& out) {
   if (f.queue_bytes > 0) l.queue_max_bytes = f.queue_bytes;
 
   std::vector<ConfigLayer> layers;
-  layers.push_back(layer_from_environment([](const char* name) { return std::getenv(name); }, &error));
+  layers.push_back(
+      layer_from_environment([](const char* name) { return std::getenv(name); }, &error));
   if (!error.empty()) return error;
   if (!f.config_path.empty()) {
     layers.push_back(layer_from_file(f.config_path, &error));
@@ -119,7 +159,8 @@ int main(int argc, char** argv) {
 
   CaptureConfig doctor_capture;
   ExportFlags doctor_export;
-  auto* doctor = app.add_subcommand("doctor", "Check the kernel, privileges, every hook and where telemetry goes");
+  auto* doctor = app.add_subcommand(
+      "doctor", "Check the kernel, privileges, every hook and where telemetry goes");
   add_capture_options(*doctor, doctor_capture);
   add_export_options(*doctor, doctor_export);
 
@@ -127,11 +168,14 @@ int main(int argc, char** argv) {
   uint32_t pid = 0;
   uint16_t port = 0;
   auto* events_cmd = app.add_subcommand("events", "Show live (or recorded) TCP events");
-  events_cmd->add_flag("--json", events.json, "One JSON object per line (payload base64 in `data`)");
-  events_cmd->add_option("--duration", events.duration_s, "Stop after this many seconds")
-      ->check(kSeconds);
+  events_cmd->add_flag("--json", events.json,
+                       "One JSON object per line (payload base64 in `data`)");
+  events_cmd->add_option("--duration", events.duration_s, "Stop after this many seconds (0: never)")
+      ->check(kSeconds)
+      ->type_name("SECONDS");
   auto* pid_opt = events_cmd->add_option("--pid", pid, "Only this process");
-  auto* port_opt = events_cmd->add_option("--port", port, "Only connections with this local or remote port");
+  auto* port_opt =
+      events_cmd->add_option("--port", port, "Only connections with this local or remote port");
   events_cmd->add_option("--comm", events.filter.comm, "Only processes with this command name");
   events_cmd->add_option("--replay", events.replay_path, "Read events from a `weft record` file");
   add_capture_options(*events_cmd, events.capture);
@@ -141,19 +185,33 @@ int main(int argc, char** argv) {
   double slow_ms = 0;
   bool no_keep_errors = false;
   ExportFlags export_flags;
-  auto* run_cmd = app.add_subcommand("run", "Trace: spans and traces from every TCP conversation (weft's main job)");
+  auto* run_cmd = app.add_subcommand(
+      "run", "Trace: spans and traces from every TCP conversation (weft's main job)");
   add_export_options(*run_cmd, export_flags);
-  run_cmd->add_option("--duration", run.duration_s, "Stop after this many seconds, flushing everything")
-      ->check(kSeconds);
+  run_cmd
+      ->add_option("--duration", run.duration_s,
+                   "Stop after this many seconds, flushing everything (0: never)")
+      ->check(kSeconds)
+      ->type_name("SECONDS");
   run_cmd->add_option("--replay", run.replay_path, "Read events from a `weft record` file");
-  run_cmd->add_option("--trace-wait", wait_s, "Seconds a span waits for late evidence before its trace leaves")
-      ->check(CLI::Range(0.0, 3600.0))
+  run_cmd
+      ->add_option("--trace-wait", wait_s,
+                   "Seconds a span waits for late evidence before its trace leaves")
+      ->check(number_of("seconds", true, 3600))
+      ->type_name("SECONDS")
       ->capture_default_str();
-  run_cmd->add_option("--keep-slower-than", slow_ms, "Always keep traces with a span at least this slow (ms)")
-      ->check(kSeconds);
-  run_cmd->add_flag("--no-keep-errors", no_keep_errors, "Let the sampler drop traces with errors too");
-  run_cmd->add_flag("--query-values", run.spans.query_values, "Export url.query values (redacted by default)");
-  run_cmd->add_flag("--command-line", run.spans.command_line, "Export process.command_line in resources");
+  run_cmd
+      ->add_option("--keep-slower-than", slow_ms,
+                   "Always keep traces with a span at least this many milliseconds long "
+                   "(0: off)")
+      ->check(kMilliseconds)
+      ->type_name("MS");
+  run_cmd->add_flag("--no-keep-errors", no_keep_errors,
+                    "Let the sampler drop traces with errors too");
+  run_cmd->add_flag("--query-values", run.spans.query_values,
+                    "Export url.query values (redacted by default)");
+  run_cmd->add_flag("--command-line", run.spans.command_line,
+                    "Export process.command_line in resources");
   add_capture_options(*run_cmd, run.capture);
 
   weft::cli::ExchangesOptions exchanges;
@@ -161,27 +219,38 @@ int main(int argc, char** argv) {
   uint16_t ex_port = 0;
   size_t memory_mib = exchanges.tracker.memory_budget_bytes >> 20;
   double idle_s = static_cast<double>(exchanges.tracker.idle_timeout_ns) / 1e9;
-  auto* exchanges_cmd = app.add_subcommand("exchanges", "Show protocol exchanges (HTTP/1.x requests and responses)");
+  auto* exchanges_cmd =
+      app.add_subcommand("exchanges", "Show protocol exchanges (HTTP/1.x requests and responses)");
   exchanges_cmd->add_flag("--json", exchanges.json, "One JSON object per line");
-  exchanges_cmd->add_option("--duration", exchanges.duration_s, "Stop after this many seconds")
-      ->check(kSeconds);
+  exchanges_cmd
+      ->add_option("--duration", exchanges.duration_s, "Stop after this many seconds (0: never)")
+      ->check(kSeconds)
+      ->type_name("SECONDS");
   auto* ex_pid_opt = exchanges_cmd->add_option("--pid", ex_pid, "Only this process");
-  auto* ex_port_opt = exchanges_cmd->add_option("--port", ex_port, "Only connections with this local or remote port");
-  exchanges_cmd->add_option("--comm", exchanges.filter.comm, "Only processes with this command name");
-  exchanges_cmd->add_option("--replay", exchanges.replay_path, "Read events from a `weft record` file");
-  exchanges_cmd->add_option("--memory-mib", memory_mib, "Memory budget for all connection state, MiB")
+  auto* ex_port_opt = exchanges_cmd->add_option("--port", ex_port,
+                                                "Only connections with this local or remote port");
+  exchanges_cmd->add_option("--comm", exchanges.filter.comm,
+                            "Only processes with this command name");
+  exchanges_cmd->add_option("--replay", exchanges.replay_path,
+                            "Read events from a `weft record` file");
+  exchanges_cmd
+      ->add_option("--memory-mib", memory_mib, "Memory budget for all connection state, MiB")
       ->check(CLI::Range(1, 1 << 16))
       ->capture_default_str();
-  exchanges_cmd->add_option("--idle-timeout", idle_s, "Free a silent connection's state after this many seconds")
-      ->check(CLI::PositiveNumber)
+  exchanges_cmd
+      ->add_option("--idle-timeout", idle_s,
+                   "Free a silent connection's state after this many seconds")
+      ->check(number_of("seconds", false, 1e9))
+      ->type_name("SECONDS")
       ->capture_default_str();
   add_capture_options(*exchanges_cmd, exchanges.capture);
 
   weft::cli::RecordOptions record;
   auto* record_cmd = app.add_subcommand("record", "Record live events to a file for replay");
   record_cmd->add_option("-o,--output", record.output_path, "File to write")->required();
-  record_cmd->add_option("--duration", record.duration_s, "Stop after this many seconds")
-      ->check(kSeconds);
+  record_cmd->add_option("--duration", record.duration_s, "Stop after this many seconds (0: never)")
+      ->check(kSeconds)
+      ->type_name("SECONDS");
   add_capture_options(*record_cmd, record.capture);
 
   try {

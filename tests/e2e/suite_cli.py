@@ -1,5 +1,6 @@
 """weft as a command: record and replay, losses under overload, signals, bad arguments."""
 import os
+import re
 import select
 import signal
 import struct
@@ -462,3 +463,41 @@ def stops_when_reader_goes_away(ctx):
     except subprocess.TimeoutExpired:
         raise TestFailure(f"weft kept running {time.monotonic() - t0:.1f}s after its reader went away")
     eq(rc, 0, "exit code after the reader went away (negative: killed by a signal)")
+
+
+# Options that take a quantity: the unit --help shows, a value in that unit that must be
+# accepted, and one that must be refused (out of range for that unit).
+UNIT_OPTIONS = [
+    ("--keep-slower-than", "MS", "250", "-1"),
+    ("--trace-wait", "SECONDS", "0.5", "4000"),
+    ("--duration", "SECONDS", "0.2", "-1"),
+    ("--otlp-timeout", "SECONDS", "2.5", "0"),
+    ("--metrics-interval", "SECONDS", "30", "0"),
+    ("--export-interval", "SECONDS", "0.2", "0"),
+    ("--export-queue-spans", "SPANS", "50", "0"),
+    ("--export-queue-bytes", "BYTES", "30000", "0"),
+]
+
+
+@case(timeout=60)
+def run_help_units_match_what_is_accepted(ctx):
+    """`weft run --help` names each option's unit, the unit docs/tracing.md and docs/export.md
+    give, and a value in that unit is accepted: --keep-slower-than takes milliseconds (its help
+    once said ms while its check wanted seconds)."""
+    res = run([harness.WEFT, "run", "--help"], timeout=10)
+    eq(res.returncode, 0, "run --help exit code")
+    text = res.stdout.decode()
+    missing = "/nonexistent/replay.weft"  # accepted arguments then fail on this file: exit 1
+    for option, unit, good, bad in UNIT_OPTIONS:
+        check(re.search(rf"{re.escape(option)} {unit}\b", text),
+              f"run --help should show {option} {unit}: "
+              f"{[line for line in text.splitlines() if option in line]}")
+        args = [harness.WEFT, "run", "--metrics-address", "off", "--replay", missing]
+        ok = run(args + [option, good], timeout=10)
+        eq(ok.returncode, 1, f"{option} {good}: accepted, then the missing recording (stderr {lines_of(ok.stderr)})")
+        no = run(args + [option, bad], timeout=10)
+        err = lines_of(no.stderr)
+        eq(no.returncode, 2, f"{option} {bad}: refused (stderr {err})")
+        what = {"MS": "milliseconds", "SECONDS": "seconds"}.get(unit, unit.lower())
+        check(len(err) == 1 and option in err[0] and what in err[0],
+              f"{option} {bad}: one line naming the option and its unit ({what}): {err}")
