@@ -19,15 +19,18 @@ struct OpenedSource {
 };
 
 // A recording when replay_path is set, else the kernel. Prints one line on failure.
-OpenedSource open_source(const std::string& replay_path, const capture::CaptureConfig& config, const char* command);
+OpenedSource open_source(const std::string& replay_path, const capture::CaptureConfig& config,
+                         const char* command);
 
 // Runs until the source ends, `duration_s` passes (0: no limit) or SIGINT/SIGTERM. `tick` runs
 // after every batch with the source's current time.
 void pump(capture::EventStream& stream, double duration_s, const capture::EventSink& sink,
           const std::function<void(uint64_t now_mono_ns)>& tick = {});
 
-// "weft <command>: kernel losses: ...; stream gaps=..." on stderr.
-void print_loss_summary(const char* command, const capture::SourceStats& source, const capture::StreamStats& stream);
+// "weft <command>: kernel losses: ...; stream gaps=..." on stderr, then how many syscalls'
+// payloads were cut at the capture limit (by design, so not among the losses).
+void print_loss_summary(const char* command, const capture::SourceStats& source,
+                        const capture::StreamStats& stream);
 
 // Exit code for the end of a run: 1 when a recording turned out truncated or corrupt.
 int finish_source(const OpenedSource& opened);

@@ -200,15 +200,21 @@ SUMMARY_COUNTS = re.compile(
     r"(\d+) bytes moved, (\d+) captured$")
 SUMMARY_LOSSES = re.compile(r"^weft (?:events|record): kernel losses: (.*); stream gaps=(\d+) \((\d+) bytes\) "
                             r"overlaps=(\d+) late=(\d+) malformed=(\d+)$")
+# Payload beyond --capture-bytes: by design, so on its own line, not among the losses.
+SUMMARY_CAPTURE_LIMIT = re.compile(r"^weft (?:events|record|exchanges|run): capture limit: (\d+) syscalls' payloads cut at "
+                                   r"--capture-bytes \(by design, not a loss: byte counts and stream positions stay "
+                                   r"exact\)$")
 CAPTURING = re.compile(r"^weft (events|record|exchanges|run): capturing \(Ctrl-C to stop\)$")
 
 
 def is_summary_line(line):
-    return bool(SUMMARY_COUNTS.match(line) or SUMMARY_LOSSES.match(line))
+    return bool(SUMMARY_COUNTS.match(line) or SUMMARY_LOSSES.match(line) or SUMMARY_CAPTURE_LIMIT.match(line))
 
 
 def parse_summary(lines):
-    """The two summary lines as a dict; raises if they are missing or malformed."""
+    """The three summary lines as a dict; raises if they are missing or malformed. Kernel losses
+    by cause (ringbuf_full, ...), stream counters, and capture_limited: syscalls whose payload
+    was cut at --capture-bytes."""
     out = {}
     for line in lines:
         m = SUMMARY_COUNTS.match(line)
@@ -223,8 +229,12 @@ def parse_summary(lines):
                 out[k] = int(v)
             for k, v in zip(("gaps", "gap_bytes", "overlaps", "late", "malformed"), m.groups()[1:]):
                 out[k] = int(v)
-    check("data" in out and "ringbuf_full" in out,
-          "weft did not print its two summary lines on stderr; stderr was:\n  " + "\n  ".join(lines))
+            continue
+        m = SUMMARY_CAPTURE_LIMIT.match(line)
+        if m:
+            out["capture_limited"] = int(m.group(1))
+    check("data" in out and "ringbuf_full" in out and "capture_limited" in out,
+          "weft did not print its three summary lines on stderr; stderr was:\n  " + "\n  ".join(lines))
     return out
 
 
