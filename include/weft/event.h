@@ -30,9 +30,11 @@ struct ProcessInfo {
   std::string exe;           // empty when the process was gone before weft looked
   std::string service_name;  // OTEL_SERVICE_NAME from the process's environment, if set
   std::string command_line;  // arguments joined by spaces (exported only when asked for)
-  // The executable is a Go program: goroutines move between OS threads, so the thread that
-  // makes a call says nothing about the request it serves.
-  bool go_runtime = false;
+  // What the executable's runtime does with threads, when weft recognises it: "go" (goroutines
+  // move between OS threads), or an event loop ("libuv" for Node.js, "nginx", "libevent",
+  // "libev") that runs unrelated work on the thread serving a request. Either way the thread
+  // that makes a call says nothing about the request it serves.
+  std::string runtime;
 };
 
 struct Event {

@@ -7,6 +7,8 @@
 #include <fstream>
 #include <iterator>
 
+#include "capture/executable_runtime.h"
+
 namespace weft::capture {
 namespace {
 
@@ -67,6 +69,8 @@ std::shared_ptr<const ProcessInfo> ProcessResolver::read_info(uint32_t pid,
   info->exe = image.exe;
   std::string dir = proc_root_ + "/" + std::to_string(pid);
   info->service_name = service_name_from_environ(read_proc_file(dir + "/environ", 256 * 1024));
+  // Through the magic link, so an executable inside a container's mount namespace is read.
+  if (!image.exe.empty()) info->runtime = executable_runtime(dir + "/exe");
   info->command_line = read_proc_file(dir + "/cmdline", 4096);
   while (!info->command_line.empty() && info->command_line.back() == '\0')
     info->command_line.pop_back();

@@ -38,6 +38,8 @@ const char* to_string(Distrust reason) {
       return "opaque-server-traffic";
     case Distrust::CallsOutsideRequests:
       return "calls-outside-requests";
+    case Distrust::EventLoopRuntime:
+      return "event-loop-runtime";
   }
   return "?";
 }
@@ -121,7 +123,8 @@ void InferenceEvidence::opaque_server_io(uint32_t pid, uint32_t tid) {
 }
 
 Distrust InferenceEvidence::judge(uint32_t pid, uint32_t tid, const ProcessInfo* process) const {
-  if (process && process->go_runtime) return Distrust::ThreadHopping;
+  if (process && !process->runtime.empty())
+    return process->runtime == "go" ? Distrust::ThreadHopping : Distrust::EventLoopRuntime;
   if (auto p = processes_.find(pid); p != processes_.end()) return p->second;
   if (auto t = threads_.find(thread_key(pid, tid)); t != threads_.end()) return t->second.distrust;
   return Distrust::None;

@@ -13,7 +13,11 @@
 //  - opaque server traffic: the thread read or wrote connections it accepted whose protocol
 //    weft cannot parse (TLS ciphertext, unknown protocols): requests weft cannot see;
 //  - calls outside requests: the thread made a call while it served no visible request
-//    (timers, queue consumers): it has triggers weft cannot see.
+//    (timers, queue consumers): it has triggers weft cannot see;
+//  - event-loop runtime: the executable runs an event loop (Node.js's libuv, nginx, libevent,
+//    libev), which runs timers and other connections' work on the thread serving a request.
+//    A timer whose calls always land inside some request looks, syscall by syscall, exactly
+//    like a handler making those calls, so only the runtime tells them apart.
 // Verdicts only accumulate; pids and tids are not reused for a long time.
 #pragma once
 
@@ -32,6 +36,7 @@ enum class Distrust : uint8_t {
   ThreadHopping,
   OpaqueServerTraffic,
   CallsOutsideRequests,
+  EventLoopRuntime,
 };
 
 const char* to_string(Distrust reason);

@@ -90,6 +90,9 @@ void Stitcher::count_refusal(Distrust reason) {
     case Distrust::CallsOutsideRequests:
       ++counters_.not_inferred_calls_outside_requests;
       break;
+    case Distrust::EventLoopRuntime:
+      ++counters_.not_inferred_event_loop_runtime;
+      break;
   }
 }
 

@@ -49,6 +49,8 @@ struct StitchCounters {
   uint64_t not_inferred_opaque_server_traffic =
       0;  // the thread serves connections weft cannot parse
   uint64_t not_inferred_calls_outside_requests = 0;  // the thread makes calls outside any request
+  uint64_t not_inferred_event_loop_runtime =
+      0;                                // the executable runs an event loop (Node.js, nginx)
   uint64_t start_bounded_by_child = 0;  // client spans whose start was moved to their child's start
   uint64_t client_spans_deferred =
       0;                           // the request carried context: the caller's span stands for it

@@ -229,7 +229,7 @@ TEST_CASE("inference: a runtime that moves work between threads is not trusted")
     CHECK(f.stitcher.counters().not_inferred_thread_hopping == 1);
   }
   SUBCASE("a Go program, from its first request") {
-    svc.proc->go_runtime = true;
+    svc.proc->runtime = "go";
     StitchFixture f;
     auto in = svc.request(3000, 5000, 703);
     auto out = svc.call(3500, 4000, 703);
@@ -240,6 +240,21 @@ TEST_CASE("inference: a runtime that moves work between threads is not trusted")
     CHECK_FALSE(has_parent(f, out));
     CHECK(f.stitcher.counters().not_inferred_thread_hopping == 1);
   }
+}
+
+TEST_CASE("inference: an event-loop runtime is not trusted, even before it shows it") {
+  // Node.js: a timer's calls that all land inside one lone request look like its handler's.
+  Service svc;
+  svc.proc->runtime = "libuv";
+  StitchFixture f;
+  auto in = svc.request(3000, 5000, 703);
+  auto timer_call = svc.call(3500, 4000, 703);
+  started(f, in);
+  f.add(timer_call, 6001);
+  f.add(in, 6002);
+  f.stitcher.flush_all();
+  CHECK_FALSE(has_parent(f, timer_call));
+  CHECK(f.stitcher.counters().not_inferred_event_loop_runtime == 1);
 }
 
 TEST_CASE("inference: a client span never starts after its child on this node") {
