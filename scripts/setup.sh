@@ -46,6 +46,8 @@ TEST_PACKAGES=(nginx-light curl python3 iproute2 valgrind wrk python3-protobuf p
   prometheus)
 # The inference tests' thread-pool service (com.sun.net.httpserver, run as `java Service.java`).
 TEST_PACKAGES+=(openjdk-17-jdk-headless)
+# The inference tests' Apache httpd (event MPM, mod_proxy_http), started by the test itself.
+TEST_PACKAGES+=(apache2)
 
 missing() {
   local p
@@ -76,9 +78,9 @@ if [[ ! -d $NODE_DIR/node_modules/@opentelemetry/sdk-trace-node ]]; then
   npm ci --prefix "$NODE_DIR" --no-audit --no-fund --loglevel=error
 fi
 
-# The nginx and prometheus packages start system-wide servers; tests start their own (and
-# only need promtool from the latter).
-for service in nginx prometheus prometheus-node-exporter; do
+# The nginx, apache2 and prometheus packages start system-wide servers; tests start their own
+# (and only need promtool from the latter).
+for service in nginx apache2 prometheus prometheus-node-exporter; do
   if systemctl is-active --quiet "$service" 2>/dev/null; then
     systemctl disable --now "$service" >/dev/null 2>&1 || true
   fi

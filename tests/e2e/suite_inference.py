@@ -1,7 +1,8 @@
 """Thread-per-request inference against runtimes that break its premise (issue 9): event loops
 (Node, asyncio, an nginx worker) serve many requests on one thread and make calls outside any
 request; Go moves goroutines between threads. And against the servers it is for (a Python
-threading server, a Java thread pool), where every call must stay linked.
+threading server, a Java thread pool, Apache's event MPM with mod_proxy), where every call must
+stay linked.
 
 Each case drives at least 100 requests through real services and compares the parent weft
 gives every client span with the truth carried in the paths: a call made for request n has
@@ -501,3 +502,98 @@ def inference_python_threaded_kept(ctx):
     spans = collect(weft, out)
     r = measure("python_threaded_kept", spans, "inf-threaded", path_truth("/hop/req/", "/req/", "/bg/"), weft)
     expect(r, [f"/hop/req/{n}" for n in range(220)], all_kept=True, min_outside=20)
+
+
+# ---------------------------------------------------------------------------------------------
+# 7. Apache httpd with the event MPM (Debian's default) proxying to the backend
+
+
+APACHE = "/usr/sbin/apache2"
+APACHE_MODULES = "/usr/lib/apache2/modules"
+
+APACHE_PROXY_CONF = """\
+ServerRoot {tmp}
+DefaultRuntimeDir {tmp}
+PidFile {tmp}/apache2.pid
+ErrorLog {tmp}/apache-error.log
+LogLevel warn
+ServerName 127.0.0.1
+User www-data
+Group www-data
+Listen 127.0.0.1:{port}
+LoadModule mpm_event_module {modules}/mod_mpm_event.so
+LoadModule authz_core_module {modules}/mod_authz_core.so
+LoadModule proxy_module {modules}/mod_proxy.so
+LoadModule proxy_http_module {modules}/mod_proxy_http.so
+# Debian's mods-available/mpm_event.conf
+StartServers 2
+MinSpareThreads 25
+MaxSpareThreads 75
+ThreadLimit 64
+ThreadsPerChild 25
+MaxRequestWorkers 150
+MaxConnectionsPerChild 0
+KeepAlive On
+ProxyPass / http://127.0.0.1:{backend}/
+"""
+
+
+def start_apache_proxy(ctx, backend, port):
+    """Debian's apache2 in the foreground with its default MPM (event: a listener thread and a
+    pool of worker threads per child process; a worker reads a request, makes mod_proxy's call
+    and writes the answer), proxying everything to the backend. Returns the child pids."""
+    check(os.path.exists(APACHE), "apache2 is not installed (scripts/setup.sh installs it)")
+    os.chmod(ctx.tmp, 0o755)  # the children run as www-data; mkdtemp makes 0700
+    conf = ctx.path("apache.conf")
+    with open(conf, "w") as f:
+        f.write(APACHE_PROXY_CONF.format(tmp=ctx.tmp, port=port, backend=backend, modules=APACHE_MODULES))
+    r = run([APACHE, "-f", conf, "-t"])
+    eq(r.returncode, 0, f"apache2 -t exit status ({r.stderr.decode(errors='replace')[-600:]})")
+    log = open(ctx.path("apache.out"), "wb")
+    ctx.on_cleanup(log.close)
+    proc = ctx.spawn([APACHE, "-f", conf, "-DFOREGROUND"], stop_signal=signal.SIGTERM,
+                     env=service_env("inf-apache"), stdout=log, stderr=subprocess.STDOUT)
+
+    def error_log():
+        try:
+            with open(ctx.path("apache-error.log")) as f:
+                return f.read()[-1500:]
+        except OSError:
+            return ""
+    try:
+        wait_listening(port, proc=proc)
+        children = wait_until(lambda: [p for p in children_of(proc.pid) if read_comm(p) == "apache2"] or None,
+                              10, "apache2 child processes")
+    except TestFailure as e:
+        raise TestFailure(f"{e}; apache error log: {error_log()}")
+
+    def stop():  # the parent (it stops its children), then any child it left behind, by pid
+        stop_process(proc, signal.SIGTERM, timeout=10)
+        for pid in children:
+            try:
+                if read_comm(pid) == "apache2":
+                    os.kill(pid, signal.SIGKILL)
+            except (OSError, ValueError):
+                pass
+    ctx.on_cleanup(stop)
+    return proc, children
+
+
+@case(timeout=120)
+def inference_apache_mod_proxy(ctx):
+    """Apache (event MPM, Debian's default) with mod_proxy_http in front of the backend, ten
+    clients at once on keep-alive connections. The event MPM hands a kept-alive connection's
+    next request to whichever worker thread is free, and mod_proxy's pooled backend connections
+    pass between threads too, but each request is read, proxied and answered on one worker
+    thread, one request at a time: thread per request, so every upstream call must hang under
+    its request. Apache keeps its environment, so weft names its spans after OTEL_SERVICE_NAME."""
+    backend, _ = start_backend(ctx)
+    port = free_port()
+    start_apache_proxy(ctx, backend, port)
+    out = ctx.path("traces.jsonl")
+    weft = run_weft(ctx, out)
+    paths = [f"/front/{n}" for n in range(300)]
+    get_all(port, paths, concurrency=10)
+    spans = collect(weft, out)
+    r = measure("apache_mod_proxy", spans, "inf-apache", path_truth("/front/", "/front/"), weft)
+    expect(r, paths, all_kept=True)
