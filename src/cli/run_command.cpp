@@ -4,8 +4,10 @@
 
 #include "cli/commands.h"
 #include "cli/pipeline.h"
+#include "cli/run_summary.h"
 #include "conn/connection_tracker.h"
 #include "export/console_exporter.h"
+#include "export/delivery_report.h"
 #include "export/export_queue.h"
 #include "export/otlp_exporter.h"
 #include "export/otlp_json.h"
@@ -78,17 +80,9 @@ exporter::QueueConfig queue_config(const exporter::ExportConfig& o) {
 
 void print_summary(const trace::StitchCounters& s, const conn::ConnectionTracker& tracker,
                    const exporter::ExportQueue& queue) {
-  std::fprintf(
-      stderr,
-      "weft run: %llu spans, %llu traces exported, %llu traces sampled out; links: same-node=%llu "
-      "wire=%llu inferred=%llu; ambiguous=%llu deferred-client-spans=%llu conflicts=%llu "
-      "forced-early=%llu waited-for-parent=%llu\n",
-      (unsigned long long)s.spans, (unsigned long long)s.traces_exported,
-      (unsigned long long)s.traces_sampled_out, (unsigned long long)s.linked_same_node,
-      (unsigned long long)s.linked_wire, (unsigned long long)s.linked_inferred,
-      (unsigned long long)s.ambiguous_inference, (unsigned long long)s.client_spans_deferred,
-      (unsigned long long)s.conflicts, (unsigned long long)s.forced_early,
-      (unsigned long long)s.waited_for_parent);
+  exporter::QueueCounters q = queue.counters();
+  std::fprintf(stderr, "%s\n", spans_line(tally(s, q)).c_str());
+  std::fprintf(stderr, "%s\n", links_line(s).c_str());
   const auto& t = tracker.counters();
   const auto& p = tracker.protocol_counters();
   uint64_t parse_errors = 0, unmatched = 0;
@@ -103,15 +97,7 @@ void print_summary(const trace::StitchCounters& s, const conn::ConnectionTracker
       (unsigned long long)t.connections, (unsigned long long)t.undetected,
       (unsigned long long)t.evicted, (unsigned long long)parse_errors,
       (unsigned long long)unmatched);
-  exporter::QueueCounters q = queue.counters();
-  std::string error = queue.last_error();
-  std::fprintf(
-      stderr,
-      "weft run: export: %llu spans exported, %llu dropped (queue full), %llu dropped (failed), "
-      "%llu failed attempts, %llu retries%s%s\n",
-      (unsigned long long)q.spans_exported, (unsigned long long)q.spans_dropped_full,
-      (unsigned long long)q.spans_dropped_failed, (unsigned long long)q.export_failures,
-      (unsigned long long)q.retries, error.empty() ? "" : "; last error: ", error.c_str());
+  std::fprintf(stderr, "%s\n", export_line(q, queue.last_error()).c_str());
 }
 
 void print_push_summary(const metrics::PushCounters& p) {
@@ -147,7 +133,10 @@ int run_traces(const RunOptions& options) {
   capture::EventStream stream(std::move(opened.source));
 
   // The export thread: the pipeline never waits for an exporter.
-  exporter::ExportQueue queue(queue_config(options.output), std::move(out));
+  // Export failures are told on stderr as they happen, not only in the summary.
+  auto reporter = std::make_unique<exporter::DeliveryReporter>(
+      out->destination(), [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); });
+  exporter::ExportQueue queue(queue_config(options.output), std::move(out), std::move(reporter));
   auto pusher = start_metrics_pusher(options.output, registry, &error);
   if (!error.empty()) std::fprintf(stderr, "weft run: no OTLP metrics: %s\n", error.c_str());
   trace::Stitcher stitcher(options.stitch, [&](trace::Trace&& t) { queue.push(std::move(t)); });

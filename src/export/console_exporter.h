@@ -11,6 +11,7 @@ class ConsoleExporter : public BatchExporter {
  public:
   explicit ConsoleExporter(FILE* out) : out_(out) {}
   ExportResult export_batch(const std::vector<trace::Trace>& batch) override;
+  std::string destination() const override { return "the console"; }
 
  private:
   void print(const trace::Trace& trace);

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "export/delivery_report.h"
+
 namespace weft::exporter {
 namespace {
 
@@ -25,7 +27,14 @@ size_t approx_bytes(const trace::Trace& t) {
 }
 
 ExportQueue::ExportQueue(QueueConfig config, std::unique_ptr<BatchExporter> exporter)
-    : config_(config), exporter_(std::move(exporter)), thread_([this] {
+    : ExportQueue(config, std::move(exporter), nullptr) {}
+
+ExportQueue::ExportQueue(QueueConfig config, std::unique_ptr<BatchExporter> exporter,
+                         std::unique_ptr<DeliveryReporter> reporter)
+    : config_(config),
+      exporter_(std::move(exporter)),
+      reporter_(std::move(reporter)),
+      thread_([this] {
         run();
         std::lock_guard lock(mutex_);
         finished_ = true;
@@ -87,30 +96,31 @@ bool ExportQueue::deliver(std::vector<trace::Trace>& batch, size_t spans) {
     {
       std::lock_guard lock(mutex_);
       if (Clock::now() >= give_up_at_) {  // shutdown's time is up: no new attempt
-        counters_.spans_dropped_failed += spans;
+        counters_.spans_unsent_at_exit += spans;
         return false;
       }
     }
     ExportResult r = exporter_->export_batch(batch);
+    if (reporter_) reporter_->attempt(r, spans, Clock::now());
     std::unique_lock lock(mutex_);
     if (r.kind == ExportResult::Kind::Ok) {
       uint64_t rejected = std::min<uint64_t>(r.rejected, spans);
       counters_.spans_exported += spans - rejected;
-      counters_.spans_dropped_failed += rejected;
+      counters_.spans_dropped_refused += rejected;
       if (rejected) last_error_ = r.error;
       return true;
     }
     ++counters_.export_failures;
     last_error_ = r.error;
     if (r.kind == ExportResult::Kind::Failed) {
-      counters_.spans_dropped_failed += spans;
+      counters_.spans_dropped_refused += spans;
       return false;
     }
     auto retry_at = Clock::now() + std::max(backoff, r.retry_after);
     // Shutdown moves give_up_at_ from "never" to its deadline and wakes this wait.
     while (Clock::now() < retry_at) {
       if (retry_at > give_up_at_) {
-        counters_.spans_dropped_failed += spans;
+        counters_.spans_unsent_at_exit += spans;
         return false;
       }
       wake_.wait_until(lock, retry_at);
@@ -141,10 +151,13 @@ void ExportQueue::run() {
       }
       if (!due()) continue;
       batch = take_batch();
+      for (const auto& t : batch) in_flight_spans_ += t.spans.size();
     }
     size_t spans = 0;
     for (const auto& t : batch) spans += t.spans.size();
     deliver(batch, spans);
+    std::lock_guard lock(mutex_);
+    in_flight_spans_ = 0;
   }
 }
 
@@ -167,7 +180,7 @@ void ExportQueue::shutdown(std::chrono::milliseconds deadline) {
   }
   thread_.join();
   std::lock_guard lock(mutex_);
-  for (const auto& e : queue_) counters_.spans_dropped_failed += e.trace.spans.size();
+  for (const auto& e : queue_) counters_.spans_unsent_at_exit += e.trace.spans.size();
   queue_.clear();
   queued_spans_ = 0;
   queued_bytes_ = 0;
@@ -176,7 +189,7 @@ void ExportQueue::shutdown(std::chrono::milliseconds deadline) {
 QueueCounters ExportQueue::counters() const {
   std::lock_guard lock(mutex_);
   QueueCounters c = counters_;
-  c.queued_spans = queued_spans_;
+  c.queued_spans = queued_spans_ + in_flight_spans_;
   c.queued_bytes = queued_bytes_;
   return c;
 }

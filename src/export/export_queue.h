@@ -35,7 +35,11 @@ class BatchExporter {
   // From another thread: abandon the request in flight (shutdown's deadline has passed), so
   // export_batch returns soon with a failure.
   virtual void cancel() {}
+  // Where the traces go, for people: a URL without credentials, a file, "the console".
+  virtual std::string destination() const = 0;
 };
+
+class DeliveryReporter;
 
 struct QueueConfig {
   size_t max_spans = 100'000;    // spans waiting at most; beyond, the oldest traces go
@@ -48,14 +52,21 @@ struct QueueConfig {
   std::chrono::milliseconds max_backoff{5'000};
 };
 
+// Every span pushed ends up in exactly one of exported, dropped_full, dropped_refused and
+// unsent_at_exit once shutdown() has returned; until then the rest are queued or in flight.
 struct QueueCounters {
-  uint64_t spans_exported = 0;
-  uint64_t spans_dropped_full = 0;    // queue full: the oldest traces were dropped
-  uint64_t spans_dropped_failed = 0;  // the backend refused them for good, or shutdown came first
-  uint64_t export_failures = 0;       // failed attempts, retryable or not
+  uint64_t spans_exported = 0;      // accepted by the backend (minus partial-success rejections)
+                                    // or written (file, console)
+  uint64_t spans_dropped_full = 0;  // queue full: the oldest traces were dropped
+  // Refused for good: a status retrying would not change, a partial-success rejection, a
+  // write that cannot succeed (a closed console).
+  uint64_t spans_dropped_refused = 0;
+  // Still queued, or being retried, when shutdown's drain time ran out.
+  uint64_t spans_unsent_at_exit = 0;
+  uint64_t export_failures = 0;  // failed attempts, retryable or not
   uint64_t retries = 0;
-  uint64_t queued_spans = 0;  // waiting now
-  uint64_t queued_bytes = 0;  // their approximate memory
+  uint64_t queued_spans = 0;  // waiting now, including the batch being sent
+  uint64_t queued_bytes = 0;  // approximate memory of those waiting in the queue
 };
 
 // What a queued trace holds in memory, roughly: for the queue's byte bound.
@@ -64,6 +75,10 @@ size_t approx_bytes(const trace::Trace& trace);
 class ExportQueue {
  public:
   ExportQueue(QueueConfig config, std::unique_ptr<BatchExporter> exporter);
+  // `reporter` hears the outcome of every attempt on the export thread (stderr lines while a
+  // backend fails).
+  ExportQueue(QueueConfig config, std::unique_ptr<BatchExporter> exporter,
+              std::unique_ptr<DeliveryReporter> reporter);
   ~ExportQueue();
 
   // Never blocks on the exporter.
@@ -86,11 +101,13 @@ class ExportQueue {
 
   QueueConfig config_;
   std::unique_ptr<BatchExporter> exporter_;
+  std::unique_ptr<DeliveryReporter> reporter_;
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<Entry> queue_;
   size_t queued_spans_ = 0;
   size_t queued_bytes_ = 0;
+  size_t in_flight_spans_ = 0;  // the batch deliver() is working on
   std::chrono::steady_clock::time_point oldest_since_{};
   bool stopping_ = false;
   bool finished_ = false;  // the export thread has returned

@@ -29,6 +29,7 @@ class OtlpTraceExporter : public BatchExporter {
   OtlpTraceExporter(std::unique_ptr<OtlpTransport> transport, ResourceOverrides overrides);
   ExportResult export_batch(const std::vector<trace::Trace>& batch) override;
   void cancel() override { transport_->cancel(); }
+  std::string destination() const override { return transport_->display_endpoint(); }
 
  private:
   std::unique_ptr<OtlpTransport> transport_;

@@ -19,6 +19,7 @@ class OtlpFileExporter : public BatchExporter {
   ~OtlpFileExporter() override;
   // One line per trace. A failed write (disk full) is retryable: space may come back.
   ExportResult export_batch(const std::vector<trace::Trace>& batch) override;
+  std::string destination() const override { return path_; }
 
  private:
   OtlpFileExporter(FILE* file, std::string path) : file_(file), path_(std::move(path)) {}

@@ -22,6 +22,7 @@
 // clang-format on
 #include "opentelemetry/ext/http/client/http_client_factory.h"
 #include "opentelemetry/ext/http/common/url_parser.h"
+#include "export/delivery_report.h"
 #include "trace/context.h"
 
 namespace weft::exporter {
@@ -216,10 +217,10 @@ class HttpTransport : public OtlpTransport {
     }
     if (!answered) {
       session->CancelSession();
-      return retryable("POST " + endpoint() + ": no answer within the timeout");
+      return retryable("POST " + display_endpoint() + ": no answer within the timeout");
     }
     session->FinishSession();
-    return classify_http(outcome.get(), endpoint(), signal_, json);
+    return classify_http(outcome.get(), display_endpoint(), signal_, json);
   }
 
   void cancel() override {
@@ -299,7 +300,7 @@ class GrpcTransport : public OtlpTransport {
     }
     grpc::Status status;
     ExportResult accepted;
-    std::string where = "gRPC " + endpoint();
+    std::string where = "gRPC " + display_endpoint();
     if (signal_ == Signal::Traces) {
       trace_proto::ExportTraceServiceResponse response;
       status = traces_->Export(
@@ -313,7 +314,7 @@ class GrpcTransport : public OtlpTransport {
       if (status.ok()) accepted = partial_success(response, where);
     }
     if (status.ok()) return accepted;
-    std::string error = "gRPC " + endpoint() + ": " + grpc_code_name(status.error_code()) +
+    std::string error = "gRPC " + display_endpoint() + ": " + grpc_code_name(status.error_code()) +
                         (status.error_message().empty() ? "" : " (" + status.error_message() + ")");
     return retryable_grpc(status.error_code()) ? retryable(error) : failed(error);
   }
@@ -474,6 +475,9 @@ std::string gzip_compress(const std::string& data) {
   deflateEnd(&z);
   return out;
 }
+
+OtlpTransport::OtlpTransport(std::string endpoint)
+    : endpoint_(std::move(endpoint)), display_endpoint_(redact_url(endpoint_)) {}
 
 std::unique_ptr<OtlpTransport> OtlpTransport::create(Signal signal, const OtlpSignal& s,
                                                      std::string* error) {

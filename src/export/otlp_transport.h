@@ -30,6 +30,8 @@ class OtlpTransport {
   // From another thread: ends the send in flight, if any, with a failure.
   virtual void cancel() = 0;
   const std::string& endpoint() const { return endpoint_; }
+  // The endpoint as weft prints it (errors, stderr): without credentials (redact_url).
+  const std::string& display_endpoint() const { return display_endpoint_; }
 
   // Returns null with a one-line error when the settings cannot work (e.g. an unreadable
   // certificate for gRPC).
@@ -37,10 +39,11 @@ class OtlpTransport {
                                                std::string* error);
 
  protected:
-  explicit OtlpTransport(std::string endpoint) : endpoint_(std::move(endpoint)) {}
+  explicit OtlpTransport(std::string endpoint);
 
  private:
   std::string endpoint_;
+  std::string display_endpoint_;
 };
 
 // The OTLP/JSON encoding of any OTLP message: protobuf's JSON mapping with the OTLP

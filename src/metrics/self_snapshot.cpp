@@ -37,12 +37,14 @@ SelfSnapshot collect_self_snapshot(const capture::SourceStats& source,
   s.events_lost = events_lost(source, stream);
   s.parse_errors = parse_errors(tracker);
   s.connections_evicted = tracker.counters().evicted;
-  s.spans_built = stitch.spans;
+  // The stitcher also counts client spans it deferred to the caller's context; they are
+  // never built, so they would make the exported + dropped + sampled-out figures fall short.
+  s.spans_built = stitch.spans - stitch.client_spans_deferred;
   s.traces_sampled_out = stitch.traces_sampled_out;
   s.spans_sampled_out = stitch.spans_sampled_out;
   s.spans_exported = queue.spans_exported;
   s.spans_dropped_queue_full = queue.spans_dropped_full;
-  s.spans_dropped_failed = queue.spans_dropped_failed;
+  s.spans_dropped_failed = queue.spans_dropped_refused + queue.spans_unsent_at_exit;
   s.export_failures = queue.export_failures;
   s.export_retries = queue.retries;
   s.export_queue_spans = queue.queued_spans;

@@ -238,6 +238,51 @@ def parse_summary(lines):
     return out
 
 
+# `weft run`'s summary (docs/tracing.md, Counters). The spans line is an equation.
+RUN_SPANS = re.compile(
+    r"^weft run: spans: (\d+) built = (\d+) exported \+ (\d+) sampled out \+ (\d+) dropped "
+    r"\(queue full (\d+), refused (\d+), unsent at exit (\d+)\)(?: \+ (-?\d+) unaccounted)?; "
+    r"not built: (\d+) client spans deferred to the context their request carried$")
+RUN_TRACES = re.compile(r"^weft run: traces: (\d+) finished, (\d+) kept, (\d+) sampled out; links: (.*)$")
+RUN_EXPORT = re.compile(r"^weft run: export attempts: (\d+) failed, (\d+) retries(?:; last error: (.*))?$")
+
+
+def parse_run_summary(lines):
+    """`weft run`'s summary lines as a dict, after checking that the spans line adds up:
+    built = exported + sampled out + dropped, and dropped = the sum of its reasons. Link
+    counters (same-node, wire, inferred, ambiguous, ...) by their names."""
+    out = {}
+    for line in lines:
+        m = RUN_SPANS.match(line)
+        if m:
+            keys = ("built", "exported", "sampled_out", "dropped", "dropped_full", "dropped_refused",
+                    "unsent_at_exit")
+            out.update(zip(keys, map(int, m.groups()[:7])))
+            out["unaccounted"] = int(m.group(8) or 0)
+            out["deferred"] = int(m.group(9))
+            continue
+        m = RUN_TRACES.match(line)
+        if m:
+            out.update(zip(("traces", "traces_kept", "traces_sampled_out"), map(int, m.groups()[:3])))
+            for k, v in re.findall(r"([a-z-]+)=(\d+)", m.group(4)):
+                out[k] = int(v)
+            continue
+        m = RUN_EXPORT.match(line)
+        if m:
+            out["failed_attempts"], out["retries"] = int(m.group(1)), int(m.group(2))
+            out["last_error"] = m.group(3)
+    check(all(k in out for k in ("built", "traces", "failed_attempts")),
+          "weft run did not print its spans, traces and export summary lines; stderr ends with:\n  " +
+          "\n  ".join(lines[-8:]))
+    eq(out["unaccounted"], 0, f"spans weft built but cannot account for ({out})")
+    eq(out["built"], out["exported"] + out["sampled_out"] + out["dropped"],
+       f"built vs exported + sampled out + dropped ({out})")
+    eq(out["dropped"], out["dropped_full"] + out["dropped_refused"] + out["unsent_at_exit"],
+       f"dropped vs the sum of its reasons ({out})")
+    eq(out["traces"], out["traces_kept"] + out["traces_sampled_out"], f"traces finished vs kept + sampled out ({out})")
+    return out
+
+
 class Weft:
     """One `weft events` or `weft record` process: stdout to a file, stderr read line by line."""
 

@@ -32,10 +32,6 @@ EXPORT_INTERVAL = "0.2"
 # monotonic times to wall-clock with an offset measured at start).
 CLOCK_SLACK_NS = 200_000_000
 
-EXPORT_SUMMARY = re.compile(
-    r"^weft run: export: (\d+) spans exported, (\d+) dropped \(queue full\), (\d+) dropped \(failed\), "
-    r"(\d+) failed attempts, (\d+) retries(?:; last error: (.*))?$")
-SPANS_SUMMARY = re.compile(r"^weft run: (\d+) spans, (\d+) traces exported, (\d+) traces sampled out;")
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
 HEX16 = re.compile(r"^[0-9a-f]{16}$")
 
@@ -162,20 +158,10 @@ def base_args(ctx, *extra):
 
 
 def export_summary(weft):
-    """weft's export counters, and its total span count, from its stderr."""
-    out = {}
-    for line in weft.stderr_lines:
-        m = EXPORT_SUMMARY.match(line)
-        if m:
-            keys = ("exported", "dropped_full", "dropped_failed", "failed_attempts", "retries")
-            out.update(zip(keys, map(int, m.groups()[:5])))
-            out["last_error"] = m.group(6)
-        m = SPANS_SUMMARY.match(line)
-        if m:
-            out["spans"] = int(m.group(1))
-    check("exported" in out and "spans" in out,
-          "weft run did not print its span and export summary lines; stderr ends with: "
-          f"{weft.stderr_tail(8)}")
+    """weft's span and export counters from its summary (harness.parse_run_summary checks that
+    they add up); `spans` is the number of spans built."""
+    out = harness.parse_run_summary(weft.stderr_lines)
+    out["spans"] = out["built"]
     return out
 
 
@@ -494,7 +480,7 @@ def export_case(ctx, transport, weft_args=(), env=None, config=None, header=None
     check_no_self_spans(records, weft, [receiver], metrics_port if scrape else None)
     all_spans = len(flat_spans(accepted(records)))
     eq(summary["exported"], all_spans, "spans weft counted as exported vs spans the receiver accepted")
-    eq((summary["dropped_full"], summary["dropped_failed"], summary["failed_attempts"]), (0, 0, 0),
+    eq((summary["dropped"], summary["failed_attempts"]), (0, 0),
        f"drops and failures (last error: {summary['last_error']})")
     print(f"    {ctx.name}: {n} spans of the traffic, {all_spans} exported in {len(traces)} requests "
           f"({len(records) - len(traces)} metrics requests)")
@@ -700,7 +686,7 @@ def backend_down_then_up(ctx, protocol, down_s):
     check_traffic(traffic, accepted(records), paths)
     check(summary["failed_attempts"] > 0 and summary["retries"] > 0,
           f"failed attempts and retries while the backend was down: {summary}")
-    eq((summary["dropped_full"], summary["dropped_failed"]), (0, 0), f"spans dropped: {summary}")
+    eq(summary["dropped"], 0, f"spans dropped: {summary}")
     eq(summary["exported"], len(flat_spans(accepted(records))), "exported vs received spans")
     print(f"    {ctx.name}: {summary}")
 
@@ -713,6 +699,48 @@ def otlp_backend_down_then_up(ctx):
 @case(timeout=120)
 def otlp_grpc_backend_down_then_up(ctx):
     backend_down_then_up(ctx, "grpc", 12.0)  # long enough for weft's and gRPC's backoffs to top out
+
+
+def delivery_lines(weft):
+    return [line for line in weft.stderr_lines
+            if line.startswith(("weft run: export failing", "weft run: export still failing",
+                                "weft run: export refused", "weft run: export to "))]
+
+
+@case(timeout=120)
+def otlp_backend_down_reported_as_it_happens(ctx):
+    """While the backend is down weft says so on stderr at once, once (the next line may only
+    come 30 s later), naming the endpoint without the credentials in its URL; when the backend
+    is up again, one line says deliveries work again. All while weft runs, not at exit."""
+    port = free_port()
+    secret = "s3cret-pw"
+    endpoint = f"http://weftuser:{secret}@127.0.0.1:{port}"
+    shown = f"http://127.0.0.1:{port}/v1/traces"
+    traffic = Traffic(ctx, 5)
+    args, _ = base_args(ctx, "--otlp-endpoint", endpoint)
+    weft = start_run(ctx, args)
+    t0 = time.monotonic()
+    paths = traffic.drive(ctx)
+    wait_until(lambda: delivery_lines(weft), 10, "a stderr line saying the export is failing", interval=0.1)
+    print(f"    {ctx.name}: told {time.monotonic() - t0:.1f} s after the traffic: {delivery_lines(weft)[0]}")
+    time.sleep(3.0)  # several more failed attempts (backoff 0.25 s doubling): still one line
+    lines = delivery_lines(weft)
+    eq(len(lines), 1, f"lines about the failing export while the backend was down for a few seconds: {lines}")
+    check(lines[0].startswith("weft run: export failing: POST " + shown + ": connection failed"),
+          f"the failure line should name {shown} and the reason: {lines[0]!r}")
+    receiver = Receiver(ctx, http_port=port, grpc_port="off")
+    wait_for_spans(receiver, traffic, 2 * len(paths), timeout=10, weft=weft)
+    wait_until(lambda: len(delivery_lines(weft)) == 2, 5, "a line saying deliveries work again", interval=0.1)
+    check(weft.proc.poll() is None, "weft exited before saying the export works again")
+    again = delivery_lines(weft)[1]
+    check(again.startswith(f"weft run: export to {shown} works again: a batch was accepted after "),
+          f"the recovery line: {again!r}")
+    summary = stop_weft(weft)
+    leaked = [line for line in weft.stderr_lines if secret in line]
+    eq(leaked, [], "stderr lines showing the endpoint's password")
+    check(summary["failed_attempts"] >= 2 and summary["dropped"] == 0, f"summary: {summary}")
+    check_traffic(traffic, accepted(receiver.records()), paths)
+    print(f"    {ctx.name}: {again}")
 
 
 @case(timeout=60)
@@ -731,7 +759,7 @@ def otlp_stops_in_bounded_time_when_backend_hangs(ctx):
     took = time.monotonic() - t0
     check(took < 9.0, f"weft took {took:.1f} s to stop with a hung backend")
     eq(summary["exported"], 0, "spans exported to a backend that never answered")
-    check(summary["dropped_failed"] >= 6, f"the unanswered spans counted as dropped: {summary}")
+    check(summary["unsent_at_exit"] >= 6, f"the unanswered spans counted as unsent at exit: {summary}")
     print(f"    {ctx.name}: stopped in {took:.1f} s; {summary}")
 
 
@@ -757,8 +785,8 @@ def queue_bound_case(ctx, *bound):
     received = len(flat_spans(accepted(records)))
     check(summary["dropped_full"] > 0, f"no span dropped for a full queue: {summary}")
     eq(summary["exported"], received, f"exported vs received spans ({summary})")
-    eq(summary["exported"] + summary["dropped_full"] + summary["dropped_failed"], summary["spans"],
-       f"exported + dropped vs spans produced ({summary})")
+    eq(summary["exported"] + summary["dropped"], summary["spans"],
+       f"exported + dropped vs spans built ({summary})")
     check(received > 0, f"nothing arrived once the backend was up: {summary}")
     check(len(traffic.spans(accepted(records))) < 600, "all 600 spans of the traffic arrived despite the bound")
     # The counters prove the bound; memory is a sanity check: 600 spans are far below what
@@ -812,7 +840,7 @@ def otlp_http_503_retry_after(ctx):
     gaps = [attempts[n + 1]["time"] - attempts[n]["time"] for n in range(2)]
     check(all(0.9 <= g <= 3.0 for g in gaps), f"retries should wait about the Retry-After (1 s): gaps {gaps}")
     check(summary["retries"] >= 2 and summary["failed_attempts"] >= 2, f"retries and failures counted: {summary}")
-    eq((summary["dropped_full"], summary["dropped_failed"]), (0, 0), f"spans dropped: {summary}")
+    eq(summary["dropped"], 0, f"spans dropped: {summary}")
     eq(summary["exported"], len(flat_spans(accepted(records))), "exported vs received spans")
     print(f"    {ctx.name}: gaps {[round(g, 2) for g in gaps]} s; {summary}")
 
@@ -841,7 +869,7 @@ def otlp_http_400_not_retried(ctx):
     check(not again, f"refused spans were sent again: {again[:3]}")
     eq(summary["retries"], 0, f"retries after 400 ({summary})")
     eq(summary["exported"], 0, f"spans counted as exported ({summary})")
-    eq(summary["dropped_failed"], len(seen), f"spans dropped (failed) vs spans refused ({summary})")
+    eq(summary["dropped_refused"], len(seen), f"spans dropped (refused) vs spans refused ({summary})")
     eq(summary["failed_attempts"], len(b), f"failed attempts vs requests refused ({summary})")
     check(summary["last_error"] and "400" in summary["last_error"],
           f"the summary's last error should mention 400: {summary['last_error']!r}")
@@ -917,7 +945,7 @@ def otlp_grpc_unavailable_then_ok(ctx):
     check_traffic(traffic, accepted(records), paths)
     eq([r["status"] for r in records if r["signal"] == "traces"][0], "UNAVAILABLE", "first answer")
     check(summary["retries"] >= 1 and summary["failed_attempts"] >= 1, f"retry counted: {summary}")
-    eq((summary["dropped_full"], summary["dropped_failed"]), (0, 0), f"spans dropped: {summary}")
+    eq(summary["dropped"], 0, f"spans dropped: {summary}")
     eq(summary["exported"], len(flat_spans(accepted(records))), "exported vs received spans")
     print(f"    {ctx.name}: {summary}")
 
@@ -930,7 +958,7 @@ def otlp_grpc_invalid_argument_not_retried(ctx):
     ids = [i for _, s in b for i in s]
     eq(len(ids), len(set(ids)), "no refused span sent again")
     eq(summary["retries"], 0, f"retries after INVALID_ARGUMENT ({summary})")
-    eq(summary["dropped_failed"], len(ids), f"spans dropped (failed) vs refused ({summary})")
+    eq(summary["dropped_refused"], len(ids), f"spans dropped (refused) vs refused ({summary})")
     eq(summary["exported"], 0, f"spans counted as exported ({summary})")
     print(f"    {ctx.name}: {summary}")
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import harness
 from harness import TestFailure, case, check, eq, free_port, start_weft, stop_process, wait_listening
 from peers import curl
 
@@ -76,9 +77,14 @@ def drive(ctx, url, total, per_curl, headers=()):
 
 
 def stop_and_collect(weft, path):
+    """The spans weft wrote, after checking its summary: the spans line adds up
+    (harness.parse_run_summary) and `exported` is exactly what reached the file."""
     weft.stop()
     weft.expect_clean_exit()
-    return otlp_spans(path)
+    spans = otlp_spans(path)
+    summary = harness.parse_run_summary(weft.stderr_lines)
+    eq(summary["exported"], len(spans), f"spans the summary calls exported vs spans in {path} ({summary})")
+    return spans
 
 
 def check_chain_trees(spans, total):

@@ -7,10 +7,12 @@
 #include <mutex>
 #include <thread>
 
+#include "export/delivery_report.h"
 #include "export/export_queue.h"
 
 using namespace std::chrono_literals;
 using weft::exporter::BatchExporter;
+using weft::exporter::DeliveryReporter;
 using weft::exporter::ExportQueue;
 using weft::exporter::ExportResult;
 using weft::exporter::QueueConfig;
@@ -47,7 +49,13 @@ struct ScriptedBackend : BatchExporter {
     if (rejected) ok.error = "rejected by the backend";
     return ok;
   }
+  std::string destination() const override { return "scripted"; }
 };
+
+// Every span pushed is accounted for once the queue has shut down.
+uint64_t accounted(const weft::exporter::QueueCounters& c) {
+  return c.spans_exported + c.spans_dropped_full + c.spans_dropped_refused + c.spans_unsent_at_exit;
+}
 
 QueueConfig fast_config() {
   QueueConfig c;
@@ -95,7 +103,8 @@ TEST_CASE("export queue: retryable failures are retried with backoff until they 
   CHECK(c.export_failures == 3);
   CHECK(c.retries == 3);
   CHECK(c.spans_exported == 4);
-  CHECK(c.spans_dropped_failed == 0);
+  CHECK(c.spans_dropped_refused + c.spans_unsent_at_exit == 0);
+  CHECK(accounted(c) == 4);
   CHECK(q.last_error() == "scripted failure 2");
 }
 
@@ -106,11 +115,13 @@ TEST_CASE("export queue: a non-retryable failure drops the batch and counts it")
   ScriptedBackend* b = backend.get();
   ExportQueue q(fast_config(), std::move(backend));
   q.push(trace_of(5));
-  CHECK(eventually([&] { return q.counters().spans_dropped_failed == 5; }));
+  CHECK(eventually([&] { return q.counters().spans_dropped_refused == 5; }));
   q.push(trace_of(2));  // the next batch goes through
   CHECK(eventually([&] { return b->spans_received == 2; }));
   q.shutdown(100ms);
   CHECK(q.counters().retries == 0);
+  CHECK(q.counters().spans_unsent_at_exit == 0);
+  CHECK(accounted(q.counters()) == 7);
 }
 
 TEST_CASE("export queue: while the backend is down memory stays bounded and the oldest go") {
@@ -126,7 +137,9 @@ TEST_CASE("export queue: while the backend is down memory stays bounded and the 
   q.shutdown(0ms);
   counters = q.counters();
   CHECK(counters.spans_exported == 0);
-  CHECK(counters.spans_dropped_full + counters.spans_dropped_failed == 200);
+  CHECK(counters.spans_dropped_refused == 0);  // never refused: it could not be reached
+  CHECK(counters.spans_unsent_at_exit > 0);
+  CHECK(accounted(counters) == 200);
 }
 
 TEST_CASE("export queue: export resumes by itself when the backend comes back") {
@@ -175,11 +188,13 @@ TEST_CASE("export queue: shutdown exports what is queued, and gives up at its de
     auto start = std::chrono::steady_clock::now();
     q.shutdown(50ms);
     CHECK(std::chrono::steady_clock::now() - start < 900ms);
-    CHECK(q.counters().spans_dropped_failed == 3);
+    CHECK(q.counters().spans_unsent_at_exit == 3);
+    CHECK(accounted(q.counters()) == 3);
   }
 }
 
-TEST_CASE("export queue: spans a backend rejects in a partial success count as dropped, not exported") {
+TEST_CASE(
+    "export queue: spans a backend rejects in a partial success count as dropped, not exported") {
   auto backend = std::make_unique<ScriptedBackend>();
   backend->rejected = 2;
   ScriptedBackend* b = backend.get();
@@ -189,7 +204,8 @@ TEST_CASE("export queue: spans a backend rejects in a partial success count as d
   q.shutdown(100ms);
   auto c = q.counters();
   CHECK(c.spans_exported == 3);
-  CHECK(c.spans_dropped_failed == 2);
+  CHECK(c.spans_dropped_refused == 2);
+  CHECK(accounted(c) == 5);
   CHECK(c.retries == 0);
   CHECK(q.last_error() == "rejected by the backend");
 }
@@ -213,6 +229,7 @@ struct HungBackend : BatchExporter {
     cancelled = true;
     cv.notify_all();
   }
+  std::string destination() const override { return "hung"; }
 };
 
 }  // namespace
@@ -229,6 +246,36 @@ TEST_CASE("export queue: shutdown cancels a request the backend never answers, a
   CHECK(took >= 90ms);
   CHECK(took < 1500ms);
   CHECK(b->calls == 1);  // no new attempt after the deadline
-  CHECK(q.counters().spans_dropped_failed == 4);
+  CHECK(q.counters().spans_unsent_at_exit == 4);
   CHECK(q.counters().spans_exported == 0);
+}
+
+TEST_CASE("export queue: the batch being sent counts as queued until it is delivered") {
+  auto backend = std::make_unique<HungBackend>();
+  HungBackend* b = backend.get();
+  ExportQueue q(fast_config(), std::move(backend));
+  q.push(trace_of(4));
+  CHECK(eventually([&] { return b->calls == 1; }));
+  CHECK(q.counters().queued_spans == 4);  // in flight, not yet exported nor dropped
+  q.shutdown(10ms);
+  CHECK(q.counters().queued_spans == 0);
+  CHECK(accounted(q.counters()) == 4);
+}
+
+TEST_CASE("export queue: the reporter hears every attempt, on the export thread") {
+  auto backend = std::make_unique<ScriptedBackend>();
+  backend->failures = 2;
+  ScriptedBackend* b = backend.get();
+  std::vector<std::string> lines;
+  auto reporter = std::make_unique<DeliveryReporter>(
+      "scripted", [&](const std::string& line) { lines.push_back(line); });
+  ExportQueue q(fast_config(), std::move(backend), std::move(reporter));
+  q.push(trace_of(1));
+  CHECK(eventually([&] { return b->spans_received == 1; }));
+  q.shutdown(100ms);  // joins the export thread: `lines` is no longer written
+  REQUIRE(lines.size() == 2);
+  CHECK(lines[0] ==
+        "weft run: export failing: scripted failure 0 (retrying; traces wait in the queue)");
+  CHECK(lines[1].starts_with(
+      "weft run: export to scripted works again: a batch was accepted after 2 failed attempts"));
 }
