@@ -37,6 +37,8 @@ struct SelfSnapshot {
   uint64_t spans_built = 0;
   uint64_t traces_sampled_out = 0;
   uint64_t spans_sampled_out = 0;
+  std::map<std::string, uint64_t> links;               // parent links by evidence
+  std::map<std::string, uint64_t> links_not_inferred;  // inferred links refused, by reason
   uint64_t spans_exported = 0;
   uint64_t spans_dropped_queue_full = 0;
   uint64_t spans_dropped_failed = 0;

@@ -45,6 +45,12 @@ std::vector<SelfMetric> self_metrics(const SelfSnapshot& s, const SeriesOverflow
       counter("weft.spans", "Spans built, before sampling.", "{span}", s.spans_built),
       counter("weft.traces.sampled_out", "Traces the sampler did not keep.", "{trace}",
               s.traces_sampled_out),
+      labelled_counter("weft.links", "Parent links made, by evidence.", "{link}", "evidence",
+                       s.links),
+      labelled_counter("weft.links.not_inferred",
+                       "Calls a request on their thread could have held, left without a parent "
+                       "because the thread-per-request premise does not hold, by reason.",
+                       "{link}", "reason", s.links_not_inferred),
       counter("weft.spans.exported", "Spans the exporter accepted.", "{span}", s.spans_exported),
       labelled_counter("weft.spans.dropped", "Spans not exported, by reason.", "{span}", "reason",
                        {{"queue_full", s.spans_dropped_queue_full},
