@@ -44,7 +44,8 @@ RecordWriter::~RecordWriter() {
   if (file_) std::fclose(file_);
 }
 
-void RecordWriter::put(uint32_t type, const void* a, uint32_t a_len, const void* b, uint32_t b_len) {
+void RecordWriter::put(uint32_t type, const void* a, uint32_t a_len, const void* b,
+                       uint32_t b_len) {
   uint32_t head[2] = {type, a_len + b_len};
   if (std::fwrite(head, sizeof(head), 1, file_) != 1 ||
       (a_len && std::fwrite(a, a_len, 1, file_) != 1) ||
@@ -56,8 +57,9 @@ void RecordWriter::write(const Event& event) {
   if (event.process && written_[event.pid] != event.process.get()) {
     written_[event.pid] = event.process.get();
     const ProcessInfo& p = *event.process;
-    std::string fields = p.exe + '\0' + p.service_name + '\0' + p.command_line;
-    put(kProcessRecord, &event.pid, sizeof(event.pid), fields.data(), static_cast<uint32_t>(fields.size()));
+    std::string fields = p.exe + '\0' + p.service_name + '\0' + p.command_line + '\0' + p.runtime;
+    put(kProcessRecord, &event.pid, sizeof(event.pid), fields.data(),
+        static_cast<uint32_t>(fields.size()));
   }
   std::vector<uint8_t> raw = encode_event(event);
   put(kEventRecord, raw.data(), static_cast<uint32_t>(raw.size()));
@@ -102,9 +104,9 @@ bool RecordReader::read_header(std::string* error) {
     return false;
   }
   if (header.file_version != kRecordFileVersion || header.event_abi != WEFT_EVENT_ABI_VERSION) {
-    *error = path_ + " is a version " + std::to_string(header.file_version) + " recording (event ABI " +
-             std::to_string(header.event_abi) + "); this weft reads version " +
-             std::to_string(kRecordFileVersion) + " (event ABI " +
+    *error = path_ + " is a version " + std::to_string(header.file_version) +
+             " recording (event ABI " + std::to_string(header.event_abi) +
+             "); this weft reads version " + std::to_string(kRecordFileVersion) + " (event ABI " +
              std::to_string(WEFT_EVENT_ABI_VERSION) + ")";
     return false;
   }
@@ -121,7 +123,8 @@ bool RecordReader::poll(std::chrono::milliseconds, const EventSink& sink) {
     size_t got = std::fread(head, 1, sizeof(head), file_);
     if (got == 0 && std::feof(file_)) {
       // Every finished recording ends with its loss counters; without them it was cut short.
-      if (!saw_losses_) error_ = path_ + " is truncated: it ends without its final record (was weft killed?)";
+      if (!saw_losses_)
+        error_ = path_ + " is truncated: it ends without its final record (was weft killed?)";
       return false;
     }
     if (got != sizeof(head) || head[1] > kMaxRecordBytes) {
@@ -136,14 +139,15 @@ bool RecordReader::poll(std::chrono::milliseconds, const EventSink& sink) {
     if (head[0] == kProcessRecord && body.size() >= 4) {
       auto info = std::make_shared<ProcessInfo>();
       std::memcpy(&info->pid, body.data(), 4);
-      // exe, then (from later writers) NUL-separated service name and command line.
+      // exe, then (from later writers) NUL-separated service name, command line and runtime.
       std::string fields(body.begin() + 4, body.end());
-      size_t a = fields.find('\0');
-      info->exe = fields.substr(0, a);
-      if (a != std::string::npos) {
-        size_t b = fields.find('\0', a + 1);
-        info->service_name = fields.substr(a + 1, b == std::string::npos ? std::string::npos : b - a - 1);
-        if (b != std::string::npos) info->command_line = fields.substr(b + 1);
+      std::string* into[] = {&info->exe, &info->service_name, &info->command_line, &info->runtime};
+      size_t at = 0;
+      for (std::string* field : into) {
+        size_t end = fields.find('\0', at);
+        *field = fields.substr(at, end == std::string::npos ? std::string::npos : end - at);
+        if (end == std::string::npos) break;
+        at = end + 1;
       }
       processes_.remember(std::move(info), "");
     } else if (head[0] == kLossRecord && body.size() == sizeof(stats_.kernel)) {

@@ -6,7 +6,7 @@
 //   records : u32 type, u32 length, `length` bytes
 //     type 1 event    : one struct weft_*_event exactly as the kernel writes it
 //     type 2 process  : u32 pid, then the executable path, and optionally "\0" service name
-//                       "\0" command line
+//                       "\0" command line "\0" runtime (each optional: older files stop sooner)
 //     type 3 losses   : u64 per enum weft_loss, the kernel's counters when recording stopped
 #pragma once
 

@@ -99,19 +99,21 @@ std::string open_error(const std::string& path) {
 
 std::shared_ptr<const ProcessInfo> process(uint32_t pid, const std::string& exe,
                                            const std::string& service = "",
-                                           const std::string& command_line = "") {
+                                           const std::string& command_line = "",
+                                           const std::string& runtime = "") {
   auto info = std::make_shared<ProcessInfo>();
   info->pid = pid;
   info->exe = exe;
   info->service_name = service;
   info->command_line = command_line;
+  info->runtime = runtime;
   return info;
 }
 
 // A short connection: connect, a request, a truncated response chunk, close; plus an
 // event from a second process whose executable is unknown.
 std::vector<Event> sample_events() {
-  auto curl = process(4242, "/usr/bin/curl", "frontend", "curl -s http://10.1.2.3/");
+  auto curl = process(4242, "/usr/bin/curl", "frontend", "curl -s http://10.1.2.3/", "libuv");
   std::vector<Event> events;
 
   Event connect = base_event(EventKind::Connect, 11, 1'000);
@@ -172,6 +174,7 @@ TEST_CASE("record file: events, wall clock, processes and losses survive a round
     CHECK(read[i].process->exe == "/usr/bin/curl");
     CHECK(read[i].process->service_name == "frontend");
     CHECK(read[i].process->command_line == "curl -s http://10.1.2.3/");
+    CHECK(read[i].process->runtime == "libuv");  // replays judge inference as the live run did
   }
   CHECK(read[4].process == nullptr);  // written without process info
 
@@ -237,10 +240,10 @@ TEST_CASE("record file: a process record holding only the exe is read") {
   CHECK(read[0].process->command_line.empty());
 }
 
-// Regression (was a bug) (src/capture/record_file.cpp, RecordWriter::write): the process record is written only
-// the first time a pid shows (pids_written_), but live capture re-resolves a pid's ProcessInfo
-// when its comm changes (an exec, see ProcessResolver::resolve). Events after the exec carry
-// the new exe live, yet replay attributes them to the exe from before the exec. The reader
+// Regression (was a bug) (src/capture/record_file.cpp, RecordWriter::write): the process record is
+// written only the first time a pid shows (pids_written_), but live capture re-resolves a pid's
+// ProcessInfo when its comm changes (an exec, see ProcessResolver::resolve). Events after the exec
+// carry the new exe live, yet replay attributes them to the exe from before the exec. The reader
 // already handles a second process record for a pid (latest wins); the writer never emits it.
 TEST_CASE("record file: a process that execs keeps its new exe on replay") {
   TempDir dir;
