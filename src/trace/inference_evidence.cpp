@@ -13,7 +13,6 @@ constexpr uint64_t kOpen = std::numeric_limits<uint64_t>::max();
 constexpr uint64_t kMaxOpenAgeNs = 60'000'000'000;
 constexpr size_t kMaxOpenPerThread = 64;
 constexpr size_t kRecentPerThread = 8;
-constexpr size_t kMaxThreads = 1u << 18;
 
 uint64_t thread_key(uint32_t pid, uint32_t tid) {
   return static_cast<uint64_t>(pid) << 32 | tid;
@@ -45,14 +44,17 @@ const char* to_string(Distrust reason) {
 }
 
 InferenceEvidence::ThreadState& InferenceEvidence::thread(uint32_t pid, uint32_t tid) {
-  if (threads_.size() >= kMaxThreads) {
+  if (threads_.size() >= thread_limit_) {
     // Forget threads with nothing to remember; a verdict is never dropped to make room.
-    for (auto it = threads_.begin(); it != threads_.end() && threads_.size() >= kMaxThreads / 2;) {
+    for (auto it = threads_.begin();
+         it != threads_.end() && threads_.size() >= thread_limit_ / 2;) {
       if (it->second.distrust == Distrust::None && it->second.open.empty())
         it = threads_.erase(it);
       else
         ++it;
     }
+    // Mostly verdicts: let the table grow rather than rescan it on every new thread.
+    if (threads_.size() >= thread_limit_ / 2) thread_limit_ *= 2;
   }
   return threads_[thread_key(pid, tid)];
 }

@@ -81,6 +81,7 @@ class InferenceEvidence {
   bool overlaps_other_connection(const ThreadState& t, const Window& w) const;
 
   std::unordered_map<uint64_t, ThreadState> threads_;  // pid << 32 | tid
+  size_t thread_limit_ = 1u << 18;                     // beyond it, threads without verdict go
   std::unordered_map<uint32_t, Distrust> processes_;
 };
 
