@@ -49,6 +49,7 @@ std::string links_line(const trace::StitchCounters& s) {
          " thread-hopping=" + n(s.not_inferred_thread_hopping) +
          " opaque-server-traffic=" + n(s.not_inferred_opaque_server_traffic) +
          " calls-outside-requests=" + n(s.not_inferred_calls_outside_requests) +
+         " event-loop-runtime=" + n(s.not_inferred_event_loop_runtime) +
          "; conflicts=" + n(s.conflicts) + " forced-early=" + n(s.forced_early) +
          " waited-for-parent=" + n(s.waited_for_parent) +
          " start-bounded-by-child=" + n(s.start_bounded_by_child);

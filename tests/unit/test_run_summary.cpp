@@ -61,6 +61,7 @@ TEST_CASE("run summary: links and export lines") {
   s.not_inferred_thread_hopping = 4;
   s.not_inferred_opaque_server_traffic = 5;
   s.not_inferred_calls_outside_requests = 6;
+  s.not_inferred_event_loop_runtime = 11;
   s.conflicts = 7;
   s.forced_early = 8;
   s.waited_for_parent = 9;
@@ -68,7 +69,8 @@ TEST_CASE("run summary: links and export lines") {
   CHECK(cli::links_line(s) ==
         "weft run: traces: 45 finished, 40 kept, 5 sampled out; links: same-node=12 wire=1 "
         "inferred=8; not inferred: ambiguous=2 concurrent-requests=3 thread-hopping=4 "
-        "opaque-server-traffic=5 calls-outside-requests=6; conflicts=7 forced-early=8 "
+        "opaque-server-traffic=5 calls-outside-requests=6 event-loop-runtime=11; conflicts=7 "
+        "forced-early=8 "
         "waited-for-parent=9 start-bounded-by-child=10");
   exporter::QueueCounters q;
   q.export_failures = 3;
