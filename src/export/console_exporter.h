@@ -1,7 +1,16 @@
 // Each finished trace as an indented tree for people.
+//
+// The stitcher may hand over one trace in several parts: spans that joined one trace through
+// wire context without weft seeing the call between them (an SDK-instrumented caller), or a
+// span that finished after the rest had left. Parts in one batch are printed as one tree
+// (several roots under one header); a part arriving after its trace was printed gets a header
+// that says it continues that trace, and each root line names the span it hangs off.
 #pragma once
 
 #include <cstdio>
+#include <deque>
+#include <string>
+#include <unordered_map>
 
 #include "export/exporter.h"
 
@@ -14,8 +23,19 @@ class ConsoleExporter : public BatchExporter {
   std::string destination() const override { return "the console"; }
 
  private:
-  void print(const trace::Trace& trace);
+  using Spans = std::vector<const trace::Span*>;
+  void print(const std::string& trace_key, const Spans& spans);
+  std::string parent_note(const trace::Span& root,
+                          const std::unordered_map<std::string, std::string>* earlier) const;
+  void remember(const std::string& trace_key, const Spans& spans);
+
   FILE* out_;
+  // Recently printed traces: span id -> "service name" of each printed span, so a later part
+  // can say which span it extends. Bounded: the oldest traces are forgotten first.
+  static constexpr size_t kRememberedTraces = 4096;
+  static constexpr size_t kRememberedSpansPerTrace = 1024;
+  std::unordered_map<std::string, std::unordered_map<std::string, std::string>> printed_;
+  std::deque<std::string> printed_order_;
 };
 
 }  // namespace weft::exporter
