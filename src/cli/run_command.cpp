@@ -154,6 +154,7 @@ int run_traces(const RunOptions& options) {
         stitcher.request_started(c.pid, tid, c.cookie, start_mono + wall_offset);
       });
   tracker.on_opaque_server_io([&](uint32_t pid, uint32_t tid) { stitcher.opaque_server_io(pid, tid); });
+  tracker.on_connection_finished([&](uint64_t cookie) { stitcher.connection_finished(cookie); });
   auto publish_self = [&] {
     registry.set_self(metrics::collect_self_snapshot(stream.source_stats(), stream.stream_stats(),
                                                      tracker, stitcher.counters(),

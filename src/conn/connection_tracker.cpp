@@ -138,6 +138,7 @@ void ConnectionTracker::finish(uint64_t cookie) {
   memory_used_ -= c.accounted;
   lru_.erase(c.lru);
   connections_.erase(it);
+  if (on_finished_) on_finished_(cookie);
 }
 
 void ConnectionTracker::account(Connection& c) {

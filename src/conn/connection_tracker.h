@@ -44,6 +44,10 @@ class ConnectionTracker {
   ~ConnectionTracker();
 
   void on_opaque_server_io(OpaqueServerIoSink sink) { on_opaque_server_io_ = std::move(sink); }
+  // Told when a connection's state is freed (closed, idle, evicted), after its last exchanges.
+  void on_connection_finished(std::function<void(uint64_t cookie)> sink) {
+    on_finished_ = std::move(sink);
+  }
 
   void on_event(const Event& event);
   // Frees connections silent since before now - idle timeout, finishing what they hold.
@@ -85,6 +89,7 @@ class ConnectionTracker {
   protocols::ExchangeSink sink_;
   protocols::RequestStartSink on_request_start_;
   OpaqueServerIoSink on_opaque_server_io_;
+  std::function<void(uint64_t cookie)> on_finished_;
   int64_t wall_offset_ns_;
   std::unordered_map<uint64_t, Connection> connections_;
   std::list<uint64_t> lru_;  // least recently active first

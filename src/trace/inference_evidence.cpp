@@ -85,6 +85,18 @@ void InferenceEvidence::request_started(uint32_t pid, uint32_t tid, uint64_t coo
   if (overlaps_other_connection(t, w)) distrust_process(pid, Distrust::ConcurrentRequests);
   if (t.open.size() >= kMaxOpenPerThread) t.open.pop_front();
   t.open.push_back(w);
+  auto& threads = open_threads_[cookie];
+  uint64_t key = thread_key(pid, tid);
+  if (std::find(threads.begin(), threads.end(), key) == threads.end()) threads.push_back(key);
+}
+
+void InferenceEvidence::connection_finished(uint64_t cookie) {
+  auto it = open_threads_.find(cookie);
+  if (it == open_threads_.end()) return;
+  for (uint64_t key : it->second)
+    if (auto t = threads_.find(key); t != threads_.end())
+      std::erase_if(t->second.open, [cookie](const Window& o) { return o.cookie == cookie; });
+  open_threads_.erase(it);
 }
 
 void InferenceEvidence::server_exchange(const Exchange& ex, uint64_t start_ns, uint64_t end_ns) {
@@ -95,15 +107,17 @@ void InferenceEvidence::server_exchange(const Exchange& ex, uint64_t start_ns, u
   if (ex.request.start_tid == 0) return;
   ThreadState& t = thread(pid, ex.request.start_tid);
   uint64_t cookie = ex.connection->cookie;
-  // No longer open: the entry of its own head (same connection, same start), else the oldest
-  // of its connection.
-  auto same = std::find_if(t.open.begin(), t.open.end(), [&](const Window& o) {
-    return o.cookie == cookie && o.start_ns == start_ns;
-  });
-  if (same == t.open.end())
-    same = std::find_if(t.open.begin(), t.open.end(),
-                        [&](const Window& o) { return o.cookie == cookie; });
-  if (same != t.open.end()) t.open.erase(same);
+  // No longer open: its own head, and any earlier head of its connection (answers come in
+  // order, so an earlier one still open lost its response to a gap), else the oldest of its
+  // connection.
+  size_t before = t.open.size();
+  std::erase_if(t.open,
+                [&](const Window& o) { return o.cookie == cookie && o.start_ns <= start_ns; });
+  if (t.open.size() == before) {
+    auto oldest = std::find_if(t.open.begin(), t.open.end(),
+                               [&](const Window& o) { return o.cookie == cookie; });
+    if (oldest != t.open.end()) t.open.erase(oldest);
+  }
   Window w{cookie, start_ns, std::max(start_ns, end_ns)};
   if (overlaps_other_connection(t, w)) distrust_process(pid, Distrust::ConcurrentRequests);
   if (t.recent.size() >= kRecentPerThread) t.recent.pop_front();

@@ -51,6 +51,8 @@ class InferenceEvidence {
   void client_exchange(const Exchange& ex);
   // The thread made a call that no request it served (finished or still open) held.
   void call_outside_requests(uint32_t pid, uint32_t tid);
+  // The connection is gone: its requests still open will never be answered.
+  void connection_finished(uint64_t cookie);
   // The thread moved bytes on an accepted connection weft cannot parse.
   void opaque_server_io(uint32_t pid, uint32_t tid);
 
@@ -83,6 +85,8 @@ class InferenceEvidence {
   std::unordered_map<uint64_t, ThreadState> threads_;  // pid << 32 | tid
   size_t thread_limit_ = 1u << 18;                     // beyond it, threads without verdict go
   std::unordered_map<uint32_t, Distrust> processes_;
+  // The threads that read request heads of each live connection, until it is finished.
+  std::unordered_map<uint64_t, std::vector<uint64_t>> open_threads_;
 };
 
 }  // namespace weft::trace

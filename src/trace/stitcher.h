@@ -77,6 +77,8 @@ class Stitcher {
   void request_started(uint32_t pid, uint32_t tid, uint64_t cookie, uint64_t start_ns);
   // The thread moved bytes on an accepted connection weft cannot parse.
   void opaque_server_io(uint32_t pid, uint32_t tid) { evidence_.opaque_server_io(pid, tid); }
+  // The connection is gone (closed, idle, evicted): its unanswered requests are not in flight.
+  void connection_finished(uint64_t cookie) { evidence_.connection_finished(cookie); }
   // Resolves spans that have waited long enough and sends out complete traces.
   void flush_ready(uint64_t now_ns);
   // Resolves and sends everything (shutdown, end of a recording).

@@ -121,6 +121,35 @@ TEST_CASE(
     CHECK_FALSE(has_parent(f, call));
     CHECK(f.stitcher.counters().not_inferred_concurrent_requests == 1);
   }
+  SUBCASE("a request head never answered stops counting when its connection is gone") {
+    StitchFixture f;
+    auto lost = svc.request(1000, 2000, 701);
+    started(f, lost);  // the client hung up before the answer
+    f.stitcher.connection_finished(lost->connection->cookie);
+    auto in = svc.request(3000, 4000, 701);
+    auto out = svc.call(3100, 3600, 701);
+    started(f, in);
+    f.add(out, 5000);
+    f.add(in, 5001);
+    f.stitcher.flush_all();
+    CHECK(linked(f, out, in));
+  }
+  SUBCASE("nor once a later request of its connection is answered (its answer fell in a gap)") {
+    StitchFixture f;
+    auto lost = svc.request(1000, 2000, 701);
+    auto next = std::make_shared<Exchange>(*lost);  // the same connection, the next request
+    set_timing(*next, 2500, 2510, 2590, 2600, 701, 99);
+    started(f, lost);
+    started(f, next);
+    f.add(next, 2700);
+    auto in = svc.request(3000, 4000, 701);
+    auto out = svc.call(3100, 3600, 701);
+    started(f, in);
+    f.add(out, 5000);
+    f.add(in, 5001);
+    f.stitcher.flush_all();
+    CHECK(linked(f, out, in));
+  }
   SUBCASE("a request head never answered stops counting after a minute") {
     StitchFixture f;
     auto lost = svc.request(1000, 2000, 701);

@@ -275,6 +275,11 @@ TEST_CASE("metrics: the exposition of a small registry, line by line") {
            "# HELP weft_traces_sampled_out_total Traces the sampler did not keep.",
            "# TYPE weft_traces_sampled_out_total counter",
            "weft_traces_sampled_out_total 5",
+           "# HELP weft_links_total Parent links made, by evidence.",
+           "# TYPE weft_links_total counter",
+           "# HELP weft_links_not_inferred_total Calls a request on their thread could have held, "
+           "left without a parent because the thread-per-request premise does not hold, by reason.",
+           "# TYPE weft_links_not_inferred_total counter",
            "# HELP weft_spans_exported_total Spans the exporter accepted.",
            "# TYPE weft_spans_exported_total counter",
            "weft_spans_exported_total 30",
