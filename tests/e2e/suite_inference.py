@@ -129,7 +129,10 @@ def links_summary(weft):
     """weft's own link counters from its summary line, for the report (absent: empty)."""
     for line in weft.stderr_lines:
         if "links:" in line:
-            counts = dict(re.findall(r"(inferred|ambiguous)=(\d+)", line))
+            counts = {k: v for k, v in re.findall(r"([a-z-]+)=(\d+)", line)
+                      if k in ("inferred", "ambiguous", "concurrent-requests", "thread-hopping",
+                               "opaque-server-traffic", "calls-outside-requests", "event-loop-runtime")
+                      and (v != "0" or k == "inferred")}
             if counts:
                 return " (weft: " + " ".join(f"{k}={v}" for k, v in counts.items()) + ")"
     return ""
