@@ -1,7 +1,8 @@
 // Thread inference against recorded event streams (issue 9): real services recorded once with
 // `weft record` (scripts/record_inference_fixtures.py, tests/data/inference/*.weftrec) are
 // replayed through the stages `weft run` wires up (EventStream -> ConnectionTracker with its
-// request-start and opaque-server-I/O sinks -> SpanBuilder -> Stitcher), no kernel involved.
+// request-start, opaque-server-I/O and connection-finished sinks -> SpanBuilder -> Stitcher),
+// no kernel involved.
 // Truth comes from the URL paths, as in tests/e2e/suite_inference.py: a call made for request
 // n has n in its path; a call made outside any request (a timer, a background thread, an
 // upstream call for an HTTPS request weft cannot read) must have no parent.
@@ -84,6 +85,7 @@ Replay replay(const std::string& name, const ReplayOptions& options = {}) {
     ++out.opaque_io_reports;
     if (options.opaque_io) stitcher.opaque_server_io(pid, tid);
   });
+  tracker.on_connection_finished([&](uint64_t cookie) { stitcher.connection_finished(cookie); });
 
   std::unordered_map<const ProcessInfo*, std::shared_ptr<const ProcessInfo>> rewritten;
   auto sink = [&](Event&& e) {
