@@ -43,6 +43,8 @@ class ConnectionTracker {
                     protocols::RequestStartSink on_request_start = {});
   ~ConnectionTracker();
 
+  // Set before the first event: handlers keep a pointer to this sink.
+  void on_request_started(protocols::RequestStartSink sink) { on_request_start_ = std::move(sink); }
   void on_opaque_server_io(OpaqueServerIoSink sink) { on_opaque_server_io_ = std::move(sink); }
   // Told when a connection's state is freed (closed, idle, evicted), after its last exchanges.
   void on_connection_finished(std::function<void(uint64_t cookie)> sink) {

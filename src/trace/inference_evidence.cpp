@@ -80,10 +80,11 @@ void InferenceEvidence::request_started(uint32_t pid, uint32_t tid, uint64_t coo
                                         uint64_t start_ns) {
   if (tid == 0) return;
   ThreadState& t = thread(pid, tid);
-  while (!t.open.empty() && t.open.front().start_ns + kMaxOpenAgeNs < start_ns) t.open.pop_front();
+  std::erase_if(t.open,
+                [start_ns](const Window& o) { return o.start_ns + kMaxOpenAgeNs < start_ns; });
   Window w{cookie, start_ns, kOpen};
   if (overlaps_other_connection(t, w)) distrust_process(pid, Distrust::ConcurrentRequests);
-  if (t.open.size() >= kMaxOpenPerThread) t.open.pop_front();
+  if (t.open.size() >= kMaxOpenPerThread) t.open.erase(t.open.begin());
   t.open.push_back(w);
   auto& threads = open_threads_[cookie];
   uint64_t key = thread_key(pid, tid);
@@ -120,7 +121,7 @@ void InferenceEvidence::server_exchange(const Exchange& ex, uint64_t start_ns, u
   }
   Window w{cookie, start_ns, std::max(start_ns, end_ns)};
   if (overlaps_other_connection(t, w)) distrust_process(pid, Distrust::ConcurrentRequests);
-  if (t.recent.size() >= kRecentPerThread) t.recent.pop_front();
+  if (t.recent.size() >= kRecentPerThread) t.recent.erase(t.recent.begin());
   t.recent.push_back(w);
 }
 

@@ -22,7 +22,6 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
 #include <unordered_map>
 #include <vector>
 
@@ -73,8 +72,10 @@ class InferenceEvidence {
   };
   struct ThreadState {
     Distrust distrust = Distrust::None;
-    std::deque<Window> open;    // requests being served, oldest first
-    std::deque<Window> recent;  // the last finished ones, oldest first
+    // Vectors, not deques: a new thread (one per connection in Python's threading servers)
+    // must cost no allocation until it serves something, and both stay a few entries long.
+    std::vector<Window> open;    // requests being served, oldest first
+    std::vector<Window> recent;  // the last finished ones, oldest first
   };
 
   ThreadState& thread(uint32_t pid, uint32_t tid);

@@ -59,6 +59,15 @@ int main(int argc, char** argv) {
           stitcher.add(std::move(span), now);
         },
         0);
+    if (spans) {  // the evidence thread inference needs, wired as `weft run` wires it
+      tracker.on_request_started([&](const weft::ConnectionInfo& c, uint32_t tid, uint64_t start) {
+        stitcher.request_started(c.pid, tid, c.cookie, start);
+      });
+      tracker.on_opaque_server_io(
+          [&](uint32_t pid, uint32_t tid) { stitcher.opaque_server_io(pid, tid); });
+      tracker.on_connection_finished(
+          [&](uint64_t cookie) { stitcher.connection_finished(cookie); });
+    }
     for (const auto& e : events) {
       now = e.mono_ns;
       tracker.on_event(e);
