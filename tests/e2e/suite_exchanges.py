@@ -906,7 +906,8 @@ def exchanges_replay(ctx):
         res = run([harness.WEFT, "exchanges", "--replay", rec_path, "--json"] + list(extra), timeout=30)
         err = res.stderr.decode("utf-8", "replace").splitlines()
         eq(res.returncode, 0, f"weft exchanges --replay {' '.join(extra)}: exit code (stderr {err})")
-        check(all(SUMMARY_SHOWN.match(l) or SUMMARY_HTTP1.match(l) or SUMMARY_LOSSES.match(l) for l in err),
+        check(all(SUMMARY_SHOWN.match(l) or SUMMARY_HTTP1.match(l) or SUMMARY_LOSSES.match(l) or
+                  harness.SUMMARY_CAPTURE_LIMIT.match(l) for l in err),
               f"replay stderr has more than the summary: {err}")
         xs = parse_exchanges(res.stdout)
         for x in xs:
