@@ -10,6 +10,7 @@
 
 #include "capture/tracefs.h"
 #include "cli/commands.h"
+#include "export/delivery_report.h"
 #include "export/otlp_transport.h"
 #include "metrics/metrics_server.h"
 // The prefix header must come before the generated protobuf headers, the suffix after.
@@ -45,8 +46,8 @@ void row(const char* name, const std::string& value) {
 std::string probe_traces_endpoint(const exporter::ExportConfig& o) {
   exporter::OtlpSignal settings = o.traces;
   settings.timeout = std::min(settings.timeout, std::chrono::milliseconds(3000));
-  std::string where =
-      std::string(exporter::protocol_name(settings.protocol)) + " " + settings.endpoint;
+  std::string where = std::string(exporter::protocol_name(settings.protocol)) + " " +
+                      exporter::redact_url(settings.endpoint);
   std::string error;
   auto transport = exporter::OtlpTransport::create(exporter::Signal::Traces, settings, &error);
   if (!transport) return where + ": " + error;
@@ -84,7 +85,8 @@ void report_export(const exporter::ExportConfig& o) {
   std::printf("  %-10s %s\n", "metrics", probe_metrics_address(o).c_str());
   if (o.otlp_metrics)
     std::printf("  %-10s OTLP %s %s every %.0f s\n", "",
-                exporter::protocol_name(o.metrics.protocol), o.metrics.endpoint.c_str(),
+                exporter::protocol_name(o.metrics.protocol),
+                exporter::redact_url(o.metrics.endpoint).c_str(),
                 o.metrics_interval.count() / 1000.0);
 }
 

@@ -1089,7 +1089,8 @@ def otlp_doctor_probes_the_backend(ctx):
 
     line = doctor("--otlp-traces-endpoint", receiver.http_url + "/wrong/path")
     check("REFUSED" in line and "404" in line, f"doctor against a wrong path: {line}")
-    line = doctor("--otlp-endpoint", f"http://127.0.0.1:{free_port()}")
+    line = doctor("--otlp-endpoint", f"http://weft:s3cret-pw@127.0.0.1:{free_port()}")
     check("UNREACHABLE" in line, f"doctor with nothing listening: {line}")
+    check("s3cret-pw" not in line and "127.0.0.1" in line, f"doctor prints the endpoint without its password: {line}")
     line = doctor("--otlp-endpoint", receiver.grpc_url, "--otlp-protocol", "grpc")
     check("reachable" in line and "UNREACHABLE" not in line, f"doctor against the receiver over gRPC: {line}")
