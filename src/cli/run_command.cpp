@@ -17,6 +17,7 @@
 #include "metrics/self_snapshot.h"
 #include "trace/span_builder.h"
 #include "trace/stitcher.h"
+#include "trace/thread_evidence_feed.h"
 
 namespace weft::cli {
 namespace {
@@ -149,12 +150,8 @@ int run_traces(const RunOptions& options) {
         registry.record_span(span);  // every request counts, sampled or not
         stitcher.add(std::move(span), now_wall);
       },
-      wall_offset,
-      [&](const ConnectionInfo& c, uint32_t tid, uint64_t start_mono) {
-        stitcher.request_started(c.pid, tid, c.cookie, start_mono + wall_offset);
-      });
-  tracker.on_opaque_server_io([&](uint32_t pid, uint32_t tid) { stitcher.opaque_server_io(pid, tid); });
-  tracker.on_connection_finished([&](uint64_t cookie) { stitcher.connection_finished(cookie); });
+      wall_offset);
+  trace::feed_thread_evidence(tracker, stitcher, wall_offset);
   auto publish_self = [&] {
     registry.set_self(metrics::collect_self_snapshot(stream.source_stats(), stream.stream_stats(),
                                                      tracker, stitcher.counters(),

@@ -15,6 +15,7 @@
 #include "metrics/metrics_registry.h"
 #include "trace/span_builder.h"
 #include "trace/stitcher.h"
+#include "trace/thread_evidence_feed.h"
 
 int main(int argc, char** argv) {
   if (argc < 2) {
@@ -59,15 +60,7 @@ int main(int argc, char** argv) {
           stitcher.add(std::move(span), now);
         },
         0);
-    if (spans) {  // the evidence thread inference needs, wired as `weft run` wires it
-      tracker.on_request_started([&](const weft::ConnectionInfo& c, uint32_t tid, uint64_t start) {
-        stitcher.request_started(c.pid, tid, c.cookie, start);
-      });
-      tracker.on_opaque_server_io(
-          [&](uint32_t pid, uint32_t tid) { stitcher.opaque_server_io(pid, tid); });
-      tracker.on_connection_finished(
-          [&](uint64_t cookie) { stitcher.connection_finished(cookie); });
-    }
+    if (spans) weft::trace::feed_thread_evidence(tracker, stitcher, 0);  // as `weft run` does
     for (const auto& e : events) {
       now = e.mono_ns;
       tracker.on_event(e);

@@ -27,6 +27,7 @@
 #include "conn/connection_tracker.h"
 #include "trace/span_builder.h"
 #include "trace/stitcher.h"
+#include "trace/thread_evidence_feed.h"
 
 namespace weft::trace {
 namespace {
@@ -77,15 +78,12 @@ Replay replay(const std::string& name, const ReplayOptions& options = {}) {
       [&](Exchange&& ex) {
         stitcher.add(spans.build(std::make_shared<const Exchange>(std::move(ex))), now_wall);
       },
-      wall_offset,
-      [&](const ConnectionInfo& c, uint32_t tid, uint64_t start_mono) {
-        stitcher.request_started(c.pid, tid, c.cookie, start_mono + wall_offset);
-      });
-  tracker.on_opaque_server_io([&](uint32_t pid, uint32_t tid) {
+      wall_offset);
+  feed_thread_evidence(tracker, stitcher, wall_offset);  // as `weft run` does
+  tracker.on_opaque_server_io([&](uint32_t pid, uint32_t tid) {  // counted, and optionally cut
     ++out.opaque_io_reports;
     if (options.opaque_io) stitcher.opaque_server_io(pid, tid);
   });
-  tracker.on_connection_finished([&](uint64_t cookie) { stitcher.connection_finished(cookie); });
 
   std::unordered_map<const ProcessInfo*, std::shared_ptr<const ProcessInfo>> rewritten;
   auto sink = [&](Event&& e) {
