@@ -84,10 +84,9 @@ void report_export(const exporter::ExportConfig& o) {
     std::printf("  %-10s console trees (no OTLP endpoint configured)\n", "traces");
   std::printf("  %-10s %s\n", "metrics", probe_metrics_address(o).c_str());
   if (o.otlp_metrics)
-    std::printf("  %-10s OTLP %s %s every %.0f s\n", "",
-                exporter::protocol_name(o.metrics.protocol),
-                exporter::redact_url(o.metrics.endpoint).c_str(),
-                o.metrics_interval.count() / 1000.0);
+    std::printf(
+        "  %-10s OTLP %s %s every %.0f s\n", "", exporter::protocol_name(o.metrics.protocol),
+        exporter::redact_url(o.metrics.endpoint).c_str(), o.metrics_interval.count() / 1000.0);
 }
 
 }  // namespace
