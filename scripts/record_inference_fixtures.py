@@ -47,7 +47,6 @@ sys.path.insert(0, E2E)
 import harness  # noqa: E402
 from harness import (SETTLE_S, Context, TestFailure, check, eq, free_port, start_weft,  # noqa: E402
                      wait_listening)
-from peers import CURL, read_line  # noqa: E402
 import suite_inference as si  # noqa: E402
 
 # ---------------------------------------------------------------------------------------------
@@ -197,18 +196,7 @@ def nginx_tls_mix(ctx, args):
     workers = si.start_nginx_proxy(ctx, backend, tls_port, plain_port, upstream_keepalive=False)
     eq(len(workers), 1, "nginx workers")
     weft, raw = start_record(ctx, args)
-    rounds, per_round = 4, 3
-    for i in range(rounds):
-        slow = ctx.spawn([CURL, "--silent", "--show-error", "--max-time", "10", "-o", "/dev/null",
-                          "-w", "%{http_code}", f"http://127.0.0.1:{plain_port}/plain/slow/{i}"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        eq(read_line(backend_proc, timeout=10, what=f"the backend's 'got' line for round {i}"),
-           f"got /plain/slow/{i}", "the slow request the backend received")
-        urls = [f"https://127.0.0.1:{tls_port}/tls/fast/{i * per_round + k}" for k in range(per_round)]
-        _, r = si.curl(ctx, ["-k"] + [a for u in urls for a in ("-o", "/dev/null", u)], timeout=20)
-        eq(r.returncode, 0, f"HTTPS curl exit status ({r.stderr.decode(errors='replace').strip()})")
-        status, err = slow.communicate(timeout=10)
-        eq(status.decode(), "200", f"status of the slow plaintext request {i} ({err.decode(errors='replace')})")
+    si.drive_tls_mix(ctx, backend_proc, tls_port, plain_port, rounds=4, per_round=3)
     return weft, raw, {tls_port, plain_port, backend}, {"/nginx": "nginx"}
 
 

@@ -16,7 +16,6 @@ and asserts W == 0 (a wrong parent is worse than none), and K == N where the lin
 """
 import glob
 import http.client
-import json
 import os
 import queue
 import re
@@ -30,7 +29,9 @@ import time
 from harness import (SETTLE_S, TestFailure, case, check, children_of, eq, free_port, read_comm, run,
                      stop_process, wait_listening, wait_until)
 from peers import CURL, NGINX, curl, read_line
-from suite_tracing import run_weft
+# Spans carry their resource's process.pid: an nginx worker's environment is overwritten by
+# its process title, so weft names it after its executable and the tests tell it apart by pid.
+from suite_tracing import otlp_spans, run_weft
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 INFERENCE_DIR = os.path.join(HERE, "inference")
@@ -99,30 +100,6 @@ def get_all(port, paths, concurrency, timeout=60.0):
 
 # ---------------------------------------------------------------------------------------------
 # Measuring links against the truth
-
-
-def otlp_spans(path):
-    """Spans of weft's OTLP/JSON file, flattened, each with its resource's service.name and
-    process.pid (an nginx worker's environment is overwritten by its process title, so weft
-    names it after its executable: the tests tell processes apart by pid)."""
-    spans = []
-    if not os.path.exists(path):
-        return spans
-    with open(path) as f:
-        for n, line in enumerate(f, 1):
-            try:
-                request = json.loads(line)
-            except ValueError as e:
-                raise TestFailure(f"{path}:{n} is not JSON: {e}")
-            for rs in request["resourceSpans"]:
-                res = {a["key"]: list(a["value"].values())[0] for a in rs["resource"]["attributes"]}
-                for ss in rs["scopeSpans"]:
-                    for s in ss["spans"]:
-                        s["service"] = res["service.name"]
-                        s["pid"] = int(res.get("process.pid", -1))
-                        s["attrs"] = {a["key"]: list(a["value"].values())[0] for a in s["attributes"]}
-                        spans.append(s)
-    return spans
 
 
 def links_summary(weft):
@@ -339,18 +316,9 @@ def start_nginx_proxy(ctx, backend, tls_port, plain_port, upstream_keepalive):
     return workers
 
 
-def nginx_tls_mix(ctx, name, upstream_keepalive):
-    """One nginx worker: while a slow plaintext request (/plain/slow/{i}, 0.5 s at the backend)
-    is in flight, five HTTPS requests (/tls/fast/{..}) pass through the same worker. weft cannot
-    read the HTTPS requests, so the worker's upstream calls for them belong to no server span it
-    can see; the one for the plaintext request belongs to that request."""
-    backend, backend_proc = start_backend(ctx, announce=True)
-    tls_port, plain_port = free_port(), free_port()
-    workers = start_nginx_proxy(ctx, backend, tls_port, plain_port, upstream_keepalive)
-    eq(len(workers), 1, "nginx workers")
-    out = ctx.path("traces.jsonl")
-    weft = run_weft(ctx, out)
-    rounds, per_round = 25, 5
+def drive_tls_mix(ctx, backend_proc, tls_port, plain_port, rounds, per_round):
+    """Per round, a slow plaintext request (/plain/slow/{i}) and, once the backend holds it,
+    `per_round` HTTPS requests (/tls/fast/{..}) through the same nginx worker."""
     for i in range(rounds):
         slow = ctx.spawn([CURL, "--silent", "--show-error", "--max-time", "10", "-o", "/dev/null",
                           "-w", "%{http_code}", f"http://127.0.0.1:{plain_port}/plain/slow/{i}"],
@@ -366,6 +334,21 @@ def nginx_tls_mix(ctx, name, upstream_keepalive):
         except subprocess.TimeoutExpired:
             raise TestFailure(f"the slow plaintext request {i} did not finish within 10s")
         eq(status.decode(), "200", f"status of the slow plaintext request {i} ({err.decode(errors='replace')})")
+
+
+def nginx_tls_mix(ctx, name, upstream_keepalive):
+    """One nginx worker: while a slow plaintext request (/plain/slow/{i}, 0.5 s at the backend)
+    is in flight, five HTTPS requests (/tls/fast/{..}) pass through the same worker. weft cannot
+    read the HTTPS requests, so the worker's upstream calls for them belong to no server span it
+    can see; the one for the plaintext request belongs to that request."""
+    backend, backend_proc = start_backend(ctx, announce=True)
+    tls_port, plain_port = free_port(), free_port()
+    workers = start_nginx_proxy(ctx, backend, tls_port, plain_port, upstream_keepalive)
+    eq(len(workers), 1, "nginx workers")
+    out = ctx.path("traces.jsonl")
+    weft = run_weft(ctx, out)
+    rounds, per_round = 25, 5
+    drive_tls_mix(ctx, backend_proc, tls_port, plain_port, rounds, per_round)
     spans = collect(weft, out)
     r = measure(name, spans, lambda s: s["pid"] in workers, path_truth("/plain/", "/plain/", "/tls/"), weft)
     expect(r, [f"/plain/slow/{i}" for i in range(rounds)], min_outside=rounds * per_round)

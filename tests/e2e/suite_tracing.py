@@ -20,7 +20,7 @@ TRACE_WAIT = "1"  # seconds a span waits for late evidence
 
 def otlp_spans(path):
     """Spans of an OTLP/JSON file (one ExportTraceServiceRequest per line), flattened, with
-    their resource's service.name."""
+    their resource's service.name and process.pid."""
     spans = []
     if not os.path.exists(path):
         return spans
@@ -33,10 +33,12 @@ def otlp_spans(path):
             for rs in request["resourceSpans"]:
                 attrs = {a["key"]: a["value"] for a in rs["resource"]["attributes"]}
                 service = attrs["service.name"]["stringValue"]
+                pid = int(attrs.get("process.pid", {}).get("intValue", -1))
                 for ss in rs["scopeSpans"]:
                     eq(ss["scope"]["name"], "weft", "instrumentation scope name")
                     for s in ss["spans"]:
                         s["service"] = service
+                        s["pid"] = pid
                         s["attrs"] = {a["key"]: list(a["value"].values())[0] for a in s["attributes"]}
                         spans.append(s)
     return spans
