@@ -83,7 +83,11 @@ std::shared_ptr<const ProcessInfo> ProcessResolver::resolve(uint32_t pid, const 
   // The hot path: a thread name already seen for this process. Thread names are per thread,
   // so a new one is usually just another thread of the same process; exec and pid reuse are
   // told apart by the executable and the start time, not by the name.
-  if (it != cache_.end() && it->second.comms.contains(comm)) return it->second.info;
+  if (it != cache_.end() && it->second.last_comm == comm) return it->second.info;  // no hashing
+  if (it != cache_.end() && it->second.comms.contains(comm)) {
+    it->second.last_comm = comm;
+    return it->second.info;
+  }
   Image image = read_image(pid);
   if (it != cache_.end()) {
     Entry& e = it->second;
@@ -91,19 +95,20 @@ std::shared_ptr<const ProcessInfo> ProcessResolver::resolve(uint32_t pid, const 
     bool gone = image.exe.empty() && image.start_time == 0;
     if (gone || image == e.image) {
       if (e.comms.size() < kMaxCommsPerProcess) e.comms.insert(comm);
+      e.last_comm = comm;
       return e.info;
     }
   }
   auto info = read_info(pid, image);
   if (cache_.size() >= kMaxEntries) cache_.clear();  // bounded; entries are cheap to rebuild
-  cache_[pid] = Entry{info, image, {comm}};
+  cache_[pid] = Entry{info, image, {comm}, comm};
   return info;
 }
 
 void ProcessResolver::remember(std::shared_ptr<const ProcessInfo> info, const std::string& comm) {
   if (cache_.size() >= kMaxEntries) cache_.clear();
   uint32_t pid = info->pid;
-  cache_[pid] = Entry{std::move(info), {}, {comm}};
+  cache_[pid] = Entry{std::move(info), {}, {comm}, comm};
 }
 
 std::shared_ptr<const ProcessInfo> ProcessResolver::known(uint32_t pid) const {

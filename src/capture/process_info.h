@@ -36,6 +36,7 @@ class ProcessResolver {
     std::shared_ptr<const ProcessInfo> info;
     Image image;
     std::unordered_set<std::string> comms;  // thread names seen under this image
+    std::string last_comm;                  // the last one asked for: the per-event fast path
   };
   Image read_image(uint32_t pid) const;
   std::shared_ptr<const ProcessInfo> read_info(uint32_t pid, const Image& image) const;

@@ -13,11 +13,9 @@ int index(Direction d) {
 }  // namespace
 
 ConnectionTracker::ConnectionTracker(TrackerConfig config, protocols::ExchangeSink sink,
-                                     int64_t wall_offset_ns,
-                                     protocols::RequestStartSink on_request_start)
+                                     int64_t wall_offset_ns)
     : config_(config),
       sink_(std::move(sink)),
-      on_request_start_(std::move(on_request_start)),
       wall_offset_ns_(wall_offset_ns),
       protocol_counters_(protocols::registry().size()) {}
 

@@ -39,8 +39,7 @@ using OpaqueServerIoSink = std::function<void(uint32_t pid, uint32_t tid)>;
 
 class ConnectionTracker {
  public:
-  ConnectionTracker(TrackerConfig config, protocols::ExchangeSink sink, int64_t wall_offset_ns,
-                    protocols::RequestStartSink on_request_start = {});
+  ConnectionTracker(TrackerConfig config, protocols::ExchangeSink sink, int64_t wall_offset_ns);
   ~ConnectionTracker();
 
   // Set before the first event: handlers keep a pointer to this sink.
