@@ -147,6 +147,15 @@ struct weft_endpoint {
 	__u16 pad;
 };
 
+/* What the kernel copies for one connection, as the pipeline decided (value of weft_verdicts,
+ * keyed by socket cookie; no entry means PAYLOAD). Positions advance whatever the verdict, so
+ * a connection can be taken up again where it stands. */
+enum weft_capture_verdict {
+	WEFT_CAPTURE_PAYLOAD = 0, /* data records with their bytes (up to the capture limit) */
+	WEFT_CAPTURE_COUNTS = 1,  /* data records without bytes: who moved how much, when */
+	WEFT_CAPTURE_IGNORE = 2,  /* no data records at all; lifecycle events still come */
+};
+
 enum weft_self_endpoint_kind {
 	WEFT_SELF_SEEN = 1,     /* a socket weft sent on: forgotten when it closes */
 	WEFT_SELF_LISTENER = 2, /* a listening address userspace registered: kept */

@@ -48,6 +48,8 @@ TEST_PACKAGES=(nginx-light curl python3 iproute2 valgrind wrk python3-protobuf p
 TEST_PACKAGES+=(openjdk-17-jdk-headless)
 # The inference tests' Apache httpd (event MPM, mod_proxy_http), started by the test itself.
 TEST_PACKAGES+=(apache2)
+# The Redis tests' server, clients and benchmark (tests/e2e/suite_redis.py).
+TEST_PACKAGES+=(redis-server redis-tools python3-redis)
 
 missing() {
   local p
@@ -78,9 +80,9 @@ if [[ ! -d $NODE_DIR/node_modules/@opentelemetry/sdk-trace-node ]]; then
   npm ci --prefix "$NODE_DIR" --no-audit --no-fund --loglevel=error
 fi
 
-# The nginx, apache2 and prometheus packages start system-wide servers; tests start their own
+# The nginx, apache2, prometheus and redis-server packages start system-wide servers; tests start their own
 # (and only need promtool from the latter).
-for service in nginx apache2 prometheus prometheus-node-exporter; do
+for service in nginx apache2 prometheus prometheus-node-exporter redis-server; do
   if systemctl is-active --quiet "$service" 2>/dev/null; then
     systemctl disable --now "$service" >/dev/null 2>&1 || true
   fi

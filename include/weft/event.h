@@ -15,6 +15,10 @@ enum class EventKind : uint16_t { Data = 1, Connect = 2, Accept = 3, Close = 4, 
 enum class Direction : uint8_t { Send = 0, Recv = 1 };
 enum class Role : uint8_t { Unknown = 0, Client = 1, Server = 2 };
 
+// What the kernel copies for one connection, as the pipeline decided (enum
+// weft_capture_verdict): bytes, only counts, or nothing. Positions advance whatever it says.
+enum class CaptureVerdict : uint8_t { Payload = 0, CountsOnly = 1, Ignore = 2 };
+
 struct Endpoint {
   std::array<uint8_t, 16> addr{};  // IPv4 as v4-mapped IPv6
   uint16_t port = 0;
