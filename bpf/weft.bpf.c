@@ -143,7 +143,8 @@ static __always_inline int on_data(struct sock *sk, int ret, __u8 dir)
 	ev->syscall = b.syscall;
 	ev->direction = dir;
 	ev->flags = st ? 0 : WEFT_DATA_NO_POSITION;
-	ev->pad = 0;
+	ev->source = WEFT_SOURCE_SOCKET;
+	__builtin_memset(ev->pad, 0, sizeof(ev->pad));
 	ev->syscall_len = ret;
 	capture_syscall(ev, &b, ret, pos, sock_first_seq(sk, dir, ret));
 	return 0;

@@ -60,6 +60,13 @@ enum weft_data_flags {
 	WEFT_DATA_LAST_CHUNK = 1 << 3,   /* the syscall's last record: no more captured bytes follow */
 };
 
+/* Whose bytes a data record carries. Each source has its own stream positions; where a
+ * connection has both, the library's plaintext wins and the socket's ciphertext is dropped. */
+enum weft_byte_source {
+	WEFT_SOURCE_SOCKET = 0,      /* the socket syscalls (tp_btf sock_send/recv_length) */
+	WEFT_SOURCE_TLS_LIBRARY = 1, /* a TLS library's plaintext (uprobes; to come) */
+};
+
 enum weft_conn_flags {
 	/* ACCEPT seen when the accepting process first moved bytes, not when accept() returned
 	 * (the accept syscall hooks are off; see docs/probes.md). */
@@ -108,7 +115,8 @@ struct weft_data_event {
 	__u16 syscall;      /* enum weft_syscall */
 	__u8 direction;     /* enum weft_direction */
 	__u8 flags;         /* enum weft_data_flags */
-	__u32 pad;
+	__u8 source;        /* enum weft_byte_source */
+	__u8 pad[3];
 	__u8 data[];
 };
 

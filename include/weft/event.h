@@ -19,6 +19,9 @@ enum class Role : uint8_t { Unknown = 0, Client = 1, Server = 2 };
 // weft_capture_verdict): bytes, only counts, or nothing. Positions advance whatever it says.
 enum class CaptureVerdict : uint8_t { Payload = 0, CountsOnly = 1, Ignore = 2 };
 
+// Whose bytes a data event carries (enum weft_byte_source); each has its own positions.
+enum class ByteSource : uint8_t { Socket = 0, TlsLibrary = 1 };
+
 struct Endpoint {
   std::array<uint8_t, 16> addr{};  // IPv4 as v4-mapped IPv6
   uint16_t port = 0;
@@ -64,6 +67,7 @@ struct Event {
   uint32_t chunk_offset = 0;  // offset of data[0] within the syscall
   uint16_t syscall = 0;       // enum weft_syscall
   uint8_t flags = 0;          // enum weft_data_flags
+  ByteSource source = ByteSource::Socket;
   std::vector<uint8_t> data;  // captured prefix (possibly shorter than syscall_len)
   uint64_t gap_before = 0;    // bytes of this stream weft never saw just before this event
 

@@ -61,6 +61,7 @@ bool decode_data(std::span<const uint8_t> raw, Event& e, std::string* error) {
   if (d.captured > WEFT_MAX_CHUNK_BYTES || raw.size() != sizeof(weft_data_event) + d.captured)
     return fail(error, "data record length does not match its captured byte count");
   if (d.direction > WEFT_DIR_RECV) return fail(error, "data record with an unknown direction");
+  if (d.source > WEFT_SOURCE_TLS_LIBRARY) return fail(error, "data record with an unknown byte source");
   decode_header(d.hdr, e);
   e.stream_pos = d.stream_pos;
   e.tcp_seq = d.tcp_seq;
@@ -69,6 +70,7 @@ bool decode_data(std::span<const uint8_t> raw, Event& e, std::string* error) {
   e.syscall = d.syscall;
   e.direction = static_cast<Direction>(d.direction);
   e.flags = d.flags;
+  e.source = static_cast<ByteSource>(d.source);
   auto payload = raw.subspan(sizeof(weft_data_event));
   e.data.assign(payload.begin(), payload.end());
   return true;
@@ -176,6 +178,7 @@ std::vector<uint8_t> encode_event(const Event& e) {
     d.syscall = e.syscall;
     d.direction = static_cast<uint8_t>(e.direction);
     d.flags = e.flags;
+    d.source = static_cast<uint8_t>(e.source);
     out.resize(sizeof(d) + e.data.size());
     std::memcpy(out.data(), &d, sizeof(d));
     if (!e.data.empty()) std::memcpy(out.data() + sizeof(d), e.data.data(), e.data.size());
