@@ -21,10 +21,23 @@ char LICENSE[] SEC("license") = "GPL";
 #define TCP_FIN_WAIT1 4
 #define TCP_CLOSE 7
 #define TCP_CLOSE_WAIT 8
+#define WEFT_MSG_PEEK 2
 
+/* One load of a global per event: self_tgid is the host tgid self__learn found (0 until then,
+ * which matches no process that moves socket bytes). */
 static __always_inline bool is_self(__u64 pid_tgid)
 {
-	return (pid_tgid >> 32) == cfg_self_tgid;
+	return (pid_tgid >> 32) == self_tgid;
+}
+
+/* Run once by userspace (BPF_PROG_TEST_RUN, on its own CPU and in its own context) before any
+ * hook is attached: bpf_get_current_pid_tgid() names weft as the root pid namespace does,
+ * whatever pid namespace weft runs in. Never attached. */
+SEC("raw_tp")
+int self__learn(void *ctx)
+{
+	self_tgid = bpf_get_current_pid_tgid() >> 32;
+	return 0;
 }
 
 /* weft's own socket moved bytes: its peer on this node, if any, must not be reported. */
@@ -45,14 +58,19 @@ static __always_inline void forget_self_endpoint(const struct sock *sk)
 		bpf_map_delete_elem(&weft_self_endpoints, &e);
 }
 
-/* Whether the remote end of `sk` is one of weft's own sockets or listeners. */
+/* Whether the remote end of `sk` is one of weft's own sockets or listeners. Once per connection
+ * (when its owner is learnt), not per event. */
 static __always_inline __u8 peer_is_weft(const struct sock *sk)
 {
 	struct weft_endpoint e = {};
 	sock_remote_endpoint(sk, &e);
 	if (bpf_map_lookup_elem(&weft_self_endpoints, &e))
 		return 1;
-	__builtin_memset(e.addr, 0, sizeof(e.addr));
+	/* From another network namespace, an address of weft's own namespace reaches weft (a
+	 * scraper or collector in a container, weft on the host network); loopback cannot. */
+	if (e.netns == cfg_self_netns || endpoint_is_loopback(&e))
+		return 0;
+	e.netns = cfg_self_netns;
 	return bpf_map_lookup_elem(&weft_self_endpoints, &e) ? 1 : 0;
 }
 
@@ -115,14 +133,10 @@ static __always_inline int on_data(struct sock *sk, int ret, __u8 dir)
 		return 0;
 	}
 
-	__u32 zero = 0;
-	struct weft_data_scratch *s = bpf_map_lookup_elem(&weft_scratch, &zero);
-	if (!s)
-		return 0;
-	struct weft_data_event *ev = (struct weft_data_event *)s->bytes;
 	__u64 cookie = bpf_get_socket_cookie(sk);
+	struct task_struct *task = bpf_get_current_task_btf();
 	struct syscall_buffer b;
-	current_syscall_buffer(dir, &b);
+	current_syscall_buffer(task, dir, &b);
 
 	__u64 pos = 0;
 	__u8 role = WEFT_ROLE_UNKNOWN;
@@ -136,17 +150,33 @@ static __always_inline int on_data(struct sock *sk, int ret, __u8 dir)
 		pos = __sync_fetch_and_add(dir == WEFT_DIR_SEND ? &st->send_pos : &st->recv_pos, (__u64)ret);
 		role = st->role;
 	}
+	/* The one lookup verdicts cost; an ignored connection stops here, its positions moved on. */
+	__u8 *verdict = bpf_map_lookup_elem(&weft_verdicts, &cookie);
+	__u8 v = verdict ? *verdict : WEFT_CAPTURE_PAYLOAD;
+	if (v == WEFT_CAPTURE_IGNORE)
+		return 0;
 
+	__u32 zero = 0;
+	struct weft_data_scratch *s = bpf_map_lookup_elem(&weft_scratch, &zero);
+	if (!s)
+		return 0;
+	struct weft_data_event *ev = (struct weft_data_event *)s->bytes;
 	fill_header(&ev->hdr, WEFT_EVENT_DATA, sk, cookie);
 	ev->hdr.fd = b.fd;
 	ev->hdr.role = role;
 	ev->syscall = b.syscall;
 	ev->direction = dir;
 	ev->flags = st ? 0 : WEFT_DATA_NO_POSITION;
+	if (task->flags & WEFT_PF_KTHREAD) {
+		/* Not the connection's process: no pid to attribute the bytes to. */
+		ev->hdr.pid = 0;
+		ev->hdr.tid = 0;
+		ev->flags |= WEFT_DATA_KERNEL_THREAD;
+	}
 	ev->source = WEFT_SOURCE_SOCKET;
 	__builtin_memset(ev->pad, 0, sizeof(ev->pad));
 	ev->syscall_len = ret;
-	capture_syscall(ev, &b, ret, pos, sock_first_seq(sk, dir, ret));
+	capture_syscall(ev, &b, ret, pos, sock_first_seq(sk, dir, ret), v == WEFT_CAPTURE_COUNTS);
 	return 0;
 }
 
@@ -159,6 +189,9 @@ int BPF_PROG(data__send, struct sock *sk, int ret, int flags)
 SEC("tp_btf/sock_recv_length")
 int BPF_PROG(data__recv, struct sock *sk, int ret, int flags)
 {
+	/* A peek leaves the bytes queued: the read that consumes them is reported instead. */
+	if (flags & WEFT_MSG_PEEK)
+		return 0;
 	return on_data(sk, ret, WEFT_DIR_RECV);
 }
 
@@ -218,8 +251,10 @@ static __always_inline void on_untracked_state(const struct sock *sk, __u64 cook
 			remember_self_endpoint(sk);
 		bpf_map_delete_elem(&weft_self_connecting, &cookie);
 	}
-	if (newstate == TCP_CLOSE)
+	if (newstate == TCP_CLOSE) {
 		forget_self_endpoint(sk);
+		bpf_map_delete_elem(&weft_verdicts, &cookie);
+	}
 }
 
 SEC("tp_btf/inet_sock_set_state")
@@ -266,6 +301,7 @@ int BPF_PROG(conn__state, const struct sock *sk, const int oldstate, const int n
 		emit_conn_event(sk, cookie, WEFT_EVENT_CLOSE, st, 0, 0);
 	}
 	bpf_map_delete_elem(&weft_conns, &cookie);
+	bpf_map_delete_elem(&weft_verdicts, &cookie);
 	return 0;
 }
 

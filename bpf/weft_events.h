@@ -58,6 +58,10 @@ enum weft_data_flags {
 	WEFT_DATA_NO_POSITION = 1 << 1,  /* connection state unavailable: stream_pos is meaningless */
 	WEFT_DATA_READ_FAILED = 1 << 2,  /* reading the user buffer failed: captured bytes are zero */
 	WEFT_DATA_LAST_CHUNK = 1 << 3,   /* the syscall's last record: no more captured bytes follow */
+	/* Moved by a kernel thread (NFS, in-kernel TLS, ...), not by a process's syscall: fd is -1,
+	 * pid and tid are 0 (comm names the thread) and no byte is captured. A new bit in an
+	 * existing field: the layout, and so WEFT_EVENT_ABI_VERSION, is unchanged. */
+	WEFT_DATA_KERNEL_THREAD = 1 << 4,
 };
 
 /* Whose bytes a data record carries. Each source has its own stream positions; where a
@@ -147,12 +151,14 @@ struct weft_conn_state {
 	char comm[WEFT_COMM_LEN];
 };
 
-/* A local endpoint of one of weft's own sockets (key of weft_self_endpoints). An all-zero
- * address stands for every address (a listener on 0.0.0.0 or ::). */
+/* A local endpoint of one of weft's own sockets (key of weft_self_endpoints), in the network
+ * namespace it lives in. A listener on 0.0.0.0 or :: is registered once per address of its
+ * namespace (userspace lists them), never as an all-zero address. */
 struct weft_endpoint {
 	__u8 addr[16]; /* IPv4 as v4-mapped IPv6, as in weft_tuple */
 	__u16 port;
 	__u16 pad;
+	__u32 netns; /* inode number of the socket's network namespace */
 };
 
 /* What the kernel copies for one connection, as the pipeline decided (value of weft_verdicts,

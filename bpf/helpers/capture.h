@@ -93,9 +93,10 @@ static long capture_step(__u64 index, struct capture_state *c)
 }
 
 /* Emits the records for one syscall that moved `len` bytes. The record header in
- * ev is already filled; this sets the per-chunk fields. */
+ * ev is already filled; this sets the per-chunk fields. `counts_only`: the connection's verdict
+ * wants no payload (one record, flagged truncated, not counted against the capture limit). */
 static __always_inline void capture_syscall(struct weft_data_event *ev, const struct syscall_buffer *b,
-					    __u32 len, __u64 pos, __u32 seq)
+					    __u32 len, __u64 pos, __u32 seq, bool counts_only)
 {
 	struct capture_state c = {
 		.ev = ev,
@@ -103,7 +104,9 @@ static __always_inline void capture_syscall(struct weft_data_event *ev, const st
 		.base_seq = seq,
 		.to_capture = len < cfg_max_capture_bytes ? len : cfg_max_capture_bytes,
 	};
-	if (b->shape == SHAPE_FLAT) {
+	if (counts_only) {
+		c.to_capture = 0;
+	} else if (b->shape == SHAPE_FLAT) {
 		c.seg_ptr = b->arg1;
 		c.seg_left = len; /* what moved, not what was asked for */
 	} else if (b->shape == SHAPE_IOVEC) {
@@ -133,7 +136,7 @@ static __always_inline void capture_syscall(struct weft_data_event *ev, const st
 	 * flag (earlier full chunks of the same syscall may not). */
 	if (c.offset + c.fill < len)
 		ev->flags |= WEFT_DATA_TRUNCATED;
-	if (ev->flags & WEFT_DATA_TRUNCATED)
+	if ((ev->flags & WEFT_DATA_TRUNCATED) && !counts_only)
 		count_loss(WEFT_LOSS_TRUNCATED);
 	/* Always one last record, even with nothing captured (count-only syscall, failed read):
 	 * the byte count is reported whatever happened to the payload. */

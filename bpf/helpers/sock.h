@@ -44,11 +44,29 @@ static __always_inline void sock_read_tuple(const struct sock *sk, struct weft_t
 	}
 }
 
+/* Inode number of the socket's network namespace (as in /proc/<pid>/ns/net). */
+static __always_inline __u32 sock_netns(const struct sock *sk)
+{
+	return sk->__sk_common.skc_net.net->ns.inum;
+}
+
+/* 127.0.0.0/8 (v4-mapped) or ::1: an address that never leaves its network namespace. */
+static __always_inline bool endpoint_is_loopback(const struct weft_endpoint *e)
+{
+	if (e->addr[10] == 0xff && e->addr[11] == 0xff)
+		return e->addr[12] == 127;
+	__u64 hi, lo;
+	__builtin_memcpy(&hi, e->addr, 8);
+	__builtin_memcpy(&lo, e->addr + 8, 8);
+	return hi == 0 && lo == bpf_cpu_to_be64(1);
+}
+
 static __always_inline void sock_local_endpoint(const struct sock *sk, struct weft_endpoint *e)
 {
 	const struct inet_sock *inet = bpf_core_cast(sk, struct inet_sock);
 	e->port = bpf_ntohs(inet->inet_sport);
 	e->pad = 0;
+	e->netns = sock_netns(sk);
 	if (sk->__sk_common.skc_family == WEFT_AF_INET)
 		v4_mapped(e->addr, sk->__sk_common.skc_rcv_saddr);
 	else
@@ -59,6 +77,7 @@ static __always_inline void sock_remote_endpoint(const struct sock *sk, struct w
 {
 	e->port = bpf_ntohs(sk->__sk_common.skc_dport);
 	e->pad = 0;
+	e->netns = sock_netns(sk);
 	if (sk->__sk_common.skc_family == WEFT_AF_INET)
 		v4_mapped(e->addr, sk->__sk_common.skc_daddr);
 	else

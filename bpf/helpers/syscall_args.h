@@ -50,9 +50,27 @@ static __always_inline void classify_syscall(long nr, __u8 dir, struct syscall_b
 	}
 }
 
-static __always_inline void current_syscall_buffer(__u8 dir, struct syscall_buffer *b)
+#define WEFT_PF_IO_WORKER 0x00000010 /* include/linux/sched.h: not in vmlinux.h (a macro) */
+#define WEFT_PF_KTHREAD 0x00200000
+
+/* The current task moves bytes outside any syscall of its own: a kernel thread (NFS, in-kernel
+ * TLS) or an io_uring worker. Their saved registers are zeroed at creation and would read as
+ * read(fd=0). */
+static __always_inline bool task_outside_syscall(const struct task_struct *task)
 {
-	struct task_struct *task = bpf_get_current_task_btf();
+	return task->flags & (WEFT_PF_KTHREAD | WEFT_PF_IO_WORKER);
+}
+
+static __always_inline void current_syscall_buffer(struct task_struct *task, __u8 dir,
+						   struct syscall_buffer *b)
+{
+	if (task_outside_syscall(task)) {
+		b->syscall = WEFT_SYS_UNKNOWN;
+		b->shape = SHAPE_NONE;
+		b->fd = -1;
+		b->arg1 = b->arg2 = 0;
+		return;
+	}
 	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
 	classify_syscall(regs->orig_ax, dir, b);
 	b->fd = b->syscall == WEFT_SYS_UNKNOWN ? -1 : (__s32)regs->di;
@@ -67,6 +85,8 @@ static __always_inline void current_syscall_buffer(__u8 dir, struct syscall_buff
 static __always_inline __s32 current_connect_fd(void)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
+	if (task_outside_syscall(task))
+		return -1;
 	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
 	return regs->orig_ax == 42 ? (__s32)regs->di : -1;
 }

@@ -82,6 +82,8 @@ struct Event {
   bool truncated() const;
   // The syscall's last record: its uncaptured rest (if any) will never be seen.
   bool last_chunk() const;
+  // Moved by a kernel thread, not a process: pid and tid are 0, fd -1, comm names the thread.
+  bool kernel_thread() const;
   bool accept_at_first_io() const;
   bool has_position() const;
   // Position of the first byte the whole syscall moved.

@@ -71,6 +71,10 @@ bool decode_data(std::span<const uint8_t> raw, Event& e, std::string* error) {
   e.direction = static_cast<Direction>(d.direction);
   e.flags = d.flags;
   e.source = static_cast<ByteSource>(d.source);
+  // An fd is only ever read from a syscall weft knows; a kernel thread has no process to
+  // attribute the bytes to. Also holds for records written by an older kernel side.
+  if (e.syscall == WEFT_SYS_UNKNOWN || e.kernel_thread()) e.fd = -1;
+  if (e.kernel_thread()) e.pid = e.tid = 0;
   auto payload = raw.subspan(sizeof(weft_data_event));
   e.data.assign(payload.begin(), payload.end());
   return true;
@@ -111,6 +115,7 @@ std::string Endpoint::to_string() const {
 
 bool Event::truncated() const { return flags & WEFT_DATA_TRUNCATED; }
 bool Event::last_chunk() const { return flags & WEFT_DATA_LAST_CHUNK; }
+bool Event::kernel_thread() const { return flags & WEFT_DATA_KERNEL_THREAD; }
 bool Event::accept_at_first_io() const { return conn_flags & WEFT_CONN_AT_FIRST_IO; }
 bool Event::has_position() const { return !(flags & WEFT_DATA_NO_POSITION); }
 

@@ -19,6 +19,10 @@ struct SourceStats {
   uint64_t records = 0;    // well-formed records delivered
   uint64_t malformed = 0;  // records that failed to decode (never expected from the kernel)
   std::array<uint64_t, WEFT_LOSS_COUNT> kernel{};  // indexed by enum weft_loss
+  // Start-up scan failures: connections open before weft started are not traced.
+  uint64_t scan_errors = 0;
+  // Capture verdicts the kernel map refused: the connection keeps its payload.
+  uint64_t verdict_failures = 0;
 };
 
 const char* loss_name(int cause);  // "ringbuf_full", "truncated", ...
@@ -38,6 +42,12 @@ class EventSource {
   // `local` is an address weft itself listens on (an all-zero address: every address):
   // connections to it are weft talking to itself and are not reported. Recordings ignore it.
   virtual void exclude_peers_of(const Endpoint& /*local*/) {}
+  // What the kernel should copy for one connection from now on (Payload: everything, the
+  // default). Best effort: a refusal is counted, never fatal. Recordings ignore it.
+  virtual void set_verdict(uint64_t /*cookie*/, CaptureVerdict /*verdict*/) {}
+  // On shutdown: delivers what the source has already captured but not yet delivered (a live
+  // source's ring buffer), within a bounded time. Returns how many events it delivered.
+  virtual size_t drain(const EventSink& /*sink*/) { return 0; }
 };
 
 }  // namespace weft::capture

@@ -77,6 +77,9 @@ bool EventStream::next(std::chrono::milliseconds timeout, const EventSink& sink)
   return true;
 }
 
-void EventStream::drain(const EventSink& sink) { orderer_.release_all(sink); }
+void EventStream::drain(const EventSink& sink) {
+  source_->drain([this](Event&& e) { orderer_.push(std::move(e)); });
+  orderer_.release_all(sink);
+}
 
 }  // namespace weft::capture

@@ -65,7 +65,8 @@ class EventStream {
   // Delivers ordered events; waits up to `timeout` for new ones. Returns false once a
   // recording is exhausted and everything held has been delivered.
   bool next(std::chrono::milliseconds timeout, const EventSink& sink);
-  // Delivers whatever is still held (on shutdown).
+  // On shutdown: reads what the source captured but did not deliver yet, then delivers
+  // everything held, in order.
   void drain(const EventSink& sink);
 
   EventSource& source() { return *source_; }

@@ -22,15 +22,6 @@ namespace {
 constexpr int kTcpEstablished = 1;
 constexpr int kTcpListen = 10;
 
-struct DiagSocket {
-  int family;
-  int state;
-  uint64_t cookie;
-  uint32_t inode;
-  Endpoint local;
-  Endpoint remote;
-};
-
 void fill_endpoint(int family, const __be32 addr[4], __be16 port, Endpoint& out) {
   if (family == AF_INET) {
     out.addr.fill(0);
@@ -70,7 +61,8 @@ bool dump_tcp(int family, uint32_t states, std::vector<DiagSocket>& out, std::st
   while (!done) {
     ssize_t n = recv(fd, buffer, sizeof(buffer), 0);
     if (n <= 0) {
-      *error = std::string("sock_diag reply: ") + std::strerror(errno);
+      *error =
+          std::string("sock_diag reply: ") + (n == 0 ? "connection closed" : std::strerror(errno));
       ok = false;
       break;
     }
@@ -81,7 +73,8 @@ bool dump_tcp(int family, uint32_t states, std::vector<DiagSocket>& out, std::st
         break;
       }
       if (h->nlmsg_type == NLMSG_ERROR) {
-        *error = "sock_diag returned an error";
+        auto* err = static_cast<nlmsgerr*>(NLMSG_DATA(h));
+        *error = std::string("sock_diag returned an error: ") + std::strerror(-err->error);
         done = true;
         ok = false;
         break;
@@ -107,15 +100,21 @@ struct Holder {
 };
 
 // Socket inode -> the first process (lowest pid) and fd holding it.
-std::unordered_map<uint32_t, Holder> socket_holders(uint32_t exclude_pid) {
+std::unordered_map<uint32_t, Holder> socket_holders(uint32_t exclude_pid,
+                                                    const std::string& proc_root,
+                                                    std::string* error) {
   std::unordered_map<uint32_t, Holder> holders;
-  DIR* proc = opendir("/proc");
-  if (!proc) return holders;
+  DIR* proc = opendir(proc_root.c_str());
+  if (!proc) {
+    *error = "cannot list " + proc_root +
+             " to find which process holds each connection: " + std::strerror(errno);
+    return holders;
+  }
   while (dirent* entry = readdir(proc)) {
     char* end = nullptr;
     unsigned long pid = std::strtoul(entry->d_name, &end, 10);
     if (*end != '\0' || pid == 0 || pid == exclude_pid) continue;
-    std::string fd_dir = "/proc/" + std::string(entry->d_name) + "/fd";
+    std::string fd_dir = proc_root + "/" + std::string(entry->d_name) + "/fd";
     DIR* fds = opendir(fd_dir.c_str());
     if (!fds) continue;  // the process exited, or a kernel thread
     while (dirent* fd_entry = readdir(fds)) {
@@ -135,8 +134,8 @@ std::unordered_map<uint32_t, Holder> socket_holders(uint32_t exclude_pid) {
   return holders;
 }
 
-std::string read_comm(uint32_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/comm");
+std::string read_comm(const std::string& proc_root, uint32_t pid) {
+  std::ifstream in(proc_root + "/" + std::to_string(pid) + "/comm");
   std::string comm;
   std::getline(in, comm);
   return comm.substr(0, WEFT_COMM_LEN - 1);
@@ -144,18 +143,27 @@ std::string read_comm(uint32_t pid) {
 
 }  // namespace
 
-std::vector<Event> scan_existing_connections(uint32_t exclude_pid, uint64_t now_mono_ns,
-                                             std::string* error) {
+ScanResult scan_existing_connections(uint32_t exclude_pid, uint64_t now_mono_ns,
+                                     const ScanSources& sources) {
+  ScanResult result;
   std::vector<DiagSocket> sockets;
   for (int family : {AF_INET, AF_INET6}) {
-    if (!dump_tcp(family, 1u << kTcpEstablished | 1u << kTcpListen, sockets, error)) return {};
+    std::string error;
+    bool ok = sources.dump
+                  ? sources.dump(family, 1u << kTcpEstablished | 1u << kTcpListen, sockets, &error)
+                  : dump_tcp(family, 1u << kTcpEstablished | 1u << kTcpListen, sockets, &error);
+    if (!ok)
+      result.errors.push_back(
+          (family == AF_INET ? "listing IPv4 sockets: " : "listing IPv6 sockets: ") + error);
   }
   std::set<uint16_t> listening_ports;
   for (const auto& s : sockets)
     if (s.state == kTcpListen) listening_ports.insert(s.local.port);
 
-  auto holders = socket_holders(exclude_pid);
-  std::vector<Event> events;
+  std::string holders_error;
+  auto holders = socket_holders(exclude_pid, sources.proc_root, &holders_error);
+  if (!holders_error.empty()) result.errors.push_back(holders_error);
+  std::vector<Event>& events = result.events;
   for (const auto& s : sockets) {
     if (s.state != kTcpEstablished) continue;
     auto holder = holders.find(s.inode);
@@ -166,14 +174,24 @@ std::vector<Event> scan_existing_connections(uint32_t exclude_pid, uint64_t now_
     e.cookie = s.cookie;
     e.pid = e.tid = holder->second.pid;
     e.fd = holder->second.fd;
-    e.comm = read_comm(e.pid);
+    e.comm = read_comm(sources.proc_root, e.pid);
     e.role = listening_ports.contains(s.local.port) ? Role::Server : Role::Client;
     e.family = static_cast<uint16_t>(s.family);
     e.local = s.local;
     e.remote = s.remote;
     events.push_back(std::move(e));
   }
-  return events;
+  return result;
+}
+
+size_t report_scan_errors(const std::vector<std::string>& errors, std::FILE* out) {
+  std::set<std::string> seen;
+  for (const std::string& error : errors) {
+    if (!seen.insert(error).second) continue;
+    std::fprintf(out, "weft: connections open before weft started will not be traced: %s\n",
+                 error.c_str());
+  }
+  return seen.size();
 }
 
 }  // namespace weft::capture

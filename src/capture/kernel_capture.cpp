@@ -2,6 +2,9 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,8 +14,8 @@
 #include "capture/clock.h"
 #include "capture/existing_connections.h"
 #include "capture/tracefs.h"
-#include "weft_events.h"
 #include "weft.skel.h"
+#include "weft_events.h"
 
 namespace weft::capture {
 namespace {
@@ -20,6 +23,40 @@ namespace {
 bool is_power_of_two(uint32_t v) { return v && !(v & (v - 1)); }
 
 std::string errno_text(int err) { return std::strerror(err < 0 ? -err : err); }
+
+static_assert(static_cast<int>(CaptureVerdict::Payload) == WEFT_CAPTURE_PAYLOAD);
+static_assert(static_cast<int>(CaptureVerdict::CountsOnly) == WEFT_CAPTURE_COUNTS);
+static_assert(static_cast<int>(CaptureVerdict::Ignore) == WEFT_CAPTURE_IGNORE);
+
+constexpr uint64_t kAddressRefreshNs = 5'000'000'000;  // listener addresses re-listed this often
+constexpr uint64_t kDrainBudgetNs = 1'000'000'000;     // shutdown reads the ring at most this long
+
+uint32_t own_netns_inode() {
+  struct stat st {};
+  return stat("/proc/self/ns/net", &st) == 0 ? static_cast<uint32_t>(st.st_ino) : 0;
+}
+
+// Every IPv4 and IPv6 address of this network namespace, IPv4 as v4-mapped IPv6.
+std::vector<std::array<uint8_t, 16>> local_addresses() {
+  std::vector<std::array<uint8_t, 16>> out;
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) return out;
+  for (ifaddrs* i = list; i; i = i->ifa_next) {
+    if (!i->ifa_addr) continue;
+    std::array<uint8_t, 16> a{};
+    if (i->ifa_addr->sa_family == AF_INET) {
+      a[10] = a[11] = 0xff;
+      std::memcpy(a.data() + 12, &reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr, 4);
+    } else if (i->ifa_addr->sa_family == AF_INET6) {
+      std::memcpy(a.data(), &reinterpret_cast<sockaddr_in6*>(i->ifa_addr)->sin6_addr, 16);
+    } else {
+      continue;
+    }
+    out.push_back(a);
+  }
+  freeifaddrs(list);
+  return out;
+}
 
 }  // namespace
 
@@ -75,12 +112,16 @@ bool KernelCapture::load(const CaptureConfig& config, std::string* error) {
     *error = "cannot open the embedded BPF object: " + errno_text(errno);
     return false;
   }
-  skel_->rodata->cfg_self_tgid = static_cast<uint32_t>(getpid());
+  netns_ = own_netns_inode();
+  skel_->rodata->cfg_self_netns = netns_;
+  // Right outside a pid namespace; learn_self_tgid() replaces it with the kernel's own number.
+  skel_->bss->self_tgid = static_cast<uint32_t>(getpid());
   skel_->rodata->cfg_chunk_bytes = config.chunk_bytes;
   skel_->rodata->cfg_max_capture_bytes = config.max_capture_bytes;
   skel_->rodata->cfg_wakeup_bytes = config.ringbuf_bytes / 8;
   bpf_map__set_max_entries(skel_->maps.weft_events, config.ringbuf_bytes);
   bpf_map__set_max_entries(skel_->maps.weft_conns, config.max_connections);
+  bpf_map__set_max_entries(skel_->maps.weft_verdicts, config.max_connections);
 
   for (const std::string& name : config.disabled_hooks) {
     const HookSpec* spec = find_hook(name);
@@ -115,6 +156,19 @@ bool KernelCapture::load(const CaptureConfig& config, std::string* error) {
   if (int err = weft_bpf__load(skel_); err) {
     *error = "loading the BPF programs failed: " + errno_text(err) +
              " (run `weft doctor`; libbpf's log above names the program)";
+    return false;
+  }
+  return learn_self_tgid(error);
+}
+
+// getpid() is weft's pid in its own pid namespace; the kernel hooks see the root namespace's
+// number. self__learn, run here in weft's own context, stores the latter where the hooks read it.
+bool KernelCapture::learn_self_tgid(std::string* error) {
+  uint64_t args[1] = {0};
+  LIBBPF_OPTS(bpf_test_run_opts, run, .ctx_in = args, .ctx_size_in = sizeof(args));
+  if (int err = bpf_prog_test_run_opts(bpf_program__fd(skel_->progs.self__learn), &run); err) {
+    *error = "cannot learn weft's own pid as the kernel sees it (running self__learn failed: " +
+             errno_text(err) + "); weft would trace itself";
     return false;
   }
   return true;
@@ -170,10 +224,10 @@ int KernelCapture::on_record(void* ctx, void* data, size_t size) {
 // carry the role.
 void KernelCapture::scan_existing() {
   if (!scan_existing_) return;
-  std::string error;
-  auto events = scan_existing_connections(static_cast<uint32_t>(getpid()), monotonic_now_ns(), &error);
+  ScanResult scan = scan_existing_connections(static_cast<uint32_t>(getpid()), monotonic_now_ns());
+  stats_.scan_errors += report_scan_errors(scan.errors, stderr);
   int map_fd = bpf_map__fd(skel_->maps.weft_conns);
-  for (Event& e : events) {
+  for (Event& e : scan.events) {
     weft_conn_state state{};
     state.pid = e.pid;
     state.tid = e.tid;
@@ -190,6 +244,8 @@ void KernelCapture::scan_existing() {
 }
 
 bool KernelCapture::poll(std::chrono::milliseconds timeout, const EventSink& sink) {
+  if (!any_address_ports_.empty() && monotonic_now_ns() >= next_address_refresh_ns_)
+    refresh_listener_addresses();
   for (Event& e : existing_) {
     ++stats_.records;
     sink(std::move(e));
@@ -200,6 +256,23 @@ bool KernelCapture::poll(std::chrono::milliseconds timeout, const EventSink& sin
   if (n >= 0) ring_buffer__consume(ring_);  // records queued without a wakeup
   sink_ = nullptr;
   return true;
+}
+
+size_t KernelCapture::drain(const EventSink& sink) {
+  uint64_t before = stats_.records;
+  for (Event& e : existing_) {
+    ++stats_.records;
+    sink(std::move(e));
+  }
+  existing_.clear();
+  sink_ = &sink;
+  // A poll cut short by the stop signal consumed nothing; records written without a wakeup
+  // since the last poll are still queued. Bounded: under a flood the ring never empties.
+  uint64_t deadline = monotonic_now_ns() + kDrainBudgetNs;
+  while (ring_buffer__consume(ring_) > 0 && monotonic_now_ns() < deadline) {
+  }
+  sink_ = nullptr;
+  return stats_.records - before;
 }
 
 uint64_t KernelCapture::now_mono_ns() const { return monotonic_now_ns(); }
@@ -227,12 +300,64 @@ const char* loss_name(int cause) {
 
 namespace weft::capture {
 
-void KernelCapture::exclude_peers_of(const Endpoint& local) {
-  weft_endpoint key{};
-  std::memcpy(key.addr, local.addr.data(), sizeof(key.addr));
-  key.port = local.port;
+void KernelCapture::register_self_endpoint(const EndpointKey& key, bool add) {
+  weft_endpoint e{};
+  std::memcpy(e.addr, key.first.data(), sizeof(e.addr));
+  e.port = key.second;
+  e.netns = netns_;
+  int fd = bpf_map__fd(skel_->maps.weft_self_endpoints);
   uint8_t kind = WEFT_SELF_LISTENER;
-  bpf_map_update_elem(bpf_map__fd(skel_->maps.weft_self_endpoints), &key, &kind, BPF_ANY);
+  if (add)
+    bpf_map_update_elem(fd, &e, &kind, BPF_ANY);
+  else
+    bpf_map_delete_elem(fd, &e);
+}
+
+void KernelCapture::exclude_peers_of(const Endpoint& local) {
+  if (local.addr != std::array<uint8_t, 16>{}) {
+    register_self_endpoint({local.addr, local.port}, true);
+    return;
+  }
+  // Not a zero-address entry: that would hide every connection to this port on any host.
+  any_address_ports_.push_back(local.port);
+  refresh_listener_addresses();
+}
+
+void KernelCapture::refresh_listener_addresses() {
+  next_address_refresh_ns_ = monotonic_now_ns() + kAddressRefreshNs;
+  std::set<EndpointKey> now;
+  for (const auto& addr : local_addresses())
+    for (uint16_t port : any_address_ports_) now.insert({addr, port});
+  for (const EndpointKey& key : any_address_keys_)
+    if (!now.contains(key)) register_self_endpoint(key, false);
+  for (const EndpointKey& key : now)
+    if (!any_address_keys_.contains(key)) register_self_endpoint(key, true);
+  any_address_keys_ = std::move(now);
+}
+
+std::vector<KernelCapture::ProgramStats> KernelCapture::program_stats() const {
+  std::vector<ProgramStats> out;
+  bpf_program* prog = nullptr;
+  bpf_object__for_each_program(prog, skel_->obj) {
+    int fd = bpf_program__fd(prog);
+    if (fd < 0) continue;  // not loaded (a hook left out)
+    bpf_prog_info info{};
+    uint32_t len = sizeof(info);
+    if (bpf_prog_get_info_by_fd(fd, &info, &len) != 0) continue;
+    out.push_back({bpf_program__name(prog), info.run_time_ns, info.run_cnt});
+  }
+  return out;
+}
+
+void KernelCapture::set_verdict(uint64_t cookie, CaptureVerdict verdict) {
+  int fd = bpf_map__fd(skel_->maps.weft_verdicts);
+  if (verdict == CaptureVerdict::Payload) {
+    // No entry means payload; a connection that never had a verdict is fine as it is.
+    if (bpf_map_delete_elem(fd, &cookie) != 0 && errno != ENOENT) ++stats_.verdict_failures;
+    return;
+  }
+  uint8_t value = static_cast<uint8_t>(verdict);
+  if (bpf_map_update_elem(fd, &cookie, &value, BPF_ANY) != 0) ++stats_.verdict_failures;
 }
 
 }  // namespace weft::capture

@@ -2,7 +2,9 @@
 // ring buffer.
 #pragma once
 
+#include <array>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -43,14 +45,33 @@ class KernelCapture : public EventSource {
   SourceStats stats() const override;
   int64_t wall_offset_ns() const override { return wall_offset_ns_; }
   void exclude_peers_of(const Endpoint& local) override;
+  void set_verdict(uint64_t cookie, CaptureVerdict verdict) override;
+  // Consumes the ring buffer until it is empty (at most about a second under a flood).
+  size_t drain(const EventSink& sink) override;
 
   const std::vector<HookStatus>& hooks() const { return hooks_; }
 
+  // Time the kernel spent in each loaded program and how often it ran (both stay 0 unless
+  // kernel.bpf_stats_enabled=1): what a BPF change costs per event.
+  struct ProgramStats {
+    std::string name;
+    uint64_t run_time_ns = 0;
+    uint64_t run_cnt = 0;
+  };
+  std::vector<ProgramStats> program_stats() const;
+
  private:
+  using EndpointKey = std::pair<std::array<uint8_t, 16>, uint16_t>;
+
   KernelCapture() = default;
   bool load(const CaptureConfig& config, std::string* error);
+  bool learn_self_tgid(std::string* error);
   bool attach(std::string* error);
   void scan_existing();
+  void register_self_endpoint(const EndpointKey& key, bool add);
+  // Listeners on every address stand for each address of weft's network namespace: those are
+  // listed again now and then, as interfaces come and go.
+  void refresh_listener_addresses();
   static int on_record(void* ctx, void* data, size_t size);
 
   weft_bpf* skel_ = nullptr;
@@ -59,6 +80,10 @@ class KernelCapture : public EventSource {
   std::vector<HookStatus> hooks_;
   bool scan_existing_ = true;
   std::vector<Event> existing_;  // found at start, delivered by the first poll
+  uint32_t netns_ = 0;           // inode of weft's network namespace
+  std::vector<uint16_t> any_address_ports_;  // weft's listeners on 0.0.0.0 / ::
+  std::set<EndpointKey> any_address_keys_;   // what those are registered as now
+  uint64_t next_address_refresh_ns_ = 0;
   int64_t wall_offset_ns_ = 0;
   ProcessResolver processes_;
   SourceStats stats_;

@@ -102,7 +102,10 @@ std::string base64_encode(const std::vector<uint8_t>& bytes) {
 std::string format_event_text(const Event& e) {
   std::string line = format_wall_time(e.wall_ns, false) + " " + to_string(e.kind);
   line.resize(std::max<size_t>(line.size(), 24), ' ');
-  line += e.comm + "[" + std::to_string(e.pid) + "/" + std::to_string(e.tid) + "]";
+  if (e.kind == EventKind::Data && e.kernel_thread())
+    line += e.comm + "[kernel thread]";  // its pid is not the connection's process
+  else
+    line += e.comm + "[" + std::to_string(e.pid) + "/" + std::to_string(e.tid) + "]";
   line += " fd=" + std::to_string(e.fd) + " " + to_string(e.role) + " ";
   line += e.local.to_string() + (e.kind == EventKind::Data && e.direction == Direction::Recv ? " <- " : " -> ");
   line += e.remote.to_string();
@@ -162,6 +165,7 @@ std::string format_event_json(const Event& e) {
       j["tcp_seq"] = e.tcp_seq;
       j["captured"] = e.data.size();
       j["truncated"] = e.truncated();
+      j["kernel_thread"] = e.kernel_thread();
       j["gap_before"] = e.gap_before;
       j["data"] = base64_encode(e.data);
       break;
