@@ -4,12 +4,17 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 #include "weft/event.h"
 
 namespace weft {
+
+namespace protocols {
+class Protocol;
+}
 
 // Who the connection belongs to, as the capture stage saw it.
 struct ConnectionInfo {
@@ -22,6 +27,9 @@ struct ConnectionInfo {
   Endpoint local;
   Endpoint remote;
   int64_t wall_offset_ns = 0;  // wall clock minus kernel monotonic clock
+  // The kernel's TCP sequence numbers and stream positions disagreed at least once (another
+  // writer, a splice): some bytes may sit in the wrong place, so may this connection's spans.
+  bool capture_degraded = false;
 };
 
 // One side (request or response) of an exchange: where it was on the wire and when.
@@ -34,7 +42,7 @@ struct MessageTiming {
   uint32_t tcp_seq = 0;     // TCP sequence number of the first byte
   uint64_t wire_bytes = 0;  // header and body bytes on the wire
   uint64_t body_bytes = 0;
-  bool truncated = false;   // headers longer than the capture limit: fields may be missing
+  bool truncated = false;  // a head longer than the capture limit: fields may be missing
 };
 
 using HeaderList = std::vector<std::pair<std::string, std::string>>;  // lowercase names
@@ -42,28 +50,26 @@ using HeaderList = std::vector<std::pair<std::string, std::string>>;  // lowerca
 // The first value of a header (lowercase name), or null.
 const std::string* find_header(const HeaderList& headers, std::string_view name);
 
-struct HttpInfo {
-  std::string method;
-  std::string target;
-  std::string version;  // "1.0" or "1.1"
-  int status = 0;
-  HeaderList request_headers;   // only those later stages use (see http1/parser.cpp)
-  HeaderList response_headers;
-  // The response's end was not framed by a length (read until close, or framing lost after
-  // uncaptured chunked bytes): its end is where the connection or the next response began.
-  bool response_end_inferred = false;
+// The protocol-specific part of an exchange (an HTTP method and status, a Redis command):
+// defined, written and read only by its protocol's folder.
+struct ExchangeDetails {
+  virtual ~ExchangeDetails() = default;
 };
 
 struct Exchange {
-  std::string protocol;  // "http1"
+  // The protocol that produced it; it also describes it to every later stage.
+  const protocols::Protocol* protocol = nullptr;
   // Server: this process received the request. Client: it sent the request.
   Role side = Role::Unknown;
   std::shared_ptr<const ConnectionInfo> connection;
   MessageTiming request;
   MessageTiming response;
-  HttpInfo http;
+  std::shared_ptr<ExchangeDetails> details;
 
-  uint64_t duration_ns() const { return response.end_ns > request.start_ns ? response.end_ns - request.start_ns : 0; }
+  uint64_t duration_ns() const {
+    return response.end_ns > request.start_ns ? response.end_ns - request.start_ns : 0;
+  }
+  std::string_view protocol_name() const;  // "" without a protocol
 };
 
 }  // namespace weft

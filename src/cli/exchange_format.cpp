@@ -3,16 +3,10 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/event_format.h"
+#include "protocols/protocol.h"
 
 namespace weft::cli {
 namespace {
-
-nlohmann::json headers_json(const HeaderList& headers) {
-  nlohmann::json out = nlohmann::json::object();
-  for (const auto& [name, value] : headers)
-    if (!out.contains(name)) out[name] = value;
-  return out;
-}
 
 nlohmann::json timing_json(const MessageTiming& t, int64_t wall_offset_ns) {
   return {
@@ -39,41 +33,35 @@ std::string millis(uint64_t ns) {
 std::string format_exchange_text(const Exchange& ex) {
   const ConnectionInfo& c = *ex.connection;
   uint64_t start_wall = ex.request.start_ns + c.wall_offset_ns;
-  std::string line = format_wall_time(start_wall, false) + " " + to_string(ex.side) + " " + c.comm + "[" +
-                     std::to_string(c.pid) + "/" + std::to_string(ex.request.start_tid) + "] " + ex.http.method +
-                     " " + ex.http.target + " -> " + std::to_string(ex.http.status) + " " +
-                     millis(ex.duration_ns()) + " " + c.local.to_string() +
-                     (ex.side == Role::Server ? " <- " : " -> ") + c.remote.to_string();
-  if (ex.request.truncated || ex.response.truncated) line += " [headers truncated]";
-  if (ex.http.response_end_inferred) line += " [end inferred]";
+  std::string line = format_wall_time(start_wall, false) + " " + to_string(ex.side) + " " + c.comm +
+                     "[" + std::to_string(c.pid) + "/" + std::to_string(ex.request.start_tid) +
+                     "] " + ex.protocol->render_text(ex) + " " + millis(ex.duration_ns()) + " " +
+                     c.local.to_string() + (ex.side == Role::Server ? " <- " : " -> ") +
+                     c.remote.to_string();
+  if (c.capture_degraded) line += " [capture degraded]";
   return line;
 }
 
 std::string format_exchange_json(const Exchange& ex) {
   const ConnectionInfo& c = *ex.connection;
   nlohmann::json j = {
-      {"protocol", ex.protocol},
+      {"protocol", ex.protocol_name()},
       {"side", to_string(ex.side)},
       {"time", format_wall_time(ex.request.start_ns + c.wall_offset_ns, true)},
       {"duration_ns", ex.duration_ns()},
-      {"method", ex.http.method},
-      {"target", ex.http.target},
-      {"version", ex.http.version},
-      {"status", ex.http.status},
-      {"request", timing_json(ex.request, c.wall_offset_ns)},
-      {"response", timing_json(ex.response, c.wall_offset_ns)},
-      {"request_headers", headers_json(ex.http.request_headers)},
-      {"response_headers", headers_json(ex.http.response_headers)},
-      {"response_end_inferred", ex.http.response_end_inferred},
-      {"pid", c.pid},
-      {"comm", c.comm},
-      {"exe", c.process ? c.process->exe : ""},
-      {"fd", c.fd},
-      {"cookie", c.cookie},
-      {"family", c.family == 10 ? "ipv6" : "ipv4"},
-      {"local", {{"address", c.local.address()}, {"port", c.local.port}}},
-      {"remote", {{"address", c.remote.address()}, {"port", c.remote.port}}},
   };
+  ex.protocol->render_json(ex, j);
+  j["request"] = timing_json(ex.request, c.wall_offset_ns);
+  j["response"] = timing_json(ex.response, c.wall_offset_ns);
+  j["pid"] = c.pid;
+  j["comm"] = c.comm;
+  j["exe"] = c.process ? c.process->exe : "";
+  j["fd"] = c.fd;
+  j["cookie"] = c.cookie;
+  j["family"] = c.family == 10 ? "ipv6" : "ipv4";
+  j["local"] = {{"address", c.local.address()}, {"port", c.local.port}};
+  j["remote"] = {{"address", c.remote.address()}, {"port", c.remote.port}};
+  j["capture_degraded"] = c.capture_degraded;
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 

@@ -210,6 +210,9 @@ int main(int argc, char** argv) {
                     "Let the sampler drop traces with errors too");
   run_cmd->add_flag("--query-values", run.spans.query_values,
                     "Export url.query values (redacted by default)");
+  run_cmd->add_flag("--statement-values", run.spans.statement_values,
+                    "Export the literal arguments of database statements in db.query.text (each "
+                    "is \"?\" by default; credentials are never exported)");
   run_cmd->add_flag("--command-line", run.spans.command_line,
                     "Export process.command_line in resources");
   add_capture_options(*run_cmd, run.capture);

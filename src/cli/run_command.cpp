@@ -93,10 +93,11 @@ void print_summary(const trace::StitchCounters& s, const conn::ConnectionTracker
   }
   std::fprintf(
       stderr,
-      "weft run: connections: %llu tracked, %llu undetected, %llu evicted; parse_errors=%llu "
-      "unmatched=%llu\n",
+      "weft run: connections: %llu tracked, %llu undetected, %llu detected after a miss, %llu "
+      "evicted, %llu sequence mismatches; parse_errors=%llu unmatched=%llu\n",
       (unsigned long long)t.connections, (unsigned long long)t.undetected,
-      (unsigned long long)t.evicted, (unsigned long long)parse_errors,
+      (unsigned long long)t.redetected, (unsigned long long)t.evicted,
+      (unsigned long long)t.sequence_mismatches, (unsigned long long)parse_errors,
       (unsigned long long)unmatched);
   std::fprintf(stderr, "%s\n", export_line(q, queue.last_error()).c_str());
 }
@@ -136,22 +137,20 @@ int run_traces(const RunOptions& options) {
   // The export thread: the pipeline never waits for an exporter.
   // Export failures are told on stderr as they happen, not only in the summary.
   auto reporter = std::make_unique<exporter::DeliveryReporter>(
-      out->destination(), [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); });
+      out->destination(),
+      [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); });
   exporter::ExportQueue queue(queue_config(options.output), std::move(out), std::move(reporter));
   auto pusher = start_metrics_pusher(options.output, registry, &error);
   if (!error.empty()) std::fprintf(stderr, "weft run: no OTLP metrics: %s\n", error.c_str());
   trace::Stitcher stitcher(options.stitch, [&](trace::Trace&& t) { queue.push(std::move(t)); });
   trace::SpanBuilder spans(options.spans);
   uint64_t now_wall = 0;
-  conn::ConnectionTracker tracker(
-      options.tracker,
-      [&](Exchange&& ex) {
-        trace::Span span = spans.build(std::make_shared<const Exchange>(std::move(ex)));
-        registry.record_span(span);  // every request counts, sampled or not
-        stitcher.add(std::move(span), now_wall);
-      },
-      wall_offset);
-  trace::feed_thread_evidence(tracker, stitcher, wall_offset);
+  trace::TraceFeed feed(stitcher, wall_offset, [&](Exchange&& ex) {
+    trace::Span span = spans.build(std::make_shared<const Exchange>(std::move(ex)));
+    registry.record_span(span);  // every request counts, sampled or not
+    stitcher.add(std::move(span), now_wall);
+  });
+  conn::ConnectionTracker tracker(options.tracker, feed.outputs(), wall_offset);
   auto publish_self = [&] {
     registry.set_self(metrics::collect_self_snapshot(stream.source_stats(), stream.stream_stats(),
                                                      tracker, stitcher.counters(),

@@ -10,14 +10,38 @@ int index(Direction d) {
   return static_cast<int>(d);
 }
 
+Direction opposite(Direction d) {
+  return d == Direction::Send ? Direction::Recv : Direction::Send;
+}
+
 }  // namespace
 
-ConnectionTracker::ConnectionTracker(TrackerConfig config, protocols::ExchangeSink sink,
+// Handlers' results, forwarded to the tracker's outputs.
+class ConnectionTracker::Output : public protocols::HandlerOutput {
+ public:
+  explicit Output(std::function<void(Exchange&&)> on_exchange)
+      : on_exchange_(std::move(on_exchange)) {}
+  void exchange(Exchange&& exchange) override { on_exchange_(std::move(exchange)); }
+  void request_started(const ConnectionInfo&, uint32_t, uint64_t) override {}
+
+ private:
+  std::function<void(Exchange&&)> on_exchange_;
+};
+
+ConnectionTracker::ConnectionTracker(TrackerConfig config, TrackerOutputs outputs,
                                      int64_t wall_offset_ns)
     : config_(config),
-      sink_(std::move(sink)),
+      outputs_(std::move(outputs)),
       wall_offset_ns_(wall_offset_ns),
       protocol_counters_(protocols::registry().size()) {}
+
+ConnectionTracker::ConnectionTracker(TrackerConfig config,
+                                     std::function<void(Exchange&&)> on_exchange,
+                                     int64_t wall_offset_ns)
+    : ConnectionTracker(config, TrackerOutputs{}, wall_offset_ns) {
+  exchange_only_ = std::make_unique<Output>(std::move(on_exchange));
+  outputs_.exchanges = exchange_only_.get();
+}
 
 ConnectionTracker::~ConnectionTracker() = default;
 
@@ -32,7 +56,7 @@ void ConnectionTracker::on_event(const Event& event) {
   update_identity(c, event);
   c.last_activity_ns = std::max(c.last_activity_ns, event.mono_ns);
   lru_.splice(lru_.end(), lru_, c.lru);
-  if (event.kind == EventKind::Data) on_data(c, event);
+  if (event.kind == EventKind::Data && accept_source(c, event)) on_data(c, event);
   account(c);
   enforce_budget(event.cookie);
 }
@@ -67,15 +91,60 @@ void ConnectionTracker::update_identity(Connection& c, const Event& e) {
   if (e.fd >= 0 && (authoritative || info.fd < 0)) info.fd = e.fd;
 }
 
+// A connection whose TLS library's plaintext is known is parsed from that alone: its socket
+// bytes are ciphertext of the same conversation. The first plaintext starts the connection's
+// parsing afresh (the ciphertext could not have been parsed anyway).
+bool ConnectionTracker::accept_source(Connection& c, const Event& e) {
+  if (e.source == c.source) return true;
+  if (e.source == ByteSource::Socket) {
+    counters_.superseded_bytes += e.syscall_len;
+    return false;
+  }
+  c.source = e.source;
+  c.streams = {};
+  c.handler.reset();
+  c.state = State::Detecting;
+  c.detect_attempts = 0;
+  c.rejected = 0;
+  c.seq_known = {};
+  send_verdict(c, CaptureVerdict::Ignore);
+  return true;
+}
+
+// The kernel computes both from the same socket at the same moment: for one direction they
+// must differ by a constant. When they do not, bytes were placed where they do not belong.
+void ConnectionTracker::check_sequence(Connection& c, const Event& e) {
+  if (!e.has_position() || e.source != ByteSource::Socket) return;
+  int d = index(e.direction);
+  uint32_t offset = e.tcp_seq - static_cast<uint32_t>(e.stream_pos);
+  if (!c.seq_known[d]) {
+    c.seq_known[d] = true;
+    c.seq_offset[d] = offset;
+    return;
+  }
+  if (offset == c.seq_offset[d]) return;
+  ++counters_.sequence_mismatches;
+  c.info->capture_degraded = true;
+  c.seq_offset[d] = offset;  // count each change once
+}
+
 void ConnectionTracker::report_opaque(Connection& c, const Event& e) {
-  if (e.role != Role::Server || e.tid == c.opaque_reported_tid || !on_opaque_server_io_) return;
+  if (e.role != Role::Server || e.tid == c.opaque_reported_tid || !outputs_.opaque_server_io)
+    return;
   c.opaque_reported_tid = e.tid;
-  on_opaque_server_io_(e.pid, e.tid);
+  outputs_.opaque_server_io(e.pid, e.tid);
+}
+
+void ConnectionTracker::send_verdict(Connection& c, CaptureVerdict verdict) {
+  if (!outputs_.capture_verdict) return;
+  ++counters_.verdicts;
+  outputs_.capture_verdict(c.info->cookie, verdict);
 }
 
 void ConnectionTracker::on_data(Connection& c, const Event& e) {
   if (c.state == State::Ignored) return report_opaque(c, e);
-  DataStream& stream = c.streams[index(e.direction)];
+  check_sequence(c, e);
+  stream::DataStream& stream = c.streams[index(e.direction)];
   uint64_t pos = e.stream_pos;
   // Only the syscall's last record says where its bytes end: earlier records of the same
   // syscall are followed by more captured bytes, not by a hole.
@@ -86,57 +155,123 @@ void ConnectionTracker::on_data(Connection& c, const Event& e) {
     syscall_end = pos + e.data.size();
   }
   uint64_t late_before = stream.late_bytes();
-  stream.add(pos, e.data, syscall_end, ByteOrigin{e.mono_ns, e.tid, e.tcp_seq});
+  stream.add(pos, e.data, syscall_end, stream::ByteOrigin{e.mono_ns, e.tid, e.tcp_seq});
   counters_.late_bytes += stream.late_bytes() - late_before;
+  if (e.syscall_len > 0) c.carried_bytes = true;
 
   if (c.state == State::Detecting) detect(c, e.direction);
-  if (c.state == State::Ignored) return report_opaque(c, e);
+  if (c.state == State::Detecting && c.detect_attempts >= config_.max_detect_attempts)
+    return give_up(c, e);
+  // Bytes no protocol claimed moved on this thread: while weft keeps looking, the trace stage
+  // must already know it cannot see everything this thread serves.
+  if (c.state == State::Detecting && c.missed) report_opaque(c, e);
   if (c.state != State::Tracking) return;
-  c.handler->on_data(e.direction, c.streams, sink_);
-  if (!c.handler->active()) {
-    c.state = State::Ignored;
-    c.streams = {};
-    report_opaque(c, e);
-  }
+  c.handler->on_data(e.direction, c.streams, *outputs_.exchanges);
+  if (c.confidence == protocols::Confidence::Weak) reconsider_weak(c, e.direction);
+  if (c.state == State::Tracking && !c.handler->active()) give_up(c, e);
+}
+
+// No protocol will be found, or the one found left the conversation (an Upgrade): stop
+// buffering, and tell the kernel to stop copying. An accepted connection still reports who
+// moves bytes on it (the trace stage's evidence of requests it cannot see).
+void ConnectionTracker::give_up(Connection& c, const Event& e) {
+  if (c.state == State::Detecting) ++counters_.undetected;
+  c.state = State::Ignored;
+  c.streams = {};
+  send_verdict(c, e.role == Role::Server ? CaptureVerdict::CountsOnly : CaptureVerdict::Ignore);
+  report_opaque(c, e);
 }
 
 void ConnectionTracker::detect(Connection& c, Direction dir) {
-  DataStream& stream = c.streams[index(dir)];
-  // Bytes never seen (count-only syscalls, lost records) cannot be detected: look past them.
-  while (stream.readable().empty() && stream.skippable() > 0) stream.consume(stream.skippable());
-  auto first = stream.readable();
-  if (first.empty()) return;
+  stream::DataStream& stream = c.streams[index(dir)];
+  while (c.detect_attempts < config_.max_detect_attempts) {
+    // Bytes never seen (count-only syscalls, lost records) cannot be detected: look past them.
+    while (stream.readable().empty() && stream.skippable() > 0) {
+      counters_.detect_bytes += stream.skippable();
+      stream.consume(stream.skippable());
+    }
+    auto bytes = stream.readable();
+    if (bytes.empty()) return;
+    bool undecided = false;
+    if (try_protocols(c, dir, bytes, undecided)) return;
+    if (undecided && bytes.size() <= config_.max_detect_bytes) return;  // wait for more
+    // Nothing here (mid-conversation, or another protocol): look again at the next message
+    // boundary, where a connection first seen mid-message is likeliest to start one.
+    ++c.detect_attempts;
+    c.missed = true;
+    uint64_t skipped = stream.skip_to_next_boundary();
+    counters_.detect_bytes += skipped;
+    if (skipped == 0) return;
+  }
+}
+
+// A strong match decides; a weak one only when no protocol can still match strongly.
+bool ConnectionTracker::try_protocols(Connection& c, Direction dir, std::span<const uint8_t> bytes,
+                                      bool& undecided) {
   const auto& protocols = protocols::registry();
-  bool undecided = false;
+  size_t weak = protocols.size();
+  protocols::DetectResult weak_result;
   for (size_t i = 0; i < protocols.size(); ++i) {
-    protocols::Detection d = protocols[i].detect(first);
-    if (d == protocols::Detection::NeedMore) undecided = true;
-    if (d != protocols::Detection::Requests && d != protocols::Detection::Responses) continue;
-    bool requests_sent = (d == protocols::Detection::Requests) == (dir == Direction::Send);
-    c.handler =
-        protocols[i].create(c.info, requests_sent, protocol_counters_[i], &on_request_start_);
-    c.state = State::Tracking;
-    // The other direction may already hold bytes (e.g. the response arrived first in order).
-    Direction other = dir == Direction::Send ? Direction::Recv : Direction::Send;
-    c.handler->on_data(other, c.streams, sink_);
+    if (c.rejected & (1u << i)) continue;
+    protocols::DetectResult r = protocols[i]->detect(bytes);
+    if (r.detection == protocols::Detection::NeedMore) undecided = true;
+    if (r.detection != protocols::Detection::Requests &&
+        r.detection != protocols::Detection::Responses)
+      continue;
+    if (r.confidence == protocols::Confidence::Strong) {
+      adopt(c, i, r, dir);
+      return true;
+    }
+    if (weak == protocols.size()) {
+      weak = i;
+      weak_result = r;
+    }
+  }
+  if (weak == protocols.size() || undecided) return false;
+  adopt(c, weak, weak_result, dir);
+  return true;
+}
+
+void ConnectionTracker::adopt(Connection& c, size_t i, protocols::DetectResult r, Direction dir) {
+  bool requests_sent = (r.detection == protocols::Detection::Requests) == (dir == Direction::Send);
+  c.handler = protocols::registry()[i]->create(c.info, requests_sent, protocol_counters_[i]);
+  c.protocol = i;
+  c.confidence = r.confidence;
+  c.state = State::Tracking;
+  if (c.missed) ++counters_.redetected;
+  // The other direction may already hold bytes (e.g. the response arrived first in order).
+  c.handler->on_data(opposite(dir), c.streams, *outputs_.exchanges);
+}
+
+// A weak match that produced errors before any whole message was not this protocol: forget
+// it for this connection and look again at the next message boundary.
+void ConnectionTracker::reconsider_weak(Connection& c, Direction dir) {
+  if (c.handler->confirmed()) {
+    c.confidence = protocols::Confidence::Strong;
     return;
   }
-  if (!undecided || first.size() > config_.max_detect_bytes) {
-    ++counters_.undetected;
-    c.state = State::Ignored;
-    c.streams = {};
-  }
+  if (c.handler->errors() == 0) return;
+  ++protocol_counters_[c.protocol].weak_rejected;
+  c.rejected |= 1u << c.protocol;
+  c.handler.reset();
+  c.state = State::Detecting;
+  c.missed = true;
+  ++c.detect_attempts;
+  for (auto& s : c.streams) counters_.detect_bytes += s.skip_to_next_boundary();
+  detect(c, dir);
 }
 
 void ConnectionTracker::finish(uint64_t cookie) {
   auto it = connections_.find(cookie);
   if (it == connections_.end()) return;
   Connection& c = it->second;
-  if (c.state == State::Tracking) c.handler->on_close(c.streams, sink_);
+  if (c.state == State::Tracking) c.handler->on_close(c.streams, *outputs_.exchanges);
+  // Bytes of no protocol weft knows, and it never gave up looking: still undetected.
+  if (c.state == State::Detecting && c.missed) ++counters_.undetected;
   memory_used_ -= c.accounted;
   lru_.erase(c.lru);
   connections_.erase(it);
-  if (on_finished_) on_finished_(cookie);
+  if (outputs_.connection_finished) outputs_.connection_finished(cookie);
 }
 
 void ConnectionTracker::account(Connection& c) {

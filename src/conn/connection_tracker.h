@@ -9,8 +9,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "conn/data_stream.h"
 #include "protocols/protocol.h"
+#include "stream/data_stream.h"
 #include "weft/event.h"
 #include "weft/exchange.h"
 
@@ -19,7 +19,12 @@ namespace weft::conn {
 struct TrackerConfig {
   size_t memory_budget_bytes = 64u << 20;      // buffered bytes plus per-connection overhead
   uint64_t idle_timeout_ns = 120'000'000'000;  // state of a silent connection is freed after this
-  size_t max_detect_bytes = 16 * 1024;         // bytes to look at before giving up on detection
+  // Bytes one look at a message boundary may wait for before it counts as "no protocol here"
+  // (a start line still without its end).
+  size_t max_detect_bytes = 16 * 1024;
+  // Message boundaries (syscall starts) looked at before a connection is given up on: a
+  // connection first seen mid-conversation is picked up at its next message.
+  uint32_t max_detect_attempts = 64;
 };
 
 struct TrackerCounters {
@@ -27,28 +32,38 @@ struct TrackerCounters {
   uint64_t closed = 0;        // freed on close
   uint64_t idle_expired = 0;  // freed after idle_timeout
   uint64_t evicted = 0;       // freed early to stay within the memory budget
-  uint64_t undetected = 0;    // connections in no protocol weft knows (e.g. TLS, binary)
+  uint64_t undetected = 0;    // connections that carried bytes of no protocol weft knows
+  uint64_t detect_bytes = 0;  // bytes passed over while looking for a protocol
+  uint64_t redetected = 0;    // connections whose protocol was found after a first miss
   uint64_t late_bytes = 0;    // bytes arriving for positions already passed
   uint64_t unpositioned = 0;  // data events without a kernel stream position
+  // Data events whose TCP sequence number and stream position did not advance together (bytes
+  // of another writer, a splice, a position the kernel lost): the connection is degraded.
+  uint64_t sequence_mismatches = 0;
+  uint64_t superseded_bytes = 0;  // socket bytes dropped because the library's plaintext is known
+  uint64_t verdicts = 0;          // capture verdicts sent to the kernel
 };
 
-// Told when a thread moves bytes on a connection it accepted whose protocol weft cannot parse
-// (TLS ciphertext, an unknown protocol, after an Upgrade): requests the trace stage cannot see
-// are being served on that thread. Once per connection and thread.
-using OpaqueServerIoSink = std::function<void(uint32_t pid, uint32_t tid)>;
+// What the tracker tells the stages after it besides exchanges.
+struct TrackerOutputs {
+  protocols::HandlerOutput* exchanges = nullptr;  // exchanges and request starts; required
+  // A thread moved bytes on a connection it accepted whose protocol weft cannot parse (TLS
+  // ciphertext, an unknown protocol, after an Upgrade): requests the trace stage cannot see are
+  // being served on that thread. Once per connection and thread.
+  std::function<void(uint32_t pid, uint32_t tid)> opaque_server_io;
+  // A connection's state was freed (closed, idle, evicted), after its last exchanges.
+  std::function<void(uint64_t cookie)> connection_finished;
+  // What the kernel should copy for a connection from now on.
+  std::function<void(uint64_t cookie, CaptureVerdict verdict)> capture_verdict;
+};
 
 class ConnectionTracker {
  public:
-  ConnectionTracker(TrackerConfig config, protocols::ExchangeSink sink, int64_t wall_offset_ns);
+  ConnectionTracker(TrackerConfig config, TrackerOutputs outputs, int64_t wall_offset_ns);
+  // Exchanges only: request starts and the other outputs go nowhere.
+  ConnectionTracker(TrackerConfig config, std::function<void(Exchange&&)> on_exchange,
+                    int64_t wall_offset_ns);
   ~ConnectionTracker();
-
-  // Set before the first event: handlers keep a pointer to this sink.
-  void on_request_started(protocols::RequestStartSink sink) { on_request_start_ = std::move(sink); }
-  void on_opaque_server_io(OpaqueServerIoSink sink) { on_opaque_server_io_ = std::move(sink); }
-  // Told when a connection's state is freed (closed, idle, evicted), after its last exchanges.
-  void on_connection_finished(std::function<void(uint64_t cookie)> sink) {
-    on_finished_ = std::move(sink);
-  }
 
   void on_event(const Event& event);
   // Frees connections silent since before now - idle timeout, finishing what they hold.
@@ -68,29 +83,45 @@ class ConnectionTracker {
   enum class State { Detecting, Tracking, Ignored };
   struct Connection {
     std::shared_ptr<ConnectionInfo> info;
-    std::array<DataStream, 2> streams;
+    ByteSource source = ByteSource::Socket;  // whose bytes the streams hold
+    protocols::Streams streams;
     std::unique_ptr<protocols::ProtocolHandler> handler;
+    size_t protocol = 0;  // registry index of the handler's protocol
+    protocols::Confidence confidence = protocols::Confidence::Strong;
     State state = State::Detecting;
+    uint32_t detect_attempts = 0;
+    uint32_t rejected = 0;  // registry indexes (bits) whose weak match did not parse here
+    bool missed = false;    // a look found no protocol
+    bool carried_bytes = false;
     uint64_t last_activity_ns = 0;
-    uint32_t opaque_reported_tid = 0;  // the last thread reported to on_opaque_server_io
+    uint32_t opaque_reported_tid = 0;  // the last thread reported as opaque_server_io
+    // Per direction: TCP sequence number minus stream position, once known (mod 2^32).
+    std::array<uint32_t, 2> seq_offset{};
+    std::array<bool, 2> seq_known{};
     size_t accounted = 0;
     std::list<uint64_t>::iterator lru;
   };
+  class Output;
 
   Connection& find_or_create(const Event& event);
   void update_identity(Connection& c, const Event& event);
+  bool accept_source(Connection& c, const Event& event);
+  void check_sequence(Connection& c, const Event& event);
   void on_data(Connection& c, const Event& event);
   void detect(Connection& c, Direction dir);
+  bool try_protocols(Connection& c, Direction dir, std::span<const uint8_t> bytes, bool& undecided);
+  void adopt(Connection& c, size_t index, protocols::DetectResult result, Direction dir);
+  void reconsider_weak(Connection& c, Direction dir);
+  void give_up(Connection& c, const Event& event);
   void report_opaque(Connection& c, const Event& event);
+  void send_verdict(Connection& c, CaptureVerdict verdict);
   void finish(uint64_t cookie);  // handler->on_close, then forget
   void account(Connection& c);
   void enforce_budget(uint64_t keep_cookie);
 
   TrackerConfig config_;
-  protocols::ExchangeSink sink_;
-  protocols::RequestStartSink on_request_start_;
-  OpaqueServerIoSink on_opaque_server_io_;
-  std::function<void(uint64_t cookie)> on_finished_;
+  std::unique_ptr<Output> exchange_only_;  // the output of the exchanges-only constructor
+  TrackerOutputs outputs_;
   int64_t wall_offset_ns_;
   std::unordered_map<uint64_t, Connection> connections_;
   std::list<uint64_t> lru_;  // least recently active first

@@ -6,13 +6,11 @@
 namespace weft::exporter {
 namespace {
 
+const std::string kNoOutcome = "-";
+
 template <size_t N>
 std::string key(const std::array<uint8_t, N>& id) {
   return std::string(reinterpret_cast<const char*>(id.data()), id.size());
-}
-
-const char* kind_name(trace::SpanKind k) {
-  return k == trace::SpanKind::Server ? "server" : "client";
 }
 
 std::string describe(const trace::Span& s) {
@@ -93,13 +91,12 @@ void ConsoleExporter::print(const std::string& trace_key, const Spans& spans) {
     Item item = stack.back();
     stack.pop_back();
     const trace::Span& s = *item.span;
-    const trace::Attribute* status = trace::find_attribute(s, "http.response.status_code");
-    std::string code = status ? std::to_string(std::get<int64_t>(status->value)) : "-";
+    const std::string& code = s.outcome.empty() ? kNoOutcome : s.outcome;
     std::string note = item.root ? parent_note(s, earlier_spans) : "";
     std::fprintf(out_, "%s%s %s  %s  %s  %.3fms  %s%s%s\n", item.prefix.c_str(),
                  item.last ? "└─" : "├─", s.resource ? s.resource->service_name.c_str() : "?",
                  s.name.c_str(), code.c_str(), static_cast<double>(s.end_ns - s.start_ns) / 1e6,
-                 kind_name(s.kind), s.status == trace::StatusCode::Error ? "  ERROR" : "",
+                 to_string(s.kind), s.status == trace::StatusCode::Error ? "  ERROR" : "",
                  note.c_str());
     auto it = children.find(key(s.span_id));
     if (it == children.end()) continue;

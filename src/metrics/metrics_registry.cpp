@@ -4,18 +4,17 @@
 #include <chrono>
 
 #include "metrics/prometheus_text.h"
+#include "protocols/protocol.h"
 
 namespace weft::metrics {
 namespace {
 
 // The bucket bounds in nanoseconds: spans carry integer nanoseconds, so placement is exact.
-constexpr std::array<uint64_t, kDurationBucketBounds.size()> bucket_bounds_ns() {
-  std::array<uint64_t, kDurationBucketBounds.size()> out{};
-  for (size_t i = 0; i < out.size(); ++i)
-    out[i] = static_cast<uint64_t>(kDurationBucketBounds[i] * 1'000'000 + 0.5) * 1000;
+std::vector<uint64_t> bucket_bounds_ns(const std::vector<double>& bounds) {
+  std::vector<uint64_t> out;
+  for (double b : bounds) out.push_back(static_cast<uint64_t>(b * 1'000'000 + 0.5) * 1000);
   return out;
 }
-constexpr auto kBucketBoundsNs = bucket_bounds_ns();
 
 uint64_t wall_now_ns() {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -63,31 +62,26 @@ std::string valid_utf8(std::string_view s) {
   return out;
 }
 
-std::string string_attribute(const trace::Span& span, std::string_view key) {
+LabelValue label_value(const trace::Span& span, std::string_view key) {
   const trace::Attribute* a = trace::find_attribute(span, key);
-  const std::string* value = a ? std::get_if<std::string>(&a->value) : nullptr;
-  return value ? *value : std::string();
+  if (!a) return std::nullopt;
+  if (const auto* text = std::get_if<std::string>(&a->value))
+    return AttributeValue(valid_utf8(*text));
+  return a->value;
 }
 
-int64_t int_attribute(const trace::Span& span, std::string_view key) {
-  const trace::Attribute* a = trace::find_attribute(span, key);
-  const int64_t* value = a ? std::get_if<int64_t>(&a->value) : nullptr;
-  return value ? *value : 0;
-}
-
-SeriesLabels labels_of(const trace::Span& span) {
-  bool server = span.kind == trace::SpanKind::Server;
+SeriesLabels labels_of(const trace::Span& span, const MetricFamily& family) {
   SeriesLabels labels;
   labels.service = valid_utf8(span.resource ? span.resource->service_name : "");
-  labels.method = valid_utf8(string_attribute(span, "http.request.method"));
-  labels.route = valid_utf8(string_attribute(span, server ? "http.route" : "url.template"));
-  labels.status_code = int_attribute(span, "http.response.status_code");
+  labels.values.reserve(family.label_keys.size());
+  for (const std::string& key : family.label_keys) labels.values.push_back(label_value(span, key));
   return labels;
 }
 
-void observe(DurationHistogram& h, uint64_t duration_ns) {
-  size_t bucket = std::lower_bound(kBucketBoundsNs.begin(), kBucketBoundsNs.end(), duration_ns) -
-                  kBucketBoundsNs.begin();
+void observe(DurationHistogram& h, const std::vector<uint64_t>& bounds_ns, uint64_t duration_ns) {
+  if (h.bucket_counts.empty()) h.bucket_counts.assign(bounds_ns.size() + 1, 0);
+  size_t bucket =
+      std::lower_bound(bounds_ns.begin(), bounds_ns.end(), duration_ns) - bounds_ns.begin();
   ++h.bucket_counts[bucket];
   double seconds = static_cast<double>(duration_ns) / 1e9;
   h.min_seconds = h.count == 0 ? seconds : std::min(h.min_seconds, seconds);
@@ -98,29 +92,48 @@ void observe(DurationHistogram& h, uint64_t duration_ns) {
 
 }  // namespace
 
-MetricsRegistry::MetricsRegistry(MetricsLimits limits)
-    : limits_(limits), start_ns_(wall_now_ns()) {}
-
-void MetricsRegistry::record_span(const trace::Span& span) {
-  uint64_t duration_ns = span.end_ns > span.start_ns ? span.end_ns - span.start_ns : 0;
-  SeriesLabels labels = labels_of(span);
-  std::lock_guard lock(mutex_);
-  DurationMetric& metric = span.kind == trace::SpanKind::Server ? server_ : client_;
-  observe(series_for(metric, std::move(labels)), duration_ns);
+MetricsRegistry::MetricsRegistry(MetricsLimits limits) : limits_(limits), start_ns_(wall_now_ns()) {
+  for (const protocols::Protocol* p : protocols::registry())
+    for (const MetricFamily* family : p->metric_families()) metric_for(family);
 }
 
-// A route a service has not used before is only taken while the service has room for it.
-bool MetricsRegistry::route_allowed(const DurationMetric& metric,
-                                    const SeriesLabels& labels) const {
-  auto known = metric.routes_by_service.find(labels.service);
-  if (known == metric.routes_by_service.end() || known->second.contains(labels.route)) return true;
+MetricsRegistry::DurationMetric& MetricsRegistry::metric_for(const MetricFamily* family) {
+  for (DurationMetric& m : metrics_)
+    if (m.family == family) return m;
+  DurationMetric& m = metrics_.emplace_back();
+  m.family = family;
+  m.bounds_ns = bucket_bounds_ns(family->bucket_bounds);
+  for (size_t i = 0; i < family->label_keys.size(); ++i)
+    if (family->label_keys[i] == family->bounded_key) m.bounded_index = i;
+  return m;
+}
+
+void MetricsRegistry::record_span(const trace::Span& span) {
+  if (!span.metric_family) return;
+  uint64_t duration_ns = span.end_ns > span.start_ns ? span.end_ns - span.start_ns : 0;
+  SeriesLabels labels = labels_of(span, *span.metric_family);
+  std::lock_guard lock(mutex_);
+  DurationMetric& metric = metric_for(span.metric_family);
+  observe(series_for(metric, std::move(labels)), metric.bounds_ns, duration_ns);
+}
+
+// A bounded label value a service has not used before is only taken while the service has room.
+bool MetricsRegistry::bounded_allowed(const DurationMetric& metric,
+                                      const SeriesLabels& labels) const {
+  if (metric.bounded_index >= labels.values.size()) return true;
+  auto known = metric.bounded_by_service.find(labels.service);
+  if (known == metric.bounded_by_service.end() ||
+      known->second.contains(labels.values[metric.bounded_index]))
+    return true;
   return known->second.size() < limits_.max_routes_per_service;
 }
 
 DurationHistogram& MetricsRegistry::series_for(DurationMetric& metric, SeriesLabels labels) {
-  if (!route_allowed(metric, labels)) {
-    labels.route = kOverflowLabel;
+  bool bounded = metric.bounded_index < labels.values.size();
+  if (!bounded_allowed(metric, labels)) {
+    labels.values[metric.bounded_index] = AttributeValue(std::string(kOverflowLabel));
     ++overflow_.routes;
+    bounded = false;  // "other" is not remembered as a value
   }
   if (auto it = metric.series.find(labels); it != metric.series.end()) return it->second;
   // The overflow series itself is not counted against the limit.
@@ -129,8 +142,9 @@ DurationHistogram& MetricsRegistry::series_for(DurationMetric& metric, SeriesLab
     ++overflow_.series;
     return metric.series[SeriesLabels{.overflow = true}];
   }
-  // Routes are remembered only with a series, so this map is bounded by the series limit.
-  if (labels.route != kOverflowLabel) metric.routes_by_service[labels.service].insert(labels.route);
+  // Values are remembered only with a series, so this map is bounded by the series limit.
+  if (bounded)
+    metric.bounded_by_service[labels.service].insert(labels.values[metric.bounded_index]);
   return metric.series[std::move(labels)];
 }
 
@@ -143,8 +157,7 @@ MetricsSnapshot MetricsRegistry::snapshot() const {
   MetricsSnapshot out;
   out.start_ns = start_ns_;
   std::lock_guard lock(mutex_);
-  out.server_durations = server_.series;
-  out.client_durations = client_.series;
+  for (const DurationMetric& m : metrics_) out.durations.push_back({m.family, m.series});
   out.overflow = overflow_;
   out.self = self_;
   return out;

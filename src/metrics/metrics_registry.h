@@ -1,5 +1,6 @@
-// Metrics from spans: request durations per service, method, route and status code, as an
-// OpenTelemetry SDK inside each traced service would record them, plus weft's own counters.
+// Metrics from spans: request durations in the family each span's protocol names (for HTTP
+// per service, method, route and status code), as an OpenTelemetry SDK inside each traced
+// service would record them, plus weft's own counters.
 // The pipeline thread writes; the /metrics server and the OTLP export thread read snapshots.
 #pragma once
 
@@ -8,23 +9,24 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
+#include <tuple>
+#include <vector>
 
 #include "trace/span.h"
 
 namespace weft::metrics {
-
-// The OpenTelemetry semantic conventions' advisory bucket bounds for HTTP durations, seconds.
-inline constexpr std::array<double, 14> kDurationBucketBounds = {
-    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10};
 
 // The label value that stands for whatever went past a cardinality limit.
 inline constexpr const char* kOverflowLabel = "other";
 
 struct MetricsLimits {
   size_t max_series_per_metric = 2000;  // label sets per histogram; beyond, one overflow series
-  size_t max_routes_per_service = 100;  // routes per service and histogram; beyond, "other"
+  // Values of a family's bounded label (routes, operations) per service and histogram; beyond,
+  // "other".
+  size_t max_routes_per_service = 100;
 };
 
 // weft's own counters (cumulative since start) and gauges, as the pipeline thread last saw
@@ -48,23 +50,27 @@ struct SelfSnapshot {
   uint64_t export_queue_bytes = 0;  // gauge: waiting now
 };
 
+// One label's value; unset when the span did not have the attribute.
+using LabelValue = std::optional<AttributeValue>;
+
 // The labels of one duration series.
 struct SeriesLabels {
-  std::string service;      // service.name of the span's resource
-  std::string method;       // http.request.method
-  std::string route;        // http.route (server) or url.template (client); "" when unknown
-  int64_t status_code = 0;  // http.response.status_code; 0 when there was no response
+  std::string service;             // service.name of the span's resource
+  std::vector<LabelValue> values;  // in the order of the family's label_keys
   // The one series past max_series_per_metric: its other fields are empty and every label
   // reads "other" in the exposition.
   bool overflow = false;
 
-  auto operator<=>(const SeriesLabels&) const = default;
+  bool operator<(const SeriesLabels& o) const {
+    return std::tie(overflow, service, values) < std::tie(o.overflow, o.service, o.values);
+  }
+  bool operator==(const SeriesLabels&) const = default;
 };
 
 struct DurationHistogram {
   // Per bucket, not cumulative: [i] counts durations in (bound[i-1], bound[i]]; the last one
   // those above every bound.
-  std::array<uint64_t, kDurationBucketBounds.size() + 1> bucket_counts{};
+  std::vector<uint64_t> bucket_counts;
   uint64_t count = 0;
   double sum_seconds = 0;
   double min_seconds = 0;
@@ -73,17 +79,23 @@ struct DurationHistogram {
 
 using DurationSeries = std::map<SeriesLabels, DurationHistogram>;
 
-// Measurements that went past a cardinality limit, both histograms together.
+// One duration family's series.
+struct FamilySeries {
+  const MetricFamily* family = nullptr;
+  DurationSeries series;
+};
+
+// Measurements that went past a cardinality limit, all histograms together.
 struct SeriesOverflow {
-  uint64_t routes = 0;  // recorded under route "other" (max_routes_per_service)
+  uint64_t routes = 0;  // recorded with bounded label "other" (max_routes_per_service)
   uint64_t series = 0;  // recorded in the overflow series (max_series_per_metric)
 };
 
 // A consistent copy of everything, taken under the registry's lock.
 struct MetricsSnapshot {
   uint64_t start_ns = 0;  // wall clock when the registry was created: where every sum begins
-  DurationSeries server_durations;  // http.server.request.duration
-  DurationSeries client_durations;  // http.client.request.duration
+  // Every family of every registered protocol, in registry order, with or without series.
+  std::vector<FamilySeries> durations;
   SeriesOverflow overflow;
   SelfSnapshot self;
 };
@@ -103,18 +115,21 @@ class MetricsRegistry {
 
  private:
   struct DurationMetric {
+    const MetricFamily* family = nullptr;
+    size_t bounded_index = SIZE_MAX;  // of the family's bounded label in label_keys
+    std::vector<uint64_t> bounds_ns;
     DurationSeries series;
-    std::map<std::string, std::set<std::string>> routes_by_service;
+    std::map<std::string, std::set<LabelValue>> bounded_by_service;
   };
 
+  DurationMetric& metric_for(const MetricFamily* family);
   DurationHistogram& series_for(DurationMetric& metric, SeriesLabels labels);
-  bool route_allowed(const DurationMetric& metric, const SeriesLabels& labels) const;
+  bool bounded_allowed(const DurationMetric& metric, const SeriesLabels& labels) const;
 
   const MetricsLimits limits_;
   const uint64_t start_ns_;
   mutable std::mutex mutex_;
-  DurationMetric server_;
-  DurationMetric client_;
+  std::vector<DurationMetric> metrics_;  // one per family, registry order first
   SeriesOverflow overflow_;
   SelfSnapshot self_;
 };

@@ -4,7 +4,6 @@
 
 #include <chrono>
 #include <map>
-#include <set>
 
 #include "metrics/self_metrics.h"
 #include "opentelemetry/exporters/otlp/otlp_metric_utils.h"
@@ -77,22 +76,35 @@ MetricData metric_data(std::string name, std::string description, std::string un
 
 // Semantic-convention attributes; what weft does not know is left out. The overflow series
 // carries the attribute the OpenTelemetry specification gives it.
-PointAttributes point_attributes(const SeriesLabels& s, const char* route_key) {
+PointAttributes point_attributes(const MetricFamily& family, const SeriesLabels& s) {
   PointAttributes a;
   if (s.overflow) {
     a["otel.metric.overflow"] = true;
     return a;
   }
-  if (!s.method.empty()) a["http.request.method"] = s.method;
-  if (!s.route.empty()) a[route_key] = s.route;
-  if (s.status_code) a["http.response.status_code"] = s.status_code;
+  for (size_t i = 0; i < family.label_keys.size() && i < s.values.size(); ++i) {
+    const LabelValue& v = s.values[i];
+    if (!v) continue;
+    const std::string& key = family.label_keys[i];
+    if (const auto* text = std::get_if<std::string>(&*v)) {
+      if (!text->empty()) a[key] = *text;
+    } else if (const auto* n = std::get_if<int64_t>(&*v)) {
+      if (*n) a[key] = *n;
+    } else if (const auto* b = std::get_if<bool>(&*v)) {
+      a[key] = *b;
+    } else {
+      a[key] = std::get<double>(*v);
+    }
+  }
   return a;
 }
 
-sdk::metrics::HistogramPointData histogram_point(const DurationHistogram& h) {
+sdk::metrics::HistogramPointData histogram_point(const MetricFamily& family,
+                                                 const DurationHistogram& h) {
   sdk::metrics::HistogramPointData p;
-  p.boundaries_.assign(kDurationBucketBounds.begin(), kDurationBucketBounds.end());
+  p.boundaries_.assign(family.bucket_bounds.begin(), family.bucket_bounds.end());
   p.counts_.assign(h.bucket_counts.begin(), h.bucket_counts.end());
+  p.counts_.resize(family.bucket_bounds.size() + 1, 0);
   p.count_ = h.count;
   p.sum_ = h.sum_seconds;
   p.min_ = h.min_seconds;
@@ -101,36 +113,24 @@ sdk::metrics::HistogramPointData histogram_point(const DurationHistogram& h) {
   return p;
 }
 
-using PointsByService = std::map<std::string, std::vector<PointDataAttributes>>;
+// Per service, its duration metrics: one MetricData per family with points.
+using MetricsByService = std::map<std::string, std::vector<MetricData>>;
 
-PointsByService points_by_service(const DurationSeries& series, const char* route_key) {
-  PointsByService out;
-  for (const auto& [labels, histogram] : series) {
+void add_family(MetricsByService& out, const FamilySeries& durations, const Times& times) {
+  const MetricFamily& family = *durations.family;
+  std::map<std::string, std::vector<PointDataAttributes>> points;
+  for (const auto& [labels, histogram] : durations.series) {
     const std::string& service = labels.overflow ? kOverflowLabel : labels.service;
-    out[service].push_back({point_attributes(labels, route_key), histogram_point(histogram)});
+    points[service].push_back(
+        {point_attributes(family, labels), histogram_point(family, histogram)});
   }
-  return out;
-}
-
-void add_duration_metric(std::vector<MetricData>& out, std::string name, std::string description,
-                         std::vector<PointDataAttributes> points, const Times& times) {
-  if (points.empty()) return;  // a metric without points has no type in OTLP
-  MetricData m = metric_data(std::move(name), std::move(description), "s",
-                             sdk::metrics::InstrumentType::kHistogram,
-                             sdk::metrics::InstrumentValueType::kDouble, times);
-  m.point_data_attr_ = std::move(points);
-  out.push_back(std::move(m));
-}
-
-std::vector<MetricData> duration_metrics(std::vector<PointDataAttributes> server,
-                                         std::vector<PointDataAttributes> client,
-                                         const Times& times) {
-  std::vector<MetricData> out;
-  add_duration_metric(out, "http.server.request.duration", "Duration of HTTP server requests.",
-                      std::move(server), times);
-  add_duration_metric(out, "http.client.request.duration", "Duration of HTTP client requests.",
-                      std::move(client), times);
-  return out;
+  for (auto& [service, list] : points) {
+    MetricData m =
+        metric_data(family.name, family.description, "s", sdk::metrics::InstrumentType::kHistogram,
+                    sdk::metrics::InstrumentValueType::kDouble, times);
+    m.point_data_attr_ = std::move(list);
+    out[service].push_back(std::move(m));
+  }
 }
 
 PointDataAttributes self_point(const SelfMetric& m, const SelfMetricPoint& p, const Times& times) {
@@ -181,15 +181,10 @@ void add_resource(const std::string& service_name, std::vector<MetricData> metri
 void to_otlp(const MetricsSnapshot& snapshot, uint64_t now_ns, const OtlpMetricsOptions& options,
              opentelemetry::proto::collector::metrics::v1::ExportMetricsServiceRequest* out) {
   Times times{timestamp(snapshot.start_ns), timestamp(now_ns)};
-  PointsByService server = points_by_service(snapshot.server_durations, "http.route");
-  PointsByService client = points_by_service(snapshot.client_durations, "url.template");
-  std::set<std::string> services;
-  for (const auto& [service, points] : server) services.insert(service);
-  for (const auto& [service, points] : client) services.insert(service);
-  for (const std::string& service : services) {
-    auto metrics = duration_metrics(std::move(server[service]), std::move(client[service]), times);
+  MetricsByService by_service;
+  for (const FamilySeries& durations : snapshot.durations) add_family(by_service, durations, times);
+  for (auto& [service, metrics] : by_service)
     add_resource(service, std::move(metrics), options, out);
-  }
   add_resource(options.self_service_name, self_metric_data(snapshot, times), options, out);
 }
 

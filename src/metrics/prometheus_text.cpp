@@ -18,26 +18,32 @@ std::string label(std::string_view key, std::string_view value) {
   return std::string(key) + "=\"" + escape_label_value(value) + "\"";
 }
 
-struct DurationFamily {
-  const char* name;
-  const char* help;
-  const char* route_label;
-};
+// OpenTelemetry names -> Prometheus names: dots become underscores ("http.route" ->
+// "http_route"), and a duration family's name gains its unit ("..._duration_seconds").
+std::string prometheus_name(std::string_view otel_name) {
+  std::string out(otel_name);
+  for (char& c : out)
+    if (c == '.') c = '_';
+  return out;
+}
 
-constexpr DurationFamily kServerDurations = {"http_server_request_duration_seconds",
-                                             "Duration of HTTP server requests.", "http_route"};
-constexpr DurationFamily kClientDurations = {"http_client_request_duration_seconds",
-                                             "Duration of HTTP client requests.", "url_template"};
+std::string label_text(const LabelValue& v) {
+  if (!v) return "";
+  if (const auto* s = std::get_if<std::string>(&*v)) return *s;
+  if (const auto* i = std::get_if<int64_t>(&*v)) return std::to_string(*i);
+  if (const auto* b = std::get_if<bool>(&*v)) return *b ? "true" : "false";
+  return format_double(std::get<double>(*v));
+}
 
 // The series' labels without braces; the overflow series reads "other" everywhere.
-std::string series_labels(const DurationFamily& family, const SeriesLabels& s) {
-  std::string status = s.status_code ? std::to_string(s.status_code) : "";
-  if (s.overflow) status = kOverflowLabel;
+std::string series_labels(const MetricFamily& family, const SeriesLabels& s) {
   auto value = [&](const std::string& v) { return s.overflow ? std::string(kOverflowLabel) : v; };
-  return label("service_name", value(s.service)) + "," +
-         label("http_request_method", value(s.method)) + "," +
-         label(family.route_label, value(s.route)) + "," +
-         label("http_response_status_code", status);
+  std::string out = label("service_name", value(s.service));
+  for (size_t i = 0; i < family.label_keys.size(); ++i) {
+    std::string v = i < s.values.size() ? label_text(s.values[i]) : "";
+    out += "," + label(prometheus_name(family.label_keys[i]), value(v));
+  }
+  return out;
 }
 
 void append_family_header(std::string& out, std::string_view name, std::string_view help,
@@ -53,25 +59,27 @@ void append_sample(std::string& out, std::string_view name, std::string_view lab
   out.append(" ").append(value).append("\n");
 }
 
-void append_histogram(std::string& out, const DurationFamily& family, const SeriesLabels& labels,
-                      const DurationHistogram& h) {
+void append_histogram(std::string& out, const MetricFamily& family, const std::string& name,
+                      const SeriesLabels& labels, const DurationHistogram& h) {
   std::string base = series_labels(family, labels);
-  std::string bucket = std::string(family.name) + "_bucket";
+  std::string bucket = name + "_bucket";
   uint64_t cumulative = 0;
-  for (size_t i = 0; i < kDurationBucketBounds.size(); ++i) {
-    cumulative += h.bucket_counts[i];
-    append_sample(out, bucket, base + "," + label("le", format_double(kDurationBucketBounds[i])),
+  for (size_t i = 0; i < family.bucket_bounds.size(); ++i) {
+    cumulative += i < h.bucket_counts.size() ? h.bucket_counts[i] : 0;
+    append_sample(out, bucket, base + "," + label("le", format_double(family.bucket_bounds[i])),
                   std::to_string(cumulative));
   }
   append_sample(out, bucket, base + "," + label("le", "+Inf"), std::to_string(h.count));
-  append_sample(out, std::string(family.name) + "_sum", base, format_double(h.sum_seconds));
-  append_sample(out, std::string(family.name) + "_count", base, std::to_string(h.count));
+  append_sample(out, name + "_sum", base, format_double(h.sum_seconds));
+  append_sample(out, name + "_count", base, std::to_string(h.count));
 }
 
-void append_durations(std::string& out, const DurationFamily& family,
-                      const DurationSeries& series) {
-  append_family_header(out, family.name, family.help, "histogram");
-  for (const auto& [labels, histogram] : series) append_histogram(out, family, labels, histogram);
+void append_durations(std::string& out, const FamilySeries& durations) {
+  const MetricFamily& family = *durations.family;
+  std::string name = prometheus_name(family.name) + "_seconds";
+  append_family_header(out, name, family.description, "histogram");
+  for (const auto& [labels, histogram] : durations.series)
+    append_histogram(out, family, name, labels, histogram);
 }
 
 void append_self_metric(std::string& out, const SelfMetric& m) {
@@ -104,8 +112,7 @@ std::string escape_label_value(std::string_view value) {
 
 std::string render_prometheus(const MetricsSnapshot& snapshot) {
   std::string out;
-  append_durations(out, kServerDurations, snapshot.server_durations);
-  append_durations(out, kClientDurations, snapshot.client_durations);
+  for (const FamilySeries& durations : snapshot.durations) append_durations(out, durations);
   for (const SelfMetric& m : self_metrics(snapshot.self, snapshot.overflow))
     append_self_metric(out, m);
   return out;

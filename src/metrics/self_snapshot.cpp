@@ -21,7 +21,7 @@ std::map<std::string, uint64_t> parse_errors(const conn::ConnectionTracker& trac
   const auto& counters = tracker.protocol_counters();
   const auto& protocols = protocols::registry();
   for (size_t i = 0; i < counters.size() && i < protocols.size(); ++i)
-    errors[std::string(protocols[i].name)] = counters[i].parse_errors;
+    errors[std::string(protocols[i]->name())] = counters[i].parse_errors;
   return errors;
 }
 
@@ -45,13 +45,12 @@ SelfSnapshot collect_self_snapshot(const capture::SourceStats& source,
   s.links = {{"same_node", stitch.linked_same_node},
              {"wire", stitch.linked_wire},
              {"inferred", stitch.linked_inferred}};
-  s.links_not_inferred = {
-      {"ambiguous", stitch.ambiguous_inference},
-      {"concurrent_requests", stitch.not_inferred_concurrent_requests},
-      {"thread_hopping", stitch.not_inferred_thread_hopping},
-      {"opaque_server_traffic", stitch.not_inferred_opaque_server_traffic},
-      {"calls_outside_requests", stitch.not_inferred_calls_outside_requests},
-      {"event_loop_runtime", stitch.not_inferred_event_loop_runtime}};
+  s.links_not_inferred = {{"ambiguous", stitch.ambiguous_inference},
+                          {"concurrent_requests", stitch.not_inferred_concurrent_requests},
+                          {"thread_hopping", stitch.not_inferred_thread_hopping},
+                          {"opaque_server_traffic", stitch.not_inferred_opaque_server_traffic},
+                          {"calls_outside_requests", stitch.not_inferred_calls_outside_requests},
+                          {"event_loop_runtime", stitch.not_inferred_event_loop_runtime}};
   s.spans_exported = queue.spans_exported;
   s.spans_dropped_queue_full = queue.spans_dropped_full;
   s.spans_dropped_failed = queue.spans_dropped_refused + queue.spans_unsent_at_exit;

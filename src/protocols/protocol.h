@@ -1,27 +1,30 @@
-// The protocol plug-in interface. Each protocol lives in its own folder and adds one entry to
-// the registry (registry.cpp); nothing else in weft names a protocol.
+// The protocol contract. A protocol is one folder plus one line in registry.cpp: it detects its
+// bytes, parses and matches its messages into exchanges, and says everything later stages need
+// about those exchanges (span name, kind, attributes, status, wire context, duration metric,
+// rendering for `weft exchanges`). The connection tracker, span builder, metrics, exporters and
+// CLI call through this contract; nothing outside a protocol's folder names a protocol.
 #pragma once
 
 #include <array>
 #include <cstdint>
-#include <functional>
 #include <memory>
+#include <nlohmann/json_fwd.hpp>
 #include <span>
+#include <string>
 #include <string_view>
 #include <vector>
 
-#include "conn/data_stream.h"
+#include "stream/data_stream.h"
 #include "weft/exchange.h"
+#include "weft/telemetry.h"
 
 namespace weft::protocols {
 
-using ExchangeSink = std::function<void(Exchange&&)>;
-// Told when this process has begun receiving a request (its head is parsed): the trace stage
-// then knows a server span is open on that thread and waits for it before judging the calls
-// made inside it.
-using RequestStartSink = std::function<void(const ConnectionInfo&, uint32_t tid, uint64_t start_mono_ns)>;
+// A connection's two directions, indexed by weft::Direction: [Send] holds what this process
+// wrote, [Recv] what it read.
+using Streams = std::array<stream::DataStream, 2>;
 
-// Counters every protocol feeds; shown to users by `weft exchanges` and kept per protocol.
+// Counters every protocol feeds; shown by `weft exchanges` and kept per protocol.
 struct ProtocolCounters {
   uint64_t messages = 0;
   uint64_t exchanges = 0;
@@ -31,35 +34,103 @@ struct ProtocolCounters {
   uint64_t unmatched_responses = 0;  // responses without a request
   uint64_t truncated_messages = 0;   // headers longer than the capture limit
   uint64_t skipped_bytes = 0;        // uncaptured or lost bytes skipped by length
+  uint64_t not_replies = 0;          // server messages that answer no request (pushes)
+  uint64_t weak_rejected = 0;        // weak detections dropped because nothing parsed
 };
 
+// What a look at bytes at a message boundary found.
 enum class Detection { NeedMore, No, Requests, Responses };
+// How sure a match is. A strong one (an HTTP start line) decides at once; a weak one (a type
+// byte and a length, which other binary protocols share) is taken only when no protocol could
+// still match strongly, and is dropped again when its first messages do not parse, so it
+// cannot hold a connection hostage.
+enum class Confidence { Weak, Strong };
+struct DetectResult {
+  Detection detection = Detection::No;
+  Confidence confidence = Confidence::Strong;
+};
 
-// One connection's protocol state. Streams are indexed by weft::Direction: [Send] holds what
-// this process wrote, [Recv] what it read.
+// Where a handler's results go.
+class HandlerOutput {
+ public:
+  virtual ~HandlerOutput() = default;
+  virtual void exchange(Exchange&& exchange) = 0;
+  // This process has begun receiving a request (its head is parsed) on thread `tid`: the trace
+  // stage then knows a server span is open on that thread and waits for it before judging the
+  // calls made inside it.
+  virtual void request_started(const ConnectionInfo& connection, uint32_t tid,
+                               uint64_t start_mono_ns) = 0;
+};
+
+// One connection's protocol state.
 class ProtocolHandler {
  public:
   virtual ~ProtocolHandler() = default;
   // Parses what is available on streams[dir] and emits finished exchanges.
-  virtual void on_data(Direction dir, std::array<conn::DataStream, 2>& streams, const ExchangeSink& out) = 0;
+  virtual void on_data(Direction dir, Streams& streams, HandlerOutput& out) = 0;
   // The connection ended (closed, idle or evicted): finish what can be, count the rest.
-  virtual void on_close(std::array<conn::DataStream, 2>& streams, const ExchangeSink& out) = 0;
+  virtual void on_close(Streams& streams, HandlerOutput& out) = 0;
   // False once the protocol left the conversation (e.g. after an HTTP Upgrade): the tracker
-  // then stops buffering the connection's bytes.
+  // then stops buffering the connection's bytes and tells the kernel to stop copying them.
   virtual bool active() const = 0;
+  // True once a whole valid message was parsed: a weak detection is confirmed.
+  virtual bool confirmed() const = 0;
+  // Parse errors since the handler was created (a weak detection with errors and nothing
+  // confirmed is dropped).
+  virtual uint64_t errors() const = 0;
 };
 
-struct ProtocolSpec {
-  std::string_view name;
-  // Looks at the first captured bytes of one direction.
-  Detection (*detect)(std::span<const uint8_t> first_bytes);
+// What the user chose to export that protocols would otherwise redact.
+struct DescribeOptions {
+  bool query_values = false;      // url.query values (else each value reads "REDACTED")
+  bool statement_values = false;  // literal arguments in db.query.text (else "?")
+};
+
+// What a span says about its exchange.
+struct SpanDescription {
+  std::string name;
+  SpanKind kind = SpanKind::Internal;
+  StatusCode status = StatusCode::Unset;
+  std::vector<Attribute> attributes;
+  // Trace-context fields the request carried (traceparent, tracestate, b3, x-b3-*,
+  // uber-trace-id; lowercase names), inside the exchange; null when the protocol has none.
+  const HeaderList* context_carrier = nullptr;
+  // One short word for consoles and summaries: "200", "OK", "ERR".
+  std::string outcome;
+};
+
+class Protocol {
+ public:
+  virtual ~Protocol() = default;
+  virtual std::string_view name() const = 0;  // "http1": the registry key, shown in output
+
+  // Looks at bytes that begin at a message boundary of one direction (the first captured
+  // bytes, or a later syscall boundary when earlier bytes matched nothing).
+  virtual DetectResult detect(std::span<const uint8_t> bytes) const = 0;
   // `requests_sent`: this process writes the requests (it is the client).
-  // `on_request_start` may be null or empty.
-  std::unique_ptr<ProtocolHandler> (*create)(std::shared_ptr<const ConnectionInfo> connection,
-                                             bool requests_sent, ProtocolCounters& counters,
-                                             const RequestStartSink* on_request_start);
+  virtual std::unique_ptr<ProtocolHandler> create(std::shared_ptr<const ConnectionInfo> connection,
+                                                  bool requests_sent,
+                                                  ProtocolCounters& counters) const = 0;
+
+  // Span name, kind, attributes (per the protocol's semantic conventions), status and context.
+  virtual void describe(const Exchange& exchange, const DescribeOptions& options,
+                        SpanDescription& out) const = 0;
+  // Every duration family this protocol records, and the one spans of `kind` record into
+  // (null: none).
+  virtual std::vector<const MetricFamily*> metric_families() const = 0;
+  virtual const MetricFamily* metric_family(SpanKind kind) const = 0;
+
+  // One line for `weft exchanges`: what was asked and answered ("GET /a -> 200").
+  virtual std::string render_text(const Exchange& exchange) const = 0;
+  // The protocol's fields for `weft exchanges --json`, added to `out` (an object).
+  virtual void render_json(const Exchange& exchange, nlohmann::json& out) const = 0;
 };
 
-const std::vector<ProtocolSpec>& registry();
+// Every protocol weft knows, in detection order.
+const std::vector<const Protocol*>& registry();
+// The registered protocol of that name, or null.
+const Protocol* find_protocol(std::string_view name);
+// Its index in registry(): counters are kept per protocol in registry order.
+size_t registry_index(const Protocol* protocol);
 
 }  // namespace weft::protocols

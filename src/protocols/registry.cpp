@@ -3,11 +3,24 @@
 
 namespace weft::protocols {
 
-const std::vector<ProtocolSpec>& registry() {
-  static const std::vector<ProtocolSpec> protocols = {
-      {"http1", http1::detect, http1::create_handler},
+const std::vector<const Protocol*>& registry() {
+  static const std::vector<const Protocol*> protocols = {
+      &http1::protocol(),
   };
   return protocols;
+}
+
+const Protocol* find_protocol(std::string_view name) {
+  for (const Protocol* p : registry())
+    if (p->name() == name) return p;
+  return nullptr;
+}
+
+size_t registry_index(const Protocol* protocol) {
+  const auto& all = registry();
+  for (size_t i = 0; i < all.size(); ++i)
+    if (all[i] == protocol) return i;
+  return all.size();
 }
 
 }  // namespace weft::protocols

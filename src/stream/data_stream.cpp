@@ -1,8 +1,8 @@
-#include "conn/data_stream.h"
+#include "stream/data_stream.h"
 
 #include <algorithm>
 
-namespace weft::conn {
+namespace weft::stream {
 
 void DataStream::remember_syscall(uint64_t start, uint64_t end, const ByteOrigin& origin) {
   Syscall s{start, end, origin};
@@ -75,7 +75,9 @@ uint64_t DataStream::skippable() const {
   return skippable_at(head_);
 }
 
-uint64_t DataStream::missing_after_readable() const { return skippable_at(buf_end()); }
+uint64_t DataStream::missing_after_readable() const {
+  return skippable_at(buf_end());
+}
 
 uint64_t DataStream::skippable_at(uint64_t at) const {
   uint64_t end = pending_.empty() ? known_end_ : pending_.begin()->first;
@@ -113,6 +115,24 @@ void DataStream::consume(uint64_t n) {
     syscalls_.pop_front();
 }
 
+uint64_t DataStream::skip_to_next_boundary() {
+  uint64_t target = known_end_;
+  for (const Syscall& s : syscalls_) {
+    if (s.start > head_) {
+      target = s.start;
+      break;
+    }
+  }
+  uint64_t from = head_;
+  while (head_ < target) {
+    uint64_t before = head_;
+    uint64_t held = readable().size();
+    consume(std::min(target - head_, held > 0 ? held : skippable()));
+    if (head_ == before) break;  // a hole that may still be filled: stop at it
+  }
+  return head_ - from;
+}
+
 ByteOrigin DataStream::origin_of(uint64_t pos) const {
   for (auto it = syscalls_.rbegin(); it != syscalls_.rend(); ++it) {
     if (it->start <= pos) {
@@ -124,4 +144,4 @@ ByteOrigin DataStream::origin_of(uint64_t pos) const {
   return {};
 }
 
-}  // namespace weft::conn
+}  // namespace weft::stream

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-namespace weft::conn {
+namespace weft::stream {
 
 // What the kernel said about the syscall that moved a byte.
 struct ByteOrigin {
@@ -35,7 +35,8 @@ class DataStream {
 
   // Bytes captured at `pos`, from a syscall whose bytes end at `syscall_end` (>= pos + size;
   // anything between the captured bytes and syscall_end was moved but not captured).
-  void add(uint64_t pos, std::span<const uint8_t> bytes, uint64_t syscall_end, const ByteOrigin& origin);
+  void add(uint64_t pos, std::span<const uint8_t> bytes, uint64_t syscall_end,
+           const ByteOrigin& origin);
 
   uint64_t head() const { return head_; }
   // Captured bytes available contiguously from head().
@@ -52,6 +53,11 @@ class DataStream {
   void consume(uint64_t n);
   // Declares every hole final (connection closing, idle flush).
   void settle() { settled_ = true; }
+
+  // Skips to the next syscall boundary (where a message is likeliest to begin) after the head:
+  // the start of the next syscall seen, or everything held when none is known yet. Returns
+  // the bytes passed over.
+  uint64_t skip_to_next_boundary();
 
   // Where the stream is known to reach (end of the furthest syscall seen).
   uint64_t known_end() const { return known_end_; }
@@ -80,13 +86,13 @@ class DataStream {
 
   uint64_t head_ = 0;
   bool started_ = false;
-  std::string buf_;                      // captured bytes from head_ onward, from buf_off_
-  size_t buf_off_ = 0;                   // consumed prefix of buf_, compacted lazily
-  std::map<uint64_t, Piece> pending_;    // captured bytes beyond a hole, by position
+  std::string buf_;                    // captured bytes from head_ onward, from buf_off_
+  size_t buf_off_ = 0;                 // consumed prefix of buf_, compacted lazily
+  std::map<uint64_t, Piece> pending_;  // captured bytes beyond a hole, by position
   size_t pending_bytes_ = 0;
-  std::deque<Syscall> syscalls_;         // syscalls not yet consumed past, by start
+  std::deque<Syscall> syscalls_;  // syscalls not yet consumed past, by start
   uint64_t known_end_ = 0;
-  uint64_t captured_end_ = 0;            // end of the furthest captured byte
+  uint64_t captured_end_ = 0;  // end of the furthest captured byte
   uint64_t newest_ns_ = 0;
   uint64_t oldest_pending_ns_ = 0;
   bool settled_ = false;
@@ -94,4 +100,4 @@ class DataStream {
   uint64_t late_bytes_ = 0;
 };
 
-}  // namespace weft::conn
+}  // namespace weft::stream

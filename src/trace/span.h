@@ -9,25 +9,20 @@
 
 #include "trace/context.h"
 #include "weft/exchange.h"
+#include "weft/telemetry.h"
 
 namespace weft::trace {
 
-using AttributeValue = std::variant<std::string, int64_t, bool, double>;
-
-struct Attribute {
-  std::string key;
-  AttributeValue value;
-};
+using weft::Attribute;
+using weft::AttributeValue;
+using weft::SpanKind;
+using weft::StatusCode;
 
 // The process a span comes from, as an OpenTelemetry resource.
 struct Resource {
   std::string service_name;
   std::vector<Attribute> attributes;  // service.name first
 };
-
-// OTLP's numbering (SPAN_KIND_SERVER = 2, SPAN_KIND_CLIENT = 3).
-enum class SpanKind { Server = 2, Client = 3 };
-enum class StatusCode { Unset = 0, Ok = 1, Error = 2 };
 
 struct Span {
   TraceId trace_id{};
@@ -42,6 +37,10 @@ struct Span {
   std::vector<Attribute> attributes;
   std::shared_ptr<const Resource> resource;
   bool sampled = true;
+  // One short word for consoles ("200", "OK", "ERR"), from the exchange's protocol.
+  std::string outcome;
+  // The duration histogram this span's exchange counts in (null: none); not exported.
+  const MetricFamily* metric_family = nullptr;
 
   // What the stitcher uses; not exported.
   std::shared_ptr<const Exchange> exchange;

@@ -49,18 +49,18 @@ int main(int argc, char** argv) {
     weft::trace::SpanBuilder builder({});
     weft::metrics::MetricsRegistry registry;
     uint64_t now = 0;
-    weft::conn::ConnectionTracker tracker(
-        {},
-        [&](weft::Exchange&& ex) {
-          ++exchanges;
-          if (!spans) return;
-          weft::trace::Span span =
-              builder.build(std::make_shared<const weft::Exchange>(std::move(ex)));
-          if (metrics) registry.record_span(span);
-          stitcher.add(std::move(span), now);
-        },
-        0);
-    if (spans) weft::trace::feed_thread_evidence(tracker, stitcher, 0);  // as `weft run` does
+    auto on_exchange = [&](weft::Exchange&& ex) {
+      ++exchanges;
+      if (!spans) return;
+      weft::trace::Span span = builder.build(std::make_shared<const weft::Exchange>(std::move(ex)));
+      if (metrics) registry.record_span(span);
+      stitcher.add(std::move(span), now);
+    };
+    weft::trace::TraceFeed feed(stitcher, 0, on_exchange);
+    // As `weft run` does, with spans; the tracker alone without.
+    weft::conn::ConnectionTracker tracker =
+        spans ? weft::conn::ConnectionTracker({}, feed.outputs(), 0)
+              : weft::conn::ConnectionTracker({}, on_exchange, 0);
     for (const auto& e : events) {
       now = e.mono_ns;
       tracker.on_event(e);

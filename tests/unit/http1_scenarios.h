@@ -9,11 +9,13 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "conn/connection_tracker.h"
+#include "protocols/http1/http1.h"
 #include "protocols/protocol.h"
 #include "test_helpers.h"
 #include "weft/event.h"
@@ -22,22 +24,39 @@
 
 namespace weft::test {
 
+using protocols::http1::http_of;
+
 inline constexpr size_t kAll = static_cast<size_t>(-1);
 
-// A tracker and every exchange it emitted, in order.
-class Capture {
+// A tracker and every exchange it emitted, in order; request starts and capture verdicts too.
+class Capture : public protocols::HandlerOutput {
  public:
-  explicit Capture(conn::TrackerConfig config = {})
-      : tracker(
-            config, [this](Exchange&& ex) { exchanges.push_back(std::move(ex)); }, 0) {}
+  explicit Capture(conn::TrackerConfig config = {}) : tracker(config, outputs(), 0) {}
   Capture(const Capture&) = delete;
   Capture& operator=(const Capture&) = delete;
+
+  void exchange(Exchange&& ex) override { exchanges.push_back(std::move(ex)); }
+  void request_started(const ConnectionInfo&, uint32_t tid, uint64_t start_ns) override {
+    request_starts.push_back({tid, start_ns});
+  }
 
   const protocols::ProtocolCounters& http() const { return tracker.protocol_counters().at(0); }
   const conn::TrackerCounters& counters() const { return tracker.counters(); }
 
   std::vector<Exchange> exchanges;
+  std::vector<std::pair<uint32_t, uint64_t>> request_starts;  // tid, kernel time
+  std::function<void(uint64_t cookie, CaptureVerdict verdict)> on_verdict;
   conn::ConnectionTracker tracker;
+
+ private:
+  conn::TrackerOutputs outputs() {
+    conn::TrackerOutputs out;
+    out.exchanges = this;
+    out.capture_verdict = [this](uint64_t cookie, CaptureVerdict v) {
+      if (on_verdict) on_verdict(cookie, v);
+    };
+    return out;
+  }
 };
 
 // Who moved the bytes of a step: the client writes requests, the server writes responses.

@@ -48,7 +48,7 @@ TEST_CASE("ConnectionTracker: a connection is freed on close, finishing what it 
   CHECK(cap.counters().closed == 1);
   REQUIRE(cap.exchanges.size() == 1);
   CHECK(cap.exchanges[0].connection->cookie == 1);
-  CHECK(cap.exchanges[0].http.response_end_inferred);
+  CHECK(http_of(cap.exchanges[0]).response_end_inferred);
   CHECK(cap.exchanges[0].response.body_bytes == 16);
   CHECK(cap.tracker.memory_used() < both);
 
@@ -63,7 +63,7 @@ TEST_CASE("ConnectionTracker: a connection is freed on close, finishing what it 
   CHECK(cap.counters().connections == 3);
   CHECK(cap.tracker.connection_count() == 1);
   REQUIRE(cap.exchanges.size() == 2);
-  CHECK(cap.exchanges[1].http.target == "/again");
+  CHECK(http_of(cap.exchanges[1]).target == "/again");
 }
 
 TEST_CASE("ConnectionTracker: close_all finishes every connection") {
@@ -78,7 +78,7 @@ TEST_CASE("ConnectionTracker: close_all finishes every connection") {
   CHECK(cap.tracker.memory_used() == 0);
   REQUIRE(cap.exchanges.size() == 1);
   CHECK(cap.exchanges[0].side == Role::Client);
-  CHECK(cap.exchanges[0].http.response_end_inferred);
+  CHECK(http_of(cap.exchanges[0]).response_end_inferred);
   CHECK(cap.http().unmatched_requests == 1);
 }
 
@@ -116,8 +116,8 @@ TEST_CASE("ConnectionTracker: idle connections are freed after the timeout") {
   CHECK(cap.tracker.connection_count() == 1);  // b went, c stays
   CHECK(cap.counters().idle_expired == 2);
   REQUIRE(cap.exchanges.size() == 2);
-  CHECK(cap.exchanges[1].http.target == "/b");
-  CHECK(cap.exchanges[1].http.response_end_inferred);
+  CHECK(http_of(cap.exchanges[1]).target == "/b");
+  CHECK(http_of(cap.exchanges[1]).response_end_inferred);
   CHECK(cap.exchanges[1].response.body_bytes == 4);
 
   cap.tracker.expire_idle(12 * kSec);  // c: silent since 11.2 s only
@@ -152,11 +152,12 @@ TEST_CASE("ConnectionTracker: the memory budget evicts the least recently active
   s1.request("\r\n");
   s1.response(ok("1"));
   REQUIRE(cap.exchanges.size() == 1);
-  CHECK(cap.exchanges[0].http.target == "/one");
+  CHECK(http_of(cap.exchanges[0]).target == "/one");
   CHECK(cap.exchanges[0].connection->cookie == 1);
   // s2 was evicted: the end of its head starts a new connection, which is no HTTP it knows.
   s2.request("\r\n");
   CHECK(cap.counters().connections == 5);
+  cap.tracker.close_all();
   CHECK(cap.counters().undetected == 1);
 }
 
@@ -181,7 +182,7 @@ TEST_CASE("ConnectionTracker: many connections within a tiny budget") {
   sockets.back().request("\r\n");
   sockets.back().response(ok("last"));
   REQUIRE(cap.exchanges.size() == 1);
-  CHECK(cap.exchanges[0].http.target == "/199");
+  CHECK(http_of(cap.exchanges[0]).target == "/199");
 }
 
 TEST_CASE("ConnectionTracker: one connection larger than the budget is kept until another speaks") {
@@ -223,7 +224,7 @@ TEST_CASE("ConnectionTracker: exchanges carry the connection identity from the e
 
   const Exchange& eb = cap.exchanges[0];
   REQUIRE(eb.connection);
-  CHECK(eb.http.target == "/b");
+  CHECK(http_of(eb).target == "/b");
   CHECK(eb.side == Role::Client);
   CHECK(eb.connection->cookie == 0x5678);
   CHECK(eb.connection->pid == 4100);
@@ -233,7 +234,7 @@ TEST_CASE("ConnectionTracker: exchanges carry the connection identity from the e
 
   const Exchange& ea = cap.exchanges[1];
   REQUIRE(ea.connection);
-  CHECK(ea.http.target == "/a");
+  CHECK(http_of(ea).target == "/a");
   CHECK(ea.side == Role::Server);
   CHECK(ea.connection->cookie == 0x1234);
   CHECK(ea.connection->pid == 3100);
@@ -289,7 +290,7 @@ TEST_CASE("ConnectionTracker: a syscall reported in several chunks is one run of
   s.request(get("/next"));
   s.feed(s.make(Direction::Recv, 10000, ok("").size(), ok("")));
   REQUIRE(cap.exchanges.size() == 2);
-  CHECK(cap.exchanges[1].http.target == "/next");
+  CHECK(http_of(cap.exchanges[1]).target == "/next");
 }
 
 // Regression (was a bug): the tracker hands DataStream the end of the whole syscall with its first
@@ -311,9 +312,9 @@ TEST_CASE("ConnectionTracker: bytes in the later chunks of a syscall are parsed"
   s.io(Direction::Send, ok("1") + ok("2") + ok("3"));
   REQUIRE(cap.exchanges.size() == 3);
   CHECK_FALSE(cap.exchanges[0].request.truncated);
-  CHECK(*find_header(cap.exchanges[0].http.request_headers, "traceparent") == "00-aa-bb-01");
-  CHECK(cap.exchanges[1].http.target == "/second");
-  CHECK(cap.exchanges[2].http.target == "/third");
+  CHECK(*find_header(http_of(cap.exchanges[0]).request_headers, "traceparent") == "00-aa-bb-01");
+  CHECK(http_of(cap.exchanges[1]).target == "/second");
+  CHECK(http_of(cap.exchanges[2]).target == "/third");
 }
 
 TEST_CASE("ConnectionTracker: duplicate records count as late bytes and make no duplicate") {
@@ -341,17 +342,21 @@ TEST_CASE("ConnectionTracker: a data event without a position follows the bytes 
   s.io(Direction::Send, ok("u"));
   CHECK(cap.counters().unpositioned == 1);
   REQUIRE(cap.exchanges.size() == 1);
-  CHECK(cap.exchanges[0].http.target == "/u");
+  CHECK(http_of(cap.exchanges[0]).target == "/u");
   CHECK(cap.exchanges[0].request.wire_bytes == 28);
 }
 
 TEST_CASE("ConnectionTracker: undetected connections hold no bytes") {
-  Capture cap;
+  conn::TrackerConfig config;
+  config.max_detect_attempts = 2;
+  Capture cap(config);
   Socket s(cap, 1, Role::Server);
   cap.tracker.on_event(conn_event(EventKind::Connect, 2, 1));  // a connection without bytes
   const size_t empty = cap.tracker.memory_used();
   s.request(std::string(100, '\x01'));
+  s.request(std::string(100, '\x01'));
   CHECK(cap.counters().undetected == 1);
+  CHECK(cap.counters().detect_bytes == 200);
   const size_t memory = cap.tracker.memory_used();
   CHECK(memory == 2 * empty);
   for (int i = 0; i < 50; ++i) s.request(std::string(1000, '\x02'));
@@ -360,9 +365,22 @@ TEST_CASE("ConnectionTracker: undetected connections hold no bytes") {
   CHECK(cap.tracker.memory_used() == empty);
 }
 
-TEST_CASE("ConnectionTracker: detection gives up after max_detect_bytes") {
+TEST_CASE(
+    "ConnectionTracker: while looking for a protocol, a connection holds at most one syscall") {
+  Capture cap;
+  Socket s(cap, 1, Role::Server);
+  s.request(std::string(100, '\x01'));
+  const size_t one = cap.tracker.memory_used();
+  for (int i = 0; i < 40; ++i) s.request(std::string(1000, '\x02'));
+  CHECK(cap.tracker.memory_used() == one);
+  CHECK(cap.counters().undetected == 0);  // still looking: the budget is 64 boundaries
+}
+
+TEST_CASE(
+    "ConnectionTracker: a start line that never ends counts as no protocol at that boundary") {
   conn::TrackerConfig config;
   config.max_detect_bytes = 100;
+  config.max_detect_attempts = 1;
   Capture cap(config);
   Socket s(cap, 1, Role::Server);
   s.request("GET /" + std::string(50, 'a'));  // could still become a request line
@@ -378,7 +396,7 @@ TEST_CASE("ConnectionTracker: a request split before its first line ends is dete
   s.request("T /split HTTP/1.1\r\nHost: h\r\n\r\n");
   s.response(ok(""));
   REQUIRE(cap.exchanges.size() == 1);
-  CHECK(cap.exchanges[0].http.target == "/split");
+  CHECK(http_of(cap.exchanges[0]).target == "/split");
   CHECK(cap.exchanges[0].request.start_ns == 1'000'000'000);
   CHECK(cap.counters().undetected == 0);
 }
@@ -396,7 +414,7 @@ TEST_CASE("ConnectionTracker: bytes held while undecided are parsed once the oth
   s.request(get("/next"));
   s.response(ok("n"));
   REQUIRE(cap.exchanges.size() == 1);
-  CHECK(cap.exchanges[0].http.target == "/next");
+  CHECK(http_of(cap.exchanges[0]).target == "/next");
   CHECK(cap.exchanges[0].side == Role::Server);
 }
 

@@ -7,9 +7,9 @@
 #include <string>
 #include <string_view>
 
-#include "conn/data_stream.h"
+#include "stream/data_stream.h"
 
-namespace weft::conn {
+namespace weft::stream {
 namespace {
 
 constexpr uint64_t kMs = 1'000'000;
@@ -323,4 +323,4 @@ TEST_CASE("DataStream: a large buffer consumed in parts keeps the right bytes") 
 }
 
 }  // namespace
-}  // namespace weft::conn
+}  // namespace weft::stream

@@ -72,13 +72,13 @@ TEST_CASE("HTTP/1: keep-alive connection with several requests, server side and 
     for (size_t i = 0; i < 3; ++i) {
       CAPTURE(i);
       const Exchange& ex = cap.exchanges[i];
-      CHECK(ex.protocol == "http1");
+      CHECK(ex.protocol_name() == "http1");
       CHECK(ex.side == side);
-      CHECK(ex.http.method == methods[i]);
-      CHECK(ex.http.target == targets[i]);
-      CHECK(ex.http.version == "1.1");
-      CHECK(ex.http.status == statuses[i]);
-      CHECK_FALSE(ex.http.response_end_inferred);
+      CHECK(http_of(ex).method == methods[i]);
+      CHECK(http_of(ex).target == targets[i]);
+      CHECK(http_of(ex).version == "1.1");
+      CHECK(http_of(ex).status == statuses[i]);
+      CHECK_FALSE(http_of(ex).response_end_inferred);
       CHECK(ex.request.wire_bytes == reqs[i]->size());
       CHECK(ex.request.body_bytes == req_bodies[i]);
       CHECK(ex.response.wire_bytes == resps[i]->size());
@@ -135,8 +135,8 @@ TEST_CASE("HTTP/1: pipelined requests are answered in order") {
     for (size_t i = 0; i < 3; ++i) {
       CAPTURE(i);
       const Exchange& ex = cap.exchanges[i];
-      CHECK(ex.http.target == targets[i]);
-      CHECK(ex.http.status == statuses[i]);
+      CHECK(http_of(ex).target == targets[i]);
+      CHECK(http_of(ex).status == statuses[i]);
       CHECK(ex.request.start_ns == 1'000'000'000);
       CHECK(ex.request.end_ns == 1'000'000'000);
       CHECK(ex.request.stream_pos == req_pos);
@@ -149,7 +149,7 @@ TEST_CASE("HTTP/1: pipelined requests are answered in order") {
       req_pos += reqs[i].size();
       resp_pos += resps[i].size();
     }
-    CHECK(cap.exchanges[2].http.method == "HEAD");
+    CHECK(http_of(cap.exchanges[2]).method == "HEAD");
     CHECK(cap.exchanges[2].response.body_bytes == 0);
     s.close();
     CHECK(cap.http().unmatched_requests == 0);
@@ -185,7 +185,7 @@ TEST_CASE("HTTP/1: Content-Length bodies spread over several syscalls") {
     REQUIRE(cap.exchanges.size() == 2);
 
     const Exchange& ex = cap.exchanges[0];
-    CHECK(ex.http.method == "PUT");
+    CHECK(http_of(ex).method == "PUT");
     CHECK(ex.request.wire_bytes == req_head.size() + 3000);
     CHECK(ex.request.body_bytes == 3000);
     CHECK(ex.response.wire_bytes == resp_head.size() + 2000);
@@ -199,7 +199,7 @@ TEST_CASE("HTTP/1: Content-Length bodies spread over several syscalls") {
     CHECK(ex.response.start_tid == 21);
     CHECK(ex.response.end_tid == 22);
     check_time_order(ex);
-    CHECK(cap.exchanges[1].http.target == "/next");
+    CHECK(http_of(cap.exchanges[1]).target == "/next");
     CHECK(cap.exchanges[1].request.stream_pos == req_head.size() + 3000);
     CHECK(cap.exchanges[1].response.stream_pos == resp_head.size() + 2000);
   }
@@ -227,19 +227,19 @@ TEST_CASE("HTTP/1: chunked bodies with chunk extensions and trailers, cut at awk
     s.response(response(204, ""));
     REQUIRE(cap.exchanges.size() == 2);
     const Exchange& ex = cap.exchanges[0];
-    CHECK(ex.http.target == "/chunks");
-    CHECK(ex.http.status == 200);
+    CHECK(http_of(ex).target == "/chunks");
+    CHECK(http_of(ex).status == 200);
     CHECK(ex.request.wire_bytes == req_head.size() + req_body.size());
     CHECK(ex.request.body_bytes == req_body.size());
     CHECK(ex.response.wire_bytes == resp_head.size() + resp_body.size());
     CHECK(ex.response.body_bytes == resp_body.size());
-    CHECK_FALSE(ex.http.response_end_inferred);
+    CHECK_FALSE(http_of(ex).response_end_inferred);
     // The last syscall of the response ends the message.
     uint64_t resp_syscalls = (resp_head.size() + resp_body.size() + 6) / 7;
     uint64_t req_syscalls = 1 + (req_body.size() + 4) / 5;
     CHECK(ex.response.end_ns == 1'000'000'000 + (req_syscalls + resp_syscalls - 1) * 1'000);
-    CHECK(cap.exchanges[1].http.target == "/after");
-    CHECK(cap.exchanges[1].http.status == 204);
+    CHECK(http_of(cap.exchanges[1]).target == "/after");
+    CHECK(http_of(cap.exchanges[1]).status == 204);
     CHECK(cap.exchanges[1].request.stream_pos == req_head.size() + req_body.size());
     CHECK(cap.http().parse_errors == 0);
     CHECK(cap.http().resyncs == 0);
@@ -276,15 +276,15 @@ TEST_CASE("HTTP/1: a 5 MiB response captured 4096 bytes per syscall is skipped b
     REQUIRE(cap.exchanges.size() == 2);
 
     const Exchange& big = cap.exchanges[0];
-    CHECK(big.http.target == "/big.bin");
-    CHECK(big.http.status == 200);
+    CHECK(http_of(big).target == "/big.bin");
+    CHECK(http_of(big).status == 200);
     CHECK(big.response.body_bytes == kBody);
     CHECK(big.response.wire_bytes == total);
     CHECK(big.response.end_ns == last_write_ns);
     CHECK(big.response.end_tid == 99);
-    CHECK_FALSE(big.http.response_end_inferred);
+    CHECK_FALSE(http_of(big).response_end_inferred);
     CHECK_FALSE(big.response.truncated);
-    CHECK(cap.exchanges[1].http.target == "/small");
+    CHECK(http_of(cap.exchanges[1]).target == "/small");
     CHECK(cap.exchanges[1].response.stream_pos == total);
     CHECK(cap.exchanges[1].response.body_bytes == 2);
     CHECK(cap.http().skipped_bytes == total - captured);
@@ -309,14 +309,14 @@ TEST_CASE("HTTP/1: a chunked response whose framing was not captured ends at the
   s.response(response(200, "ok"));
   REQUIRE(cap.exchanges.size() == 2);
   const Exchange& ex = cap.exchanges[0];
-  CHECK(ex.http.target == "/stream");
-  CHECK(ex.http.response_end_inferred);
+  CHECK(http_of(ex).target == "/stream");
+  CHECK(http_of(ex).response_end_inferred);
   CHECK(ex.response.wire_bytes == head.size() + body.size());
   CHECK(ex.response.body_bytes == body.size());
   CHECK(ex.response.end_ns == last_write_ns);
   s.close();
-  CHECK(cap.exchanges[1].http.target == "/next");
-  CHECK_FALSE(cap.exchanges[1].http.response_end_inferred);
+  CHECK(http_of(cap.exchanges[1]).target == "/next");
+  CHECK_FALSE(http_of(cap.exchanges[1]).response_end_inferred);
   CHECK(cap.http().unmatched_requests == 0);
   CHECK(cap.http().unmatched_responses == 0);
 }
@@ -334,11 +334,11 @@ TEST_CASE("HTTP/1: a HEAD response declares a length but carries no body") {
     s.request(get("/file"));
     s.response(response(200, "body"));
     REQUIRE(cap.exchanges.size() == 2);
-    CHECK(cap.exchanges[0].http.method == "HEAD");
-    CHECK(cap.exchanges[0].http.status == 200);
+    CHECK(http_of(cap.exchanges[0]).method == "HEAD");
+    CHECK(http_of(cap.exchanges[0]).status == 200);
     CHECK(cap.exchanges[0].response.body_bytes == 0);
     CHECK(cap.exchanges[0].response.wire_bytes == head_resp.size());
-    CHECK(cap.exchanges[1].http.method == "GET");
+    CHECK(http_of(cap.exchanges[1]).method == "GET");
     CHECK(cap.exchanges[1].response.body_bytes == 4);
     CHECK(cap.exchanges[1].response.stream_pos == head_resp.size());
     CHECK(cap.http().parse_errors == 0);
@@ -361,20 +361,20 @@ TEST_CASE("HTTP/1: Expect: 100-continue gives one exchange with the final status
     s.response(final_resp);  // + 3 us
     REQUIRE(cap.exchanges.size() == 1);
     const Exchange& ex = cap.exchanges[0];
-    CHECK(ex.http.method == "POST");
-    CHECK(ex.http.status == 200);
+    CHECK(http_of(ex).method == "POST");
+    CHECK(http_of(ex).status == 200);
     CHECK(ex.request.body_bytes == 10);
     CHECK(ex.request.wire_bytes == head.size() + 10);
     CHECK(ex.request.end_ns == 1'000'002'000);
     CHECK(ex.response.start_ns == 1'000'003'000);
     CHECK(ex.response.stream_pos == interim.size());
     CHECK(ex.response.wire_bytes == final_resp.size());
-    CHECK(*find_header(ex.http.request_headers, "expect") == "100-continue");
+    CHECK(*find_header(http_of(ex).request_headers, "expect") == "100-continue");
     check_time_order(ex);
     s.request(get("/again"));
     s.response(response(200, ""));
     REQUIRE(cap.exchanges.size() == 2);
-    CHECK(cap.exchanges[1].http.target == "/again");
+    CHECK(http_of(cap.exchanges[1]).target == "/again");
     s.close();
     CHECK(cap.http().unmatched_requests == 0);
     CHECK(cap.http().unmatched_responses == 0);
@@ -394,12 +394,12 @@ TEST_CASE("HTTP/1: 204 and 304 responses have no body, whatever their headers sa
     s.request(get("/c"));
     s.response(response(200, "abc"));
     REQUIRE(cap.exchanges.size() == 3);
-    CHECK(cap.exchanges[0].http.status == 204);
+    CHECK(http_of(cap.exchanges[0]).status == 204);
     CHECK(cap.exchanges[0].response.body_bytes == 0);
-    CHECK(cap.exchanges[1].http.status == 304);
+    CHECK(http_of(cap.exchanges[1]).status == 304);
     CHECK(cap.exchanges[1].response.body_bytes == 0);
-    CHECK(cap.exchanges[2].http.target == "/c");
-    CHECK(cap.exchanges[2].http.status == 200);
+    CHECK(http_of(cap.exchanges[2]).target == "/c");
+    CHECK(http_of(cap.exchanges[2]).status == 200);
     CHECK(cap.exchanges[2].response.body_bytes == 3);
     CHECK(cap.http().parse_errors == 0);
   }
@@ -420,9 +420,9 @@ TEST_CASE("HTTP/1: a response delimited by the end of the connection is emitted 
     s.close();
     REQUIRE(cap.exchanges.size() == 1);
     const Exchange& ex = cap.exchanges[0];
-    CHECK(ex.http.version == "1.0");
-    CHECK(ex.http.status == 200);
-    CHECK(ex.http.response_end_inferred);
+    CHECK(http_of(ex).version == "1.0");
+    CHECK(http_of(ex).status == 200);
+    CHECK(http_of(ex).response_end_inferred);
     CHECK(ex.response.body_bytes == 11);
     CHECK(ex.response.wire_bytes == head.size() + 11);
     CHECK(ex.response.start_ns == 1'000'001'000);
@@ -459,8 +459,8 @@ TEST_CASE("HTTP/1: after 101 Switching Protocols the bytes are not HTTP") {
     s.close();
     REQUIRE(cap.exchanges.size() == 1);
     const Exchange& ex = cap.exchanges[0];
-    CHECK(ex.http.target == "/chat");
-    CHECK(ex.http.status == 101);
+    CHECK(http_of(ex).target == "/chat");
+    CHECK(http_of(ex).status == 101);
     CHECK(ex.response.wire_bytes == upgrade_resp.size());
     const auto& c = cap.http();
     CHECK(c.messages == 2);
@@ -482,9 +482,9 @@ TEST_CASE("HTTP/1: a CONNECT tunnel ends HTTP on the connection") {
   s.response("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");  // inside the tunnel
   s.close();
   REQUIRE(cap.exchanges.size() == 1);
-  CHECK(cap.exchanges[0].http.method == "CONNECT");
-  CHECK(cap.exchanges[0].http.target == "example.com:443");
-  CHECK(cap.exchanges[0].http.status == 200);
+  CHECK(http_of(cap.exchanges[0]).method == "CONNECT");
+  CHECK(http_of(cap.exchanges[0]).target == "example.com:443");
+  CHECK(http_of(cap.exchanges[0]).status == 200);
   CHECK(cap.http().parse_errors == 0);
   CHECK(cap.http().unmatched_responses == 0);
 }
@@ -512,18 +512,18 @@ TEST_CASE("HTTP/1: tolerant header parsing") {
     s.response(response(200, ""));
     REQUIRE(cap.exchanges.size() == 2);
     const Exchange& ex = cap.exchanges[0];
-    CHECK(ex.http.method == "POST");
-    CHECK(ex.http.target == "/t");
-    CHECK(ex.http.request_headers == headers({{"host", "example.com"},
-                                              {"user-agent", "curl/8.0 (compatible)"},
-                                              {"content-type", "text/plain"},
-                                              {"content-length", "4"}}));
-    CHECK(ex.http.response_headers ==
+    CHECK(http_of(ex).method == "POST");
+    CHECK(http_of(ex).target == "/t");
+    CHECK(http_of(ex).request_headers == headers({{"host", "example.com"},
+                                                  {"user-agent", "curl/8.0 (compatible)"},
+                                                  {"content-type", "text/plain"},
+                                                  {"content-length", "4"}}));
+    CHECK(http_of(ex).response_headers ==
           headers({{"content-length", "2"}, {"content-type", "text/html"}}));
     CHECK(ex.request.body_bytes == 4);
     CHECK(ex.request.wire_bytes == req.size());
     CHECK(ex.response.body_bytes == 2);
-    CHECK(cap.exchanges[1].http.target == "/second");
+    CHECK(http_of(cap.exchanges[1]).target == "/second");
     CHECK(cap.http().parse_errors == 0);
   }
 }
@@ -556,7 +556,7 @@ TEST_CASE("HTTP/1: trace context and descriptive headers are kept, credentials a
       converse(Role::Server, {{Peer::Client, req}, {Peer::Server, resp}});
   REQUIRE(exchanges.size() == 1);
   const Exchange& ex = exchanges[0];
-  CHECK(ex.http.request_headers ==
+  CHECK(http_of(ex).request_headers ==
         headers({{"host", "api.example.com"},
                  {"user-agent", "test/1.0"},
                  {"content-type", "application/json"},
@@ -570,11 +570,11 @@ TEST_CASE("HTTP/1: trace context and descriptive headers are kept, credentials a
                  {"x-b3-sampled", "1"},
                  {"x-b3-flags", "0"},
                  {"uber-trace-id", "7f:2a:0:1"}}));
-  CHECK(find_header(ex.http.request_headers, "authorization") == nullptr);
-  CHECK(find_header(ex.http.request_headers, "cookie") == nullptr);
-  CHECK(*find_header(ex.http.request_headers, "traceparent") ==
+  CHECK(find_header(http_of(ex).request_headers, "authorization") == nullptr);
+  CHECK(find_header(http_of(ex).request_headers, "cookie") == nullptr);
+  CHECK(*find_header(http_of(ex).request_headers, "traceparent") ==
         "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
-  CHECK(ex.http.response_headers ==
+  CHECK(http_of(ex).response_headers ==
         headers({{"content-type", "text/plain"}, {"content-length", "0"}}));
 }
 
@@ -598,15 +598,15 @@ TEST_CASE("HTTP/1: a request head cut by the capture limit still makes a truncat
     s.response(response(404, ""));
     REQUIRE(cap.exchanges.size() == 2);
     const Exchange& ex = cap.exchanges[0];
-    CHECK(ex.http.method == "GET");
-    CHECK(ex.http.target == "/big-head");
-    CHECK(ex.http.status == 200);
+    CHECK(http_of(ex).method == "GET");
+    CHECK(http_of(ex).target == "/big-head");
+    CHECK(http_of(ex).status == 200);
     CHECK(ex.request.truncated);
     CHECK_FALSE(ex.response.truncated);
     CHECK(ex.request.start_ns == 1'000'000'000);
-    CHECK(ex.http.request_headers == headers({{"host", "h"}, {"user-agent", "ua"}}));
-    CHECK(cap.exchanges[1].http.target == "/next");
-    CHECK(cap.exchanges[1].http.status == 404);
+    CHECK(http_of(ex).request_headers == headers({{"host", "h"}, {"user-agent", "ua"}}));
+    CHECK(http_of(cap.exchanges[1]).target == "/next");
+    CHECK(http_of(cap.exchanges[1]).status == 404);
     CHECK_FALSE(cap.exchanges[1].request.truncated);
     CHECK(cap.exchanges[1].request.stream_pos == big_head_request().size());
     CHECK(cap.http().truncated_messages == 1);
@@ -642,7 +642,7 @@ TEST_CASE("HTTP/1: an early response still gets the request's timing") {
   s.response("HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\n\r\n");
   REQUIRE(cap.exchanges.size() == 1);
   const Exchange& ex = cap.exchanges[0];
-  CHECK(ex.http.status == 413);
+  CHECK(http_of(ex).status == 413);
   CHECK(ex.request.end_ns >= ex.request.start_ns);
   CHECK(ex.request.wire_bytes >= head.size() + 1000);
 }
@@ -659,13 +659,13 @@ TEST_CASE("HTTP/1: a response head cut by the capture limit ends at the next res
   s.request(get("/home"));
   s.response(response(200, "home"));
   REQUIRE(cap.exchanges.size() == 2);
-  CHECK(cap.exchanges[0].http.status == 302);
+  CHECK(http_of(cap.exchanges[0]).status == 302);
   CHECK(cap.exchanges[0].response.truncated);
-  CHECK(cap.exchanges[0].http.response_end_inferred);
+  CHECK(http_of(cap.exchanges[0]).response_end_inferred);
   CHECK(cap.exchanges[0].response.wire_bytes == big_resp.size());
-  CHECK(cap.exchanges[0].http.response_headers == headers({{"content-type", "text/html"}}));
-  CHECK(cap.exchanges[1].http.target == "/home");
-  CHECK(cap.exchanges[1].http.status == 200);
+  CHECK(http_of(cap.exchanges[0]).response_headers == headers({{"content-type", "text/html"}}));
+  CHECK(http_of(cap.exchanges[1]).target == "/home");
+  CHECK(http_of(cap.exchanges[1]).status == 200);
   CHECK(cap.http().truncated_messages == 1);
 }
 
@@ -732,23 +732,53 @@ TEST_CASE("HTTP/1: the TCP sequence number of a request wraps with the stream") 
 // ---------------------------------------------------------------------------------------------
 // Bad input
 
-TEST_CASE("HTTP/1: binary bytes on a connection are not HTTP: no exchange, connection ignored") {
+TEST_CASE("HTTP/1: binary bytes are not HTTP, but the request after them is found and traced") {
   const std::string garbage = bin("\x00\x01\x02\xff\xfe\x80 binary\n\x7f\x00 more \r\n\r\n");
   for (Role side : kBothSides) {
     CAPTURE(side);
     Capture cap;
     Socket s(cap, 1, side);
     s.request(garbage);
-    CHECK(cap.counters().undetected == 1);
-    // Later bytes on the same connection are not looked at.
+    CHECK(cap.http().messages == 0);
+    // Detection looks again at the next message boundary: a connection first seen in the
+    // middle of something is picked up at its next request.
     s.request(get("/late"));
+    s.response(response(200, ""));
+    s.close();
+    REQUIRE(cap.exchanges.size() == 1);
+    CHECK(http_of(cap.exchanges[0]).target == "/late");
+    CHECK(cap.counters().undetected == 0);
+    CHECK(cap.counters().redetected == 1);
+    CHECK(cap.counters().detect_bytes == garbage.size());
+    CHECK(cap.http().parse_errors == 0);
+    CHECK(cap.http().unmatched_responses == 0);
+  }
+}
+
+TEST_CASE("HTTP/1: a connection of no known protocol is given up after the detection budget") {
+  const std::string garbage = bin("\x00\x01\x02\xff\xfe\x80 binary\n");
+  for (Role side : kBothSides) {
+    CAPTURE(side);
+    conn::TrackerConfig config;
+    config.max_detect_attempts = 3;
+    std::vector<std::pair<uint64_t, CaptureVerdict>> verdicts;
+    Capture cap(config);
+    cap.on_verdict = [&](uint64_t cookie, CaptureVerdict v) { verdicts.push_back({cookie, v}); };
+    Socket s(cap, 1, side);
+    for (int i = 0; i < 3; ++i) s.request(garbage);
+    CHECK(cap.counters().undetected == 1);
+    // The kernel is told to stop copying: only counts for an accepted connection (its thread
+    // still tells the trace stage it serves what weft cannot see), nothing for a client.
+    REQUIRE(verdicts.size() == 1);
+    CHECK(verdicts[0].first == 1);
+    CHECK(verdicts[0].second ==
+          (side == Role::Server ? CaptureVerdict::CountsOnly : CaptureVerdict::Ignore));
+    s.request(get("/too-late"));
     s.response(response(200, ""));
     s.close();
     CHECK(cap.exchanges.empty());
     CHECK(cap.counters().undetected == 1);
     CHECK(cap.http().messages == 0);
-    CHECK(cap.http().parse_errors == 0);
-    CHECK(cap.http().unmatched_responses == 0);
   }
 }
 
@@ -764,11 +794,9 @@ TEST_CASE("HTTP/1: a TLS ClientHello on a plaintext port is not HTTP") {
     Socket s(cap, 1, side);
     if (side == Role::Server) {
       s.request(record_header);  // TLS servers read the 5-byte record header first
-      CHECK(cap.counters().undetected == 1);
       s.request(hello);
     } else {
       s.request(record_header + hello);
-      CHECK(cap.counters().undetected == 1);
     }
     s.response(bin("\x16\x03\x03\x00\x7a\x02\x00\x00\x76\x03\x03"));
     s.close();
@@ -790,9 +818,9 @@ TEST_CASE("HTTP/1: garbage in the middle of a keep-alive connection is skipped")
     s.request(get("/after"));
     s.response(response(201, "2"));
     REQUIRE(cap.exchanges.size() == 2);
-    CHECK(cap.exchanges[0].http.target == "/before");
-    CHECK(cap.exchanges[1].http.target == "/after");
-    CHECK(cap.exchanges[1].http.status == 201);
+    CHECK(http_of(cap.exchanges[0]).target == "/before");
+    CHECK(http_of(cap.exchanges[1]).target == "/after");
+    CHECK(http_of(cap.exchanges[1]).status == 201);
     CHECK(cap.exchanges[1].request.stream_pos == get("/before").size() + garbage.size());
     CHECK(cap.http().parse_errors == 1);
     CHECK(cap.http().resyncs == 1);
@@ -810,7 +838,7 @@ TEST_CASE("HTTP/1: garbage followed by a request in the same read is skipped to 
   s.request("\x05\x06\x07 junk line\r\n" + get("/after"));
   s.response(response(200, ""));
   REQUIRE(cap.exchanges.size() == 2);
-  CHECK(cap.exchanges[1].http.target == "/after");
+  CHECK(http_of(cap.exchanges[1]).target == "/after");
   CHECK(cap.http().parse_errors == 1);
 }
 
@@ -826,7 +854,7 @@ TEST_CASE("HTTP/1: after garbage, a request line longer than the capture limit i
   s.request(get("/after"));
   s.response(response(200, ""));
   REQUIRE(cap.exchanges.size() == 2);
-  CHECK(cap.exchanges[1].http.target == "/after");
+  CHECK(http_of(cap.exchanges[1]).target == "/after");
   CHECK(cap.http().unmatched_responses == 1);
 }
 
@@ -841,8 +869,8 @@ TEST_CASE("HTTP/1: a request whose bytes could not be read is skipped; later one
   s.request(get("/c"));
   s.response(response(202, "c"));
   REQUIRE(cap.exchanges.size() == 2);
-  CHECK(cap.exchanges[1].http.target == "/c");
-  CHECK(cap.exchanges[1].http.status == 202);
+  CHECK(http_of(cap.exchanges[1]).target == "/c");
+  CHECK(http_of(cap.exchanges[1]).status == 202);
   CHECK(cap.http().skipped_bytes == get("/unread").size());
 }
 
@@ -857,7 +885,7 @@ TEST_CASE("HTTP/1: a request never answered is counted when the connection close
     CHECK(cap.http().unmatched_requests == 0);
     s.close();
     REQUIRE(cap.exchanges.size() == 1);
-    CHECK(cap.exchanges[0].http.target == "/answered");
+    CHECK(http_of(cap.exchanges[0]).target == "/answered");
     CHECK(cap.http().unmatched_requests == 1);
     CHECK(cap.http().unmatched_responses == 0);
     CHECK(cap.tracker.connection_count() == 0);
@@ -877,8 +905,8 @@ TEST_CASE("HTTP/1: a response without a request is counted, later exchanges stil
     s.request(get("/b"));
     s.response(response(200, "b"));
     REQUIRE(cap.exchanges.size() == 2);
-    CHECK(cap.exchanges[1].http.target == "/b");
-    CHECK(cap.exchanges[1].http.status == 200);
+    CHECK(http_of(cap.exchanges[1]).target == "/b");
+    CHECK(http_of(cap.exchanges[1]).status == 200);
     CHECK(cap.http().unmatched_responses == 1);
   }
 }
@@ -893,7 +921,7 @@ TEST_CASE("HTTP/1: a response as the first bytes of a connection has no request"
   s.response(response(200, "x"));
   REQUIRE(cap.exchanges.size() == 1);
   CHECK(cap.exchanges[0].side == Role::Server);
-  CHECK(cap.exchanges[0].http.target == "/x");
+  CHECK(http_of(cap.exchanges[0]).target == "/x");
   CHECK(cap.exchanges[0].response.body_bytes == 1);
 }
 
@@ -916,8 +944,8 @@ TEST_CASE("HTTP/1: a 1 GiB upload captured 4096 bytes per read keeps memory smal
   REQUIRE(cap.exchanges.size() == 2);
   CHECK(cap.exchanges[0].request.body_bytes == kBody);
   CHECK(cap.exchanges[0].request.wire_bytes == head.size() + kBody);
-  CHECK(cap.exchanges[0].http.status == 201);
-  CHECK(cap.exchanges[1].http.target == "/after");
+  CHECK(http_of(cap.exchanges[0]).status == 201);
+  CHECK(http_of(cap.exchanges[1]).target == "/after");
   CHECK(cap.exchanges[1].request.stream_pos == head.size() + kBody);
   CHECK(cap.http().skipped_bytes == kBody - 1024 * 4096);
   CHECK(max_memory < 16 * 1024);
@@ -947,9 +975,9 @@ TEST_CASE("HTTP/1: a 1 MiB request line is a parse error; memory stays bounded")
   s.response(response(200, "n"));
   s.close();
   REQUIRE(cap.exchanges.size() == 2);
-  CHECK(cap.exchanges[0].http.target == "/first");
-  CHECK(cap.exchanges[1].http.target == "/next");
-  CHECK(cap.exchanges[1].http.status == 200);
+  CHECK(http_of(cap.exchanges[0]).target == "/first");
+  CHECK(http_of(cap.exchanges[1]).target == "/next");
+  CHECK(http_of(cap.exchanges[1]).status == 200);
   CHECK(cap.exchanges[1].request.stream_pos == get("/first").size() + huge.size());
   CHECK(cap.http().parse_errors == 1);
   CHECK(cap.http().resyncs >= 1);
@@ -972,10 +1000,10 @@ TEST_CASE("HTTP/1: records lost in the middle of a response body are skipped by 
     s.request(get("/b"));
     s.response(response(200, "b"));  // 20 ms of newer kernel time: the hole is final
     REQUIRE(cap.exchanges.size() == 2);
-    CHECK(cap.exchanges[0].http.target == "/a");
+    CHECK(http_of(cap.exchanges[0]).target == "/a");
     CHECK(cap.exchanges[0].response.body_bytes == 10000);
     CHECK(cap.exchanges[0].response.wire_bytes == head.size() + 10000);
-    CHECK(cap.exchanges[1].http.target == "/b");
+    CHECK(http_of(cap.exchanges[1]).target == "/b");
     CHECK(cap.exchanges[1].response.body_bytes == 1);
     CHECK(cap.http().skipped_bytes == 4000);
     CHECK(cap.http().parse_errors == 0);
@@ -1014,12 +1042,12 @@ TEST_CASE("HTTP/1: records lost in the middle of a response head: both exchanges
   CHECK(cap.exchanges.empty());
   s.close();  // every hole is final now
   REQUIRE(cap.exchanges.size() == 2);
-  CHECK(cap.exchanges[0].http.target == "/a");
-  CHECK(cap.exchanges[0].http.status == 500);
+  CHECK(http_of(cap.exchanges[0]).target == "/a");
+  CHECK(http_of(cap.exchanges[0]).status == 500);
   CHECK(cap.exchanges[0].response.truncated);
-  CHECK(cap.exchanges[0].http.response_end_inferred);
-  CHECK(cap.exchanges[1].http.target == "/b");
-  CHECK(cap.exchanges[1].http.status == 200);
+  CHECK(http_of(cap.exchanges[0]).response_end_inferred);
+  CHECK(http_of(cap.exchanges[1]).target == "/b");
+  CHECK(http_of(cap.exchanges[1]).status == 200);
   CHECK(cap.http().truncated_messages == 1);
   CHECK(cap.http().skipped_bytes == 40);
   CHECK(cap.http().unmatched_requests == 0);
@@ -1047,9 +1075,9 @@ TEST_CASE("HTTP/1: records lost in a request head do not shift later pairs") {
   }
   s.close();
   for (const Exchange& ex : cap.exchanges) {
-    CAPTURE(ex.http.target);
+    CAPTURE(http_of(ex).target);
     // 200 answers /a, 201 /b, ...
-    CHECK(ex.http.status - 200 == ex.http.target[1] - 'a');
+    CHECK(http_of(ex).status - 200 == http_of(ex).target[1] - 'a');
   }
   CHECK(cap.exchanges.size() >= 4);
 }
@@ -1072,8 +1100,8 @@ TEST_CASE("HTTP/1: a request lost whole does not shift later pairs") {
   }
   s.close();
   for (const Exchange& ex : cap.exchanges) {
-    CAPTURE(ex.http.target);
-    CHECK(ex.http.status - 200 == ex.http.target[1] - 'a');
+    CAPTURE(http_of(ex).target);
+    CHECK(http_of(ex).status - 200 == http_of(ex).target[1] - 'a');
   }
   CHECK(cap.exchanges.size() == 4);
   CHECK(cap.http().unmatched_responses == 1);
@@ -1099,8 +1127,8 @@ TEST_CASE("HTTP/1: records lost in a request body do not shift later pairs") {
   s.close();
   REQUIRE(cap.exchanges.size() == 4);
   for (const Exchange& ex : cap.exchanges) {
-    CAPTURE(ex.http.target);
-    CHECK(ex.http.status - 200 == ex.http.target[1] - 'a');
+    CAPTURE(http_of(ex).target);
+    CHECK(http_of(ex).status - 200 == http_of(ex).target[1] - 'a');
     check_time_order(ex);
   }
   CHECK(cap.exchanges[0].request.body_bytes == 10000);
@@ -1117,7 +1145,7 @@ TEST_CASE("HTTP/1: an empty line before a request line is no parse error") {
   s.request("\r\n" + get("/b"));
   s.response(response(200, ""));
   REQUIRE(cap.exchanges.size() == 2);
-  CHECK(cap.exchanges[1].http.target == "/b");
+  CHECK(http_of(cap.exchanges[1]).target == "/b");
   CHECK(cap.http().parse_errors == 0);
   CHECK(cap.http().resyncs == 0);
 }

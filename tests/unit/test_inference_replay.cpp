@@ -25,6 +25,7 @@
 #include "capture/event_stream.h"
 #include "capture/record_file.h"
 #include "conn/connection_tracker.h"
+#include "protocols/http1/http1.h"
 #include "trace/span_builder.h"
 #include "trace/stitcher.h"
 #include "trace/thread_evidence_feed.h"
@@ -73,17 +74,15 @@ Replay replay(const std::string& name, const ReplayOptions& options = {}) {
   });
   SpanBuilder spans({});
   uint64_t now_wall = 0;
-  conn::ConnectionTracker tracker(
-      {},
-      [&](Exchange&& ex) {
-        stitcher.add(spans.build(std::make_shared<const Exchange>(std::move(ex))), now_wall);
-      },
-      wall_offset);
-  feed_thread_evidence(tracker, stitcher, wall_offset);  // as `weft run` does
-  tracker.on_opaque_server_io([&](uint32_t pid, uint32_t tid) {  // counted, and optionally cut
+  TraceFeed feed(stitcher, wall_offset, [&](Exchange&& ex) {
+    stitcher.add(spans.build(std::make_shared<const Exchange>(std::move(ex))), now_wall);
+  });
+  conn::TrackerOutputs outputs = feed.outputs();                // as `weft run` does
+  outputs.opaque_server_io = [&](uint32_t pid, uint32_t tid) {  // counted, and optionally cut
     ++out.opaque_io_reports;
     if (options.opaque_io) stitcher.opaque_server_io(pid, tid);
-  });
+  };
+  conn::ConnectionTracker tracker({}, outputs, wall_offset);
 
   std::unordered_map<const ProcessInfo*, std::shared_ptr<const ProcessInfo>> rewritten;
   auto sink = [&](Event&& e) {
@@ -123,7 +122,7 @@ Replay replay(const std::string& name, const ReplayOptions& options = {}) {
 }
 
 std::string path_of(const Span& s) {
-  const std::string& target = s.exchange->http.target;
+  const std::string& target = protocols::http1::http_of(*s.exchange).target;
   return target.substr(0, target.find('?'));
 }
 
@@ -139,7 +138,8 @@ struct Truth {
 };
 
 // A call to request_prefix + rest was made for server_prefix + rest; outside_prefix...: for none.
-auto path_truth(std::string request_prefix, std::string server_prefix, std::string outside_prefix = "") {
+auto path_truth(std::string request_prefix, std::string server_prefix,
+                std::string outside_prefix = "") {
   return [=](const std::string& path) -> Truth {
     if (starts_with(path, request_prefix))
       return {Truth::Request, server_prefix + path.substr(request_prefix.size())};
@@ -149,10 +149,10 @@ auto path_truth(std::string request_prefix, std::string server_prefix, std::stri
 }
 
 struct Measure {
-  uint64_t calls = 0;    // client spans made for requests
-  uint64_t kept = 0;     // ... under their own request
-  uint64_t left_out = 0; // ... without a parent
-  uint64_t outside = 0;  // client spans made outside any request
+  uint64_t calls = 0;     // client spans made for requests
+  uint64_t kept = 0;      // ... under their own request
+  uint64_t left_out = 0;  // ... without a parent
+  uint64_t outside = 0;   // client spans made outside any request
   std::vector<std::string> wrong;
 };
 
@@ -169,14 +169,15 @@ Measure measure(const Replay& r, Mine mine, TruthFn truth) {
     if (t.kind == Truth::Other) continue;
     const Span* parent = nullptr;
     if (s.has_parent()) {
-      auto it = by_id.find(
-          std::string(reinterpret_cast<const char*>(s.parent_span_id.data()), s.parent_span_id.size()));
+      auto it = by_id.find(std::string(reinterpret_cast<const char*>(s.parent_span_id.data()),
+                                       s.parent_span_id.size()));
       parent = it == by_id.end() ? nullptr : it->second;
     }
     std::string got = !s.has_parent() ? ""
-                      : parent        ? std::string(parent->kind == SpanKind::Server ? "server " : "client ") +
-                                     path_of(*parent)
-                                      : "a parent not exported";
+                      : parent
+                          ? std::string(parent->kind == SpanKind::Server ? "server " : "client ") +
+                                path_of(*parent)
+                          : "a parent not exported";
     if (t.kind == Truth::Outside) {
       ++m.outside;
       if (s.has_parent()) m.wrong.push_back(path + " (made outside any request) under " + got);
@@ -185,7 +186,8 @@ Measure measure(const Replay& r, Mine mine, TruthFn truth) {
     ++m.calls;
     if (!s.has_parent())
       ++m.left_out;
-    else if (parent && parent->kind == SpanKind::Server && mine(*parent) && path_of(*parent) == t.server_path)
+    else if (parent && parent->kind == SpanKind::Server && mine(*parent) &&
+             path_of(*parent) == t.server_path)
       ++m.kept;
     else
       m.wrong.push_back(path + " (made for " + t.server_path + ") under " + got);
@@ -215,9 +217,11 @@ Naive naive_thread_inference(const Replay& r, Mine mine, TruthFn truth) {
     for (const Span& s : r.spans) {
       if (s.kind != SpanKind::Server || !mine(s)) continue;
       const Exchange& req = *s.exchange;
-      if (req.connection->pid != call.connection->pid || req.request.start_tid != call.request.start_tid)
+      if (req.connection->pid != call.connection->pid ||
+          req.request.start_tid != call.request.start_tid)
         continue;
-      if (req.request.start_ns <= call.request.start_ns && call.request.start_ns <= req.response.start_ns) {
+      if (req.request.start_ns <= call.request.start_ns &&
+          call.request.start_ns <= req.response.start_ns) {
         holder = &s;
         ++holders;
       }
@@ -230,27 +234,30 @@ Naive naive_thread_inference(const Replay& r, Mine mine, TruthFn truth) {
 }
 
 uint64_t refused(const StitchCounters& c) {
-  return c.ambiguous_inference + c.not_inferred_concurrent_requests + c.not_inferred_thread_hopping +
-         c.not_inferred_opaque_server_traffic + c.not_inferred_calls_outside_requests +
-         c.not_inferred_event_loop_runtime;
+  return c.ambiguous_inference + c.not_inferred_concurrent_requests +
+         c.not_inferred_thread_hopping + c.not_inferred_opaque_server_traffic +
+         c.not_inferred_calls_outside_requests + c.not_inferred_event_loop_runtime;
 }
 
 std::string describe(const Measure& m, const StitchCounters& c) {
-  std::string s = std::to_string(m.wrong.size()) + " wrong, " + std::to_string(m.kept) + " kept, " +
-                  std::to_string(m.left_out) + " left out of " + std::to_string(m.calls) +
-                  " calls; outside " + std::to_string(m.outside) + "; inferred=" +
-                  std::to_string(c.linked_inferred) + " same-node=" + std::to_string(c.linked_same_node) +
-                  " ambiguous=" + std::to_string(c.ambiguous_inference) +
-                  " concurrent-requests=" + std::to_string(c.not_inferred_concurrent_requests) +
-                  " thread-hopping=" + std::to_string(c.not_inferred_thread_hopping) +
-                  " opaque-server-traffic=" + std::to_string(c.not_inferred_opaque_server_traffic) +
-                  " calls-outside-requests=" + std::to_string(c.not_inferred_calls_outside_requests) +
-                  " event-loop-runtime=" + std::to_string(c.not_inferred_event_loop_runtime);
+  std::string s =
+      std::to_string(m.wrong.size()) + " wrong, " + std::to_string(m.kept) + " kept, " +
+      std::to_string(m.left_out) + " left out of " + std::to_string(m.calls) + " calls; outside " +
+      std::to_string(m.outside) + "; inferred=" + std::to_string(c.linked_inferred) +
+      " same-node=" + std::to_string(c.linked_same_node) +
+      " ambiguous=" + std::to_string(c.ambiguous_inference) +
+      " concurrent-requests=" + std::to_string(c.not_inferred_concurrent_requests) +
+      " thread-hopping=" + std::to_string(c.not_inferred_thread_hopping) +
+      " opaque-server-traffic=" + std::to_string(c.not_inferred_opaque_server_traffic) +
+      " calls-outside-requests=" + std::to_string(c.not_inferred_calls_outside_requests) +
+      " event-loop-runtime=" + std::to_string(c.not_inferred_event_loop_runtime);
   for (size_t i = 0; i < m.wrong.size() && i < 3; ++i) s += "\n  e.g. " + m.wrong[i];
   return s;
 }
 
-const ProcessInfo* process_of(const Span& s) { return s.exchange->connection->process.get(); }
+const ProcessInfo* process_of(const Span& s) {
+  return s.exchange->connection->process.get();
+}
 
 auto service(const char* name) {
   return [name](const Span& s) {
@@ -275,7 +282,9 @@ bool is_nginx(const ProcessInfo& p) {
 // ---------------------------------------------------------------------------------------------
 // 1. Node.js: a setInterval calling the backend while slow requests are served on its thread
 
-TEST_CASE("replay node_timer: a libuv process gets no inferred parent, its timer calls no parent at all") {
+TEST_CASE(
+    "replay node_timer: a libuv process gets no inferred parent, its timer calls no parent at "
+    "all") {
   Replay r = replay("node_timer");
   auto node = recorded(r, [](const ProcessInfo& p) { return p.service_name == "inf-node"; });
   REQUIRE(node.size() == 1);
@@ -286,8 +295,8 @@ TEST_CASE("replay node_timer: a libuv process gets no inferred parent, its timer
   INFO(describe(m, r.counters));
   MESSAGE("node_timer: " << describe(m, r.counters));
   CHECK(m.wrong.empty());
-  CHECK(m.calls == 20);      // /slow/0-19: ten alone, then ten five at a time
-  CHECK(m.outside >= 20);    // the timer every 100 ms
+  CHECK(m.calls == 20);    // /slow/0-19: ten alone, then ten five at a time
+  CHECK(m.outside >= 20);  // the timer every 100 ms
   CHECK(m.kept == 0);
   CHECK(r.counters.linked_inferred == 0);
   // Every call made while a request was served on the thread was refused for the runtime: the
@@ -296,7 +305,8 @@ TEST_CASE("replay node_timer: a libuv process gets no inferred parent, its timer
   CHECK(refused(r.counters) == r.counters.not_inferred_event_loop_runtime);
 }
 
-TEST_CASE("replay node_timer without the runtime: timer calls inside lone requests get wrong parents") {
+TEST_CASE(
+    "replay node_timer without the runtime: timer calls inside lone requests get wrong parents") {
   // The same stream with the runtime weft recognised in node's executable removed: in the first
   // phase every request is alone and every timer call lands inside one, and no call outside a
   // request or concurrency has been seen yet, so thread inference links the timer's calls to
@@ -312,14 +322,17 @@ TEST_CASE("replay node_timer without the runtime: timer calls inside lone reques
   // Once five requests run at once the process shows itself concurrent and the rest is refused.
   CHECK(r.counters.not_inferred_concurrent_requests > 0);
   Naive naive = naive_thread_inference(r, mine, path_truth("/down/", "/slow/", "/timer/"));
-  MESSAGE("node_timer, naive thread inference: " << naive.wrong << " wrong of " << naive.linked << " linked");
+  MESSAGE("node_timer, naive thread inference: " << naive.wrong << " wrong of " << naive.linked
+                                                 << " linked");
   CHECK(naive.wrong >= m.wrong.size());
 }
 
 // ---------------------------------------------------------------------------------------------
 // 2. nginx: upstream calls for HTTPS requests while a slow plaintext request is in flight
 
-TEST_CASE("replay nginx_tls_mix: an nginx worker gets no inferred parent, calls for HTTPS requests none at all") {
+TEST_CASE(
+    "replay nginx_tls_mix: an nginx worker gets no inferred parent, calls for HTTPS requests none "
+    "at all") {
   Replay r = replay("nginx_tls_mix");
   auto nginx = recorded(r, is_nginx);
   REQUIRE(!nginx.empty());
@@ -329,8 +342,8 @@ TEST_CASE("replay nginx_tls_mix: an nginx worker gets no inferred parent, calls 
   MESSAGE("nginx_tls_mix: " << describe(m, r.counters) << "; opaque server I/O reports "
                             << r.opaque_io_reports);
   CHECK(m.wrong.empty());
-  CHECK(m.calls == 4);     // /plain/slow/0-3
-  CHECK(m.outside == 12);  // /tls/fast/0-11
+  CHECK(m.calls == 4);             // /plain/slow/0-3
+  CHECK(m.outside == 12);          // /tls/fast/0-11
   CHECK(r.opaque_io_reports > 0);  // the worker's TLS connections were seen as opaque server I/O
   CHECK(r.counters.linked_inferred == 0);
   // The plain calls and the HTTPS ones made while a slow plain request was open.
@@ -338,7 +351,9 @@ TEST_CASE("replay nginx_tls_mix: an nginx worker gets no inferred parent, calls 
   CHECK(refused(r.counters) == r.counters.not_inferred_event_loop_runtime);
 }
 
-TEST_CASE("replay nginx_tls_mix without the runtime: opaque traffic refuses; without both, wrong parents") {
+TEST_CASE(
+    "replay nginx_tls_mix without the runtime: opaque traffic refuses; without both, wrong "
+    "parents") {
   // Without the runtime, the worker's thread moved TLS bytes on connections it accepted before
   // making any call for an HTTPS request: opaque-server-traffic refuses every call instead.
   Replay r = replay("nginx_tls_mix", {.runtime = ""});
@@ -358,7 +373,8 @@ TEST_CASE("replay nginx_tls_mix without the runtime: opaque traffic refuses; wit
   CHECK(n.wrong.size() >= 4);
   for (const auto& w : n.wrong) CHECK_MESSAGE(w.find("/tls/") == 0, w);
   Naive naive = naive_thread_inference(r, mine, path_truth("/plain/", "/plain/", "/tls/"));
-  MESSAGE("nginx_tls_mix, naive thread inference: " << naive.wrong << " wrong of " << naive.linked << " linked");
+  MESSAGE("nginx_tls_mix, naive thread inference: " << naive.wrong << " wrong of " << naive.linked
+                                                    << " linked");
   CHECK(naive.wrong == n.wrong.size());
 }
 
@@ -394,7 +410,8 @@ TEST_CASE("replay go_chain without the runtime: refused for what the threads sho
   // Naive thread inference on this stream links calls to requests they were not made for: the
   // runtime wrote a call on a thread that was in the middle of another request.
   Naive naive = naive_thread_inference(r, mine, path_truth("/down/", "/front/"));
-  MESSAGE("go_chain, naive thread inference: " << naive.wrong << " wrong of " << naive.linked << " linked");
+  MESSAGE("go_chain, naive thread inference: " << naive.wrong << " wrong of " << naive.linked
+                                               << " linked");
   CHECK(naive.wrong > 0);
 }
 
@@ -423,11 +440,13 @@ TEST_CASE("replay python_threaded: thread per request, every call under its own 
     if (c.kind != SpanKind::Client || !mine(c) || !starts_with(path_of(c), "/hop/req/")) continue;
     int in_flight = 0;
     for (const Span& s : r.spans)
-      if (s.kind == SpanKind::Server && mine(s) && s.start_ns <= c.start_ns && c.start_ns <= s.end_ns)
+      if (s.kind == SpanKind::Server && mine(s) && s.start_ns <= c.start_ns &&
+          c.start_ns <= s.end_ns)
         ++in_flight;
     if (in_flight > 1) ++several;
   }
-  MESSAGE("python_threaded: calls made while other requests of the process were in flight: " << several);
+  MESSAGE("python_threaded: calls made while other requests of the process were in flight: "
+          << several);
   CHECK(several >= 10);
   Naive naive = naive_thread_inference(r, mine, path_truth("/hop/req/", "/req/", "/bg/"));
   CHECK(naive.linked == m.calls);  // thread per request: the naive rule and the real one agree

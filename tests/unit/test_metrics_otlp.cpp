@@ -7,6 +7,7 @@
 
 #include "metrics/metrics_registry.h"
 #include "metrics/otlp_metrics.h"
+#include "protocols/protocol.h"
 
 // clang-format off
 #include "opentelemetry/exporters/otlp/protobuf_include_prefix.h"
@@ -33,6 +34,7 @@ trace::Span span(trace::SpanKind kind, const std::string& service, const std::st
   auto resource = std::make_shared<trace::Resource>();
   resource->service_name = service;
   s.resource = resource;
+  s.metric_family = protocols::find_protocol("http1")->metric_family(s.kind);
   s.attributes.push_back({"http.request.method", std::string("GET")});
   if (!route.empty())
     s.attributes.push_back(

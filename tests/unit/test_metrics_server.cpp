@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "metrics/metrics_server.h"
+#include "protocols/protocol.h"
 
 using namespace weft;
 using namespace weft::metrics;
@@ -26,6 +27,7 @@ trace::Span server_span(const std::string& service) {
   auto resource = std::make_shared<trace::Resource>();
   resource->service_name = service;
   s.resource = resource;
+  s.metric_family = protocols::find_protocol("http1")->metric_family(s.kind);
   s.attributes.push_back({"http.request.method", std::string("GET")});
   s.attributes.push_back({"http.route", std::string("/a")});
   s.attributes.push_back({"http.response.status_code", int64_t{200}});

@@ -1,9 +1,9 @@
 // Path -> low-cardinality route template.
 #include <doctest/doctest.h>
 
-#include "trace/route.h"
+#include "protocols/http1/route.h"
 
-using weft::trace::route_template;
+using weft::protocols::http1::route_template;
 
 TEST_CASE("route_template: numbers become {id}") {
   CHECK(route_template("/users/42") == "/users/{id}");

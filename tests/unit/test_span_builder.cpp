@@ -12,6 +12,7 @@
 using namespace weft;
 using namespace weft::trace;
 using namespace weft::trace::test;
+using weft::protocols::http1::redact_query;
 
 namespace {
 
@@ -161,7 +162,7 @@ TEST_CASE("span builder: client span") {
 TEST_CASE("span builder: network.protocol.version is the request's HTTP version") {
   SpanBuilder builder({});
   auto ex = server_exchange("GET", "/", 200);
-  ex->http.version = "1.0";
+  http_of(*ex).version = "1.0";
   CHECK(str(builder.build(ex), "network.protocol.version") == "1.0");
 }
 
@@ -333,7 +334,7 @@ TEST_CASE("span builder: body sizes, truncation and inferred ends") {
   auto odd =
       server_exchange("PUT", "/blob", 200, {{"content-length", ""}}, {{"content-length", "-1"}});
   odd->request.truncated = true;
-  odd->http.response_end_inferred = true;
+  http_of(*odd).response_end_inferred = true;
   Span o = builder.build(odd);
   CHECK_FALSE(find_attribute(o, "http.request.body.size"));
   CHECK_FALSE(find_attribute(o, "http.response.body.size"));
@@ -375,8 +376,8 @@ TEST_CASE("span builder: wire context from the request headers") {
 TEST_CASE("span builder: a service name given to weft names every process") {
   SpanBuilder builder({.service_name = "edge"});
   auto with_service = process(100, "/usr/local/bin/checkout", "checkout-svc", "checkout");
-  Span s = builder.build(exchange(Role::Server, connection(100, "checkout", kServer, kClient, with_service),
-                                  "GET", "/", 200));
+  Span s = builder.build(exchange(
+      Role::Server, connection(100, "checkout", kServer, kClient, with_service), "GET", "/", 200));
   CHECK(s.resource->service_name == "edge");
   CHECK(resource_str(s, "service.name") == "edge");
   CHECK(resource_str(s, "process.executable.name") == "checkout");  // the process's own facts stay

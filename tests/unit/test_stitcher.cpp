@@ -124,9 +124,9 @@ TEST_CASE("stitcher: completion order with flush_ready as time passes") {
   CHECK(f.stitcher.pending() == 0);
 }
 
-// Regression (was a bug): stitcher.cpp Stitcher::resolve/infer_parent: thread inference runs only when the client
-// span resolves, so a server span added before its child client (both within the wait) is
-// resolved first, has no children yet and leaves alone; the client then finds no server.
+// Regression (was a bug): stitcher.cpp Stitcher::resolve/infer_parent: thread inference runs only
+// when the client span resolves, so a server span added before its child client (both within the
+// wait) is resolved first, has no children yet and leaves alone; the client then finds no server.
 // Spans added in request-start order (front server first, all at once) come out as three
 // traces ({FS}, {FC, MS}, {MC, BS}) instead of one, although every span was there in time.
 TEST_CASE("stitcher: a parent server added before its client call") {
@@ -377,8 +377,8 @@ TEST_CASE("stitcher: a same-node parent after the server's wait is not linked") 
 TEST_CASE("stitcher: a server span joins the trace its request carries") {
   StitchFixture f;
   Chain ch;
-  ch.ms->http.request_headers = {{"traceparent", traceparent()},
-                                 {"tracestate", "congo=t61rcWkgMzE"}};
+  http_of(*ch.ms).request_headers = {{"traceparent", traceparent()},
+                                     {"tracestate", "congo=t61rcWkgMzE"}};
   add_all(f, {ch.bs, ch.mc, ch.ms});
   f.stitcher.flush_all();
   REQUIRE(f.traces.size() == 1);
@@ -401,7 +401,7 @@ TEST_CASE("stitcher: a server span joins the trace its request carries") {
 TEST_CASE("stitcher: other context formats are joined the same way") {
   StitchFixture f;
   Chain ch;
-  ch.bs->http.request_headers = {{"b3", std::string(kHeaderTrace) + "-" + kHeaderSpan + "-1"}};
+  http_of(*ch.bs).request_headers = {{"b3", std::string(kHeaderTrace) + "-" + kHeaderSpan + "-1"}};
   f.add(ch.bs, 1000);
   f.stitcher.flush_all();
   REQUIRE(f.traces.size() == 1);
@@ -414,7 +414,7 @@ TEST_CASE("stitcher: a client span whose request carries context is deferred") {
   SUBCASE("alone") {
     StitchFixture f;
     Chain ch;
-    ch.fc->http.request_headers = {{"traceparent", traceparent()}};
+    http_of(*ch.fc).request_headers = {{"traceparent", traceparent()}};
     f.add(ch.fc, 1000);
     CHECK(f.stitcher.pending() == 0);
     f.stitcher.flush_all();
@@ -426,8 +426,8 @@ TEST_CASE("stitcher: a client span whose request carries context is deferred") {
   SUBCASE("in the chain: the server it called joins the header's trace") {
     StitchFixture f;
     Chain ch;
-    ch.fc->http.request_headers = {{"traceparent", traceparent()}};
-    ch.ms->http.request_headers = {{"traceparent", traceparent()}};
+    http_of(*ch.fc).request_headers = {{"traceparent", traceparent()}};
+    http_of(*ch.ms).request_headers = {{"traceparent", traceparent()}};
     add_all(f, ch.completion_order());
     CHECK(f.stitcher.pending() == 4);
     f.stitcher.flush_all();
@@ -456,7 +456,7 @@ TEST_CASE("stitcher: a client span whose request carries context is deferred") {
 TEST_CASE("stitcher: same-node evidence outranks a header naming another trace") {
   StitchFixture f;
   Chain ch;
-  ch.ms->http.request_headers = {{"traceparent", traceparent()}};
+  http_of(*ch.ms).request_headers = {{"traceparent", traceparent()}};
   f.add(ch.ms, 1000);
   f.add(ch.fc, 1001);
   f.stitcher.flush_all();
@@ -513,14 +513,18 @@ TEST_CASE("stitcher: an event loop serving overlapping requests gets no inferred
   }
 }
 
-TEST_CASE("stitcher: several requests of one connection on one thread (pipelining) are ambiguous, not concurrent") {
-  auto c = connection(500, "srv", ep("10.0.0.1", 8000), ep("10.0.0.2", 41000), process(500, "/usr/bin/srv"));
+TEST_CASE(
+    "stitcher: several requests of one connection on one thread (pipelining) are ambiguous, not "
+    "concurrent") {
+  auto c = connection(500, "srv", ep("10.0.0.1", 8000), ep("10.0.0.2", 41000),
+                      process(500, "/usr/bin/srv"));
   auto s1 = exchange(Role::Server, c, "GET", "/a", 200);
   set_timing(*s1, 1000, 1100, 3000, 3100, 501, 1);
   auto s2 = exchange(Role::Server, c, "GET", "/b", 200);
   set_timing(*s2, 1000, 1100, 3500, 3600, 501, 2);
   auto call =
-      exchange(Role::Client, connection(500, "srv", ep("10.0.0.1", 42000), ep("10.0.0.3", 80)), "GET", "/c", 200);
+      exchange(Role::Client, connection(500, "srv", ep("10.0.0.1", 42000), ep("10.0.0.3", 80)),
+               "GET", "/c", 200);
   set_timing(*call, 2000, 2050, 2500, 2600, 501, 3);
   StitchFixture f;
   f.add(call, 1000);
@@ -556,9 +560,9 @@ TEST_CASE("stitcher: sampling decides whole traces") {
       StitchFixture f(config);
       Chain ch;
       // Deep down the chain, in the middle, or a client's 4xx.
-      if (which == 0) ch.bs->http.status = 500;
-      if (which == 1) ch.ms->http.status = 503;
-      if (which == 2) ch.fc->http.status = 404;
+      if (which == 0) http_of(*ch.bs).status = 500;
+      if (which == 1) http_of(*ch.ms).status = 503;
+      if (which == 2) http_of(*ch.fc).status = 404;
       add_all(f, ch.completion_order());
       f.stitcher.flush_all();
       REQUIRE(f.traces.size() == 1);
@@ -573,7 +577,7 @@ TEST_CASE("stitcher: sampling decides whole traces") {
     config.sampler.keep_errors = true;
     StitchFixture f(config);
     Chain ch;
-    ch.bs->http.status = 404;  // a server's 4xx is not an error
+    http_of(*ch.bs).status = 404;  // a server's 4xx is not an error
     add_all(f, ch.completion_order());
     f.stitcher.flush_all();
     CHECK(f.traces.empty());
@@ -597,7 +601,7 @@ TEST_CASE("stitcher: sampling decides whole traces") {
       config.sampler.sampler = "parentbased_always_on";
       StitchFixture f(config);
       Chain ch;
-      ch.ms->http.request_headers = {{"traceparent", traceparent(sampled ? "01" : "00")}};
+      http_of(*ch.ms).request_headers = {{"traceparent", traceparent(sampled ? "01" : "00")}};
       add_all(f, {ch.bs, ch.mc, ch.ms});
       f.stitcher.flush_all();
       CHECK(f.traces.size() == (sampled ? 1u : 0u));

@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "protocols/http1/http1.h"
 #include "test_helpers.h"
 #include "trace/context.h"
 #include "trace/span_builder.h"
@@ -18,7 +19,11 @@
 
 namespace weft::trace::test {
 
-inline Endpoint ep(const char* address, uint16_t port) { return weft::test::endpoint(address, port); }
+using protocols::http1::http_of;
+
+inline Endpoint ep(const char* address, uint16_t port) {
+  return weft::test::endpoint(address, port);
+}
 
 inline std::shared_ptr<ProcessInfo> process(uint32_t pid, std::string exe,
                                             std::string service_name = {},
@@ -55,15 +60,16 @@ inline std::shared_ptr<Exchange> exchange(Role side, std::shared_ptr<const Conne
                                           HeaderList request_headers = {},
                                           HeaderList response_headers = {}) {
   auto ex = std::make_shared<Exchange>();
-  ex->protocol = "http1";
+  ex->protocol = &protocols::http1::protocol();
+  ex->details = std::make_shared<protocols::http1::HttpExchange>();
   ex->side = side;
   ex->connection = std::move(conn);
-  ex->http.method = std::move(method);
-  ex->http.target = std::move(target);
-  ex->http.version = "1.1";
-  ex->http.status = status;
-  ex->http.request_headers = std::move(request_headers);
-  ex->http.response_headers = std::move(response_headers);
+  http_of(*ex).method = std::move(method);
+  http_of(*ex).target = std::move(target);
+  http_of(*ex).version = "1.1";
+  http_of(*ex).status = status;
+  http_of(*ex).request_headers = std::move(request_headers);
+  http_of(*ex).response_headers = std::move(response_headers);
   return ex;
 }
 
@@ -180,7 +186,8 @@ inline std::array<uint8_t, N> id(uint8_t first) {
 
 // An exporter fixture: root (server, r1) -> child (client, r1, error) -> remote (server, r2,
 // wire context).
-inline Trace sample_trace(const std::shared_ptr<Resource>& r1, const std::shared_ptr<Resource>& r2) {
+inline Trace sample_trace(const std::shared_ptr<Resource>& r1,
+                          const std::shared_ptr<Resource>& r2) {
   Trace t;
   Span root;
   root.trace_id = id<16>(0x0a);
@@ -190,6 +197,7 @@ inline Trace sample_trace(const std::shared_ptr<Resource>& r1, const std::shared
   root.kind = SpanKind::Server;
   root.start_ns = 1'700'000'000'123'456'789ull;
   root.end_ns = 1'700'000'000'223'456'789ull;
+  root.outcome = "200";
   root.attributes = {{"http.request.method", std::string("GET")},
                      {"http.response.status_code", int64_t{200}},
                      {"weft.http.headers_truncated", true},
@@ -207,6 +215,7 @@ inline Trace sample_trace(const std::shared_ptr<Resource>& r1, const std::shared
   child.end_ns = root.end_ns - 10;
   child.status = StatusCode::Error;
   child.attributes = {{"http.response.status_code", int64_t{-1}}};
+  child.outcome = "-1";
   child.resource = r1;
 
   Span remote;

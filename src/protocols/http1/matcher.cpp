@@ -4,6 +4,7 @@
 
 #include "protocols/http1/http1.h"
 #include "protocols/http1/parser.h"
+#include "stream/message_framing.h"
 
 namespace weft::protocols::http1 {
 namespace {
@@ -13,10 +14,9 @@ constexpr size_t kMaxPendingRequests = 256;
 
 class Http1Handler : public ProtocolHandler {
  public:
-  Http1Handler(std::shared_ptr<const ConnectionInfo> connection, bool requests_sent, ProtocolCounters& counters,
-               const RequestStartSink* on_request_start)
-      : on_request_start_(on_request_start),
-        connection_(std::move(connection)),
+  Http1Handler(std::shared_ptr<const ConnectionInfo> connection, bool requests_sent,
+               ProtocolCounters& counters)
+      : connection_(std::move(connection)),
         request_dir_(requests_sent ? Direction::Send : Direction::Recv),
         counters_(counters),
         requests_(MessageKind::Request, counters),
@@ -24,25 +24,27 @@ class Http1Handler : public ProtocolHandler {
         request_callbacks_(make_request_callbacks()),
         response_callbacks_(make_response_callbacks()) {}
 
-  void on_data(Direction dir, std::array<conn::DataStream, 2>& streams, const ExchangeSink& out) override {
+  void on_data(Direction dir, Streams& streams, HandlerOutput& out) override {
     out_ = &out;
     streams_ = &streams;
-    conn::DataStream& requests = streams[index(request_dir_)];
+    uint64_t errors_before = counters_.parse_errors;
+    stream::DataStream& requests = streams[index(request_dir_)];
     if (dir != request_dir_) {
-      // A response means the server has read past any hole in the requests: requests stuck
-      // behind one would otherwise miss their responses and shift every later pairing.
-      requests.settle_existing_holes();
+      // Requests stuck behind a hole would otherwise miss their responses and shift every
+      // later pairing.
+      stream::peer_moved_on(requests);
       requests_.parse(requests, request_callbacks_);
     }
     if (dir == request_dir_)
       requests_.parse(requests, request_callbacks_);
     else
       responses_.parse(streams[index(dir)], response_callbacks_);
+    errors_ += counters_.parse_errors - errors_before;
     streams_ = nullptr;
     out_ = nullptr;
   }
 
-  void on_close(std::array<conn::DataStream, 2>& streams, const ExchangeSink& out) override {
+  void on_close(Streams& streams, HandlerOutput& out) override {
     out_ = &out;
     streams_ = &streams;
     requests_.finish(streams[index(request_dir_)], request_callbacks_);
@@ -55,6 +57,8 @@ class Http1Handler : public ProtocolHandler {
   }
 
   bool active() const override { return !requests_.stopped() || !responses_.stopped(); }
+  bool confirmed() const override { return confirmed_; }
+  uint64_t errors() const override { return errors_; }
 
  private:
   struct Pending {
@@ -73,12 +77,13 @@ class Http1Handler : public ProtocolHandler {
             ++counters_.unmatched_requests;
           }
           pending_.push_back({heads_++, head, false});
-          if (request_dir_ == Direction::Recv && on_request_start_ && *on_request_start_)
-            (*on_request_start_)(*connection_, head.timing.start_tid, head.timing.start_ns);
+          if (request_dir_ == Direction::Recv && out_)
+            out_->request_started(*connection_, head.timing.start_tid, head.timing.start_ns);
         },
         [this](Message&& done) {
           // Requests complete in the order they started; one answered early is gone already.
           uint64_t number = completions_++;
+          confirmed_ = true;
           for (auto& p : pending_) {
             if (p.number == number) {
               p.request = std::move(done);
@@ -95,11 +100,14 @@ class Http1Handler : public ProtocolHandler {
     return {
         nullptr,
         [this](Message&& response) { on_response(std::move(response)); },
-        [this]() -> std::string_view { return pending_.empty() ? std::string_view() : pending_.front().request.method; },
+        [this]() -> std::string_view {
+          return pending_.empty() ? std::string_view() : pending_.front().request.method;
+        },
     };
   }
 
   void on_response(Message&& response) {
+    confirmed_ = true;
     if (response.status >= 100 && response.status < 200 && response.status != 101)
       return;  // informational (100 Continue): the final response follows
     if (pending_.empty() && streams_) {
@@ -117,8 +125,8 @@ class Http1Handler : public ProtocolHandler {
       // it ends, as far as anyone can tell, with what has been read of it so far.
       requests_.progress(answered.request.timing, (*streams_)[index(request_dir_)]);
     }
-    bool tunnel = response.status == 101 ||
-                  (answered.request.method == "CONNECT" && response.status >= 200 && response.status < 300);
+    bool tunnel = response.status == 101 || (answered.request.method == "CONNECT" &&
+                                             response.status >= 200 && response.status < 300);
     emit(std::move(answered.request), std::move(response));
     if (tunnel) {  // the connection now carries another protocol
       requests_.stop();
@@ -127,24 +135,25 @@ class Http1Handler : public ProtocolHandler {
   }
 
   void emit(Message&& request, Message&& response) {
+    auto http = std::make_shared<HttpExchange>();
+    http->method = std::move(request.method);
+    http->target = std::move(request.target);
+    http->version = std::move(request.version);
+    http->status = response.status;
+    http->request_headers = std::move(request.headers);
+    http->response_headers = std::move(response.headers);
+    http->response_end_inferred = response.end_inferred;
     Exchange ex;
-    ex.protocol = "http1";
+    ex.protocol = &protocol();
     ex.side = request_dir_ == Direction::Send ? Role::Client : Role::Server;
     ex.connection = connection_;
     ex.request = request.timing;
     ex.response = response.timing;
-    ex.http.method = std::move(request.method);
-    ex.http.target = std::move(request.target);
-    ex.http.version = std::move(request.version);
-    ex.http.status = response.status;
-    ex.http.request_headers = std::move(request.headers);
-    ex.http.response_headers = std::move(response.headers);
-    ex.http.response_end_inferred = response.end_inferred;
+    ex.details = std::move(http);
     ++counters_.exchanges;
-    if (out_) (*out_)(std::move(ex));
+    if (out_) out_->exchange(std::move(ex));
   }
 
-  const RequestStartSink* on_request_start_;
   std::shared_ptr<const ConnectionInfo> connection_;
   Direction request_dir_;
   ProtocolCounters& counters_;
@@ -156,38 +165,39 @@ class Http1Handler : public ProtocolHandler {
   std::deque<Pending> pending_;
   uint64_t heads_ = 0;
   uint64_t completions_ = 0;
-  std::array<conn::DataStream, 2>* streams_ = nullptr;  // set while parsing
-  const ExchangeSink* out_ = nullptr;
+  Streams* streams_ = nullptr;  // set while parsing
+  HandlerOutput* out_ = nullptr;
+  bool confirmed_ = false;  // a whole message parsed on this connection
+  uint64_t errors_ = 0;     // parse errors on this connection
 };
 
 }  // namespace
 
-Detection detect(std::span<const uint8_t> first_bytes) {
+DetectResult detect(std::span<const uint8_t> first_bytes) {
   std::string_view text(reinterpret_cast<const char*>(first_bytes.data()), first_bytes.size());
   size_t eol = text.find('\n');
   if (eol == std::string_view::npos) {
     // Wait for a whole start line, but not forever.
-    if (text.size() > 8192) return Detection::No;
+    if (text.size() > 8192) return {Detection::No};
     constexpr std::string_view kResponse = "HTTP/1.";
     size_t n = std::min(text.size(), kResponse.size());
-    if (text.substr(0, n) == kResponse.substr(0, n)) return Detection::NeedMore;
+    if (text.substr(0, n) == kResponse.substr(0, n)) return {Detection::NeedMore};
     size_t sp = text.find(' ');
     std::string_view method = text.substr(0, sp);
-    if (method.size() > 20) return Detection::No;
+    if (method.size() > 20) return {Detection::No};
     for (char c : method)
-      if (!(c >= 'A' && c <= 'Z') && c != '-' && c != '_') return Detection::No;
-    return Detection::NeedMore;
+      if (!(c >= 'A' && c <= 'Z') && c != '-' && c != '_') return {Detection::No};
+    return {Detection::NeedMore};
   }
   std::string_view line = text.substr(0, eol);
-  if (valid_start_line(line, MessageKind::Request, true)) return Detection::Requests;
-  if (valid_start_line(line, MessageKind::Response, false)) return Detection::Responses;
-  return Detection::No;
+  if (valid_start_line(line, MessageKind::Request, true)) return {Detection::Requests};
+  if (valid_start_line(line, MessageKind::Response, false)) return {Detection::Responses};
+  return {Detection::No};
 }
 
 std::unique_ptr<ProtocolHandler> create_handler(std::shared_ptr<const ConnectionInfo> connection,
-                                                bool requests_sent, ProtocolCounters& counters,
-                                                const RequestStartSink* on_request_start) {
-  return std::make_unique<Http1Handler>(std::move(connection), requests_sent, counters, on_request_start);
+                                                bool requests_sent, ProtocolCounters& counters) {
+  return std::make_unique<Http1Handler>(std::move(connection), requests_sent, counters);
 }
 
 }  // namespace weft::protocols::http1

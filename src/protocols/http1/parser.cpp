@@ -3,21 +3,24 @@
 #include <algorithm>
 #include <charconv>
 
+#include "stream/message_framing.h"
+
 namespace weft::protocols::http1 {
 namespace {
 
 // Headers later stages use. Credentials (Authorization, Cookie) are deliberately absent.
 constexpr std::string_view kKeptHeaders[] = {
-    "host",        "user-agent",   "content-type", "content-length", "transfer-encoding",
-    "connection",  "upgrade",      "expect",       "traceparent",    "tracestate",
-    "b3",          "x-b3-traceid", "x-b3-spanid",  "x-b3-parentspanid", "x-b3-sampled",
-    "x-b3-flags",  "uber-trace-id"};
+    "host",       "user-agent",   "content-type", "content-length",    "transfer-encoding",
+    "connection", "upgrade",      "expect",       "traceparent",       "tracestate",
+    "b3",         "x-b3-traceid", "x-b3-spanid",  "x-b3-parentspanid", "x-b3-sampled",
+    "x-b3-flags", "uber-trace-id"};
 
 // Methods accepted when hunting for a message start after garbage: a looser rule would find
 // "requests" inside bodies.
-constexpr std::string_view kKnownMethods[] = {
-    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
-    "PROPFIND", "PROPPATCH", "MKCOL", "COPY", "MOVE", "LOCK", "UNLOCK", "REPORT", "SEARCH", "PURGE"};
+constexpr std::string_view kKnownMethods[] = {"GET",       "HEAD",    "POST",   "PUT",   "DELETE",
+                                              "CONNECT",   "OPTIONS", "TRACE",  "PATCH", "PROPFIND",
+                                              "PROPPATCH", "MKCOL",   "COPY",   "MOVE",  "LOCK",
+                                              "UNLOCK",    "REPORT",  "SEARCH", "PURGE"};
 
 constexpr size_t kMaxMethodLength = 20;
 constexpr size_t kMaxChunkSizeLine = 1024;
@@ -27,22 +30,27 @@ std::string_view as_text(std::span<const uint8_t> bytes) {
   return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
 }
 
-bool is_token_char(char c) { return (c >= 'A' && c <= 'Z') || c == '-' || c == '_'; }
+bool is_token_char(char c) {
+  return (c >= 'A' && c <= 'Z') || c == '-' || c == '_';
+}
 
 std::string_view trim(std::string_view v) {
   while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
-  while (!v.empty() && (v.back() == ' ' || v.back() == '\t' || v.back() == '\r')) v.remove_suffix(1);
+  while (!v.empty() && (v.back() == ' ' || v.back() == '\t' || v.back() == '\r'))
+    v.remove_suffix(1);
   return v;
 }
 
 std::string lowercase(std::string_view v) {
   std::string out(v);
-  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
   return out;
 }
 
 bool kept(std::string_view name) {
-  return std::find(std::begin(kKeptHeaders), std::end(kKeptHeaders), name) != std::end(kKeptHeaders);
+  return std::find(std::begin(kKeptHeaders), std::end(kKeptHeaders), name) !=
+         std::end(kKeptHeaders);
 }
 
 // Could these first bytes begin a message of this kind? Catches garbage without waiting for a
@@ -63,7 +71,8 @@ bool plausible_prefix(std::string_view text, MessageKind kind) {
 // End of the header section (just past the empty line), or npos.
 size_t header_end(std::string_view text) {
   size_t limit = std::min(text.size(), kMaxHeaderBytes);
-  for (size_t i = text.find('\n'); i != std::string_view::npos && i < limit; i = text.find('\n', i + 1)) {
+  for (size_t i = text.find('\n'); i != std::string_view::npos && i < limit;
+       i = text.find('\n', i + 1)) {
     if (i + 1 < text.size() && text[i + 1] == '\n') return i + 2;
     if (i + 2 < text.size() && text[i + 1] == '\r' && text[i + 2] == '\n') return i + 3;
   }
@@ -104,8 +113,8 @@ bool valid_start_line(std::string_view line, MessageKind kind, bool strict_metho
   if (sp1 == 0 || sp1 == std::string_view::npos || sp1 > kMaxMethodLength) return false;
   std::string_view method = line.substr(0, sp1);
   if (!std::all_of(method.begin(), method.end(), is_token_char)) return false;
-  if (strict_method &&
-      std::find(std::begin(kKnownMethods), std::end(kKnownMethods), method) == std::end(kKnownMethods))
+  if (strict_method && std::find(std::begin(kKnownMethods), std::end(kKnownMethods), method) ==
+                           std::end(kKnownMethods))
     return false;
   size_t sp2 = line.rfind(' ');
   if (sp2 == sp1) return false;
@@ -116,22 +125,26 @@ bool valid_start_line(std::string_view line, MessageKind kind, bool strict_metho
                       [](char c) { return c == ' ' || static_cast<unsigned char>(c) < 0x21; });
 }
 
-void MessageParser::parse(conn::DataStream& s, const ParserCallbacks& cb) {
+void MessageParser::parse(stream::DataStream& s, const ParserCallbacks& cb) {
   while (step(s, cb)) {
   }
 }
 
-bool MessageParser::step(conn::DataStream& s, const ParserCallbacks& cb) {
+bool MessageParser::step(stream::DataStream& s, const ParserCallbacks& cb) {
   switch (state_) {
-    case State::Start: return parse_head(s, cb);
+    case State::Start:
+      return parse_head(s, cb);
     case State::Body:
-    case State::ChunkData: return skip_body(s, cb);
+    case State::ChunkData:
+      return skip_body(s, cb);
     case State::ChunkSize:
     case State::ChunkEnd:
-    case State::Trailers: return chunk_step(s, cb);
+    case State::Trailers:
+      return chunk_step(s, cb);
     case State::UntilClose:
     case State::FramingLost:
-    case State::Resync: return resync(s, cb);
+    case State::Resync:
+      return resync(s, cb);
     case State::Stopped: {
       uint64_t n = s.readable().empty() ? s.skippable() : s.readable().size();
       s.consume(n);
@@ -141,14 +154,14 @@ bool MessageParser::step(conn::DataStream& s, const ParserCallbacks& cb) {
   return false;
 }
 
-void MessageParser::absorb(conn::DataStream& s, uint64_t n, bool body) {
+void MessageParser::absorb(stream::DataStream& s, uint64_t n, bool body) {
   s.consume(n);
   if (!have_open_) return;
   open_.timing.wire_bytes += n;
   if (body) open_.timing.body_bytes += n;
 }
 
-void MessageParser::parse_error(conn::DataStream& s) {
+void MessageParser::parse_error(stream::DataStream& s) {
   ++counters_.parse_errors;
   ++counters_.resyncs;
   have_open_ = false;
@@ -159,15 +172,14 @@ void MessageParser::parse_error(conn::DataStream& s) {
   s.consume(nl == std::string_view::npos ? text.size() : nl + 1);
 }
 
-bool MessageParser::parse_head(conn::DataStream& s, const ParserCallbacks& cb) {
+bool MessageParser::parse_head(stream::DataStream& s, const ParserCallbacks& cb) {
   std::string_view text = as_text(s.readable());
   if (text.empty()) {
-    uint64_t gap = s.skippable();
+    uint64_t gap = stream::skip_unseen(s);
     if (gap == 0) return false;
     // Unknown bytes where a message should start: whatever follows may be mid-message.
     counters_.skipped_bytes += gap;
     ++counters_.resyncs;
-    s.consume(gap);
     state_ = State::Resync;
     return true;
   }
@@ -248,11 +260,7 @@ bool MessageParser::parse_head(conn::DataStream& s, const ParserCallbacks& cb) {
     return true;
   }
 
-  conn::ByteOrigin first = s.origin_of(s.head());
-  m.timing.start_ns = first.mono_ns;
-  m.timing.start_tid = first.tid;
-  m.timing.tcp_seq = first.tcp_seq;
-  m.timing.stream_pos = s.head();
+  m.timing = stream::begin_message(s);
   m.timing.truncated = truncated;
   if (truncated) ++counters_.truncated_messages;
   open_ = std::move(m);
@@ -267,7 +275,7 @@ bool MessageParser::parse_head(conn::DataStream& s, const ParserCallbacks& cb) {
   return true;
 }
 
-void MessageParser::begin_body(conn::DataStream& s, const ParserCallbacks& cb) {
+void MessageParser::begin_body(stream::DataStream& s, const ParserCallbacks& cb) {
   bool stop_after = false;
   bool no_body = false;
   if (kind_ == MessageKind::Response) {
@@ -295,17 +303,15 @@ void MessageParser::begin_body(conn::DataStream& s, const ParserCallbacks& cb) {
   }
 }
 
-void MessageParser::complete(conn::DataStream& s, const ParserCallbacks& cb) {
-  conn::ByteOrigin last = s.origin_of(s.head() > 0 ? s.head() - 1 : 0);
-  open_.timing.end_ns = std::max(last.mono_ns, open_.timing.start_ns);
-  open_.timing.end_tid = last.tid;
+void MessageParser::complete(stream::DataStream& s, const ParserCallbacks& cb) {
+  stream::end_message(open_.timing, s);
   have_open_ = false;
   state_ = State::Start;
   ++counters_.messages;
   if (cb.complete) cb.complete(std::move(open_));
 }
 
-bool MessageParser::skip_body(conn::DataStream& s, const ParserCallbacks& cb) {
+bool MessageParser::skip_body(stream::DataStream& s, const ParserCallbacks& cb) {
   std::span<const uint8_t> r = s.readable();
   uint64_t n = 0;
   if (!r.empty()) {
@@ -326,7 +332,7 @@ bool MessageParser::skip_body(conn::DataStream& s, const ParserCallbacks& cb) {
   return true;
 }
 
-bool MessageParser::read_line(conn::DataStream& s, std::string_view& line, size_t& consumed) {
+bool MessageParser::read_line(stream::DataStream& s, std::string_view& line, size_t& consumed) {
   std::string_view text = as_text(s.readable());
   size_t nl = text.find('\n');
   if (nl == std::string_view::npos) return false;
@@ -335,14 +341,15 @@ bool MessageParser::read_line(conn::DataStream& s, std::string_view& line, size_
   return true;
 }
 
-bool MessageParser::chunk_step(conn::DataStream& s, const ParserCallbacks& cb) {
+bool MessageParser::chunk_step(stream::DataStream& s, const ParserCallbacks& cb) {
   std::string_view line;
   size_t consumed = 0;
   if (!read_line(s, line, consumed)) {
     // Chunk framing needs the bytes themselves: once they are missing, the end of this
     // message can only be found by finding the next one.
-    bool lost = s.readable().empty() ? s.skippable() > 0
-                                     : (s.readable().size() > kMaxChunkSizeLine || s.missing_after_readable() > 0);
+    bool lost = s.readable().empty()
+                    ? s.skippable() > 0
+                    : (s.readable().size() > kMaxChunkSizeLine || s.missing_after_readable() > 0);
     if (lost) state_ = State::FramingLost;
     return lost;
   }
@@ -373,7 +380,7 @@ bool MessageParser::chunk_step(conn::DataStream& s, const ParserCallbacks& cb) {
 
 // UntilClose, FramingLost and Resync all read ahead looking for the next message start; the
 // first two count what they pass as the open message's body, Resync discards it.
-bool MessageParser::resync(conn::DataStream& s, const ParserCallbacks& cb) {
+bool MessageParser::resync(stream::DataStream& s, const ParserCallbacks& cb) {
   std::string_view text = as_text(s.readable());
   bool keep = state_ != State::Resync;
   // After a head cut by the capture limit, what follows is the rest of the head and maybe a
@@ -415,17 +422,15 @@ bool MessageParser::resync(conn::DataStream& s, const ParserCallbacks& cb) {
   return true;
 }
 
-void MessageParser::progress(MessageTiming& timing, const conn::DataStream& s) const {
+void MessageParser::progress(MessageTiming& timing, const stream::DataStream& s) const {
   if (have_open_ && open_.timing.stream_pos == timing.stream_pos) {
     timing.wire_bytes = open_.timing.wire_bytes;
     timing.body_bytes = open_.timing.body_bytes;
   }
-  conn::ByteOrigin last = s.origin_of(s.head() > 0 ? s.head() - 1 : 0);
-  timing.end_ns = std::max(last.mono_ns, timing.start_ns);
-  timing.end_tid = last.tid;
+  stream::end_message(timing, s);
 }
 
-void MessageParser::end_partial_head(conn::DataStream& s, const ParserCallbacks& cb) {
+void MessageParser::end_partial_head(stream::DataStream& s, const ParserCallbacks& cb) {
   if (state_ != State::Start || s.readable().empty()) return;
   head_cut_ = true;
   step(s, cb);
@@ -433,7 +438,7 @@ void MessageParser::end_partial_head(conn::DataStream& s, const ParserCallbacks&
   parse(s, cb);
 }
 
-void MessageParser::finish(conn::DataStream& s, const ParserCallbacks& cb) {
+void MessageParser::finish(stream::DataStream& s, const ParserCallbacks& cb) {
   s.settle();
   parse(s, cb);
   if (have_open_ && (state_ == State::UntilClose || state_ == State::FramingLost)) {

@@ -6,9 +6,9 @@
 #include <functional>
 #include <string_view>
 
-#include "conn/data_stream.h"
 #include "protocols/http1/message.h"
 #include "protocols/protocol.h"
+#include "stream/data_stream.h"
 
 namespace weft::protocols::http1 {
 
@@ -26,38 +26,50 @@ class MessageParser {
  public:
   MessageParser(MessageKind kind, ProtocolCounters& counters) : kind_(kind), counters_(counters) {}
 
-  void parse(conn::DataStream& stream, const ParserCallbacks& cb);
+  void parse(stream::DataStream& stream, const ParserCallbacks& cb);
   // The stream ended: a body delimited by the end of the connection is complete now; a message
   // cut short is dropped.
-  void finish(conn::DataStream& stream, const ParserCallbacks& cb);
+  void finish(stream::DataStream& stream, const ParserCallbacks& cb);
   // After an Upgrade or a CONNECT tunnel: the bytes are no longer HTTP.
   void stop() { state_ = State::Stopped; }
   bool stopped() const { return state_ == State::Stopped; }
   // Timing of the message being read so far, when it is the one whose head is in `timing`
   // (same first byte): bytes read up to now, last byte time of the latest of them.
-  void progress(MessageTiming& timing, const conn::DataStream& stream) const;
+  void progress(MessageTiming& timing, const stream::DataStream& stream) const;
   // Takes a header section still waiting for its end as complete as it will get (flagged
   // truncated): the other direction shows its message is over (a response has begun).
-  void end_partial_head(conn::DataStream& stream, const ParserCallbacks& cb);
+  void end_partial_head(stream::DataStream& stream, const ParserCallbacks& cb);
 
  private:
-  enum class State { Start, Body, ChunkSize, ChunkData, ChunkEnd, Trailers, UntilClose, FramingLost, Resync, Stopped };
+  enum class State {
+    Start,
+    Body,
+    ChunkSize,
+    ChunkData,
+    ChunkEnd,
+    Trailers,
+    UntilClose,
+    FramingLost,
+    Resync,
+    Stopped
+  };
 
-  bool step(conn::DataStream& s, const ParserCallbacks& cb);  // false: needs more bytes
-  bool parse_head(conn::DataStream& s, const ParserCallbacks& cb);
-  bool skip_body(conn::DataStream& s, const ParserCallbacks& cb);
-  bool read_line(conn::DataStream& s, std::string_view& line, size_t& consumed);
-  bool chunk_step(conn::DataStream& s, const ParserCallbacks& cb);
-  bool resync(conn::DataStream& s, const ParserCallbacks& cb);
-  void begin_body(conn::DataStream& s, const ParserCallbacks& cb);
-  void complete(conn::DataStream& s, const ParserCallbacks& cb);
-  void absorb(conn::DataStream& s, uint64_t n, bool body);  // consume n bytes into the open message
-  void parse_error(conn::DataStream& s);
+  bool step(stream::DataStream& s, const ParserCallbacks& cb);  // false: needs more bytes
+  bool parse_head(stream::DataStream& s, const ParserCallbacks& cb);
+  bool skip_body(stream::DataStream& s, const ParserCallbacks& cb);
+  bool read_line(stream::DataStream& s, std::string_view& line, size_t& consumed);
+  bool chunk_step(stream::DataStream& s, const ParserCallbacks& cb);
+  bool resync(stream::DataStream& s, const ParserCallbacks& cb);
+  void begin_body(stream::DataStream& s, const ParserCallbacks& cb);
+  void complete(stream::DataStream& s, const ParserCallbacks& cb);
+  void absorb(stream::DataStream& s, uint64_t n,
+              bool body);  // consume n bytes into the open message
+  void parse_error(stream::DataStream& s);
 
   MessageKind kind_;
   ProtocolCounters& counters_;
   State state_ = State::Start;
-  Message open_;          // the message being read
+  Message open_;  // the message being read
   bool have_open_ = false;
   uint64_t remaining_ = 0;  // body or chunk bytes still to skip
   bool head_cut_ = false;   // set by end_partial_head()

@@ -5,9 +5,9 @@
 #include <string>
 #include <string_view>
 
-namespace weft::trace {
+namespace weft::protocols::http1 {
 
 // "/users/42/orders/6f1c...-..." -> "/users/{id}/orders/{uuid}". The query is not part.
 std::string route_template(std::string_view path);
 
-}  // namespace weft::trace
+}  // namespace weft::protocols::http1

@@ -1,0 +1,184 @@
+// HTTP/1 exchanges as later stages see them: spans per the stable OpenTelemetry HTTP semantic
+// conventions (server spans where this process received the request, client spans where it
+// sent it), the http.*.request.duration families, and `weft exchanges` lines.
+#include <algorithm>
+#include <nlohmann/json.hpp>
+#include <optional>
+
+#include "protocols/http1/http1.h"
+#include "protocols/http1/route.h"
+#include "protocols/span_attributes.h"
+
+namespace weft::protocols::http1 {
+namespace {
+
+constexpr std::string_view kKnownMethods[] = {"GET",     "HEAD",    "POST",  "PUT",  "DELETE",
+                                              "CONNECT", "OPTIONS", "TRACE", "PATCH"};
+
+bool known_method(std::string_view m) {
+  return std::find(std::begin(kKnownMethods), std::end(kKnownMethods), m) !=
+         std::end(kKnownMethods);
+}
+
+// "example.com:8080" -> ("example.com", 8080); "[::1]:80" -> ("::1", 80).
+bool split_host(std::string_view host, std::string& name, int64_t& port) {
+  if (host.empty()) return false;
+  size_t colon = host.rfind(':');
+  size_t bracket = host.rfind(']');
+  if (colon != std::string_view::npos && (bracket == std::string_view::npos || colon > bracket)) {
+    std::string_view p = host.substr(colon + 1);
+    if (p.empty() || !std::all_of(p.begin(), p.end(), ::isdigit) || p.size() > 5) return false;
+    port = std::stoll(std::string(p));
+    if (port > 65535) return false;
+    host = host.substr(0, colon);
+  }
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  name = host;
+  return !name.empty();
+}
+
+std::optional<int64_t> content_length(const HeaderList& headers) {
+  const std::string* v = find_header(headers, "content-length");
+  if (!v || v->empty() || !std::all_of(v->begin(), v->end(), ::isdigit) || v->size() > 18)
+    return std::nullopt;
+  return std::stoll(*v);
+}
+
+// The OpenTelemetry semantic conventions' advisory bucket bounds for HTTP durations, seconds.
+const std::vector<double> kHttpBuckets = {0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25,
+                                          0.5,   0.75, 1,     2.5,  5,     7.5, 10};
+
+}  // namespace
+
+std::string redact_query(std::string_view query) {
+  std::string out;
+  while (!query.empty()) {
+    size_t amp = query.find('&');
+    std::string_view pair = query.substr(0, amp);
+    size_t eq = pair.find('=');
+    out += eq == std::string_view::npos ? pair : std::string(pair.substr(0, eq)) + "=REDACTED";
+    if (amp == std::string_view::npos) break;
+    out += '&';
+    query = query.substr(amp + 1);
+  }
+  return out;
+}
+
+void describe(const Exchange& ex, const DescribeOptions& options, SpanDescription& out) {
+  const ConnectionInfo& c = *ex.connection;
+  const HttpExchange& http = http_of(ex);
+  bool server = ex.side != Role::Client;
+  out.kind = server ? SpanKind::Server : SpanKind::Client;
+  out.context_carrier = &http.request_headers;
+
+  std::string method = known_method(http.method) ? http.method : "_OTHER";
+  std::string_view target = http.target;
+  bool origin_form = target.starts_with("/");
+  size_t question = target.find('?');
+  std::string_view path = target.substr(0, question);
+  std::string_view query =
+      question == std::string_view::npos ? std::string_view() : target.substr(question + 1);
+  std::string shown_query = options.query_values ? std::string(query) : redact_query(query);
+  std::string route = origin_form ? route_template(path) : "";
+  // Semantic conventions: an unknown method is named "HTTP" (the method is unbounded input).
+  std::string name_method = method == "_OTHER" ? "HTTP" : method;
+  out.name = route.empty() ? name_method : name_method + " " + route;
+
+  auto& a = out.attributes;
+  add_attribute(a, "http.request.method", method);
+  if (method == "_OTHER") add_attribute(a, "http.request.method_original", http.method);
+  add_attribute(a, "url.scheme", std::string("http"));
+  if (origin_form) add_attribute(a, "url.path", std::string(path));
+  if (!query.empty()) add_attribute(a, "url.query", shown_query);
+  if (http.status) add_attribute(a, "http.response.status_code", static_cast<int64_t>(http.status));
+  add_attribute(a, "network.protocol.version", http.version);
+
+  std::string host_name;
+  int64_t host_port = server ? c.local.port : c.remote.port;
+  const std::string* host = find_header(http.request_headers, "host");
+  if (!host || !split_host(*host, host_name, host_port))
+    host_name = server ? c.local.address() : c.remote.address();
+  add_attribute(a, "server.address", host_name);
+  add_attribute(a, "server.port", host_port);
+  add_peer_attributes(a, c);
+  if (server) {
+    add_attribute(a, "client.address", c.remote.address());
+    if (!route.empty()) add_attribute(a, "http.route", route);
+  } else {
+    std::string full = "http://" + (host ? *host : c.remote.to_string()) + std::string(path);
+    if (!query.empty()) full += "?" + shown_query;
+    if (origin_form) {
+      add_attribute(a, "url.full", full);
+    } else if (target.starts_with("http://") || target.starts_with("https://")) {
+      // Absolute form (a request to a proxy): the target is the URL.
+      std::string absolute(target.substr(0, question));
+      if (!query.empty()) absolute += "?" + shown_query;
+      add_attribute(a, "url.full", absolute);
+    }
+    if (!route.empty()) add_attribute(a, "url.template", route);
+  }
+  if (const std::string* ua = find_header(http.request_headers, "user-agent"))
+    add_attribute(a, "user_agent.original", *ua);
+  if (auto n = content_length(http.request_headers)) add_attribute(a, "http.request.body.size", *n);
+  if (auto n = content_length(http.response_headers))
+    add_attribute(a, "http.response.body.size", *n);
+  if (ex.request.truncated || ex.response.truncated)
+    add_attribute(a, "weft.http.headers_truncated", true);
+  if (http.response_end_inferred) add_attribute(a, "weft.http.response_end_inferred", true);
+
+  // 5xx is an error on both sides; 4xx only for the client (the server did its job).
+  int status = http.status;
+  out.outcome = status ? std::to_string(status) : "-";
+  if (status >= 500 || (!server && status >= 400)) {
+    out.status = StatusCode::Error;
+    add_attribute(a, "error.type", std::to_string(status));
+  }
+}
+
+const MetricFamily& server_duration_family() {
+  static const MetricFamily family{
+      "http.server.request.duration",
+      "Duration of HTTP server requests.",
+      {"http.request.method", "http.route", "http.response.status_code"},
+      "http.route",
+      kHttpBuckets};
+  return family;
+}
+
+const MetricFamily& client_duration_family() {
+  static const MetricFamily family{
+      "http.client.request.duration",
+      "Duration of HTTP client requests.",
+      {"http.request.method", "url.template", "http.response.status_code"},
+      "url.template",
+      kHttpBuckets};
+  return family;
+}
+
+std::string render_text(const Exchange& ex) {
+  const HttpExchange& http = http_of(ex);
+  std::string line = http.method + " " + http.target + " -> " + std::to_string(http.status);
+  if (ex.request.truncated || ex.response.truncated) line += " [headers truncated]";
+  if (http.response_end_inferred) line += " [end inferred]";
+  return line;
+}
+
+void render_json(const Exchange& ex, nlohmann::json& out) {
+  const HttpExchange& http = http_of(ex);
+  auto headers = [](const HeaderList& list) {
+    nlohmann::json j = nlohmann::json::object();
+    for (const auto& [name, value] : list)
+      if (!j.contains(name)) j[name] = value;
+    return j;
+  };
+  out["method"] = http.method;
+  out["target"] = http.target;
+  out["version"] = http.version;
+  out["status"] = http.status;
+  out["request_headers"] = headers(http.request_headers);
+  out["response_headers"] = headers(http.response_headers);
+  out["response_end_inferred"] = http.response_end_inferred;
+}
+
+}  // namespace weft::protocols::http1
