@@ -1,0 +1,101 @@
+// Sample conversations per protocol for the conformance suite: see conformance_samples.h.
+#include "conformance_samples.h"
+
+#include <map>
+
+namespace weft::test::conformance {
+namespace {
+
+Message plain(std::string bytes) {
+  return Message{std::move(bytes), 0, 0};
+}
+
+// `head` followed by a body of `length` bytes (and `trailer` after it, e.g. RESP's CRLF).
+Message with_body(const std::string& head, size_t length, const std::string& trailer = "") {
+  std::string body;
+  body.reserve(length);
+  const std::string_view pattern = "0123456789abcdefghijklmnopqrstuvwxyz-";
+  for (size_t i = 0; i < length; ++i) body += pattern[i % pattern.size()];
+  return Message{head + body + trailer, head.size(), length};
+}
+
+// ---- http1 ----------------------------------------------------------------------------------
+
+ProtocolSamples http1() {
+  ProtocolSamples s;
+  s.conversation.push_back(
+      {"GET with a response",
+       plain("GET /items/42?color=red HTTP/1.1\r\nHost: shop.example\r\n"
+             "User-Agent: conformance\r\nAccept: */*\r\n\r\n"),
+       plain("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello")});
+  s.conversation.push_back(
+      {"POST with a body",
+       plain("POST /orders HTTP/1.1\r\nHost: shop.example\r\nContent-Type: application/json\r\n"
+             "Content-Length: 20\r\n\r\n{\"item\":42,\"qty\":3}\n"),
+       plain("HTTP/1.1 201 Created\r\nLocation: /orders/7\r\nContent-Length: 2\r\n\r\nok")});
+  s.conversation.push_back(
+      {"chunked response",
+       plain("GET /feed HTTP/1.1\r\nHost: shop.example\r\n\r\n"),
+       plain("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+             "5\r\nhello\r\n7\r\n, world\r\n0\r\n\r\n")});
+  s.conversation.push_back(
+      {"error status",
+       plain("DELETE /items/9 HTTP/1.1\r\nHost: shop.example\r\nContent-Length: 0\r\n\r\n"),
+       plain("HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nnot found")});
+  s.bodied.push_back({"PUT with a 6000-byte body",
+                      with_body("PUT /blobs/1 HTTP/1.1\r\nHost: shop.example\r\n"
+                                "Content-Type: application/octet-stream\r\n"
+                                "Content-Length: 6000\r\n\r\n",
+                                6000),
+                      plain("HTTP/1.1 204 No Content\r\n\r\n")});
+  s.bodied.push_back({"GET answered with a 5000-byte body",
+                      plain("GET /blobs/1 HTTP/1.1\r\nHost: shop.example\r\n\r\n"),
+                      with_body("HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+                                "Content-Length: 5000\r\n\r\n",
+                                5000)});
+  return s;
+}
+
+// ---- redis (RESP) ---------------------------------------------------------------------------
+
+ProtocolSamples redis() {
+  ProtocolSamples s;
+  s.conversation.push_back(
+      {"SET", plain("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n"), plain("+OK\r\n")});
+  s.conversation.push_back({"GET", plain("*2\r\n$3\r\nGET\r\n$1\r\nk\r\n"), plain("$1\r\nv\r\n")});
+  s.conversation.push_back(
+      {"error reply", plain("*2\r\n$4\r\nINCR\r\n$1\r\nk\r\n"), plain("-ERR x\r\n")});
+  s.conversation.push_back(
+      {"HSET with an integer reply",
+       plain("*4\r\n$4\r\nHSET\r\n$4\r\nuser\r\n$4\r\nname\r\n$3\r\nann\r\n"), plain(":1\r\n")});
+  s.bodied.push_back({"SET with a 6000-byte value",
+                      with_body("*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n$6000\r\n", 6000, "\r\n"),
+                      plain("+OK\r\n")});
+  s.bodied.push_back({"GET answered with a 5000-byte value",
+                      plain("*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n"),
+                      with_body("$5000\r\n", 5000, "\r\n")});
+  return s;
+}
+
+const std::map<std::string, ProtocolSamples, std::less<>>& all() {
+  static const std::map<std::string, ProtocolSamples, std::less<>> samples = {
+      {"http1", http1()},
+      {"redis", redis()},
+  };
+  return samples;
+}
+
+}  // namespace
+
+const ProtocolSamples* samples_for(std::string_view protocol_name) {
+  auto it = all().find(protocol_name);
+  return it == all().end() ? nullptr : &it->second;
+}
+
+std::vector<std::string> protocols_with_samples() {
+  std::vector<std::string> names;
+  for (const auto& [name, samples] : all()) names.push_back(name);
+  return names;
+}
+
+}  // namespace weft::test::conformance
