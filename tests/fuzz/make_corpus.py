@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""Writes the seed corpora of the stream fuzzers (tests/fuzz/stream_fuzz.cpp) in its input
+format: per syscall u8 control, u8 arg, u16 length (little endian), payload.
+Run from anywhere: python3 tests/fuzz/make_corpus.py (rewrites tests/fuzz/corpus/{http1,redis})."""
+import os
+import struct
+
+SEND, RECV = 0, 1
+LOST, PREFIX, CHUNKS, SWAP, CLOSE, PAUSE = 2, 4, 8, 16, 32, 64
+
+
+def syscall(data, direction, flags=0, arg=0):
+    if isinstance(data, str):
+        data = data.encode("latin-1")
+    return struct.pack("<BBH", direction | flags, arg, len(data)) + data
+
+
+def conversation(pairs, client=True, **kw):
+    """Requests then responses, one syscall each; client: requests on Send."""
+    req, resp = (SEND, RECV) if client else (RECV, SEND)
+    out = b""
+    for q, a in pairs:
+        out += syscall(q, req, **kw) + syscall(a, resp, **kw)
+    return out
+
+
+def write(folder, name, data):
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, name), "wb") as f:
+        f.write(data)
+
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# ---- HTTP/1 ----
+get = "GET /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+get_b = "GET /b HTTP/1.1\r\n\r\n"
+chunked = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+no_content = "HTTP/1.1 204 OK\r\n\r\n"
+ok = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+big_put = "PUT /big HTTP/1.1\r\nHost: x\r\nContent-Length: 3000\r\n\r\n" + "p" * 3000
+big_get = "HTTP/1.1 200 OK\r\nContent-Length: 3000\r\n\r\n" + "g" * 3000
+http = os.path.join(HERE, "corpus", "http1")
+write(http, "keepalive", syscall(get + get_b, SEND) + syscall(chunked, RECV) + syscall(no_content, RECV))
+write(http, "server", conversation([(get, ok), (get_b, chunked)], client=False))
+write(http, "one_byte_segments",
+      b"".join(syscall(c, SEND) for c in get_b) + b"".join(syscall(c, RECV) for c in ok))
+write(http, "chunk_records",
+      syscall(get, SEND, CHUNKS, 0x30) + syscall(chunked, RECV, CHUNKS | SWAP, 0x20) + syscall(get_b, SEND) +
+      syscall(ok, RECV))
+write(http, "truncated_bodies",
+      syscall(big_put, SEND, PREFIX, 4) + syscall(ok, RECV) + syscall(get_b, SEND) +
+      syscall(big_get, RECV, PREFIX | CHUNKS, 0x14) + syscall(get_b, SEND) + syscall(ok, RECV))
+write(http, "lost_and_swapped",
+      syscall(get[:20], SEND) + syscall(get[20:30], SEND, LOST) + syscall(get[30:], SEND) + syscall(ok, RECV) +
+      syscall(get_b[:8], SEND, SWAP | PAUSE) + syscall(get_b[8:], SEND) + syscall(ok, RECV) +
+      syscall(get_b, SEND, CLOSE) + syscall(get_b, SEND) + syscall(ok[:10], RECV, CLOSE))
+write(http, "garbage_first",
+      syscall(b"\x00\x01\x02\xff\xfe\x80 binary\n", SEND) + conversation([(get_b, ok), (get, no_content)]))
+
+# ---- Redis (RESP2 and RESP3) ----
+set_kv = "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n"
+get_k = "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n"
+incr = "*2\r\n$4\r\nINCR\r\n$1\r\nk\r\n"
+big_set = "*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n$3000\r\n" + "v" * 3000 + "\r\n"
+big_value = "$3000\r\n" + "v" * 3000 + "\r\n"
+redis = os.path.join(HERE, "corpus", "redis")
+write(redis, "set_get_err", conversation([(set_kv, "+OK\r\n"), (get_k, "$1\r\nv\r\n"), (incr, "-ERR x\r\n")]))
+write(redis, "server", conversation([(set_kv, "+OK\r\n"), (get_k, "$-1\r\n")], client=False))
+write(redis, "pipelined",
+      syscall(set_kv + get_k + incr + "*1\r\n$4\r\nPING\r\n", SEND) +
+      syscall("+OK\r\n$1\r\nv\r\n-ERR x\r\n+PONG\r\n", RECV))
+write(redis, "inline", conversation([("PING\r\n", "+PONG\r\n"), ("SET a 1\r\n", "+OK\r\n"),
+                                     ("GET a\r\n", "$1\r\n1\r\n")]))
+write(redis, "multi_exec",
+      conversation([("*1\r\n$5\r\nMULTI\r\n", "+OK\r\n"), (set_kv, "+QUEUED\r\n"), (incr, "+QUEUED\r\n"),
+                    ("*1\r\n$4\r\nEXEC\r\n", "*2\r\n+OK\r\n:1\r\n")]))
+write(redis, "pubsub",
+      syscall("*2\r\n$9\r\nSUBSCRIBE\r\n$2\r\nch\r\n", SEND) +
+      syscall("*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n", RECV) +
+      syscall("*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$5\r\nhello\r\n", RECV) +
+      syscall(">3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$2\r\nhi\r\n", RECV))
+write(redis, "resp3",
+      conversation([("*2\r\n$5\r\nHELLO\r\n$1\r\n3\r\n",
+                     "%2\r\n+server\r\n+redis\r\n+proto\r\n:3\r\n"),
+                    ("*2\r\n$7\r\nHGETALL\r\n$1\r\nh\r\n", "%1\r\n$1\r\nf\r\n$1\r\nv\r\n"),
+                    ("*2\r\n$6\r\nEXISTS\r\n$1\r\nk\r\n", "#t\r\n"),
+                    ("*2\r\n$3\r\nGET\r\n$1\r\nz\r\n", "_\r\n"),
+                    ("*2\r\n$11\r\nINCRBYFLOAT\r\n$1\r\nf\r\n", ",1.5\r\n"),
+                    ("*1\r\n$4\r\nTIME\r\n", "|1\r\n+ttl\r\n:3\r\n*2\r\n$1\r\n1\r\n$1\r\n2\r\n"),
+                    ("*2\r\n$3\r\nGET\r\n$1\r\nb\r\n", "!5\r\nERR x\r\n"),
+                    ("*1\r\n$4\r\nINFO\r\n", "=9\r\ntxt:hello\r\n"),
+                    ("*1\r\n$4\r\nBIG\r\n", "(12345678901234567890\r\n"),
+                    ("*1\r\n$4\r\nSMEM\r\n", "~2\r\n+a\r\n+b\r\n")]))
+write(redis, "truncated_bodies",
+      syscall(big_set, SEND, PREFIX, 3) + syscall("+OK\r\n", RECV) + syscall("*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n", SEND) +
+      syscall(big_value, RECV, PREFIX | CHUNKS, 0x22) + syscall(get_k, SEND) + syscall("$1\r\nv\r\n", RECV))
+write(redis, "lost_and_swapped",
+      syscall(set_kv[:9], SEND) + syscall(set_kv[9:15], SEND, LOST) + syscall(set_kv[15:], SEND) +
+      syscall("+OK\r\n", RECV) + syscall(get_k[:6], SEND, SWAP | PAUSE) + syscall(get_k[6:], SEND) +
+      syscall("$1\r\nv\r\n", RECV, CHUNKS, 0x00) + syscall(get_k, SEND, CLOSE) + syscall(incr, SEND) +
+      syscall("-ERR", RECV, CLOSE))
+write(redis, "one_byte_segments",
+      b"".join(syscall(c, SEND) for c in set_kv) + b"".join(syscall(c, RECV) for c in "+OK\r\n"))
