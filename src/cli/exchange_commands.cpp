@@ -38,6 +38,25 @@ void print_summary(const conn::ConnectionTracker& tracker, uint64_t shown) {
   }
 }
 
+// Prints each exchange the filter lets through, as a line of text or JSON.
+class ExchangePrinter : public protocols::HandlerOutput {
+ public:
+  ExchangePrinter(const ExchangesOptions& options, uint64_t& shown)
+      : options_(options), shown_(shown) {}
+  void exchange(Exchange&& ex) override {
+    if (!options_.filter.matches(*ex.connection)) return;
+    ++shown_;
+    std::string line = options_.json ? format_exchange_json(ex) : format_exchange_text(ex);
+    line += '\n';
+    std::fwrite(line.data(), 1, line.size(), stdout);
+  }
+  void request_started(const ConnectionInfo&, uint32_t, uint64_t) override {}
+
+ private:
+  const ExchangesOptions& options_;
+  uint64_t& shown_;
+};
+
 }  // namespace
 
 int run_exchanges(const ExchangesOptions& options) {
@@ -46,16 +65,14 @@ int run_exchanges(const ExchangesOptions& options) {
   int64_t wall_offset = opened.source->wall_offset_ns();
   capture::EventStream stream(std::move(opened.source));
   uint64_t shown = 0;
-  conn::ConnectionTracker tracker(
-      options.tracker,
-      [&](Exchange&& ex) {
-        if (!options.filter.matches(*ex.connection)) return;
-        ++shown;
-        std::string line = options.json ? format_exchange_json(ex) : format_exchange_text(ex);
-        line += '\n';
-        std::fwrite(line.data(), 1, line.size(), stdout);
-      },
-      wall_offset);
+  ExchangePrinter printer(options, shown);
+  conn::TrackerOutputs outputs;
+  outputs.exchanges = &printer;
+  // Connections weft gave up on stop costing the kernel a copy of their bytes.
+  outputs.capture_verdict = [&stream](uint64_t cookie, CaptureVerdict verdict) {
+    stream.source().set_verdict(cookie, verdict);
+  };
+  conn::ConnectionTracker tracker(options.tracker, std::move(outputs), wall_offset);
   pump(
       stream, options.duration_s, [&](Event&& e) { tracker.on_event(e); },
       [&](uint64_t now) { tracker.expire_idle(now); });

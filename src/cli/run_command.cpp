@@ -150,7 +150,12 @@ int run_traces(const RunOptions& options) {
     registry.record_span(span);  // every request counts, sampled or not
     stitcher.add(std::move(span), now_wall);
   });
-  conn::ConnectionTracker tracker(options.tracker, feed.outputs(), wall_offset);
+  conn::TrackerOutputs outputs = feed.outputs();
+  // Connections weft gave up on stop costing the kernel a copy of their bytes.
+  outputs.capture_verdict = [&stream](uint64_t cookie, CaptureVerdict verdict) {
+    stream.source().set_verdict(cookie, verdict);
+  };
+  conn::ConnectionTracker tracker(options.tracker, std::move(outputs), wall_offset);
   auto publish_self = [&] {
     registry.set_self(metrics::collect_self_snapshot(stream.source_stats(), stream.stream_stats(),
                                                      tracker, stitcher.counters(),
