@@ -267,9 +267,13 @@ size_t KernelCapture::drain(const EventSink& sink) {
   existing_.clear();
   sink_ = &sink;
   // A poll cut short by the stop signal consumed nothing; records written without a wakeup
-  // since the last poll are still queued. Bounded: under a flood the ring never empties.
+  // since the last poll are still queued. Read up to where the producer stood now (not what
+  // keeps arriving), bounded in time under a flood.
+  ring* r = ring_buffer__ring(ring_, 0);
+  unsigned long target = r ? ring__producer_pos(r) : 0;
   uint64_t deadline = monotonic_now_ns() + kDrainBudgetNs;
-  while (ring_buffer__consume(ring_) > 0 && monotonic_now_ns() < deadline) {
+  while (r && ring__consumer_pos(r) < target && monotonic_now_ns() < deadline) {
+    if (ring__consume(r) <= 0) break;
   }
   sink_ = nullptr;
   return stats_.records - before;

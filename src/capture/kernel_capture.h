@@ -46,7 +46,7 @@ class KernelCapture : public EventSource {
   int64_t wall_offset_ns() const override { return wall_offset_ns_; }
   void exclude_peers_of(const Endpoint& local) override;
   void set_verdict(uint64_t cookie, CaptureVerdict verdict) override;
-  // Consumes the ring buffer until it is empty (at most about a second under a flood).
+  // Consumes the ring buffer up to where it was filled when called (at most about a second).
   size_t drain(const EventSink& sink) override;
 
   const std::vector<HookStatus>& hooks() const { return hooks_; }
