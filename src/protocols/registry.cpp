@@ -1,11 +1,13 @@
 #include "protocols/http1/http1.h"
 #include "protocols/protocol.h"
+#include "protocols/redis/redis.h"
 
 namespace weft::protocols {
 
 const std::vector<const Protocol*>& registry() {
   static const std::vector<const Protocol*> protocols = {
       &http1::protocol(),
+      &redis::protocol(),
   };
   return protocols;
 }

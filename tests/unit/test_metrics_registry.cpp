@@ -282,6 +282,17 @@ TEST_CASE("metrics: the exposition of a small registry, line by line") {
     expected.push_back(l);
   expected.push_back("http_client_request_duration_seconds_sum{" + client_labels + "} 1");
   expected.push_back("http_client_request_duration_seconds_count{" + client_labels + "} 1");
+  // Other protocols' families are announced, empty, in registry order.
+  for (const protocols::Protocol* p : protocols::registry()) {
+    for (const MetricFamily* f : p->metric_families()) {
+      if (f->name.starts_with("http.")) continue;
+      std::string name = f->name + "_seconds";
+      for (char& c : name)
+        if (c == '.') c = '_';
+      expected.push_back("# HELP " + name + " " + f->description);
+      expected.push_back("# TYPE " + name + " histogram");
+    }
+  }
   for (const char* l : {
            "# HELP weft_events_total Events weft received from the kernel or a recording.",
            "# TYPE weft_events_total counter",
@@ -389,7 +400,9 @@ TEST_CASE("metrics: the self snapshot gathers the pipeline's counters") {
                                                          {"no_cookie", 0},
                                                          {"stream_gap", 2},
                                                          {"malformed", 1}});
-  CHECK(s.parse_errors == std::map<std::string, uint64_t>{{"http1", 0}});
+  std::map<std::string, uint64_t> no_errors;  // one entry per registered protocol
+  for (const protocols::Protocol* p : protocols::registry()) no_errors[std::string(p->name())] = 0;
+  CHECK(s.parse_errors == no_errors);
   CHECK(s.connections_evicted == 0);
   CHECK(s.spans_built == 46);
   CHECK(s.traces_sampled_out == 4);
