@@ -21,8 +21,6 @@ WEFT = "weft"  # set by run.py from --weft
 
 # How long weft may take to load and attach its programs.
 START_TIMEOUT_S = 20.0
-# weft holds events ~100 ms to order them; give traffic this long to show up before stopping.
-SETTLE_S = 0.6
 
 
 class TestFailure(Exception):

@@ -2,6 +2,7 @@
 a metrics listener on every address next to unrelated servers on its port in another network
 namespace, and the ring buffer drained at exit (issue 10)."""
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -13,7 +14,7 @@ import harness
 from harness import (TestFailure, case, check, check_contiguous, children_of, eq, free_port, of_kind, start_weft,
                      stream_payload, wait_listening, wait_until)
 from peers import curl
-from suite_exchanges import finish, start_exchanges
+from suite_exchanges import check_exchange, parse_exchanges, start_exchanges
 from suite_otlp import Receiver, accepted, attr_map, check_no_self_spans, flat_spans
 from suite_tracing import otlp_spans
 
@@ -93,8 +94,11 @@ def capture_msg_peek_not_consumed(ctx):
             s.sendall(r)
             read_exactly(s, len(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
         client_port = s.getsockname()[1]
-    xs, summary = finish(exchanges)
-    time.sleep(0.3)  # the close reaches the kernel's state hook before weft stops
+    exchanges.stop()
+    exchanges.expect_clean_exit()
+    xs = parse_exchanges(exchanges.stdout_bytes())
+    for x in xs:
+        check_exchange(x)
     events.stop()
     events.expect_clean_exit()
     evs = events.events()
@@ -110,7 +114,9 @@ def capture_msg_peek_not_consumed(ctx):
     eq([(x["target"], x["request"]["stream_pos"]) for x in servers],
        [(f"/peek/{n}", sum(map(len, requests[:n]))) for n in range(3)],
        "server exchanges (target, request stream position)")
-    eq(summary["parse_errors"], 0, "HTTP/1 parse errors")
+    clients = [x for x in xs if x["side"] == "client"]
+    eq([(x["target"], x["status"]) for x in clients], [(f"/peek/{n}", 200) for n in range(3)],
+       "client exchanges (target, status)")
 
 
 def burst(port, writes, size):
@@ -293,3 +299,86 @@ def capture_any_address_listener_other_netns(ctx):
        "spans of the requests to the other namespace's server (kind, server.port)")
     scrapes = [s["name"] for s in spans if s["attrs"].get("url.path") == "/metrics"]
     eq(scrapes, [], "spans of the scrape of weft's own /metrics")
+
+
+def verdict_run(ctx, bench, verdict, writes, size):
+    """tests/bench/verdict_bench.cpp gives both ends of one connection `verdict` after its first
+    byte; the client then makes `writes` writes. Returns the bench's JSON report."""
+    port = free_port()
+    server = spawn_script(ctx, SINK_SERVER, port, 1 + writes * size)
+    wait_listening(port, proc=server)
+    err = open(ctx.path(f"bench-{verdict}.stderr"), "wb+")
+    ctx.on_cleanup(err.close)
+    proc = ctx.spawn([bench, "--port", str(port), "--verdict", verdict], stop_signal=signal.SIGINT,
+                     stdout=subprocess.PIPE, stderr=err)
+    wait_until(lambda: proc.poll() is not None or b"ready" in open(err.name, "rb").read(), 20, "the bench's 'ready'")
+    check(proc.poll() is None, f"the verdict bench exited: {open(err.name, 'rb').read()[-300:]!r}")
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        s.sendall(b"x")
+        time.sleep(0.4)  # the bench sees the first records and sets both ends' verdicts
+        for n in range(writes):
+            s.sendall(b"v" * size)
+        eq(read_exactly(s, 4), b"done", "the sink server's answer")
+    time.sleep(0.3)  # both ends reach TCP_CLOSE
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=10)
+    eq(proc.returncode, 0, "the verdict bench's exit status")
+    import json
+    return json.loads(out)
+
+
+@case(timeout=60)
+def capture_verdicts_honoured(ctx):
+    """Verdicts written by KernelCapture::set_verdict: IGNORE emits no data record but the
+    positions still advance (the close events' byte totals are exact); COUNTS emits each
+    syscall's record with no payload, flagged truncated."""
+    build = os.path.dirname(os.path.abspath(harness.WEFT))
+    bench = os.path.join(build, "tests", "weft_verdict_bench")
+    check(os.access(bench, os.X_OK), f"{bench} is missing (built with weft: target weft_verdict_bench)")
+    writes, size = 50, 32
+    total = 1 + writes * size + len(b"done")  # each way, as both ends' close events count it
+    ignore = verdict_run(ctx, bench, "ignore", writes, size)
+    eq((ignore["connections"], ignore["data_after_verdict"], ignore["verdict_failures"]), (2, 0, 0),
+       f"IGNORE: connections, data records after the verdict, failures ({ignore})")
+    eq((ignore["closes"], ignore["close_bytes"]), (2, 2 * total),
+       f"IGNORE: close events and their byte totals (sent + received, each end) ({ignore})")
+    counts = verdict_run(ctx, bench, "counts", writes, size)
+    check(counts["data_after_verdict"] >= writes, f"COUNTS: a record per write expected ({counts})")
+    eq((counts["captured_after_verdict"], counts["untruncated_after_verdict"]), (0, 0),
+       f"COUNTS: payload bytes and records not flagged truncated after the verdict ({counts})")
+    eq(counts["close_bytes"], 2 * total, f"COUNTS: close byte totals ({counts})")
+
+
+@case(timeout=60)
+def capture_io_uring_worker_recv_has_no_fd(ctx):
+    """A receive an io_uring worker thread makes (IOSQE_ASYNC) runs the socket hook outside any
+    syscall of the process: it is reported with syscall unknown and fd -1, never as read(fd=0);
+    it is the process's own worker, so the pid stays. (Kernel-thread receives, NFS or in-kernel
+    TLS, cannot be produced on this machine; their decoding is unit-tested.)"""
+    check(shutil.which("cc"), "no C compiler (Debian package gcc) to build the io_uring client")
+    binary = ctx.path("uring_recv")
+    r = harness.run(["cc", "-O1", "-o", binary, os.path.join(HERE, "uring_recv.c")])
+    eq(r.returncode, 0, f"building uring_recv.c: {r.stderr.decode(errors='replace')[-300:]}")
+    port = free_port()
+    message = b"hello from the server"
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", port))
+    srv.listen(1)
+    ctx.on_cleanup(srv.close)
+    weft = start_weft(ctx, ["events", "--json", "--port", str(port)])
+    client = ctx.spawn([binary, str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    srv.settimeout(10)
+    conn, _ = srv.accept()
+    conn.sendall(message)
+    out, err = client.communicate(timeout=10)
+    conn.close()
+    eq((client.returncode, out.strip()), (0, str(len(message)).encode()),
+       f"uring_recv's exit status and bytes received (stderr {err!r})")
+    weft.stop()
+    weft.expect_clean_exit()
+    recvs = [e for e in of_kind(weft.events(), "data", direction="recv") if e["remote"]["port"] == port]
+    eq([(e["pid"], e["syscall"], e["fd"], e["bytes"], e["kernel_thread"]) for e in recvs],
+       [(client.pid, "unknown", -1, len(message), False)],
+       "the io_uring worker's receive (pid, syscall, fd, bytes, kernel_thread)")

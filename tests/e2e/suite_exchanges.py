@@ -15,7 +15,7 @@ import time
 from types import SimpleNamespace
 
 import harness
-from harness import (SETTLE_S, TestFailure, case, check, eq, free_port, free_port_both, run, start_weft, syscalls,
+from harness import (TestFailure, case, check, eq, free_port, free_port_both, run, start_weft, syscalls,
                      wait_listening)
 from peers import PYTHON, HttpServer, Nginx, curl, python_peer, read_comm, read_line
 from suite_traffic import make_site
@@ -132,7 +132,6 @@ def check_exchange(x):
 def finish(weft, json_out=True):
     """Stops one `weft exchanges` run: (exchanges, summary); the exchanges are the lines of
     the text output without --json."""
-    time.sleep(SETTLE_S)
     weft.stop()
     weft.expect_clean_exit()
     if not json_out:

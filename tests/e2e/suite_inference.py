@@ -26,7 +26,7 @@ import sys
 import threading
 import time
 
-from harness import (SETTLE_S, TestFailure, case, check, children_of, eq, free_port, read_comm, run,
+from harness import (TestFailure, case, check, children_of, eq, free_port, read_comm, run,
                      stop_process, wait_listening, wait_until)
 from peers import CURL, NGINX, curl, read_line
 # Spans carry their resource's process.pid: an nginx worker's environment is overwritten by
@@ -188,7 +188,6 @@ def expect(r, request_paths, all_kept=False, min_outside=0):
 
 
 def collect(weft, out):
-    time.sleep(SETTLE_S)  # weft holds events ~100 ms to order them; the stop flushes the rest
     weft.stop(timeout=15)
     weft.expect_clean_exit()
     return otlp_spans(out)

@@ -7,7 +7,7 @@ import socket
 import threading
 import time
 
-from harness import (SETTLE_S, case, check, check_contiguous, check_schema, describe, eq, free_port, of_kind,
+from harness import (case, check, check_contiguous, check_schema, describe, eq, free_port, of_kind,
                      one, payload, read_comm, short, start_weft, stream_payload, syscalls)
 from peers import SocketPeer, curl
 
@@ -108,7 +108,6 @@ def socket_syscall_shapes(ctx):
     sock.close()
     eq(peer.do("eof"), b"EOF", "server saw the client's close")
     peer.do("close")
-    time.sleep(SETTLE_S)
     weft.stop()
     weft.expect_clean_exit()
     events = weft.events()
@@ -210,7 +209,6 @@ def tcp_seq_matches_both_ends(ctx):
     wait_readable(sock)
     eq(sock.recv(100), b"", "EOF after the response")
     sock.close()
-    time.sleep(SETTLE_S)
     weft.stop()
     weft.expect_clean_exit()
     events = weft.events()
@@ -282,7 +280,6 @@ def check_existing(ctx, pause):
     sock.close()
     eq(peer.do("eof"), b"EOF", "EOF at the server")
     peer.do("close")
-    time.sleep(SETTLE_S)
     for w in (weft, quiet):
         w.stop()
         w.expect_clean_exit()
@@ -357,7 +354,6 @@ def close_of_connection_seen_mid_stream(ctx):
     sock.close()
     eq(peer.do("eof"), b"EOF", "EOF at the server")
     peer.do("close")
-    time.sleep(SETTLE_S)
     weft.stop()
     weft.expect_clean_exit()
     events = weft.events()
@@ -386,7 +382,6 @@ def failed_connect(ctx):
     err = sock.connect_ex(("127.0.0.1", port))
     eq(err, errno.ECONNREFUSED, "connect_ex result")
     fd = sock.fileno()
-    time.sleep(SETTLE_S)
     weft.stop()
     weft.expect_clean_exit()
     events = weft.events()
@@ -431,7 +426,6 @@ def writev_many_iovecs(ctx):
     sock.close()
     peer.do("eof")
     peer.do("close")
-    time.sleep(SETTLE_S)
     weft.stop()
     weft.expect_clean_exit()
     events = weft.events()
@@ -469,7 +463,6 @@ def ipv4_mapped_on_ipv6_socket(ctx):
     sock.close()
     peer.do("eof")
     peer.do("close")
-    time.sleep(SETTLE_S)
     weft.stop()
     weft.expect_clean_exit()
     events = weft.events()

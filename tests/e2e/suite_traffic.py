@@ -3,7 +3,7 @@ import os
 import re
 import time
 
-from harness import (SETTLE_S, TestFailure, case, check, check_contiguous, check_schema, describe, eq, free_port,
+from harness import (TestFailure, case, check, check_contiguous, check_schema, describe, eq, free_port,
                      free_port_both, of_kind, one, payload, short, start_weft, stream_payload, syscalls,
                      tuple_of)
 from peers import HttpServer, Nginx, curl
@@ -126,7 +126,6 @@ def http_server_and_curl(ctx):
     pid, res = curl(ctx, ["-D", ctx.path("headers"), "-o", ctx.path("body"), url])
     eq(res.returncode, 0, f"curl exit code (stderr {res.stderr!r})")
     eq(read_file(ctx.path("body")), body, "body curl received")
-    time.sleep(SETTLE_S)
     weft.stop()
     weft.expect_clean_exit()
     events = weft.events()
@@ -187,7 +186,6 @@ def nginx_keepalive(ctx):
     pid, res = curl(ctx, [url] * repeats)
     eq(res.returncode, 0, f"curl exit code (stderr {res.stderr!r})")
     eq(res.stdout, body * repeats, "bodies curl printed")
-    time.sleep(SETTLE_S)
     weft.stop()
     weft.expect_clean_exit()
     events = weft.events()
@@ -244,7 +242,6 @@ def check_large_response(ctx, sendfile, cap, chunk):
     headers = read_file(ctx.path("headers"))
     eq(int(res.stdout), len(headers), "curl's size_header vs the headers it saved")
     total = len(headers) + size
-    time.sleep(SETTLE_S)
     weft.stop()
     weft.expect_clean_exit()
     events = weft.events()
@@ -313,7 +310,6 @@ def ipv6_loopback(ctx):
     pid, res = curl(ctx, ["-g", f"http://[::1]:{port}/{name}"])
     eq(res.returncode, 0, f"curl exit code (stderr {res.stderr!r})")
     eq(res.stdout, body, "body")
-    time.sleep(SETTLE_S)
     weft.stop()
     weft.expect_clean_exit()
     events = weft.events()
@@ -345,7 +341,6 @@ def filters_pid_and_comm(ctx):
     by_comm = start_weft(ctx, ["events", "--json", "--comm", "curl", "--port", str(port)], label="by-comm")
     pid, res = curl(ctx, [f"http://127.0.0.1:{port}/f.txt"])
     eq(res.returncode, 0, "curl exit code")
-    time.sleep(SETTLE_S)
     for w in (by_pid, by_comm):
         w.stop()
         w.expect_clean_exit()
@@ -369,7 +364,6 @@ def accept_modes(ctx):
     exact = start_weft(ctx, ["events", "--json", "--port", str(port), "--exact-accept"], label="exact")
     pid, res = curl(ctx, [f"http://127.0.0.1:{port}/a.txt"])
     eq(res.returncode, 0, "curl exit code")
-    time.sleep(SETTLE_S)
     for w in (default, exact):
         w.stop()
         w.expect_clean_exit()
