@@ -30,6 +30,7 @@ import suite_otlp  # noqa: E402,F401
 import suite_metrics  # noqa: E402,F401
 import suite_inference  # noqa: E402,F401
 import suite_capture  # noqa: E402,F401
+import suite_redis  # noqa: E402,F401
 
 
 class TestTimeout(Exception):

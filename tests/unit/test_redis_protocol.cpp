@@ -358,3 +358,31 @@ TEST_CASE("Redis: a hole at a message start resyncs at the next syscall") {
 
 }  // namespace
 }  // namespace weft::test
+
+namespace weft::test {
+namespace {
+
+TEST_CASE("Redis: a reply whose framing is lost past the capture still answers its command") {
+  for (Role side : kBothSides) {
+    CAPTURE(side);
+    Capture cap;
+    Socket s(cap, 22, side);
+    // COMMAND DOCS-like: a long array of short elements, one syscall, 64 bytes captured.
+    std::string big = "*400\r\n";
+    for (int i = 0; i < 400; ++i) big += ":" + std::to_string(i) + "\r\n";
+    s.request(cmd({"COMMAND", "DOCS"}));
+    s.response(big, 64);
+    s.request(cmd({"SET", "k", "v"}));
+    s.response("+OK\r\n");
+    REQUIRE(cap.exchanges.size() == 2);
+    CHECK(redis_of(cap.exchanges[0]).request.command == "COMMAND");
+    CHECK(redis_of(cap.exchanges[0]).reply_type == Type::Array);
+    CHECK(cap.exchanges[0].response.truncated);
+    CHECK(cap.exchanges[0].response.wire_bytes == big.size());
+    CHECK(redis_of(cap.exchanges[1]).request.command == "SET");
+    CHECK(redis_of(cap.exchanges[1]).reply_text == "OK");
+  }
+}
+
+}  // namespace
+}  // namespace weft::test

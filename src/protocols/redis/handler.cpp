@@ -3,6 +3,7 @@
 // (pipelining). A request may draw several replies (SUBSCRIBE a b c in RESP2) or none (CLIENT
 // REPLY OFF/SKIP); pushes and, while subscribed, RESP2 pub/sub messages answer nothing.
 #include <deque>
+#include <utility>
 
 #include "protocols/redis/commands.h"
 #include "protocols/redis/redis.h"
@@ -32,10 +33,13 @@ class MessageReader {
  public:
   MessageReader(Role role, ProtocolCounters& counters) : framer_(role), counters_(counters) {}
 
-  enum class Step { Message, Waiting, Error };
+  enum class Step { Message, Lost, Waiting, Error };
 
   // Frames the next whole message at the stream's head. Message: framer().request()/reply() and
-  // timing() describe it. Error: bytes that are not RESP (skipped to the next boundary).
+  // timing() describe it. Lost: a message began but its framing was lost (bytes not captured
+  // where a header line was, or damaged): lost_request()/lost_reply() say what was seen of it,
+  // and the stream was skipped to the next boundary. Error: bytes that are not RESP (skipped to
+  // the next boundary).
   Step next(stream::DataStream& s) {
     for (;;) {
       if (framer_.at_boundary()) {
@@ -65,10 +69,11 @@ class MessageReader {
         if (r.consumed == 0) {  // not a body: the message's framing is lost
           counters_.skipped_bytes += gap;
           s.consume(gap);
-          framer_.reset();
           ++counters_.resyncs;
+          lost(s, gap);
+          framer_.reset();
           after_gap_ = true;
-          continue;
+          return Step::Lost;
         }
         counters_.skipped_bytes += r.consumed;
         s.consume(r.consumed);
@@ -80,12 +85,17 @@ class MessageReader {
       if (r.status == Status::Complete) return complete(s);
       if (r.status == Status::Invalid) {
         ++counters_.parse_errors;
-        resync(s);
-        return Step::Error;
+        if (framer_.message_bytes() == 0) {
+          resync(s);
+          return Step::Error;
+        }
+        lost_invalid_ = true;
+        return lose_rest(s);
       }
       if (r.consumed > 0) continue;
       // A partial line: it completes only if its bytes are on their way.
       if (s.missing_after_readable() > 0) {
+        if (framer_.message_bytes() > 0) return lose_rest(s);
         ++counters_.truncated_messages;
         resync(s);
         continue;
@@ -95,6 +105,10 @@ class MessageReader {
   }
 
   const Framer& framer() const { return framer_; }
+  const RequestSummary& lost_request() const { return lost_request_; }
+  // The last Lost message ended in bytes that were not RESP (rather than bytes not seen).
+  bool take_lost_invalid() { return std::exchange(lost_invalid_, false); }
+  const ReplySummary& lost_reply() const { return lost_reply_; }
   MessageTiming& timing() { return timing_; }
   // The stream is no longer RESP (MONITOR's feed): consume whatever comes.
   void drain(stream::DataStream& s) {
@@ -114,6 +128,28 @@ class MessageReader {
     return Step::Message;
   }
 
+  // Keeps what was seen of a message whose end will not be found; `more` bytes of it were
+  // passed over (or are about to be).
+  void lost(stream::DataStream& s, uint64_t more) {
+    lost_request_ = framer_.request();
+    lost_reply_ = framer_.reply();
+    timing_.wire_bytes = framer_.message_bytes() + more;
+    timing_.truncated = true;
+    stream::end_message(timing_, s);
+    ++counters_.truncated_messages;
+  }
+
+  // A message whose end will not be found: what was seen of it, up to the next boundary.
+  Step lose_rest(stream::DataStream& s) {
+    ++counters_.resyncs;
+    uint64_t n = s.skip_to_next_boundary();
+    counters_.skipped_bytes += n;
+    lost(s, n);
+    framer_.reset();
+    after_gap_ = false;
+    return Step::Lost;
+  }
+
   // Skips to the next syscall boundary, where a message is likeliest to begin.
   void resync(stream::DataStream& s) {
     ++counters_.resyncs;
@@ -126,6 +162,9 @@ class MessageReader {
   ProtocolCounters& counters_;
   MessageTiming timing_;
   bool after_gap_ = false;
+  bool lost_invalid_ = false;
+  RequestSummary lost_request_;
+  ReplySummary lost_reply_;
 };
 
 class RedisHandler : public ProtocolHandler {
@@ -195,7 +234,15 @@ class RedisHandler : public ProtocolHandler {
         ++errors_;
         continue;
       }
-      const RequestSummary& request = requests_.framer().request();
+      if (step == MessageReader::Step::Lost && requests_.take_lost_invalid()) ++errors_;
+      const RequestSummary& request = step == MessageReader::Step::Lost
+                                          ? requests_.lost_request()
+                                          : requests_.framer().request();
+      // A damaged request counts only when its command name survived (no error: its bytes
+      // were lost, not wrong).
+      if (step == MessageReader::Step::Lost &&
+          (request.name_truncated || !known_command(request.command)))
+        continue;
       if (!plausible_request(request)) {
         ++counters_.parse_errors;
         ++errors_;
@@ -214,7 +261,10 @@ class RedisHandler : public ProtocolHandler {
         ++errors_;
         continue;
       }
-      on_reply(replies_.framer().reply(), replies_.timing());
+      if (step == MessageReader::Step::Lost && replies_.take_lost_invalid()) ++errors_;
+      on_reply(
+          step == MessageReader::Step::Lost ? replies_.lost_reply() : replies_.framer().reply(),
+          replies_.timing());
       if (monitor_) {
         replies_.drain(s);
         break;
