@@ -105,6 +105,7 @@ bool ConnectionTracker::accept_source(Connection& c, const Event& e) {
   c.handler.reset();
   c.state = State::Detecting;
   c.detect_attempts = 0;
+  c.detect_skipped = 0;
   c.rejected = 0;
   c.seq_known = {};
   send_verdict(c, CaptureVerdict::Ignore);
@@ -196,11 +197,17 @@ void ConnectionTracker::detect(Connection& c, Direction dir) {
     if (try_protocols(c, dir, bytes, undecided)) return;
     if (undecided && bytes.size() <= config_.max_detect_bytes) return;  // wait for more
     // Nothing here (mid-conversation, or another protocol): look again at the next message
-    // boundary, where a connection first seen mid-message is likeliest to start one.
-    ++c.detect_attempts;
+    // boundary, where a connection first seen mid-message is likeliest to start one. The
+    // budget counts turns of the conversation, not syscalls: a response joined in its middle
+    // may take thousands of reads before the next request.
+    if (!c.missed || c.last_miss != dir) ++c.detect_attempts;
     c.missed = true;
+    c.last_miss = dir;
     uint64_t skipped = stream.skip_to_next_boundary();
     counters_.detect_bytes += skipped;
+    c.detect_skipped += skipped;
+    if (c.detect_skipped > config_.max_detect_skip_bytes)
+      c.detect_attempts = config_.max_detect_attempts;
     if (skipped == 0) return;
   }
 }

@@ -22,9 +22,12 @@ struct TrackerConfig {
   // Bytes one look at a message boundary may wait for before it counts as "no protocol here"
   // (a start line still without its end).
   size_t max_detect_bytes = 16 * 1024;
-  // Message boundaries (syscall starts) looked at before a connection is given up on: a
+  // Turns of the conversation (a miss in the other direction than the last one) whose
+  // message boundaries (syscall starts) are looked at before a connection is given up on: a
   // connection first seen mid-conversation is picked up at its next message.
   uint32_t max_detect_attempts = 64;
+  // ... and bytes passed over looking, however few the turns (a one-way stream).
+  uint64_t max_detect_skip_bytes = 64u << 20;
 };
 
 struct TrackerCounters {
@@ -90,6 +93,8 @@ class ConnectionTracker {
     protocols::Confidence confidence = protocols::Confidence::Strong;
     State state = State::Detecting;
     uint32_t detect_attempts = 0;
+    uint64_t detect_skipped = 0;  // bytes passed over looking for a protocol
+    Direction last_miss = Direction::Send;
     uint32_t rejected = 0;  // registry indexes (bits) whose weak match did not parse here
     bool missed = false;    // a look found no protocol
     bool carried_bytes = false;

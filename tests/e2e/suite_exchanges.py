@@ -1039,3 +1039,66 @@ def exchanges_truncated_headers(ctx):
         eq(x["request"]["body_bytes"], 0, f"body_bytes of the first request (a GET without a body, its "
                                           f"{x['request']['bytes']}-byte header section cut by the capture "
                                           f"limit), {x['side']} side")
+
+
+@case(timeout=90)
+def exchanges_keepalive_opened_before_weft(ctx):
+    """A keep-alive connection to nginx opened before weft started, which weft joins in the
+    middle of a 4 MB response: weft finds the conversation at the next request (detection
+    looks again at each syscall boundary, its budget counting turns of the conversation, not
+    reads) and traces every request after it, on both sides; the response it joined in the
+    middle is no exchange."""
+    port = free_port_both()
+    root, _ = make_site(ctx, "big.bin", 4 << 20, text=False)
+    with open(os.path.join(root, "small.txt"), "wb") as f:
+        f.write(b"small\n")
+    Nginx(ctx, root, port)
+    host = f"Host: 127.0.0.1:{port}\r\n".encode()
+
+    def request(path):
+        return b"GET " + path.encode() + b" HTTP/1.1\r\n" + host + b"\r\n"
+
+    def attempt(n):
+        sock = connect(port)
+        ctx.on_cleanup(sock.close)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)  # keeps nginx mid-response
+        sock.sendall(request("/big.bin"))
+        sock.settimeout(10)
+        head = b""
+        while b"\r\n\r\n" not in head:
+            more = sock.recv(4096)
+            check(more, "nginx closed before the big response's head")
+            head += more
+        head, body = split_head(head)
+        length = int(re.search(rb"\r\ncontent-length: *(\d+)\r\n", head, re.I).group(1))
+        weft = start_exchanges(ctx, port, f"joined-{n}")
+        while len(body) < length:  # the rest of the response, all of it after weft started
+            more = sock.recv(65536)
+            check(more, f"nginx closed after {len(body)} of {length} body bytes")
+            body += more
+        eq(len(body), length, "the big response's body")
+        answers = []
+        for _ in range(2):
+            sock.sendall(request("/small.txt"))
+            answers += read_responses(sock, ["GET"])
+        xs, summary = finish(weft)
+        return SimpleNamespace(xs=xs, summary=summary, local=sock.getsockname(), answers=answers)
+
+    r, quiet = quiet_run(2, attempt)
+    xs = r.xs
+    c = [x for x in side(xs, "client", pid=os.getpid()) if x["local"]["port"] == r.local[1]]
+    expected = [("GET", "/small.txt", 200)] * 2
+    eq(sequence(c), expected, f"the client's exchanges after weft joined; all:\n    {listing(xs)}\n   ")
+    s = server_of(xs, c[0])
+    eq(sequence(s), expected, f"nginx's exchanges after weft joined; all:\n    {listing(xs)}\n   ")
+    small = len(request("/small.txt"))
+    # Positions of a connection open before weft count from where weft found it (docs/events.md:
+    # `existing`); the TCP sequence numbers are the kernel's own, so they show the gap.
+    eq([x["request"]["stream_pos"] for x in c], [0, small], "the requests' stream positions")
+    eq(c[1]["request"]["tcp_seq"] - c[0]["request"]["tcp_seq"], small, "the requests' tcp_seq step")
+    eq(c[1]["response"]["tcp_seq"] - c[0]["response"]["tcp_seq"], len(r.answers[0]), "the responses' tcp_seq step")
+    check(c[0]["response"]["stream_pos"] > 0, "the first response starts after the bytes of the response weft joined")
+    for cx, sx in zip(c, s):  # each end counts from where weft found it: positions differ
+        check_pair(cx, sx, "a request after weft joined", skip=("request.stream_pos", "response.stream_pos"))
+    check(r.summary["redetected"] >= 1, f"the conversation was found after a miss: {r.summary}")
+    check_counters(r.summary, quiet, exchanges=4, undetected=0, unmatched_requests=0, parse_errors=0)

@@ -354,7 +354,7 @@ TEST_CASE("ConnectionTracker: undetected connections hold no bytes") {
   cap.tracker.on_event(conn_event(EventKind::Connect, 2, 1));  // a connection without bytes
   const size_t empty = cap.tracker.memory_used();
   s.request(std::string(100, '\x01'));
-  s.request(std::string(100, '\x01'));
+  s.response(std::string(100, '\x01'));  // a second turn of the conversation
   CHECK(cap.counters().undetected == 1);
   CHECK(cap.counters().detect_bytes == 200);
   const size_t memory = cap.tracker.memory_used();
@@ -450,6 +450,83 @@ TEST_CASE("ConnectionTracker: a close of an unknown connection frees nothing") {
   CHECK(cap.counters().closed == 0);
   CHECK(cap.counters().connections ==
         cap.counters().closed + cap.counters().idle_expired + cap.counters().evicted);
+}
+
+TEST_CASE(
+    "ConnectionTracker: the detection budget counts turns, so a response joined mid-body is waited "
+    "out") {
+  conn::TrackerConfig config;
+  config.max_detect_attempts = 3;
+  Capture cap(config);
+  Socket s(cap, 1, Role::Client);
+  // weft joins while a 4 MB response is being read, 64 KiB at a time: 64 misses, one turn.
+  for (int i = 0; i < 64; ++i) s.response(std::string(65536, 'b'));
+  CHECK(cap.counters().undetected == 0);
+  s.request(get("/next"));
+  s.response(ok("n"));
+  REQUIRE(cap.exchanges.size() == 1);
+  CHECK(http_of(cap.exchanges[0]).target == "/next");
+  CHECK(cap.counters().redetected == 1);
+  CHECK(cap.counters().detect_bytes == 64u * 65536);
+}
+
+TEST_CASE(
+    "ConnectionTracker: a one-way stream of no protocol is given up after max_detect_skip_bytes") {
+  conn::TrackerConfig config;
+  config.max_detect_skip_bytes = 1 << 20;
+  Capture cap(config);
+  Socket s(cap, 1, Role::Client);
+  for (int i = 0; i < 16; ++i) s.response(std::string(65536, 'b'));
+  CHECK(cap.counters().undetected == 0);
+  s.response(std::string(65536, 'b'));
+  CHECK(cap.counters().undetected == 1);
+}
+
+// The kernel takes both from the socket at the same moment: when they stop advancing together,
+// bytes sit where they do not belong (another writer, a splice) and the connection says so.
+TEST_CASE(
+    "ConnectionTracker: a TCP sequence number that does not follow the stream position degrades "
+    "the connection") {
+  Capture cap;
+  Socket s(cap, 1, Role::Server);
+  s.request(get("/a"));
+  s.response(ok("a"));
+  CHECK(cap.counters().sequence_mismatches == 0);
+  Event e = s.make(Direction::Recv, s.pos(Direction::Recv), get("/b").size(), get("/b"));
+  e.flags |= WEFT_DATA_LAST_CHUNK;
+  e.tcp_seq += 100;  // 100 bytes moved on the socket that the stream position never counted
+  s.feed(e);
+  s.lose(Direction::Recv, get("/b").size());  // the positions move past the event fed above
+  s.response(ok("b"));
+  CHECK(cap.counters().sequence_mismatches == 1);
+  REQUIRE(cap.exchanges.size() == 2);
+  CHECK(cap.exchanges[0].connection->capture_degraded);  // one ConnectionInfo: degraded now
+  CHECK(cap.exchanges[1].connection->capture_degraded);
+}
+
+// A connection whose TLS library's plaintext arrives is parsed from that alone: its socket
+// bytes (the ciphertext) are dropped and the kernel is told to stop copying them.
+TEST_CASE("ConnectionTracker: a library's plaintext wins over the socket's bytes") {
+  Capture cap;
+  std::vector<std::pair<uint64_t, CaptureVerdict>> verdicts;
+  cap.on_verdict = [&](uint64_t cookie, CaptureVerdict v) { verdicts.push_back({cookie, v}); };
+  Socket s(cap, 1, Role::Server);
+  s.request("\x16\x03\x01\x02\x00 ciphertext");
+  auto plaintext = [&](Direction dir, uint64_t pos, const std::string& bytes) {
+    Event e = s.make(dir, pos, bytes.size(), bytes);
+    e.flags |= WEFT_DATA_LAST_CHUNK;
+    e.source = ByteSource::TlsLibrary;
+    s.feed(e);
+  };
+  plaintext(Direction::Recv, 0, get("/secret"));
+  REQUIRE(verdicts.size() == 1);
+  CHECK(verdicts[0].second == CaptureVerdict::Ignore);
+  s.response("\x17\x03\x03 more ciphertext");  // socket bytes: superseded
+  CHECK(cap.counters().superseded_bytes > 0);
+  plaintext(Direction::Send, 0, ok("s"));
+  REQUIRE(cap.exchanges.size() == 1);
+  CHECK(http_of(cap.exchanges[0]).target == "/secret");
+  CHECK(cap.exchanges[0].request.stream_pos == 0);  // the plaintext's own positions
 }
 
 }  // namespace

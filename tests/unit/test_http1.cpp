@@ -765,7 +765,9 @@ TEST_CASE("HTTP/1: a connection of no known protocol is given up after the detec
     Capture cap(config);
     cap.on_verdict = [&](uint64_t cookie, CaptureVerdict v) { verdicts.push_back({cookie, v}); };
     Socket s(cap, 1, side);
-    for (int i = 0; i < 3; ++i) s.request(garbage);
+    s.request(garbage);  // three turns of a conversation in no known protocol
+    s.response(garbage);
+    s.request(garbage);
     CHECK(cap.counters().undetected == 1);
     // The kernel is told to stop copying: only counts for an accepted connection (its thread
     // still tells the trace stage it serves what weft cannot see), nothing for a client.
