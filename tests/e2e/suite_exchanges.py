@@ -37,6 +37,10 @@ SUMMARY_SHOWN = re.compile(r"^weft exchanges: (\d+) shown; connections: (\d+) tr
 SUMMARY_HTTP1 = re.compile(r"^weft exchanges: http1: (\d+) exchanges, (\d+) messages, parse_errors=(\d+) "
                            r"resyncs=(\d+) unmatched_requests=(\d+) unmatched_responses=(\d+) truncated=(\d+) "
                            r"skipped_bytes=(\d+) not_replies=(\d+) weak_rejected=(\d+)$")
+# Every registered protocol prints the same counters.
+SUMMARY_PROTOCOL = re.compile(r"^weft exchanges: [a-z0-9_]+: (\d+) exchanges, (\d+) messages, parse_errors=(\d+) "
+                              r"resyncs=(\d+) unmatched_requests=(\d+) unmatched_responses=(\d+) truncated=(\d+) "
+                              r"skipped_bytes=(\d+) not_replies=(\d+) weak_rejected=(\d+)$")
 SUMMARY_LOSSES = re.compile(r"^weft exchanges: kernel losses: (.*); stream gaps=(\d+) \((\d+) bytes\) "
                             r"overlaps=(\d+) late=(\d+) malformed=(\d+)$")
 TEXT_LINE = re.compile(r"^(\d\d:\d\d:\d\d\.\d{6}) (client|server) (.+)\[(\d+)/(\d+)\] (\S+) (\S+) -> (\d+) "
@@ -917,7 +921,7 @@ def exchanges_replay(ctx):
         res = run([harness.WEFT, "exchanges", "--replay", rec_path, "--json"] + list(extra), timeout=30)
         err = res.stderr.decode("utf-8", "replace").splitlines()
         eq(res.returncode, 0, f"weft exchanges --replay {' '.join(extra)}: exit code (stderr {err})")
-        check(all(SUMMARY_SHOWN.match(l) or SUMMARY_HTTP1.match(l) or SUMMARY_LOSSES.match(l) or
+        check(all(SUMMARY_SHOWN.match(l) or SUMMARY_PROTOCOL.match(l) or SUMMARY_LOSSES.match(l) or
                   harness.SUMMARY_CAPTURE_LIMIT.match(l) for l in err),
               f"replay stderr has more than the summary: {err}")
         xs = parse_exchanges(res.stdout)
