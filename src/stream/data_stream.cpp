@@ -115,6 +115,12 @@ void DataStream::consume(uint64_t n) {
     syscalls_.pop_front();
 }
 
+uint64_t DataStream::next_syscall_start(uint64_t pos) const {
+  for (const Syscall& s : syscalls_)
+    if (s.start > pos) return s.start;
+  return UINT64_MAX;
+}
+
 uint64_t DataStream::skip_to_next_boundary() {
   uint64_t target = known_end_;
   for (const Syscall& s : syscalls_) {

@@ -54,6 +54,8 @@ class DataStream {
   // Declares every hole final (connection closing, idle flush).
   void settle() { settled_ = true; }
 
+  // Where the first syscall that starts after `pos` starts (UINT64_MAX when none is known).
+  uint64_t next_syscall_start(uint64_t pos) const;
   // Skips to the next syscall boundary (where a message is likeliest to begin) after the head:
   // the start of the next syscall seen, or everything held when none is known yet. Returns
   // the bytes passed over.

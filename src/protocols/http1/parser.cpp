@@ -397,9 +397,19 @@ bool MessageParser::resync(stream::DataStream& s, const ParserCallbacks& cb) {
     absorb(s, text.size(), true);
     return true;
   }
-  // Candidates: the head (often a syscall boundary) and every line start.
+  // Candidates: the head (often a syscall boundary), every line start, and every syscall
+  // boundary inside a line (a message whose body has no line end, "hello", is followed by the
+  // next one in the same line).
   for (size_t at = 0; at < text.size();) {
     size_t eol = text.find('\n', at);
+    if (size_t b = s.next_syscall_start(s.head() + at) - s.head(); b < std::min(eol, text.size())) {
+      size_t b_eol = text.find('\n', b);
+      if (b_eol != std::string_view::npos &&
+          valid_start_line(text.substr(b, b_eol - b), kind_, true)) {
+        eol = b_eol;
+        at = b;
+      }
+    }
     if (eol == std::string_view::npos) {
       // An incomplete line: it might become a start line, unless it never can.
       bool hopeless = text.size() - at > kMaxStartLineWait || s.missing_after_readable() > 0 ||
