@@ -30,6 +30,9 @@ struct ConnectionInfo {
   // The kernel's TCP sequence numbers and stream positions disagreed at least once (another
   // writer, a splice): some bytes may sit in the wrong place, so may this connection's spans.
   bool capture_degraded = false;
+  // weft saw the connection's handshake, so its streams hold the conversation from its first
+  // byte: state a protocol keeps per connection (a selected database) is known from the start.
+  bool seen_from_start = false;
 };
 
 // One side (request or response) of an exchange: where it was on the wire and when.

@@ -69,6 +69,9 @@ ConnectionTracker::Connection& ConnectionTracker::find_or_create(const Event& ev
     c.info = std::make_shared<ConnectionInfo>();
     c.info->cookie = event.cookie;
     c.info->wall_offset_ns = wall_offset_ns_;
+    // Its handshake came first: weft has every byte since the connection began (not so for
+    // one open before weft started, or first met through its data).
+    c.info->seen_from_start = event.kind == EventKind::Connect || event.kind == EventKind::Accept;
     c.lru = lru_.insert(lru_.end(), event.cookie);
     c.accounted = kConnectionOverhead;
     memory_used_ += c.accounted;

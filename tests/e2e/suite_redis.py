@@ -220,6 +220,8 @@ def redis_connection_opened_before_weft_is_traced_from_its_next_command(ctx):
         weft.stop()
     xs = redis_of(exchanges_json(weft), "client", pid=proc.pid)
     eq(commands(xs), ["SET", "GET", "INCRBY"], f"exchanges of the connection opened before weft:\n    {listing(xs)}\n  ")
+    # It may have run SELECT before weft started: its database is not assumed.
+    eq([x["db"] for x in xs], [None] * 3, "the database of a connection opened before weft")
     server = [x for x in redis_of(exchanges_json(weft), "server", comm="redis-server")
               if x["remote"]["port"] == xs[0]["local"]["port"]]
     eq(commands(server), ["SET", "GET", "INCRBY"], "the server's view of that connection")

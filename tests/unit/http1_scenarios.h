@@ -81,6 +81,20 @@ class Socket {
     comm = role == Role::Server ? "server" : "client";
   }
 
+  // The connection's handshake, as the kernel reports it before any byte: weft then knows it
+  // sees the conversation from its start.
+  void open() {
+    Event e =
+        conn_event(role_ == Role::Server ? EventKind::Accept : EventKind::Connect, cookie_, now_ns);
+    e.role = role_;
+    e.pid = pid;
+    e.tid = tid;
+    e.comm = comm;
+    e.local = local;
+    e.remote = remote;
+    feed(e);
+  }
+
   Direction request_dir() const {
     return role_ == Role::Server ? Direction::Recv : Direction::Send;
   }

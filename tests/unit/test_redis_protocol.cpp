@@ -54,6 +54,7 @@ TEST_CASE("Redis: commands on both sides become exchanges with database spans") 
     CAPTURE(side);
     Capture cap;
     Socket s(cap, 3, side);
+    s.open();
     s.request(cmd({"SET", "k", "v"}));
     s.response("+OK\r\n");
     s.request(cmd({"GET", "k"}));
@@ -187,9 +188,19 @@ TEST_CASE("Redis: HELLO 3, then pushes are not replies") {
   CHECK(redis_counters(cap).not_replies == 2);
 }
 
+TEST_CASE("Redis: db.namespace is not assumed on a connection weft did not see open") {
+  Capture cap;
+  Socket s(cap, 9, Role::Client);  // no handshake seen: open before weft, or met through data
+  s.request(cmd({"GET", "k"}));
+  s.response("$-1\r\n");
+  REQUIRE(cap.exchanges.size() == 1);
+  CHECK(sattr(describe(cap.exchanges[0]), "db.namespace") == "<absent>");
+}
+
 TEST_CASE("Redis: SELECT sets db.namespace for later commands when it succeeds") {
   Capture cap;
   Socket s(cap, 8, Role::Client);
+  s.open();
   s.request(cmd({"SELECT", "3"}) + cmd({"GET", "k"}));
   s.response("+OK\r\n$-1\r\n");
   s.request(cmd({"SELECT", "99"}));

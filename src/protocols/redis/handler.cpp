@@ -184,7 +184,9 @@ class RedisHandler : public ProtocolHandler {
     if (first_) {
       first_ = false;
       // Seen from the connection's first byte both ways: no SELECT happened before.
-      if (requests.head() == 0 && replies.head() == 0) db_ = 0;
+      // Database 0 only for a conversation seen from its first byte: positions also start at
+      // 0 on a connection opened before weft, which may have run SELECT already.
+      if (connection_->seen_from_start && requests.head() == 0 && replies.head() == 0) db_ = 0;
     }
     if (dir != request_dir_) stream::peer_moved_on(requests);
     read_requests(requests);
