@@ -95,7 +95,9 @@ class MessageReader {
       if (r.consumed > 0) continue;
       // A partial line: it completes only if its bytes are on their way.
       if (s.missing_after_readable() > 0) {
-        if (framer_.message_bytes() > 0) return lose_rest(s);
+        // A reply that began (its type byte is here) still answers its command, however little
+        // of it was seen: dropping it would pair every later reply with the wrong command.
+        if (framer_.message_bytes() > 0 || begins_reply(bytes)) return lose_rest(s);
         ++counters_.truncated_messages;
         resync(s);
         continue;
@@ -148,6 +150,12 @@ class MessageReader {
     framer_.reset();
     after_gap_ = false;
     return Step::Lost;
+  }
+
+  bool begins_reply(std::span<const uint8_t> bytes) const {
+    constexpr std::string_view kReplyTypes = "+-:$*_,#!=(%~>|";
+    return framer_.role() == Role::Reply && !bytes.empty() &&
+           kReplyTypes.find(static_cast<char>(bytes[0])) != std::string_view::npos;
   }
 
   // Skips to the next syscall boundary, where a message is likeliest to begin.
