@@ -8,6 +8,9 @@ WEFT=${1:-build/weft}
 SECONDS_LOAD=${2:-5}
 shift 2 || true
 WORK=$(mktemp -d)
+# mktemp makes the directory 0700: nginx's worker (www-data) could not read the page and every
+# request would measure a 403. The benchmark checks what it serves below.
+chmod 755 "$WORK"
 OLD_STATS=$(cat /proc/sys/kernel/bpf_stats_enabled)
 cleanup() {
   [[ -n ${WEFT_PID:-} ]] && kill -INT "$WEFT_PID" 2>/dev/null && wait "$WEFT_PID" 2>/dev/null
@@ -18,15 +21,30 @@ cleanup() {
 trap cleanup EXIT
 
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-mkdir -p "$WORK/www" && echo "hello from weft's benchmark" >"$WORK/www/index.html"
+mkdir -p "$WORK/www" && printf "hello from weft's benchmark" >"$WORK/www/index.html"
 cat >"$WORK/nginx.conf" <<CONF
 daemon on; worker_processes 1; pid $WORK/nginx.pid; error_log $WORK/error.log;
 events {}
 http { access_log off; server { listen 127.0.0.1:$PORT; root $WORK/www; } }
 CONF
 nginx -c "$WORK/nginx.conf"
+for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$PORT/" && break; sleep 0.1; done
+answer=$(curl -s -w ' %{http_code}' "http://127.0.0.1:$PORT/index.html")
+if [[ $answer != "hello from weft's benchmark 200" ]]; then
+  echo "bpf_program_cost: nginx does not serve the page (got: $answer); not measuring" >&2
+  exit 1
+fi
 
-rps() { wrk -t1 -c4 -d"${SECONDS_LOAD}s" "http://127.0.0.1:$PORT/index.html" | awk '/Requests\/sec/ {print $2}'; }
+# Requests per second; fails when any answer was not 2xx (wrk counts them but still reports a rate).
+rps() {
+  local out
+  out=$(wrk -t1 -c4 -d"${SECONDS_LOAD}s" "http://127.0.0.1:$PORT/index.html")
+  if grep -q "Non-2xx" <<<"$out"; then
+    echo "bpf_program_cost: wrk saw non-2xx answers: $(grep Non-2xx <<<"$out")" >&2
+    exit 1
+  fi
+  awk '/Requests\/sec/ {print $2}' <<<"$out"
+}
 untraced=$(rps)
 
 sysctl -q kernel.bpf_stats_enabled=1
