@@ -99,31 +99,53 @@ struct SpanDescription {
   std::string outcome;
 };
 
+// A protocol: the parts its folder implements, called by every later stage through the members
+// below. Each folder builds one (a function-local static) from its own functions.
 class Protocol {
  public:
-  virtual ~Protocol() = default;
-  virtual std::string_view name() const = 0;  // "http1": the registry key, shown in output
+  struct Parts {
+    std::string_view name;  // "http1": the registry key, shown in output
+    // Looks at bytes that begin at a message boundary of one direction (the first captured
+    // bytes, or a later syscall boundary when earlier bytes matched nothing).
+    DetectResult (*detect)(std::span<const uint8_t> bytes);
+    // `requests_sent`: this process writes the requests (it is the client).
+    std::unique_ptr<ProtocolHandler> (*create)(std::shared_ptr<const ConnectionInfo> connection,
+                                               bool requests_sent, ProtocolCounters& counters);
+    // Span name, kind, attributes (per the protocol's semantic conventions), status, context.
+    void (*describe)(const Exchange& exchange, const DescribeOptions& options,
+                     SpanDescription& out);
+    // The duration families server and client spans record into (null: none).
+    const MetricFamily& (*server_family)();
+    const MetricFamily& (*client_family)();
+    // One line for `weft exchanges`: what was asked and answered ("GET /a -> 200").
+    std::string (*render_text)(const Exchange& exchange);
+    // The protocol's fields for `weft exchanges --json`, added to `out` (an object).
+    void (*render_json)(const Exchange& exchange, nlohmann::json& out);
+  };
 
-  // Looks at bytes that begin at a message boundary of one direction (the first captured
-  // bytes, or a later syscall boundary when earlier bytes matched nothing).
-  virtual DetectResult detect(std::span<const uint8_t> bytes) const = 0;
-  // `requests_sent`: this process writes the requests (it is the client).
-  virtual std::unique_ptr<ProtocolHandler> create(std::shared_ptr<const ConnectionInfo> connection,
-                                                  bool requests_sent,
-                                                  ProtocolCounters& counters) const = 0;
+  explicit Protocol(Parts parts) : parts_(parts) {}
 
-  // Span name, kind, attributes (per the protocol's semantic conventions), status and context.
-  virtual void describe(const Exchange& exchange, const DescribeOptions& options,
-                        SpanDescription& out) const = 0;
+  std::string_view name() const { return parts_.name; }
+  DetectResult detect(std::span<const uint8_t> bytes) const { return parts_.detect(bytes); }
+  std::unique_ptr<ProtocolHandler> create(std::shared_ptr<const ConnectionInfo> connection,
+                                          bool requests_sent, ProtocolCounters& counters) const {
+    return parts_.create(std::move(connection), requests_sent, counters);
+  }
+  void describe(const Exchange& exchange, const DescribeOptions& options,
+                SpanDescription& out) const {
+    parts_.describe(exchange, options, out);
+  }
   // Every duration family this protocol records, and the one spans of `kind` record into
   // (null: none).
-  virtual std::vector<const MetricFamily*> metric_families() const = 0;
-  virtual const MetricFamily* metric_family(SpanKind kind) const = 0;
+  std::vector<const MetricFamily*> metric_families() const;
+  const MetricFamily* metric_family(SpanKind kind) const;
+  std::string render_text(const Exchange& exchange) const { return parts_.render_text(exchange); }
+  void render_json(const Exchange& exchange, nlohmann::json& out) const {
+    parts_.render_json(exchange, out);
+  }
 
-  // One line for `weft exchanges`: what was asked and answered ("GET /a -> 200").
-  virtual std::string render_text(const Exchange& exchange) const = 0;
-  // The protocol's fields for `weft exchanges --json`, added to `out` (an object).
-  virtual void render_json(const Exchange& exchange, nlohmann::json& out) const = 0;
+ private:
+  Parts parts_;
 };
 
 // Every protocol weft knows, in detection order.

@@ -18,6 +18,19 @@ const Protocol* find_protocol(std::string_view name) {
   return nullptr;
 }
 
+std::vector<const MetricFamily*> Protocol::metric_families() const {
+  std::vector<const MetricFamily*> out;
+  for (SpanKind kind : {SpanKind::Server, SpanKind::Client})
+    if (const MetricFamily* f = metric_family(kind)) out.push_back(f);
+  return out;
+}
+
+const MetricFamily* Protocol::metric_family(SpanKind kind) const {
+  if (kind == SpanKind::Server && parts_.server_family) return &parts_.server_family();
+  if (kind == SpanKind::Client && parts_.client_family) return &parts_.client_family();
+  return nullptr;
+}
+
 size_t registry_index(const Protocol* protocol) {
   const auto& all = registry();
   for (size_t i = 0; i < all.size(); ++i)
