@@ -222,8 +222,9 @@ int main(int argc, char** argv) {
   uint16_t ex_port = 0;
   size_t memory_mib = exchanges.tracker.memory_budget_bytes >> 20;
   double idle_s = static_cast<double>(exchanges.tracker.idle_timeout_ns) / 1e9;
-  auto* exchanges_cmd =
-      app.add_subcommand("exchanges", "Show protocol exchanges (HTTP/1.x requests and responses)");
+  auto* exchanges_cmd = app.add_subcommand("exchanges",
+                                           "Show protocol exchanges: requests and their responses, "
+                                           "in every protocol weft parses (docs/protocols.md)");
   exchanges_cmd->add_flag("--json", exchanges.json, "One JSON object per line");
   exchanges_cmd
       ->add_option("--duration", exchanges.duration_s, "Stop after this many seconds (0: never)")
