@@ -41,12 +41,32 @@ std::string_view trim(std::string_view v) {
   return v;
 }
 
+// ASCII only, as header names are (RFC 9110 tokens): std::tolower asks the locale per byte.
+char ascii_lower(char c) {
+  return c >= 'A' && c <= 'Z' ? static_cast<char>(c + ('a' - 'A')) : c;
+}
+
 std::string lowercase(std::string_view v) {
   std::string out(v);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return std::tolower(c); });
+  std::transform(out.begin(), out.end(), out.begin(), ascii_lower);
   return out;
 }
+
+// A header name lowercased into `buffer` without allocating; names longer than any weft keeps
+// or looks at come back empty (they are skipped).
+constexpr size_t kLongestUsefulName = 20;
+std::string_view lowercase_name(std::string_view name, char (&buffer)[kLongestUsefulName]) {
+  if (name.size() > sizeof(buffer)) return {};
+  for (size_t i = 0; i < name.size(); ++i) buffer[i] = ascii_lower(name[i]);
+  return {buffer, name.size()};
+}
+
+constexpr bool names_fit() {
+  for (std::string_view name : kKeptHeaders)
+    if (name.size() > kLongestUsefulName) return false;
+  return true;
+}
+static_assert(names_fit(), "every kept header name must fit lowercase_name's buffer");
 
 bool kept(std::string_view name) {
   return std::find(std::begin(kKeptHeaders), std::end(kKeptHeaders), name) !=
@@ -240,7 +260,9 @@ bool MessageParser::parse_head(stream::DataStream& s, const ParserCallbacks& cb)
     size_t colon = line.find(':');
     last_kept = nullptr;
     if (colon == std::string_view::npos || colon == 0) continue;  // tolerated, ignored
-    std::string name = lowercase(trim(line.substr(0, colon)));
+    char name_buffer[kLongestUsefulName];
+    std::string_view name = lowercase_name(trim(line.substr(0, colon)), name_buffer);
+    if (name.empty()) continue;  // longer than every header weft reads
     std::string_view value = trim(line.substr(colon + 1));
     if (name == "content-length") {
       uint64_t length = 0;
@@ -251,7 +273,7 @@ bool MessageParser::parse_head(stream::DataStream& s, const ParserCallbacks& cb)
       m.chunked = true;
     }
     if (kept(name)) {
-      m.headers.emplace_back(std::move(name), std::string(value));
+      m.headers.emplace_back(std::string(name), std::string(value));
       last_kept = &m.headers.back().second;
     }
   }
