@@ -110,9 +110,9 @@ static __always_inline void emit_conn_event(const struct sock *sk, __u64 cookie,
 /* A connection whose owner is not known yet gets it from the first process to move bytes on
  * it: a server connection (the accept syscall hooks are off by default; its accept is reported
  * now) or one weft first met through its data. */
-static __always_inline void claim_owner(const struct sock *sk, __u64 cookie, struct weft_conn_state *st, __s32 fd)
+static __always_inline void claim_owner(const struct sock *sk, __u64 cookie, struct weft_conn_state *st, __s32 fd,
+					__u64 pid_tgid)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	st->pid = pid_tgid >> 32;
 	st->tid = (__u32)pid_tgid;
 	st->fd = fd;
@@ -124,6 +124,7 @@ static __always_inline void claim_owner(const struct sock *sk, __u64 cookie, str
 
 static __always_inline int on_data(struct sock *sk, int ret, __u8 dir)
 {
+	/* Each helper once per event: pid_tgid, cookie and task are passed on, not asked again. */
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	if (ret <= 0 || !sock_is_tcp_inet(sk))
 		return 0;
@@ -133,27 +134,39 @@ static __always_inline int on_data(struct sock *sk, int ret, __u8 dir)
 		return 0;
 	}
 
-	__u64 cookie = bpf_get_socket_cookie(sk);
+	struct data_meta m = {.sk = sk, .pid_tgid = pid_tgid, .len = ret, .dir = dir};
+	m.cookie = bpf_get_socket_cookie(sk);
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct syscall_buffer b;
 	current_syscall_buffer(task, dir, &b);
+	m.fd = b.fd;
+	m.syscall = b.syscall;
 
-	__u64 pos = 0;
-	__u8 role = WEFT_ROLE_UNKNOWN;
-	struct weft_conn_state *st = conn_state(cookie);
+	struct weft_conn_state *st = conn_state(m.cookie);
 	if (st) {
 		if (st->pid == 0 && b.fd >= 0)
-			claim_owner(sk, cookie, st, b.fd); /* before the header: keeps time order */
+			claim_owner(sk, m.cookie, st, b.fd, pid_tgid); /* before the header: keeps time order */
 		if (st->weft_peer)
 			return 0;
 		/* Atomic: two threads may write the same socket from different CPUs. */
-		pos = __sync_fetch_and_add(dir == WEFT_DIR_SEND ? &st->send_pos : &st->recv_pos, (__u64)ret);
-		role = st->role;
+		m.pos = __sync_fetch_and_add(dir == WEFT_DIR_SEND ? &st->send_pos : &st->recv_pos, (__u64)ret);
+		m.role = st->role;
+	} else {
+		m.flags = WEFT_DATA_NO_POSITION;
 	}
 	/* The one lookup verdicts cost; an ignored connection stops here, its positions moved on. */
-	__u8 *verdict = bpf_map_lookup_elem(&weft_verdicts, &cookie);
+	__u8 *verdict = bpf_map_lookup_elem(&weft_verdicts, &m.cookie);
 	__u8 v = verdict ? *verdict : WEFT_CAPTURE_PAYLOAD;
 	if (v == WEFT_CAPTURE_IGNORE)
+		return 0;
+
+	if (task->flags & WEFT_PF_KTHREAD) {
+		/* Not the connection's process: no pid to attribute the bytes to. */
+		m.pid_tgid = 0;
+		m.flags |= WEFT_DATA_KERNEL_THREAD;
+	}
+	m.seq = sock_first_seq(sk, dir, ret);
+	if (capture_direct(&m, &b, v == WEFT_CAPTURE_COUNTS))
 		return 0;
 
 	__u32 zero = 0;
@@ -161,22 +174,8 @@ static __always_inline int on_data(struct sock *sk, int ret, __u8 dir)
 	if (!s)
 		return 0;
 	struct weft_data_event *ev = (struct weft_data_event *)s->bytes;
-	fill_header(&ev->hdr, WEFT_EVENT_DATA, sk, cookie);
-	ev->hdr.fd = b.fd;
-	ev->hdr.role = role;
-	ev->syscall = b.syscall;
-	ev->direction = dir;
-	ev->flags = st ? 0 : WEFT_DATA_NO_POSITION;
-	if (task->flags & WEFT_PF_KTHREAD) {
-		/* Not the connection's process: no pid to attribute the bytes to. */
-		ev->hdr.pid = 0;
-		ev->hdr.tid = 0;
-		ev->flags |= WEFT_DATA_KERNEL_THREAD;
-	}
-	ev->source = WEFT_SOURCE_SOCKET;
-	__builtin_memset(ev->pad, 0, sizeof(ev->pad));
-	ev->syscall_len = ret;
-	capture_syscall(ev, &b, ret, pos, sock_first_seq(sk, dir, ret), v == WEFT_CAPTURE_COUNTS);
+	fill_data_header(ev, &m, 0);
+	capture_syscall(ev, &b, ret, m.pos, m.seq, v == WEFT_CAPTURE_COUNTS);
 	return 0;
 }
 

@@ -1,5 +1,8 @@
+#include "capture/event_codec.h"
+
 #include <arpa/inet.h>
 
+#include <cstddef>
 #include <cstring>
 
 #include "weft/event.h"
@@ -61,7 +64,8 @@ bool decode_data(std::span<const uint8_t> raw, Event& e, std::string* error) {
   if (d.captured > WEFT_MAX_CHUNK_BYTES || raw.size() != sizeof(weft_data_event) + d.captured)
     return fail(error, "data record length does not match its captured byte count");
   if (d.direction > WEFT_DIR_RECV) return fail(error, "data record with an unknown direction");
-  if (d.source > WEFT_SOURCE_TLS_LIBRARY) return fail(error, "data record with an unknown byte source");
+  if (d.source > WEFT_SOURCE_TLS_LIBRARY)
+    return fail(error, "data record with an unknown byte source");
   decode_header(d.hdr, e);
   e.stream_pos = d.stream_pos;
   e.tcp_seq = d.tcp_seq;
@@ -75,8 +79,13 @@ bool decode_data(std::span<const uint8_t> raw, Event& e, std::string* error) {
   // attribute the bytes to. Also holds for records written by an older kernel side.
   if (e.syscall == WEFT_SYS_UNKNOWN || e.kernel_thread()) e.fd = -1;
   if (e.kernel_thread()) e.pid = e.tid = 0;
+  e.gap_before = 0;
   auto payload = raw.subspan(sizeof(weft_data_event));
-  e.data.assign(payload.begin(), payload.end());
+  e.data.assign(payload.begin(), payload.end());  // reuses the buffer of a recycled event
+  e.result = 0;
+  e.closed_by = 0;
+  e.conn_flags = 0;
+  e.duration_ns = e.bytes_sent = e.bytes_received = 0;
   return true;
 }
 
@@ -91,12 +100,23 @@ bool decode_conn(std::span<const uint8_t> raw, Event& e, std::string* error) {
   e.duration_ns = c.duration_ns;
   e.bytes_sent = c.bytes_sent;
   e.bytes_received = c.bytes_received;
+  // A recycled event may have been a data event: its fields say nothing about this one.
+  e.direction = Direction::Send;
+  e.stream_pos = 0;
+  e.tcp_seq = e.syscall_len = e.chunk_offset = 0;
+  e.syscall = 0;
+  e.flags = 0;
+  e.source = ByteSource::Socket;
+  e.data.clear();
+  e.gap_before = 0;
   return true;
 }
 
 }  // namespace
 
-bool Endpoint::is_v4() const { return std::memcmp(addr.data(), kV4MappedPrefix, 12) == 0; }
+bool Endpoint::is_v4() const {
+  return std::memcmp(addr.data(), kV4MappedPrefix, 12) == 0;
+}
 
 std::string Endpoint::address() const {
   char text[INET6_ADDRSTRLEN] = {};
@@ -113,19 +133,34 @@ std::string Endpoint::to_string() const {
   return a + ":" + std::to_string(port);
 }
 
-bool Event::truncated() const { return flags & WEFT_DATA_TRUNCATED; }
-bool Event::last_chunk() const { return flags & WEFT_DATA_LAST_CHUNK; }
-bool Event::kernel_thread() const { return flags & WEFT_DATA_KERNEL_THREAD; }
-bool Event::accept_at_first_io() const { return conn_flags & WEFT_CONN_AT_FIRST_IO; }
-bool Event::has_position() const { return !(flags & WEFT_DATA_NO_POSITION); }
+bool Event::truncated() const {
+  return flags & WEFT_DATA_TRUNCATED;
+}
+bool Event::last_chunk() const {
+  return flags & WEFT_DATA_LAST_CHUNK;
+}
+bool Event::kernel_thread() const {
+  return flags & WEFT_DATA_KERNEL_THREAD;
+}
+bool Event::accept_at_first_io() const {
+  return conn_flags & WEFT_CONN_AT_FIRST_IO;
+}
+bool Event::has_position() const {
+  return !(flags & WEFT_DATA_NO_POSITION);
+}
 
 const char* to_string(EventKind kind) {
   switch (kind) {
-    case EventKind::Data: return "data";
-    case EventKind::Connect: return "connect";
-    case EventKind::Accept: return "accept";
-    case EventKind::Close: return "close";
-    case EventKind::Existing: return "existing";
+    case EventKind::Data:
+      return "data";
+    case EventKind::Connect:
+      return "connect";
+    case EventKind::Accept:
+      return "accept";
+    case EventKind::Close:
+      return "close";
+    case EventKind::Existing:
+      return "existing";
   }
   return "unknown";
 }
@@ -136,37 +171,43 @@ const char* to_string(Direction direction) {
 
 const char* to_string(Role role) {
   switch (role) {
-    case Role::Client: return "client";
-    case Role::Server: return "server";
-    case Role::Unknown: break;
+    case Role::Client:
+      return "client";
+    case Role::Server:
+      return "server";
+    case Role::Unknown:
+      break;
   }
   return "unknown";
 }
 
 const char* syscall_name(uint16_t syscall) {
   static const char* const kNames[WEFT_SYS_COUNT] = {
-      "unknown", "read",     "write",   "readv",    "writev",   "sendto",  "recvfrom",
+      "unknown", "read",    "write",    "readv",    "writev",   "sendto", "recvfrom",
       "sendmsg", "recvmsg", "sendmmsg", "recvmmsg", "sendfile", "splice"};
   return syscall < WEFT_SYS_COUNT ? kNames[syscall] : "unknown";
 }
 
-std::optional<Event> decode_event(std::span<const uint8_t> raw, std::string* error) {
-  if (raw.size() < sizeof(weft_event_header)) {
-    fail(error, "record shorter than an event header");
-    return std::nullopt;
-  }
-  auto h = load<weft_event_header>(raw);
-  Event e;
-  bool ok = false;
-  switch (h.kind) {
-    case WEFT_EVENT_DATA: ok = decode_data(raw, e, error); break;
+bool decode_event_into(std::span<const uint8_t> raw, Event& e, std::string* error) {
+  if (raw.size() < sizeof(weft_event_header))
+    return fail(error, "record shorter than an event header");
+  uint16_t kind;
+  std::memcpy(&kind, raw.data() + offsetof(weft_event_header, kind), sizeof(kind));
+  switch (kind) {
+    case WEFT_EVENT_DATA:
+      return decode_data(raw, e, error);
     case WEFT_EVENT_CONNECT:
     case WEFT_EVENT_ACCEPT:
     case WEFT_EVENT_CLOSE:
-    case WEFT_EVENT_EXISTING: ok = decode_conn(raw, e, error); break;
-    default: fail(error, "record of unknown kind " + std::to_string(h.kind));
+    case WEFT_EVENT_EXISTING:
+      return decode_conn(raw, e, error);
   }
-  if (!ok) return std::nullopt;
+  return fail(error, "record of unknown kind " + std::to_string(kind));
+}
+
+std::optional<Event> decode_event(std::span<const uint8_t> raw, std::string* error) {
+  Event e;
+  if (!decode_event_into(raw, e, error)) return std::nullopt;
   return e;
 }
 

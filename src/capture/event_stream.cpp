@@ -1,5 +1,7 @@
 #include "capture/event_stream.h"
 
+#include <algorithm>
+
 namespace weft::capture {
 namespace {
 
@@ -9,8 +11,17 @@ constexpr uint64_t kUnknown = UINT64_MAX;  // no expectation for a stream direct
 }  // namespace
 
 void EventOrderer::push(Event&& event) {
-  uint64_t ts = event.mono_ns;
-  heap_.push(Held{ts, arrivals_++, std::move(event)});
+  uint32_t slot;
+  if (free_slots_.empty()) {
+    slot = static_cast<uint32_t>(slots_.size());
+    slots_.emplace_back();
+  } else {
+    slot = free_slots_.back();
+    free_slots_.pop_back();
+  }
+  std::swap(slots_[slot], event);
+  order_.push_back({slots_[slot].mono_ns, arrivals_++, slot});
+  std::push_heap(order_.begin(), order_.end(), Later{});
 }
 
 void EventOrderer::measure_gap(Event& event) {
@@ -25,7 +36,8 @@ void EventOrderer::measure_gap(Event& event) {
   }
   // Positions start at 0 when the kernel first sees a connection, so a first syscall that
   // starts later means the records before it were lost, unless weft forgot that stream.
-  auto [it, fresh] = next_pos_.try_emplace(event.cookie, std::array<uint64_t, 2>{kUnknown, kUnknown});
+  auto [it, fresh] =
+      next_pos_.try_emplace(event.cookie, std::array<uint64_t, 2>{kUnknown, kUnknown});
   uint64_t& expected = it->second[static_cast<int>(event.direction)];
   uint64_t start = event.syscall_pos();
   if (expected == kUnknown) expected = forgot_streams_ ? start : 0;
@@ -40,7 +52,7 @@ void EventOrderer::measure_gap(Event& event) {
   if (end > expected) expected = end;
 }
 
-void EventOrderer::release(Event&& event, const EventSink& sink) {
+void EventOrderer::release(Event& event, const EventSink& sink) {
   if (event.mono_ns < last_released_ns_)
     ++stats_.late_events;
   else
@@ -49,22 +61,24 @@ void EventOrderer::release(Event&& event, const EventSink& sink) {
   sink(std::move(event));
 }
 
+void EventOrderer::release_first(const EventSink& sink) {
+  std::pop_heap(order_.begin(), order_.end(), Later{});
+  uint32_t slot = order_.back().slot;
+  order_.pop_back();
+  Event& event = slots_[slot];
+  release(event, sink);
+  // A sink that kept the event moved its buffers out; one that did not leaves them for reuse.
+  if (free_slots_.size() >= kMaxRecycledBuffers) event.data = {};
+  free_slots_.push_back(slot);
+}
+
 void EventOrderer::release_older_than(uint64_t now_mono_ns, const EventSink& sink) {
   uint64_t horizon = now_mono_ns > window_ns_ ? now_mono_ns - window_ns_ : 0;
-  while (!heap_.empty() && heap_.top().mono_ns < horizon) {
-    // priority_queue exposes only a const top; the event is moved out right before pop.
-    Event event = std::move(const_cast<Held&>(heap_.top()).event);
-    heap_.pop();
-    release(std::move(event), sink);
-  }
+  while (!order_.empty() && order_.front().mono_ns < horizon) release_first(sink);
 }
 
 void EventOrderer::release_all(const EventSink& sink) {
-  while (!heap_.empty()) {
-    Event event = std::move(const_cast<Held&>(heap_.top()).event);
-    heap_.pop();
-    release(std::move(event), sink);
-  }
+  while (!order_.empty()) release_first(sink);
 }
 
 bool EventStream::next(std::chrono::milliseconds timeout, const EventSink& sink) {

@@ -3,7 +3,6 @@
 #pragma once
 
 #include <memory>
-#include <queue>
 #include <unordered_map>
 #include <vector>
 
@@ -12,10 +11,10 @@
 namespace weft::capture {
 
 struct StreamStats {
-  uint64_t gaps = 0;          // places where a stream skipped bytes weft never saw
-  uint64_t gap_bytes = 0;     // how many bytes those were
-  uint64_t overlaps = 0;      // a syscall starting before the previous one ended (reordering)
-  uint64_t late_events = 0;   // arrived after newer events had already been released
+  uint64_t gaps = 0;         // places where a stream skipped bytes weft never saw
+  uint64_t gap_bytes = 0;    // how many bytes those were
+  uint64_t overlaps = 0;     // a syscall starting before the previous one ended (reordering)
+  uint64_t late_events = 0;  // arrived after newer events had already been released
 };
 
 // Holds events for a short window and releases them ordered by kernel timestamp: the ring
@@ -24,31 +23,40 @@ class EventOrderer {
  public:
   explicit EventOrderer(uint64_t window_ns) : window_ns_(window_ns) {}
 
+  // Takes the event's contents and leaves `event` holding a released one, whose buffers a
+  // source can decode its next record into without allocating.
   void push(Event&& event);
   // Releases, in order, every held event older than now_mono_ns - window.
   void release_older_than(uint64_t now_mono_ns, const EventSink& sink);
   void release_all(const EventSink& sink);
-  size_t held() const { return heap_.size(); }
+  size_t held() const { return order_.size(); }
   const StreamStats& stats() const { return stats_; }
 
  private:
-  struct Held {
+  // Events stay where they were pushed (slots_, reused once released); the heap orders small
+  // keys, so sifting never moves an Event.
+  struct Key {
     uint64_t mono_ns;
     uint64_t arrival;
-    Event event;
+    uint32_t slot;
   };
   struct Later {
-    bool operator()(const Held& a, const Held& b) const {
+    bool operator()(const Key& a, const Key& b) const {
       return a.mono_ns != b.mono_ns ? a.mono_ns > b.mono_ns : a.arrival > b.arrival;
     }
   };
-  void release(Event&& event, const EventSink& sink);
+  // Released slots keep their payload buffers for the next events, up to this many.
+  static constexpr size_t kMaxRecycledBuffers = 1024;
+  void release_first(const EventSink& sink);
+  void release(Event& event, const EventSink& sink);
   void measure_gap(Event& event);
 
   uint64_t window_ns_;
   uint64_t arrivals_ = 0;
   uint64_t last_released_ns_ = 0;
-  std::priority_queue<Held, std::vector<Held>, Later> heap_;
+  std::vector<Key> order_;  // a min-heap by (mono_ns, arrival)
+  std::vector<Event> slots_;
+  std::vector<uint32_t> free_slots_;
   // Next expected position per (cookie, direction).
   std::unordered_map<uint64_t, std::array<uint64_t, 2>> next_pos_;
   bool forgot_streams_ = false;  // next_pos_ was cleared once: new streams may be old ones

@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "capture/clock.h"
+#include "capture/event_codec.h"
 #include "capture/existing_connections.h"
 #include "capture/tracefs.h"
 #include "weft.skel.h"
@@ -20,9 +21,13 @@
 namespace weft::capture {
 namespace {
 
-bool is_power_of_two(uint32_t v) { return v && !(v & (v - 1)); }
+bool is_power_of_two(uint32_t v) {
+  return v && !(v & (v - 1));
+}
 
-std::string errno_text(int err) { return std::strerror(err < 0 ? -err : err); }
+std::string errno_text(int err) {
+  return std::strerror(err < 0 ? -err : err);
+}
 
 static_assert(static_cast<int>(CaptureVerdict::Payload) == WEFT_CAPTURE_PAYLOAD);
 static_assert(static_cast<int>(CaptureVerdict::CountsOnly) == WEFT_CAPTURE_COUNTS);
@@ -63,14 +68,15 @@ std::vector<std::array<uint8_t, 16>> local_addresses() {
 std::string validate(const CaptureConfig& c) {
   long page = sysconf(_SC_PAGESIZE);
   if (!is_power_of_two(c.ringbuf_bytes) || c.ringbuf_bytes < static_cast<uint32_t>(page))
-    return "ring buffer size must be a power of two of at least " + std::to_string(page) + " bytes, got " +
-           std::to_string(c.ringbuf_bytes);
+    return "ring buffer size must be a power of two of at least " + std::to_string(page) +
+           " bytes, got " + std::to_string(c.ringbuf_bytes);
   if (c.chunk_bytes < 1 || c.chunk_bytes > WEFT_MAX_CHUNK_BYTES)
-    return "chunk size must be between 1 and " + std::to_string(WEFT_MAX_CHUNK_BYTES) + " bytes, got " +
-           std::to_string(c.chunk_bytes);
+    return "chunk size must be between 1 and " + std::to_string(WEFT_MAX_CHUNK_BYTES) +
+           " bytes, got " + std::to_string(c.chunk_bytes);
   if (c.max_capture_bytes > 64u * WEFT_MAX_CHUNK_BYTES)
-    return "capture limit per syscall must be at most " + std::to_string(64u * WEFT_MAX_CHUNK_BYTES) +
-           " bytes, got " + std::to_string(c.max_capture_bytes);
+    return "capture limit per syscall must be at most " +
+           std::to_string(64u * WEFT_MAX_CHUNK_BYTES) + " bytes, got " +
+           std::to_string(c.max_capture_bytes);
   if (c.max_connections < 16) return "max connections must be at least 16";
   for (const std::string& name : c.disabled_hooks) {
     const HookSpec* spec = find_hook(name);
@@ -80,7 +86,8 @@ std::string validate(const CaptureConfig& c) {
   return {};
 }
 
-std::unique_ptr<KernelCapture> KernelCapture::open(const CaptureConfig& config, std::string* error) {
+std::unique_ptr<KernelCapture> KernelCapture::open(const CaptureConfig& config,
+                                                   std::string* error) {
   if (std::string bad = validate(config); !bad.empty()) {
     *error = bad;
     return nullptr;
@@ -133,7 +140,8 @@ bool KernelCapture::load(const CaptureConfig& config, std::string* error) {
     for (const auto& h : hooks_) listed |= h.spec == &spec;
     if (spec.costs_every_syscall && !config.exact_accept && !listed) {
       bpf_program__set_autoload(spec.find(skel_), false);
-      hooks_.push_back({&spec, HookState::Skipped, "off by default: it slows every syscall; --exact-accept"});
+      hooks_.push_back(
+          {&spec, HookState::Skipped, "off by default: it slows every syscall; --exact-accept"});
     }
   }
   for (const HookSpec& spec : hook_table()) {
@@ -193,8 +201,10 @@ bool KernelCapture::attach(std::string* error) {
     hooks_.push_back({&spec, HookState::Attached, ""});
   }
   // Table order, whatever order the states were found in.
-  std::sort(hooks_.begin(), hooks_.end(), [](const HookStatus& a, const HookStatus& b) { return a.spec < b.spec; });
-  ring_ = ring_buffer__new(bpf_map__fd(skel_->maps.weft_events), &KernelCapture::on_record, this, nullptr);
+  std::sort(hooks_.begin(), hooks_.end(),
+            [](const HookStatus& a, const HookStatus& b) { return a.spec < b.spec; });
+  ring_ = ring_buffer__new(bpf_map__fd(skel_->maps.weft_events), &KernelCapture::on_record, this,
+                           nullptr);
   if (!ring_) {
     *error = "cannot open the BPF ring buffer: " + errno_text(errno);
     return false;
@@ -206,16 +216,17 @@ bool KernelCapture::attach(std::string* error) {
 
 int KernelCapture::on_record(void* ctx, void* data, size_t size) {
   auto* self = static_cast<KernelCapture*>(ctx);
-  std::string why;
-  auto event = decode_event({static_cast<const uint8_t*>(data), size}, &why);
-  if (!event) {
+  // Decoded into the same Event every time: the sink swaps it with one it released, so the
+  // payload buffer is reused and nothing is allocated per record.
+  Event& event = self->decoded_;
+  if (!decode_event_into({static_cast<const uint8_t*>(data), size}, event, nullptr)) {
     ++self->stats_.malformed;
     return 0;
   }
   ++self->stats_.records;
-  event->wall_ns = event->mono_ns + static_cast<uint64_t>(self->wall_offset_ns_);
-  event->process = self->processes_.resolve(event->pid, event->comm);
-  (*self->sink_)(std::move(*event));
+  event.wall_ns = event.mono_ns + static_cast<uint64_t>(self->wall_offset_ns_);
+  event.process = self->processes_.resolve(event.pid, event.comm);
+  (*self->sink_)(std::move(event));
   return 0;
 }
 
@@ -279,7 +290,9 @@ size_t KernelCapture::drain(const EventSink& sink) {
   return stats_.records - before;
 }
 
-uint64_t KernelCapture::now_mono_ns() const { return monotonic_now_ns(); }
+uint64_t KernelCapture::now_mono_ns() const {
+  return monotonic_now_ns();
+}
 
 SourceStats KernelCapture::stats() const {
   SourceStats out = stats_;

@@ -19,12 +19,13 @@ struct weft_bpf;
 namespace weft::capture {
 
 struct CaptureConfig {
-  uint32_t ringbuf_bytes = 8u << 20;       // power of two, at least one page
-  uint32_t chunk_bytes = 4096;             // payload per data record
-  uint32_t max_capture_bytes = 4096;       // payload per syscall, across its chunks
-  uint32_t max_connections = 65536;        // kernel connection-state entries
-  bool scan_existing = true;               // report connections open before start
-  std::vector<std::string> disabled_hooks; // optional hooks not to attach (by program or attach name)
+  uint32_t ringbuf_bytes = 8u << 20;  // power of two, at least one page
+  uint32_t chunk_bytes = 4096;        // payload per data record
+  uint32_t max_capture_bytes = 4096;  // payload per syscall, across its chunks
+  uint32_t max_connections = 65536;   // kernel connection-state entries
+  bool scan_existing = true;          // report connections open before start
+  std::vector<std::string>
+      disabled_hooks;  // optional hooks not to attach (by program or attach name)
   // Attach the accept() syscall tracepoints for exact accept times. Off by default: any
   // syscall tracepoint sends every syscall on the machine through the slow path.
   bool exact_accept = false;
@@ -79,8 +80,8 @@ class KernelCapture : public EventSource {
   std::vector<bpf_link*> links_;
   std::vector<HookStatus> hooks_;
   bool scan_existing_ = true;
-  std::vector<Event> existing_;  // found at start, delivered by the first poll
-  uint32_t netns_ = 0;           // inode of weft's network namespace
+  std::vector<Event> existing_;              // found at start, delivered by the first poll
+  uint32_t netns_ = 0;                       // inode of weft's network namespace
   std::vector<uint16_t> any_address_ports_;  // weft's listeners on 0.0.0.0 / ::
   std::set<EndpointKey> any_address_keys_;   // what those are registered as now
   uint64_t next_address_refresh_ns_ = 0;
@@ -88,6 +89,7 @@ class KernelCapture : public EventSource {
   ProcessResolver processes_;
   SourceStats stats_;
   const EventSink* sink_ = nullptr;  // valid only inside poll()
+  Event decoded_;                    // each record is decoded here (its buffers reused)
 };
 
 }  // namespace weft::capture

@@ -2,7 +2,10 @@
 
 #include <cerrno>
 #include <cstring>
+#include <span>
 #include <vector>
+
+#include "capture/event_codec.h"
 
 namespace weft::capture {
 namespace {
@@ -117,7 +120,7 @@ bool RecordReader::read_header(std::string* error) {
 bool RecordReader::poll(std::chrono::milliseconds, const EventSink& sink) {
   // Bounded batches so a consumer can interleave its own work with a large file.
   constexpr int kBatch = 4096;
-  std::vector<uint8_t> body;
+  std::vector<uint8_t>& buffer = body_;
   for (int i = 0; i < kBatch && file_; ++i) {
     uint32_t head[2];
     size_t got = std::fread(head, 1, sizeof(head), file_);
@@ -131,8 +134,10 @@ bool RecordReader::poll(std::chrono::milliseconds, const EventSink& sink) {
       error_ = path_ + " is truncated or corrupt: bad record header";
       return false;
     }
-    body.resize(head[1]);
-    if (head[1] && std::fread(body.data(), 1, head[1], file_) != head[1]) {
+    // Grown only, never shrunk: resizing between short and long records would zero-fill.
+    if (buffer.size() < head[1]) buffer.resize(head[1]);
+    std::span<const uint8_t> body(buffer.data(), head[1]);
+    if (head[1] && std::fread(buffer.data(), 1, head[1], file_) != head[1]) {
       error_ = path_ + " is truncated: the last record is incomplete";
       return false;
     }
@@ -154,17 +159,17 @@ bool RecordReader::poll(std::chrono::milliseconds, const EventSink& sink) {
       std::memcpy(stats_.kernel.data(), body.data(), body.size());
       saw_losses_ = true;
     } else if (head[0] == kEventRecord) {
-      std::string why;
-      auto event = decode_event(body, &why);
-      if (!event) {
+      // As the live source does: one Event, its buffers reused once the sink swapped them.
+      Event& event = decoded_;
+      if (!decode_event_into(body, event, nullptr)) {
         ++stats_.malformed;
         continue;
       }
       ++stats_.records;
-      event->wall_ns = event->mono_ns + static_cast<uint64_t>(wall_offset_ns_);
-      event->process = processes_.known(event->pid);
-      if (event->mono_ns > newest_ns_) newest_ns_ = event->mono_ns;
-      sink(std::move(*event));
+      event.wall_ns = event.mono_ns + static_cast<uint64_t>(wall_offset_ns_);
+      event.process = processes_.known(event.pid);
+      if (event.mono_ns > newest_ns_) newest_ns_ = event.mono_ns;
+      sink(std::move(event));
     } else {
       ++stats_.malformed;  // a record type from a newer weft: skip it, keep the rest
     }

@@ -14,6 +14,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "capture/event_source.h"
 #include "capture/process_info.h"
@@ -35,7 +36,8 @@ class RecordWriter {
 
  private:
   RecordWriter(FILE* file, std::string path) : file_(file), path_(std::move(path)) {}
-  void put(uint32_t type, const void* a, uint32_t a_len, const void* b = nullptr, uint32_t b_len = 0);
+  void put(uint32_t type, const void* a, uint32_t a_len, const void* b = nullptr,
+           uint32_t b_len = 0);
 
   FILE* file_;
   std::string path_;
@@ -70,6 +72,8 @@ class RecordReader : public EventSource {
   ProcessResolver processes_{"/nonexistent"};  // replay never looks at this machine's /proc
   std::string error_;
   bool saw_losses_ = false;
+  std::vector<uint8_t> body_;  // the record being read, kept across polls
+  Event decoded_;              // each event is decoded here (its buffers reused)
 };
 
 }  // namespace weft::capture

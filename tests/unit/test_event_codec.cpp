@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "capture/event_codec.h"
 #include "test_helpers.h"
 #include "weft/event.h"
 #include "weft_events.h"
@@ -271,6 +272,40 @@ TEST_CASE("event: names of kinds, directions, roles and syscalls") {
   CHECK(std::string(syscall_name(WEFT_SYS_SPLICE)) == "splice");
   CHECK(std::string(syscall_name(WEFT_SYS_COUNT)) == "unknown");
   CHECK(std::string(syscall_name(0xffff)) == "unknown");
+}
+
+}  // namespace
+}  // namespace weft
+
+namespace weft {
+namespace {
+
+TEST_CASE("decode into a reused event: nothing of the previous record is left") {
+  Event reused;
+  Event data = data_with_payload();
+  REQUIRE(decode_event_into(encode_event(data), reused, nullptr));
+  reused.gap_before = 7;  // set downstream (the orderer) on the event the source reuses
+  const uint8_t* buffer = reused.data.data();
+
+  Event close = test::base_event(EventKind::Close, 42, 99);
+  close.closed_by = 2;
+  close.bytes_sent = 1000;
+  close.bytes_received = 2000;
+  REQUIRE(decode_event_into(encode_event(close), reused, nullptr));
+  test::check_same_record(reused, close);
+  CHECK(reused.data.empty());
+  CHECK(reused.gap_before == 0);
+  CHECK(reused.stream_pos == 0);
+  CHECK(reused.syscall_len == 0);
+  CHECK(reused.flags == 0);
+
+  // Back to a data record: the connection fields are reset, the payload buffer is reused.
+  REQUIRE(decode_event_into(encode_event(data), reused, nullptr));
+  test::check_same_record(reused, data);
+  CHECK(reused.data == data.data);
+  CHECK(reused.data.data() == buffer);
+  CHECK(reused.bytes_sent == 0);
+  CHECK(reused.closed_by == 0);
 }
 
 }  // namespace
