@@ -52,6 +52,9 @@ size_t utf8_sequence_length(std::string_view s, size_t i) {
 // Label values come from the wire (paths, service names). Prometheus rejects a whole scrape and
 // protobuf a whole request over one invalid UTF-8 byte, so each becomes U+FFFD here.
 std::string valid_utf8(std::string_view s) {
+  // Nearly every label is ASCII: one pass to see that, then one copy.
+  if (std::all_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; }))
+    return std::string(s);
   std::string out;
   out.reserve(s.size());
   for (size_t i = 0; i < s.size();) {
@@ -77,6 +80,27 @@ SeriesLabels labels_of(const trace::Span& span, const MetricFamily& family) {
   for (const std::string& key : family.label_keys) labels.values.push_back(label_value(span, key));
   return labels;
 }
+
+void mix(size_t& seed, size_t h) {
+  seed ^= h + 0x9e3779b97f4a7c15ULL + (seed << 6) + (seed >> 2);
+}
+
+}  // namespace
+
+size_t SeriesLabelsHash::operator()(const SeriesLabels& labels) const {
+  size_t seed = std::hash<std::string>{}(labels.service) ^ labels.overflow;
+  for (const LabelValue& v : labels.values) {
+    if (!v) {
+      mix(seed, 0x51ed);
+      continue;
+    }
+    mix(seed,
+        std::visit([](const auto& x) { return std::hash<std::decay_t<decltype(x)>>{}(x); }, *v));
+  }
+  return seed;
+}
+
+namespace {
 
 void observe(DurationHistogram& h, const std::vector<uint64_t>& bounds_ns, uint64_t duration_ns) {
   if (h.bucket_counts.empty()) h.bucket_counts.assign(bounds_ns.size() + 1, 0);
@@ -135,7 +159,11 @@ DurationHistogram& MetricsRegistry::series_for(DurationMetric& metric, SeriesLab
     ++overflow_.routes;
     bounded = false;  // "other" is not remembered as a value
   }
-  if (auto it = metric.series.find(labels); it != metric.series.end()) return it->second;
+  if (auto it = metric.index.find(labels); it != metric.index.end()) return *it->second;
+  if (auto it = metric.series.find(labels); it != metric.series.end()) {
+    metric.index.emplace(std::move(labels), &it->second);
+    return it->second;
+  }
   // The overflow series itself is not counted against the limit.
   size_t regular = metric.series.size() - metric.series.count(SeriesLabels{.overflow = true});
   if (regular >= limits_.max_series_per_metric) {
@@ -145,7 +173,9 @@ DurationHistogram& MetricsRegistry::series_for(DurationMetric& metric, SeriesLab
   // Values are remembered only with a series, so this map is bounded by the series limit.
   if (bounded)
     metric.bounded_by_service[labels.service].insert(labels.values[metric.bounded_index]);
-  return metric.series[std::move(labels)];
+  DurationHistogram& created = metric.series[labels];
+  metric.index.emplace(std::move(labels), &created);
+  return created;
 }
 
 void MetricsRegistry::set_self(const SelfSnapshot& self) {
