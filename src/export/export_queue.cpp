@@ -76,6 +76,7 @@ void ExportQueue::drop_oldest() {
 
 std::vector<trace::Trace> ExportQueue::take_batch() {
   std::vector<trace::Trace> batch;
+  batch.reserve(std::min(queue_.size(), config_.batch_spans));  // no regrowth per batch
   size_t spans = 0;
   while (!queue_.empty() &&
          (batch.empty() || spans + queue_.front().trace.spans.size() <= config_.batch_spans)) {

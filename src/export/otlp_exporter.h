@@ -1,16 +1,13 @@
-// Traces as OTLP requests to a backend (OTLP/HTTP protobuf or JSON, OTLP/gRPC): each span
-// becomes an opentelemetry-cpp OtlpRecordable, the library groups them by resource and scope
-// into one ExportTraceServiceRequest per batch, and OtlpTransport sends it.
+// Traces as OTLP requests to a backend (OTLP/HTTP protobuf or JSON, OTLP/gRPC): each batch is
+// written by weft's own encoder (otlp_encoding.h) in the transport's encoding, into a buffer
+// kept from batch to batch, and OtlpTransport sends those bytes.
 #pragma once
 
 #include <memory>
 
 #include "export/exporter.h"
+#include "export/otlp_encoding.h"
 #include "export/otlp_transport.h"
-
-namespace opentelemetry::proto::collector::trace::v1 {
-class ExportTraceServiceRequest;
-}
 
 namespace weft::exporter {
 
@@ -20,20 +17,27 @@ struct ResourceOverrides {
   KeyValues extra_attributes;  // OTEL_RESOURCE_ATTRIBUTES and the like; process facts win
 };
 
+// The attributes each exported resource carries besides the process's own, as the
+// opentelemetry-cpp SDK resource has always given them: telemetry.sdk.*, what the SDK detects
+// from OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME, then `overrides` on top. Sorted by key.
+ResourceExtras resource_extras(const ResourceOverrides& overrides);
+
 // The request a batch becomes: one ResourceSpans per process, scope "weft" with its version.
-void encode_traces(const std::vector<trace::Trace>& batch, const ResourceOverrides& overrides,
-                   opentelemetry::proto::collector::trace::v1::ExportTraceServiceRequest* request);
+std::string encode_traces(const std::vector<trace::Trace>& batch, const ResourceExtras& extras,
+                          Encoding encoding);
 
 class OtlpTraceExporter : public BatchExporter {
  public:
-  OtlpTraceExporter(std::unique_ptr<OtlpTransport> transport, ResourceOverrides overrides);
+  OtlpTraceExporter(std::unique_ptr<OtlpTransport> transport, const ResourceOverrides& overrides);
   ExportResult export_batch(const std::vector<trace::Trace>& batch) override;
   void cancel() override { transport_->cancel(); }
   std::string destination() const override { return transport_->display_endpoint(); }
 
  private:
   std::unique_ptr<OtlpTransport> transport_;
-  ResourceOverrides overrides_;
+  ResourceExtras extras_;
+  ResourceGroups groups_;
+  EncodeBuffer request_;
 };
 
 }  // namespace weft::exporter

@@ -1,15 +1,16 @@
-// OTLP/JSON encoding of traces (the OpenTelemetry protocol's JSON mapping: hex ids, integer
-// enums, 64-bit integers as strings), and the Collector file format: one
-// ExportTraceServiceRequest per line.
+// The OTLP JSON file exporter (the Collector's file format: one ExportTraceServiceRequest per
+// line, one line per trace), written by weft's own OTLP/JSON encoder (otlp_encoding.h).
 #pragma once
 
 #include <cstdio>
 #include <string>
 
 #include "export/exporter.h"
+#include "export/otlp_encoding.h"
 
 namespace weft::exporter {
 
+// One trace as the file exporter writes it, without the newline.
 std::string to_otlp_json(const trace::Trace& trace);
 
 class OtlpFileExporter : public BatchExporter {
@@ -25,6 +26,8 @@ class OtlpFileExporter : public BatchExporter {
   OtlpFileExporter(FILE* file, std::string path) : file_(file), path_(std::move(path)) {}
   FILE* file_;
   std::string path_;
+  ResourceGroups groups_;
+  EncodeBuffer lines_;
 };
 
 }  // namespace weft::exporter

@@ -1,5 +1,6 @@
 #include "export/otlp_transport.h"
 
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <strings.h>
 #include <zlib.h>
@@ -15,14 +16,14 @@
 // The prefix header must come before the generated protobuf headers, the suffix after.
 // clang-format off
 #include "opentelemetry/exporters/otlp/protobuf_include_prefix.h"
-#include "opentelemetry/proto/collector/metrics/v1/metrics_service.grpc.pb.h"
-#include "opentelemetry/proto/collector/trace/v1/trace_service.grpc.pb.h"
+#include "opentelemetry/proto/collector/metrics/v1/metrics_service.pb.h"
+#include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
 #include <google/protobuf/util/json_util.h>
 #include "opentelemetry/exporters/otlp/protobuf_include_suffix.h"
 // clang-format on
+#include "export/delivery_report.h"
 #include "opentelemetry/ext/http/client/http_client_factory.h"
 #include "opentelemetry/ext/http/common/url_parser.h"
-#include "export/delivery_report.h"
 #include "trace/context.h"
 
 namespace weft::exporter {
@@ -141,7 +142,8 @@ ExportResult partial_success(const Response& response, const std::string& where)
   return r;
 }
 
-// A 2xx answer's body: an Export*ServiceResponse in the request's encoding (often empty).
+// A successful answer's body: an Export*ServiceResponse in the request's encoding (often
+// empty).
 template <typename Response>
 ExportResult read_success(const std::string& body, bool json, const std::string& where) {
   Response response;
@@ -151,15 +153,19 @@ ExportResult read_success(const std::string& body, bool json, const std::string&
   return parsed ? partial_success(response, where) : ExportResult{};
 }
 
+ExportResult read_success(Signal signal, const std::string& body, bool json,
+                          const std::string& where) {
+  return signal == Signal::Traces
+             ? read_success<trace_proto::ExportTraceServiceResponse>(body, json, where)
+             : read_success<metrics_proto::ExportMetricsServiceResponse>(body, json, where);
+}
+
 ExportResult classify_http(const HttpOutcome& o, const std::string& endpoint, Signal signal,
                            bool json) {
   if (o.state != http::SessionState::Response)
     return retryable("POST " + endpoint + ": " + state_name(o.state));
   if (o.status >= 200 && o.status < 300)
-    return signal == Signal::Traces ? read_success<trace_proto::ExportTraceServiceResponse>(
-                                          o.body, json, "POST " + endpoint)
-                                    : read_success<metrics_proto::ExportMetricsServiceResponse>(
-                                          o.body, json, "POST " + endpoint);
+    return read_success(signal, o.body, json, "POST " + endpoint);
   std::string error = "POST " + endpoint + ": HTTP " + std::to_string(o.status);
   if (o.status == 429 || o.status == 502 || o.status == 503 || o.status == 504)
     return retryable(error, parse_retry_after(o.retry_after));
@@ -169,7 +175,8 @@ ExportResult classify_http(const HttpOutcome& o, const std::string& endpoint, Si
 class HttpTransport : public OtlpTransport {
  public:
   HttpTransport(Signal signal, const OtlpSignal& s)
-      : OtlpTransport(s.endpoint),
+      : OtlpTransport(s.endpoint,
+                      s.protocol == OtlpProtocol::HttpJson ? Encoding::Json : Encoding::Protobuf),
         signal_(signal),
         settings_(s),
         client_(http::HttpClientFactory::Create()) {
@@ -183,10 +190,15 @@ class HttpTransport : public OtlpTransport {
   }
   ~HttpTransport() override { client_->CancelAllSessions(); }
 
-  ExportResult send(const google::protobuf::Message& message) override {
-    bool json = settings_.protocol == OtlpProtocol::HttpJson;
-    std::string body = json ? otlp_message_to_json(message) : message.SerializeAsString();
-    if (settings_.gzip) body = gzip_compress(body);
+  ExportResult send_encoded(std::string_view message) override {
+    bool json = encoding() == Encoding::Json;
+    http::Body body;  // the client takes it over
+    if (settings_.gzip) {
+      std::string packed = gzip_compress(message);
+      body.assign(packed.begin(), packed.end());
+    } else {
+      body.assign(message.begin(), message.end());
+    }
 
     auto session = client_->CreateSession(endpoint());
     auto request = session->CreateRequest();
@@ -198,8 +210,7 @@ class HttpTransport : public OtlpTransport {
     request->ReplaceHeader("Content-Type", json ? "application/json" : "application/x-protobuf");
     request->ReplaceHeader("User-Agent", kUserAgent);
     if (settings_.gzip) request->ReplaceHeader("Content-Encoding", "gzip");
-    http::Body bytes(body.begin(), body.end());
-    request->SetBody(bytes);
+    request->SetBody(body);
 
     auto handler = std::make_shared<OutcomeHandler>();
     auto outcome = handler->outcome();
@@ -265,17 +276,30 @@ bool retryable_grpc(grpc::StatusCode code) {
   }
 }
 
+std::string to_string(const grpc::ByteBuffer& buffer) {
+  std::vector<grpc::Slice> slices;
+  std::string out;
+  if (!buffer.Dump(&slices).ok()) return out;
+  for (const auto& slice : slices)
+    out.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
+  return out;
+}
+
+// The request's bytes go out as they are through grpc++'s generic stub: the generated stubs
+// would want a message object to serialise.
 class GrpcTransport : public OtlpTransport {
  public:
   GrpcTransport(Signal signal, const OtlpSignal& s, std::shared_ptr<grpc::Channel> channel)
-      : OtlpTransport(s.endpoint), signal_(signal), settings_(s), channel_(std::move(channel)) {
-    if (signal == Signal::Traces)
-      traces_ = trace_proto::TraceService::NewStub(channel_);
-    else
-      metrics_ = metrics_proto::MetricsService::NewStub(channel_);
-  }
+      : OtlpTransport(s.endpoint, Encoding::Protobuf),
+        signal_(signal),
+        settings_(s),
+        channel_(std::move(channel)),
+        stub_(channel_),
+        method_(signal == Signal::Traces
+                    ? "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+                    : "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export") {}
 
-  ExportResult send(const google::protobuf::Message& message) override {
+  ExportResult send_encoded(std::string_view message) override {
     grpc::ClientContext context;
     {
       std::lock_guard lock(in_flight_mutex_);
@@ -298,23 +322,16 @@ class GrpcTransport : public OtlpTransport {
                      [](unsigned char c) { return std::tolower(c); });
       context.AddMetadata(key, v);
     }
-    grpc::Status status;
-    ExportResult accepted;
+    grpc::Slice slice(message.data(), message.size());
+    grpc::ByteBuffer request(&slice, 1), response;
+    std::promise<grpc::Status> finished;
+    auto outcome = finished.get_future();
+    stub_.UnaryCall(&context, method_, grpc::StubOptions(), &request, &response,
+                    [&](grpc::Status status) { finished.set_value(std::move(status)); });
+    grpc::Status status = outcome.get();  // the deadline bounds the wait
     std::string where = "gRPC " + display_endpoint();
-    if (signal_ == Signal::Traces) {
-      trace_proto::ExportTraceServiceResponse response;
-      status = traces_->Export(
-          &context, static_cast<const trace_proto::ExportTraceServiceRequest&>(message), &response);
-      if (status.ok()) accepted = partial_success(response, where);
-    } else {
-      metrics_proto::ExportMetricsServiceResponse response;
-      status = metrics_->Export(
-          &context, static_cast<const metrics_proto::ExportMetricsServiceRequest&>(message),
-          &response);
-      if (status.ok()) accepted = partial_success(response, where);
-    }
-    if (status.ok()) return accepted;
-    std::string error = "gRPC " + display_endpoint() + ": " + grpc_code_name(status.error_code()) +
+    if (status.ok()) return read_success(signal_, to_string(response), false, where);
+    std::string error = where + ": " + grpc_code_name(status.error_code()) +
                         (status.error_message().empty() ? "" : " (" + status.error_message() + ")");
     return retryable_grpc(status.error_code()) ? retryable(error) : failed(error);
   }
@@ -350,8 +367,8 @@ class GrpcTransport : public OtlpTransport {
   Signal signal_;
   OtlpSignal settings_;
   std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<trace_proto::TraceService::Stub> traces_;
-  std::unique_ptr<metrics_proto::MetricsService::Stub> metrics_;
+  grpc::GenericStub stub_;
+  std::string method_;
   std::mutex in_flight_mutex_;
   grpc::ClientContext* in_flight_ = nullptr;
 };
@@ -460,11 +477,13 @@ std::chrono::milliseconds parse_retry_after(const std::string& raw) {
   return milliseconds(std::clamp(delta, 0L, 3600L) * 1000);
 }
 
-std::string gzip_compress(const std::string& data) {
+std::string gzip_compress(std::string_view data) {
   z_stream z{};
-  // 15 window bits + 16: a gzip header and trailer instead of zlib's.
-  if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
-    return data;
+  // 15 window bits + 16: a gzip header and trailer instead of zlib's. The fastest level: an
+  // agent's CPU is dearer than a few more bytes on the wire (the default level cost more than
+  // encoding the spans; docs/performance.md).
+  if (deflateInit2(&z, Z_BEST_SPEED, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+    return std::string(data);
   std::string out(deflateBound(&z, data.size()), '\0');
   z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
   z.avail_in = static_cast<uInt>(data.size());
@@ -476,8 +495,15 @@ std::string gzip_compress(const std::string& data) {
   return out;
 }
 
-OtlpTransport::OtlpTransport(std::string endpoint)
-    : endpoint_(std::move(endpoint)), display_endpoint_(redact_url(endpoint_)) {}
+OtlpTransport::OtlpTransport(std::string endpoint, Encoding encoding)
+    : endpoint_(std::move(endpoint)),
+      encoding_(encoding),
+      display_endpoint_(redact_url(endpoint_)) {}
+
+ExportResult OtlpTransport::send(const google::protobuf::Message& request) {
+  return send_encoded(encoding_ == Encoding::Json ? otlp_message_to_json(request)
+                                                  : request.SerializeAsString());
+}
 
 std::unique_ptr<OtlpTransport> OtlpTransport::create(Signal signal, const OtlpSignal& s,
                                                      std::string* error) {

@@ -3,13 +3,14 @@
 // friends, connection failures; with the backend's Retry-After hint), or failed for good.
 //
 // opentelemetry-cpp 1.19's exporters report only success or failure, not the status, so weft
-// cannot retry by the rules through them. weft uses the layers below them instead: the
-// library's protobuf types and recordables for encoding, its curl HTTP client for OTLP/HTTP,
-// and grpc++ with the official service stubs for OTLP/gRPC.
+// cannot retry by the rules through them. weft uses the layers below them instead: its curl
+// HTTP client for OTLP/HTTP and grpc++'s generic stub for OTLP/gRPC. Requests arrive encoded
+// (traces: weft's own encoder, otlp_encoding.h; metrics: protobuf messages).
 #pragma once
 
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "export/export_config.h"
 #include "export/export_queue.h"
@@ -22,11 +23,18 @@ namespace weft::exporter {
 
 enum class Signal { Traces, Metrics };
 
+// What a request's body is: OTLP/JSON for http/json, protobuf for http/protobuf and gRPC.
+enum class Encoding { Protobuf, Json };
+
 class OtlpTransport {
  public:
   virtual ~OtlpTransport() = default;
-  // Blocks for at most the configured timeout.
-  virtual ExportResult send(const google::protobuf::Message& request) = 0;
+  Encoding encoding() const { return encoding_; }
+  // One Export*ServiceRequest of this transport's signal, already in encoding(). Blocks for at
+  // most the configured timeout.
+  virtual ExportResult send_encoded(std::string_view request) = 0;
+  // Encodes `request` as encoding() says, then sends it.
+  ExportResult send(const google::protobuf::Message& request);
   // From another thread: ends the send in flight, if any, with a failure.
   virtual void cancel() = 0;
   const std::string& endpoint() const { return endpoint_; }
@@ -39,10 +47,11 @@ class OtlpTransport {
                                                std::string* error);
 
  protected:
-  explicit OtlpTransport(std::string endpoint);
+  OtlpTransport(std::string endpoint, Encoding encoding);
 
  private:
   std::string endpoint_;
+  Encoding encoding_;
   std::string display_endpoint_;
 };
 
@@ -55,6 +64,6 @@ std::string otlp_message_to_json(const google::protobuf::Message& message);
 std::chrono::milliseconds parse_retry_after(const std::string& value);
 
 // gzip (RFC 1952) of `data`, for Content-Encoding: gzip.
-std::string gzip_compress(const std::string& data);
+std::string gzip_compress(std::string_view data);
 
 }  // namespace weft::exporter

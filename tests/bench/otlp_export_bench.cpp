@@ -1,10 +1,15 @@
-// Spans exported per second per core over OTLP/HTTP: synthetic traces shaped like weft's own
-// (six HTTP spans, three services, the attributes the span builder sets) go through the real
-// ExportQueue, OtlpTraceExporter and OtlpTransport to a sink that answers 200 from a separate
-// process, so only weft's side is counted. The CPU time of this process (every thread: the
-// pusher, the export thread, the HTTP client's thread) divided into the spans delivered is the
-// cost per span.
-//   usage: weft_otlp_export_bench [spans] [http/protobuf|http/json] [gzip]
+// Spans exported per second per core: synthetic traces shaped like weft's own (six HTTP spans,
+// three services, the attributes the span builder sets) go through the real ExportQueue and
+// exporter to
+//   http/protobuf, http/json: OtlpTraceExporter and OtlpTransport (curl), to a sink that
+//     answers 200 from a separate process, so only weft's side is counted;
+//   file: the OTLP JSON file exporter, writing to /dev/null;
+//   encode/protobuf, encode/json: OtlpTraceExporter with a transport that drops the encoded
+//     request: the queue and the encoder alone (for callgrind's instruction counts).
+// The CPU time of this process (every thread: the pusher, the export thread, the HTTP client's
+// thread) divided into the spans delivered is the cost per span.
+//   usage: weft_otlp_export_bench [spans] [http/protobuf|http/json|file|encode/protobuf|
+//                                          encode/json] [gzip]
 #include <httplib.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -18,6 +23,7 @@
 
 #include "export/export_queue.h"
 #include "export/otlp_exporter.h"
+#include "export/otlp_json.h"
 
 namespace {
 
@@ -46,6 +52,36 @@ pid_t start_sink(int* port) {
   close(fds[0]);
   close(fds[1]);
   return pid;
+}
+
+// Accepts every request without sending it; counts the bytes, so nothing is optimised away.
+class DroppingTransport : public exporter::OtlpTransport {
+ public:
+  explicit DroppingTransport(exporter::Encoding encoding) : OtlpTransport("drop://", encoding) {}
+  exporter::ExportResult send_encoded(std::string_view request) override {
+    bytes += request.size();
+    return {};
+  }
+  void cancel() override {}
+  size_t bytes = 0;
+};
+
+std::unique_ptr<exporter::BatchExporter> make_exporter(const std::string& mode, bool gzip,
+                                                       int port) {
+  std::string error;
+  if (mode == "file") return exporter::OtlpFileExporter::open("/dev/null", &error);
+  if (mode.starts_with("encode/"))
+    return std::make_unique<exporter::OtlpTraceExporter>(
+        std::make_unique<DroppingTransport>(mode == "encode/json" ? exporter::Encoding::Json
+                                                                  : exporter::Encoding::Protobuf),
+        exporter::ResourceOverrides{});
+  exporter::OtlpSignal settings;
+  settings.endpoint = "http://127.0.0.1:" + std::to_string(port) + "/v1/traces";
+  settings.protocol = *exporter::parse_protocol(mode);
+  settings.gzip = gzip;
+  auto transport = exporter::OtlpTransport::create(exporter::Signal::Traces, settings, &error);
+  return std::make_unique<exporter::OtlpTraceExporter>(std::move(transport),
+                                                       exporter::ResourceOverrides{});
 }
 
 trace::Trace chain_trace(uint64_t n,
@@ -86,17 +122,11 @@ int main(int argc, char** argv) {
   uint64_t want_spans = argc > 1 ? std::strtoull(argv[1], nullptr, 10) : 300'000;
   std::string protocol = argc > 2 ? argv[2] : "http/protobuf";
   bool gzip = argc > 3 && std::strcmp(argv[3], "gzip") == 0;
+  bool http = protocol.starts_with("http/");
 
   int port = 0;
-  pid_t sink = start_sink(&port);
-  if (sink <= 0) return 1;
-
-  exporter::OtlpSignal settings;
-  settings.endpoint = "http://127.0.0.1:" + std::to_string(port) + "/v1/traces";
-  settings.protocol = *exporter::parse_protocol(protocol);
-  settings.gzip = gzip;
-  std::string error;
-  auto transport = exporter::OtlpTransport::create(exporter::Signal::Traces, settings, &error);
+  pid_t sink = http ? start_sink(&port) : 0;
+  if (sink < 0) return 1;
   std::vector<std::shared_ptr<const trace::Resource>> services;
   for (const char* name : {"front", "middle", "back"}) {
     auto r = std::make_shared<trace::Resource>();
@@ -116,9 +146,7 @@ int main(int argc, char** argv) {
   auto wall_before = std::chrono::steady_clock::now();
   exporter::QueueCounters counters;
   {
-    exporter::ExportQueue queue(
-        queue_config, std::make_unique<exporter::OtlpTraceExporter>(std::move(transport),
-                                                                    exporter::ResourceOverrides{}));
+    exporter::ExportQueue queue(queue_config, make_exporter(protocol, gzip, port));
     for (auto& t : traces) queue.push(std::move(t));
     queue.shutdown(std::chrono::milliseconds(600'000));
     counters = queue.counters();
@@ -126,8 +154,10 @@ int main(int argc, char** argv) {
   double cpu = cpu_seconds() - cpu_before;
   double wall =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_before).count();
-  kill(sink, SIGKILL);
-  waitpid(sink, nullptr, 0);
+  if (sink > 0) {
+    kill(sink, SIGKILL);
+    waitpid(sink, nullptr, 0);
+  }
 
   std::printf(
       "protocol %s%s  spans %llu  failed %llu  wall %.2fs  cpu %.2fs  spans/s %.0f  spans/cpu-s "

@@ -1,6 +1,6 @@
-// OTLP export: the request a batch becomes (checked against weft's own OTLP/JSON encoder),
-// the OTLP/JSON mapping of protobuf messages, Retry-After, gzip, and the HTTP transport's
-// classification of real responses from a local server.
+// OTLP export: the request a batch becomes (checked against weft's own OTLP/JSON encoding),
+// the OTLP/JSON mapping of protobuf messages, Retry-After, gzip, the HTTP transport's
+// classification of real responses from a local server, and what the trace exporter sends it.
 #include <doctest/doctest.h>
 #include <httplib.h>
 #include <zlib.h>
@@ -27,10 +27,16 @@ using Request = opentelemetry::proto::collector::trace::v1::ExportTraceServiceRe
 
 namespace {
 
-json encode(const Trace& t, const exporter::ResourceOverrides& overrides = {}) {
+Request encode_request(const std::vector<Trace>& batch,
+                       const exporter::ResourceOverrides& overrides = {}) {
   Request request;
-  exporter::encode_traces({t}, overrides, &request);
-  return json::parse(exporter::otlp_message_to_json(request));
+  REQUIRE(request.ParseFromString(exporter::encode_traces(
+      batch, exporter::resource_extras(overrides), exporter::Encoding::Protobuf)));
+  return request;
+}
+
+json encode(const Trace& t, const exporter::ResourceOverrides& overrides = {}) {
+  return json::parse(exporter::otlp_message_to_json(encode_request({t}, overrides)));
 }
 
 std::map<std::string, json> by_key(const json& attributes) {
@@ -192,9 +198,7 @@ TEST_CASE("otlp/http transport: status codes decide retry, Retry-After is honour
   std::string error;
   auto transport = exporter::OtlpTransport::create(exporter::Signal::Traces, s, &error);
   REQUIRE(transport);
-  Request request;
-  exporter::encode_traces({sample_trace(resource("front", 100), resource("back", 300))}, {},
-                          &request);
+  Request request = encode_request({sample_trace(resource("front", 100), resource("back", 300))});
 
   auto r = transport->send(request);
   CHECK_MESSAGE(r.kind == exporter::ExportResult::Kind::Ok, r.error);
@@ -245,4 +249,45 @@ TEST_CASE("otlp/http transport: status codes decide retry, Retry-After is honour
   // Nobody listening any more: worth retrying later.
   r = transport->send(request);
   CHECK(r.kind == exporter::ExportResult::Kind::Retryable);
+}
+
+TEST_CASE("otlp trace exporter: the backend receives each batch encoded, protobuf or JSON") {
+  httplib::Server server;
+  std::string content_type, body;
+  server.Post("/v1/traces", [&](const httplib::Request& req, httplib::Response& res) {
+    content_type = req.get_header_value("Content-Type");
+    body = req.body;
+    res.status = 200;
+  });
+  int port = server.bind_to_any_port("127.0.0.1");
+  REQUIRE(port > 0);
+  std::thread serving([&] { server.listen_after_bind(); });
+
+  std::vector<Trace> batch = {sample_trace(resource("front", 100), resource("back", 300)),
+                              sample_trace(resource("front", 101), resource("back", 301))};
+  exporter::ResourceOverrides overrides;
+  overrides.extra_attributes = {{"deployment.environment.name", "prod"}};
+  auto extras = exporter::resource_extras(overrides);
+  for (auto protocol : {exporter::OtlpProtocol::HttpProtobuf, exporter::OtlpProtocol::HttpJson}) {
+    bool json_body = protocol == exporter::OtlpProtocol::HttpJson;
+    exporter::OtlpSignal s;
+    s.endpoint = "http://127.0.0.1:" + std::to_string(port) + "/v1/traces";
+    s.protocol = protocol;
+    std::string error;
+    exporter::OtlpTraceExporter out(
+        exporter::OtlpTransport::create(exporter::Signal::Traces, s, &error), overrides);
+    // Twice: the second batch reuses what the first one grew.
+    for (int round = 0; round < 2; ++round) {
+      body.clear();
+      auto r = out.export_batch(batch);
+      CHECK_MESSAGE(r.kind == exporter::ExportResult::Kind::Ok, r.error);
+      CHECK(content_type == (json_body ? "application/json" : "application/x-protobuf"));
+      CHECK(body == exporter::encode_traces(
+                        batch, extras,
+                        json_body ? exporter::Encoding::Json : exporter::Encoding::Protobuf));
+    }
+  }
+  CHECK(encode_request(batch, overrides).resource_spans_size() == 4);  // four processes
+  server.stop();
+  serving.join();
 }
