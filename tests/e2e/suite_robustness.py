@@ -206,9 +206,18 @@ def robustness_ringbuf_overflow_then_traced(ctx):
             continue
     lost_live = lost()
     check(lost_live > 0, f"no ringbuf_full loss on /metrics after {bursts} bursts of {burst_requests} requests")
-    paths = site.markers("after")
-    curl_pid = request_all(ctx, site, paths)
-    wait_traced(weft, lambda: file_spans(out), paths, site.port, "after the burst", timeout=20)
+    # weft traces the whole machine: other traffic may still overflow so small a ring. A batch
+    # during which no record was lost must be traced in full; one that saw losses is retried.
+    for attempt in range(3):
+        lost_before = lost()
+        paths = site.markers(f"after{attempt}")
+        curl_pid = request_all(ctx, site, paths)
+        try:
+            wait_traced(weft, lambda: file_spans(out), paths, site.port, "after the burst", timeout=10)
+            break
+        except TestFailure:
+            if lost() == lost_before or attempt == 2:
+                raise
     counters = stop_weft(weft)
     spans = file_spans(out)
     check_traced(spans, paths, site.port, "after the burst")
@@ -218,7 +227,7 @@ def robustness_ringbuf_overflow_then_traced(ctx):
     burst_servers = sum(1 for s in spans if s[0] == "/big.bin" and s[1] == 2)
     print(f"    {ctx.name}: {bursts} burst(s), {burst_requests} requests, {burst_servers} server spans of them; "
           f"ringbuf_full={counters['ringbuf_full']} gaps={counters['gaps']}; after the burst {len(paths)} of "
-          f"{len(paths)} requests traced (curl pid {curl_pid})")
+          f"{len(paths)} requests traced (curl pid {curl_pid}, batch {attempt + 1})")
 
 
 @case(timeout=150)
