@@ -49,6 +49,57 @@ void add_capture_options(CLI::App& cmd, CaptureConfig& c) {
                  "Do not attach this optional hook (program or attach name; repeatable)");
 }
 
+// Bytes as a number with an optional K, M or G (powers of 1024); 0 when the text is not one.
+uint64_t parse_bytes(const std::string& text) {
+  char* end = nullptr;
+  unsigned long long n = std::strtoull(text.c_str(), &end, 10);
+  if (text.empty() || end == text.c_str() || text[0] == '-') return 0;
+  std::string unit(end);
+  int shift = unit.empty()                   ? 0
+              : unit == "K" || unit == "KiB" ? 10
+              : unit == "M" || unit == "MiB" ? 20
+              : unit == "G" || unit == "GiB" ? 30
+                                             : -1;
+  if (shift < 0 || n > (UINT64_MAX >> shift)) return 0;
+  return static_cast<uint64_t>(n) << shift;
+}
+
+// The connection tracker's limits, the same for every command that tracks connections.
+struct TrackerFlags {
+  std::string memory;
+  double idle_s = 0;
+};
+constexpr uint64_t kMinConnectionMemory = 64u << 10;  // a few connections: less only thrashes
+
+void add_tracker_options(CLI::App& cmd, TrackerFlags& f, const weft::conn::TrackerConfig& c) {
+  f.memory = std::to_string(c.memory_budget_bytes >> 20) + "M";
+  f.idle_s = static_cast<double>(c.idle_timeout_ns) / 1e9;
+  cmd.add_option("--max-connection-memory", f.memory,
+                 "Memory for all connection state (buffers, parser state), K/M/G suffixes; over "
+                 "it the connection silent longest is freed first (counted as evicted)")
+      ->check(CLI::Validator(
+          [](std::string& text) -> std::string {
+            return parse_bytes(text) >= kMinConnectionMemory
+                       ? std::string()
+                       : "must be a number of bytes, optionally with K, M or G (KiB, MiB, GiB), "
+                         "at least 64K";
+          },
+          ""))
+      ->type_name("BYTES")
+      ->capture_default_str();
+  cmd.add_option("--idle-timeout", f.idle_s,
+                 "Free a silent connection's state after this many seconds (counted as "
+                 "idle-expired)")
+      ->check(number_of("seconds", false, 1e9))
+      ->type_name("SECONDS")
+      ->capture_default_str();
+}
+
+void apply(const TrackerFlags& f, weft::conn::TrackerConfig& c) {
+  c.memory_budget_bytes = parse_bytes(f.memory);
+  c.idle_timeout_ns = static_cast<uint64_t>(f.idle_s * 1e9);
+}
+
 // The export settings `weft run` takes as flags: the highest-precedence configuration layer.
 struct ExportFlags {
   weft::exporter::ConfigLayer layer{.origin = "flags"};
@@ -184,6 +235,7 @@ int main(int argc, char** argv) {
   double wait_s = static_cast<double>(run.stitch.wait_ns) / 1e9;
   double slow_ms = 0;
   bool no_keep_errors = false;
+  double max_traces_per_second = 0;
   ExportFlags export_flags;
   auto* run_cmd = app.add_subcommand(
       "run", "Trace: spans and traces from every TCP conversation (weft's main job)");
@@ -194,6 +246,8 @@ int main(int argc, char** argv) {
       ->check(kSeconds)
       ->type_name("SECONDS");
   run_cmd->add_option("--replay", run.replay_path, "Read events from a `weft record` file");
+  TrackerFlags run_tracker;
+  add_tracker_options(*run_cmd, run_tracker, run.tracker);
   run_cmd
       ->add_option("--trace-wait", wait_s,
                    "Seconds a span waits for late evidence before its trace leaves")
@@ -208,6 +262,14 @@ int main(int argc, char** argv) {
       ->type_name("MS");
   run_cmd->add_flag("--no-keep-errors", no_keep_errors,
                     "Let the sampler drop traces with errors too");
+  auto* max_traces_opt =
+      run_cmd
+          ->add_option("--max-traces-per-second", max_traces_per_second,
+                       "Lower the root sampling ratio while more traces than this start per "
+                       "second; errors, slow traces and sampled parents are still kept "
+                       "(0: no limit; env WEFT_MAX_TRACES_PER_SECOND)")
+          ->check(number_of("traces per second", true, 1e9))
+          ->type_name("N");
   run_cmd->add_flag("--query-values", run.spans.query_values,
                     "Export url.query values (redacted by default)");
   run_cmd->add_flag("--statement-values", run.spans.statement_values,
@@ -220,8 +282,7 @@ int main(int argc, char** argv) {
   weft::cli::ExchangesOptions exchanges;
   uint32_t ex_pid = 0;
   uint16_t ex_port = 0;
-  size_t memory_mib = exchanges.tracker.memory_budget_bytes >> 20;
-  double idle_s = static_cast<double>(exchanges.tracker.idle_timeout_ns) / 1e9;
+  TrackerFlags exchanges_tracker;
   auto* exchanges_cmd = app.add_subcommand("exchanges",
                                            "Show protocol exchanges: requests and their responses, "
                                            "in every protocol weft parses (docs/protocols.md)");
@@ -237,16 +298,7 @@ int main(int argc, char** argv) {
                             "Only processes with this command name");
   exchanges_cmd->add_option("--replay", exchanges.replay_path,
                             "Read events from a `weft record` file");
-  exchanges_cmd
-      ->add_option("--memory-mib", memory_mib, "Memory budget for all connection state, MiB")
-      ->check(CLI::Range(1, 1 << 16))
-      ->capture_default_str();
-  exchanges_cmd
-      ->add_option("--idle-timeout", idle_s,
-                   "Free a silent connection's state after this many seconds")
-      ->check(number_of("seconds", false, 1e9))
-      ->type_name("SECONDS")
-      ->capture_default_str();
+  add_tracker_options(*exchanges_cmd, exchanges_tracker, exchanges.tracker);
   add_capture_options(*exchanges_cmd, exchanges.capture);
 
   weft::cli::RecordOptions record;
@@ -293,9 +345,11 @@ int main(int argc, char** argv) {
   }
   if (*run_cmd) {
     run.stitch.wait_ns = static_cast<uint64_t>(wait_s * 1e9);
+    apply(run_tracker, run.tracker);
     run.stitch.sampler.keep_slower_than_ns = static_cast<uint64_t>(slow_ms * 1e6);
     run.stitch.sampler.keep_errors = !no_keep_errors;
     std::string bad = weft::trace::sampler_from_environment(run.stitch.sampler);
+    if (*max_traces_opt) run.stitch.sampler.max_traces_per_second = max_traces_per_second;
     if (bad.empty()) bad = resolve_export(export_flags, run.output);
     run.spans.service_name = run.output.service_name;
     if (bad.empty()) bad = weft::cli::validate(run);
@@ -308,8 +362,7 @@ int main(int argc, char** argv) {
   if (*exchanges_cmd) {
     if (*ex_pid_opt) exchanges.filter.pid = ex_pid;
     if (*ex_port_opt) exchanges.filter.port = ex_port;
-    exchanges.tracker.memory_budget_bytes = memory_mib << 20;
-    exchanges.tracker.idle_timeout_ns = static_cast<uint64_t>(idle_s * 1e9);
+    apply(exchanges_tracker, exchanges.tracker);
     if (std::string bad = weft::capture::validate(exchanges.capture); !bad.empty()) {
       std::fprintf(stderr, "weft: %s\n", bad.c_str());
       return weft::cli::kExitUsage;

@@ -3,6 +3,41 @@
 #include <algorithm>
 
 namespace weft::stream {
+namespace {
+
+// What the allocator adds to each block (glibc: one size word, 16-byte granularity).
+size_t allocated(size_t bytes) {
+  return bytes == 0 ? 0 : (bytes + sizeof(size_t) + 15) / 16 * 16;
+}
+
+// A std::map node: the value plus three links and a colour, as the allocator hands it out.
+template <typename Value>
+constexpr size_t kMapNodeBytes = sizeof(Value) + 4 * sizeof(void*);
+
+}  // namespace
+
+void DataStream::SyscallLog::pop_front() {
+  ++first_;
+  if (first_ == items_.size()) {
+    items_.clear();
+    first_ = 0;
+  } else if (first_ * 2 >= items_.size()) {
+    // Once the dead outnumber the live: the vector stays within twice what is live (a stream
+    // always keeps the syscall before its head), and each item moves O(1) times on average.
+    items_.erase(items_.begin(), items_.begin() + static_cast<ptrdiff_t>(first_));
+    first_ = 0;
+  }
+}
+
+size_t DataStream::memory_bytes() const {
+  size_t bytes = allocated(syscalls_.capacity_bytes());
+  // A std::string holds up to 15 bytes inside itself; beyond, capacity + 1 on the heap.
+  if (buf_.capacity() > 15) bytes += allocated(buf_.capacity() + 1);
+  for (const auto& [pos, piece] : pending_)
+    bytes += allocated(kMapNodeBytes<std::pair<const uint64_t, Piece>>) +
+             allocated(piece.bytes.capacity());
+  return bytes;
+}
 
 void DataStream::remember_syscall(uint64_t start, uint64_t end, const ByteOrigin& origin) {
   Syscall s{start, end, origin};
@@ -99,8 +134,7 @@ void DataStream::consume(uint64_t n) {
     buf_off_ += n;
     head_ += n;
     if (buf_off_ == buf_.size()) {
-      buf_.clear();
-      buf_off_ = 0;
+      release_consumed();
     } else if (buf_off_ > 4096 && buf_off_ * 2 > buf_.size()) {
       buf_.erase(0, buf_off_);
       buf_off_ = 0;
@@ -113,6 +147,14 @@ void DataStream::consume(uint64_t n) {
   // a message's last byte right after consuming it.
   while (syscalls_.size() > 1 && syscalls_[1].start < head_ && syscalls_.front().end < head_)
     syscalls_.pop_front();
+}
+
+void DataStream::release_consumed() {
+  if (buf_.capacity() > kKeptCapacity)
+    std::string().swap(buf_);
+  else
+    buf_.clear();
+  buf_off_ = 0;
 }
 
 uint64_t DataStream::next_syscall_start(uint64_t pos) const {

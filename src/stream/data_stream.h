@@ -4,7 +4,7 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
+#include <iterator>
 #include <map>
 #include <span>
 #include <string>
@@ -67,8 +67,13 @@ class DataStream {
   ByteOrigin origin_of(uint64_t pos) const;
   // Captured and pending bytes held (for the memory budget).
   size_t buffered_bytes() const { return buf_.size() - buf_off_ + pending_bytes_; }
-  // Everything the stream holds, bookkeeping included (for the memory budget).
-  size_t memory_bytes() const { return buffered_bytes() + syscalls_.size() * sizeof(Syscall); }
+  // Heap bytes the stream has allocated (buffer and bookkeeping capacity, not just what is in
+  // use): what it really costs beyond sizeof(DataStream), for the memory budget.
+  size_t memory_bytes() const;
+  // A consumed buffer keeps at most this much capacity: enough for a keep-alive connection's
+  // small messages without an allocation per message, while a large message's buffer is freed
+  // once read instead of staying at its high-water mark for the connection's lifetime.
+  static constexpr size_t kKeptCapacity = 1024;
   // Bytes that came after the head had already passed them (late duplicates): dropped.
   uint64_t late_bytes() const { return late_bytes_; }
 
@@ -76,10 +81,37 @@ class DataStream {
   struct Piece {
     std::vector<uint8_t> bytes;
   };
+  void release_consumed();
   struct Syscall {
     uint64_t start;
     uint64_t end;
     ByteOrigin origin;  // tcp_seq of `start`
+  };
+  // Syscalls by start, dropped from the front as the head passes them. A vector read from an
+  // offset, not a std::deque: a deque allocates 576 bytes even when empty, which was a
+  // quarter of an idle connection's cost.
+  class SyscallLog {
+   public:
+    using Items = std::vector<Syscall>;
+    size_t size() const { return items_.size() - first_; }
+    bool empty() const { return size() == 0; }
+    Items::const_iterator begin() const { return items_.begin() + first_; }
+    Items::const_iterator end() const { return items_.end(); }
+    std::reverse_iterator<Items::const_iterator> rbegin() const { return items_.rbegin(); }
+    std::reverse_iterator<Items::const_iterator> rend() const {
+      return std::reverse_iterator<Items::const_iterator>(begin());
+    }
+    const Syscall& operator[](size_t i) const { return items_[first_ + i]; }
+    const Syscall& front() const { return items_[first_]; }
+    const Syscall& back() const { return items_.back(); }
+    void push_back(const Syscall& s) { items_.push_back(s); }
+    void insert(Items::const_iterator at, const Syscall& s) { items_.insert(at, s); }
+    void pop_front();
+    size_t capacity_bytes() const { return items_.capacity() * sizeof(Syscall); }
+
+   private:
+    Items items_;
+    size_t first_ = 0;  // items before it were popped
   };
   void append_ready();
   uint64_t buf_end() const { return head_ + (buf_.size() - buf_off_); }
@@ -92,7 +124,7 @@ class DataStream {
   size_t buf_off_ = 0;                 // consumed prefix of buf_, compacted lazily
   std::map<uint64_t, Piece> pending_;  // captured bytes beyond a hole, by position
   size_t pending_bytes_ = 0;
-  std::deque<Syscall> syscalls_;  // syscalls not yet consumed past, by start
+  SyscallLog syscalls_;  // syscalls not yet consumed past, by start
   uint64_t known_end_ = 0;
   uint64_t captured_end_ = 0;  // end of the furthest captured byte
   uint64_t newest_ns_ = 0;

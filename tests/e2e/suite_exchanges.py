@@ -1106,3 +1106,64 @@ def exchanges_keepalive_opened_before_weft(ctx):
         check_pair(cx, sx, "a request after weft joined", skip=("request.stream_pos", "response.stream_pos"))
     check(r.summary["redetected"] >= 1, f"the conversation was found after a miss: {r.summary}")
     check_counters(r.summary, quiet, exchanges=4, undetected=0, unmatched_requests=0, parse_errors=0)
+
+
+RUN_CONNECTIONS = re.compile(r"^weft run: connections: (\d+) tracked, .* (\d+) evicted, ")
+
+
+@case(timeout=120)
+def exchanges_memory_budget_evicts_idle(ctx):
+    """60 idle keep-alive connections to nginx (120 sockets, both ends traced), each after one
+    request (404s: the page does not matter), under a 64 KiB connection budget: `weft exchanges` and `weft run` each free the
+    oldest idle ones (at least 120 - 64 KiB / 1.5 KiB evicted, counted in their summaries), every
+    idle connection's exchange was still shown, and a request made afterwards is traced on both
+    ends. A budget that is not a size, or too small, stops weft with one line naming the option
+    (exit code 2)."""
+    for bad, why in (("12", "at least 64K"), ("64Q", "number of bytes"), ("-1M", "number of bytes")):
+        res = run([harness.WEFT, "run", f"--max-connection-memory={bad}"], timeout=10)
+        eq(res.returncode, 2, f"exit code of weft run --max-connection-memory {bad}")
+        lines = res.stderr.decode().strip().splitlines()
+        eq(len(lines), 1, f"lines printed for --max-connection-memory {bad}")
+        check("--max-connection-memory" in lines[0] and why in lines[0], f"message for {bad}: {lines[0]!r}")
+    res = run([harness.WEFT, "exchanges", "--idle-timeout", "0"], timeout=10)
+    eq(res.returncode, 2, "exit code of weft exchanges --idle-timeout 0")
+
+    port = free_port_both()
+    root, _ = make_site(ctx, "index.txt", 100)
+    Nginx(ctx, root, port)
+    budget = ["--max-connection-memory", "64K"]
+    weft = start_exchanges(ctx, port, "exchanges", *budget)
+    spans_path = ctx.path("spans.json")
+    tracer = start_weft(ctx, ["run", "--exporter", "otlp-file", "--output", spans_path, "--metrics-address", "off",
+                              "--trace-wait", "0.2"] + budget, label="run")
+    idle = []
+    for i in range(60):
+        s = connect(port)
+        ctx.on_cleanup(s.close)
+        s.sendall(f"GET /idle-{i} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        eq(status_of(read_responses(s, ["GET"])[0]), 404, f"idle connection {i}'s answer")
+        idle.append(s)
+    pid, res = curl(ctx, ["-s", "-o", "/dev/null", "-w", "%{http_code}", f"http://127.0.0.1:{port}/after-evictions"])
+    eq(res.stdout.strip(), b"404", "curl's status after the evictions")
+    xs, summary = finish(weft)
+    tracer.stop()
+    tracer.expect_clean_exit()
+    for s in idle:
+        s.close()
+
+    fit = 64 * 1024 // 1536
+    check(summary["evicted"] >= 120 - fit, f"weft exchanges evicted {summary['evicted']}, fewer than 120 - {fit}")
+    targets = [x["target"] for x in xs]
+    for i in range(60):
+        eq(targets.count(f"/idle-{i}"), 2, f"exchanges of idle connection {i} (client and server)")
+    eq(targets.count("/after-evictions"), 2, "exchanges of the request after the evictions (client and server)")
+    evicted = [int(m.group(2)) for m in map(RUN_CONNECTIONS.match, tracer.stderr_lines) if m]
+    eq(len(evicted), 1, "weft run's connections summary line")
+    check(evicted[0] >= 120 - fit, f"weft run evicted {evicted[0]}, fewer than 120 - {fit}")
+    kinds = []
+    with open(spans_path) as f:
+        for line in f:
+            for rs in json.loads(line).get("resourceSpans", []):
+                for ss in rs.get("scopeSpans", []):
+                    kinds += [sp.get("kind") for sp in ss.get("spans", []) if "/after-evictions" in json.dumps(sp)]
+    eq(sorted(kinds), [2, 3], "span kinds of the request after the evictions in weft run's file (server, client)")

@@ -46,6 +46,7 @@ class Capture : public protocols::HandlerOutput {
   std::vector<Exchange> exchanges;
   std::vector<std::pair<uint32_t, uint64_t>> request_starts;  // tid, kernel time
   std::function<void(uint64_t cookie, CaptureVerdict verdict)> on_verdict;
+  std::vector<uint64_t> finished;  // cookies whose state was freed, in order
   conn::ConnectionTracker tracker;
 
  private:
@@ -55,6 +56,7 @@ class Capture : public protocols::HandlerOutput {
     out.capture_verdict = [this](uint64_t cookie, CaptureVerdict v) {
       if (on_verdict) on_verdict(cookie, v);
     };
+    out.connection_finished = [this](uint64_t cookie) { finished.push_back(cookie); };
     return out;
   }
 };
