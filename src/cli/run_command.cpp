@@ -142,12 +142,19 @@ int run_traces(const RunOptions& options) {
   exporter::ExportQueue queue(queue_config(options.output), std::move(out), std::move(reporter));
   auto pusher = start_metrics_pusher(options.output, registry, &error);
   if (!error.empty()) std::fprintf(stderr, "weft run: no OTLP metrics: %s\n", error.c_str());
-  trace::Stitcher stitcher(options.stitch, [&](trace::Trace&& t) { queue.push(std::move(t)); });
   trace::SpanBuilder spans(options.spans);
+  // Spans are described (name, attributes) only when their trace is kept, unless the duration
+  // metrics need their attributes for labels first.
+  trace::Stitcher stitcher(
+      options.stitch, [&](trace::Trace&& t) { queue.push(std::move(t)); },
+      [&](trace::Span& s) { spans.describe(s); });
+  bool record_metrics = metrics_server || pusher;
   uint64_t now_wall = 0;
   trace::TraceFeed feed(stitcher, wall_offset, [&](Exchange&& ex) {
-    trace::Span span = spans.build(std::make_shared<const Exchange>(std::move(ex)));
-    registry.record_span(span);  // every request counts, sampled or not
+    auto shared = std::make_shared<const Exchange>(std::move(ex));
+    trace::Span span = record_metrics ? spans.build(std::move(shared))
+                                      : spans.build_deferred(std::move(shared));
+    if (record_metrics) registry.record_span(span);  // every request counts, sampled or not
     stitcher.add(std::move(span), now_wall);
   });
   conn::TrackerOutputs outputs = feed.outputs();

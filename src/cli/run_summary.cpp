@@ -1,10 +1,19 @@
 #include "cli/run_summary.h"
 
+#include <cstdio>
+
 namespace weft::cli {
 namespace {
 
 std::string n(uint64_t v) {
   return std::to_string(v);
+}
+
+// Four significant digits: 1, 0.5, 0.01234.
+std::string ratio(double r) {
+  char text[32];
+  std::snprintf(text, sizeof(text), "%.4g", r);
+  return text;
 }
 
 }  // namespace
@@ -52,7 +61,10 @@ std::string links_line(const trace::StitchCounters& s) {
          " event-loop-runtime=" + n(s.not_inferred_event_loop_runtime) +
          "; conflicts=" + n(s.conflicts) + " forced-early=" + n(s.forced_early) +
          " waited-for-parent=" + n(s.waited_for_parent) +
-         " start-bounded-by-child=" + n(s.start_bounded_by_child);
+         " start-bounded-by-child=" + n(s.start_bounded_by_child) +
+         // The root ratio in force at the end, and roots over --max-traces-per-second.
+         "; sampling: root ratio " + ratio(s.sampling_ratio) +
+         " rate-limited=" + n(s.traces_rate_limited);
 }
 
 std::string export_line(const exporter::QueueCounters& q, const std::string& last_error) {

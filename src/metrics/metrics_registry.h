@@ -40,6 +40,7 @@ struct SelfSnapshot {
   uint64_t spans_built = 0;
   uint64_t traces_sampled_out = 0;
   uint64_t spans_sampled_out = 0;
+  double trace_sampling_ratio = 1.0;                   // gauge: the root sampling ratio in force
   std::map<std::string, uint64_t> links;               // parent links by evidence
   std::map<std::string, uint64_t> links_not_inferred;  // inferred links refused, by reason
   uint64_t spans_exported = 0;

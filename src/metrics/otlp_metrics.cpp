@@ -144,7 +144,10 @@ PointDataAttributes self_point(const SelfMetric& m, const SelfMetricPoint& p, co
     return {std::move(attributes), std::move(sum)};
   }
   sdk::metrics::LastValuePointData last;
-  last.value_ = value;
+  if (m.kind == SelfMetricKind::Ratio)
+    last.value_ = p.ratio;
+  else
+    last.value_ = value;
   last.is_lastvalue_valid_ = true;
   last.sample_ts_ = times.now;
   return {std::move(attributes), std::move(last)};
@@ -156,8 +159,9 @@ std::vector<MetricData> self_metric_data(const MetricsSnapshot& snapshot, const 
     if (m.points.empty()) continue;  // e.g. no parse errors reported by any protocol yet
     auto type = m.kind == SelfMetricKind::Counter ? sdk::metrics::InstrumentType::kCounter
                                                   : sdk::metrics::InstrumentType::kObservableGauge;
-    MetricData data = metric_data(m.otel_name, m.description, m.unit, type,
-                                  sdk::metrics::InstrumentValueType::kLong, times);
+    auto value_type = m.kind == SelfMetricKind::Ratio ? sdk::metrics::InstrumentValueType::kDouble
+                                                      : sdk::metrics::InstrumentValueType::kLong;
+    MetricData data = metric_data(m.otel_name, m.description, m.unit, type, value_type, times);
     for (const SelfMetricPoint& p : m.points)
       data.point_data_attr_.push_back(self_point(m, p, times));
     out.push_back(std::move(data));

@@ -82,12 +82,20 @@ void append_durations(std::string& out, const FamilySeries& durations) {
     append_histogram(out, family, name, labels, histogram);
 }
 
+// The shortest text that reads back as the same double ("0.05", not "0.050000").
+std::string shortest(double v) {
+  char text[32];
+  auto [end, ec] = std::to_chars(text, text + sizeof(text), v);
+  return ec == std::errc() ? std::string(text, end) : std::to_string(v);
+}
+
 void append_self_metric(std::string& out, const SelfMetric& m) {
   append_family_header(out, m.prometheus_name, m.description,
                        m.kind == SelfMetricKind::Counter ? "counter" : "gauge");
   for (const auto& p : m.points) {
     std::string labels = m.label_key.empty() ? "" : label(m.label_key, p.label_value);
-    append_sample(out, m.prometheus_name, labels, std::to_string(p.value));
+    append_sample(out, m.prometheus_name, labels,
+                  m.kind == SelfMetricKind::Ratio ? shortest(p.ratio) : std::to_string(p.value));
   }
 }
 

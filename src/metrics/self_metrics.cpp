@@ -29,6 +29,14 @@ SelfMetric gauge(std::string otel_name, std::string prometheus_name, std::string
           {{"", value}}};
 }
 
+SelfMetric ratio_gauge(std::string otel_name, std::string prometheus_name, std::string description,
+                       double value) {
+  return {std::move(otel_name),   std::move(prometheus_name),
+          std::move(description), "1",
+          SelfMetricKind::Ratio,  "",
+          {{"", 0, value}}};
+}
+
 }  // namespace
 
 std::vector<SelfMetric> self_metrics(const SelfSnapshot& s, const SeriesOverflow& overflow) {
@@ -45,6 +53,10 @@ std::vector<SelfMetric> self_metrics(const SelfSnapshot& s, const SeriesOverflow
       counter("weft.spans", "Spans built, before sampling.", "{span}", s.spans_built),
       counter("weft.traces.sampled_out", "Traces the sampler did not keep.", "{trace}",
               s.traces_sampled_out),
+      ratio_gauge("weft.traces.sampling_ratio", "weft_traces_sampling_ratio",
+                  "The ratio root traces are kept at now: the configured ratio, or what "
+                  "--max-traces-per-second allows.",
+                  s.trace_sampling_ratio),
       labelled_counter("weft.links", "Parent links made, by evidence.", "{link}", "evidence",
                        s.links),
       labelled_counter("weft.links.not_inferred",

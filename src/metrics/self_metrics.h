@@ -10,11 +10,13 @@
 
 namespace weft::metrics {
 
-enum class SelfMetricKind { Counter, Gauge };
+// Ratio: a gauge whose value is a fraction (SelfMetricPoint::ratio), not a count.
+enum class SelfMetricKind { Counter, Gauge, Ratio };
 
 struct SelfMetricPoint {
   std::string label_value;  // empty when the metric has no label
   uint64_t value = 0;
+  double ratio = 0;  // Ratio metrics only
 };
 
 struct SelfMetric {

@@ -42,6 +42,7 @@ SelfSnapshot collect_self_snapshot(const capture::SourceStats& source,
   s.spans_built = stitch.spans - stitch.client_spans_deferred;
   s.traces_sampled_out = stitch.traces_sampled_out;
   s.spans_sampled_out = stitch.spans_sampled_out;
+  s.trace_sampling_ratio = stitch.sampling_ratio;
   s.links = {{"same_node", stitch.linked_same_node},
              {"wire", stitch.linked_wire},
              {"inferred", stitch.linked_inferred}};

@@ -99,6 +99,14 @@ struct SpanDescription {
   std::string outcome;
 };
 
+// What the trace stage needs of every exchange before sampling, cheaply (no attribute is
+// built): the span's kind and status and the trace context the request carried.
+struct SpanEssentials {
+  SpanKind kind = SpanKind::Internal;
+  StatusCode status = StatusCode::Unset;
+  const HeaderList* context_carrier = nullptr;  // as in SpanDescription
+};
+
 // A protocol: the parts its folder implements, called by every later stage through the members
 // below. Each folder builds one (a function-local static) from its own functions.
 class Protocol {
@@ -114,6 +122,9 @@ class Protocol {
     // Span name, kind, attributes (per the protocol's semantic conventions), status, context.
     void (*describe)(const Exchange& exchange, const DescribeOptions& options,
                      SpanDescription& out);
+    // The same kind, status and context as describe() gives, without the rest: describe() is
+    // then called only for spans that are exported. Optional (null: describe() every span).
+    void (*essentials)(const Exchange& exchange, SpanEssentials& out) = nullptr;
     // The duration families server and client spans record into (null: none).
     const MetricFamily& (*server_family)();
     const MetricFamily& (*client_family)();
@@ -134,6 +145,12 @@ class Protocol {
   void describe(const Exchange& exchange, const DescribeOptions& options,
                 SpanDescription& out) const {
     parts_.describe(exchange, options, out);
+  }
+  // False when the protocol has no essentials part.
+  bool essentials(const Exchange& exchange, SpanEssentials& out) const {
+    if (!parts_.essentials) return false;
+    parts_.essentials(exchange, out);
+    return true;
   }
   // Every duration family this protocol records, and the one spans of `kind` record into
   // (null: none).

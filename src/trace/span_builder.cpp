@@ -14,6 +14,9 @@ std::string basename_of(const std::string& path) {
   return slash == std::string::npos ? path : path.substr(slash + 1);
 }
 
+// HTTP client spans have up to 20 attributes, server spans up to 19.
+constexpr size_t kAttributesPerSpan = 20;
+
 void add(std::vector<Attribute>& attrs, std::string key, AttributeValue value) {
   attrs.push_back({std::move(key), std::move(value)});
 }
@@ -56,23 +59,48 @@ std::shared_ptr<const Resource> SpanBuilder::resource_for(const ConnectionInfo& 
 }
 
 Span SpanBuilder::build(std::shared_ptr<const Exchange> ex) {
+  Span s = build_deferred(std::move(ex));
+  describe(s);
+  return s;
+}
+
+Span SpanBuilder::build_deferred(std::shared_ptr<const Exchange> ex) {
   const ConnectionInfo& c = *ex->connection;
-  protocols::SpanDescription d;
-  ex->protocol->describe(*ex, describe_options_, d);
   Span s;
-  s.name = std::move(d.name);
-  s.kind = d.kind;
-  s.status = d.status;
-  s.attributes = std::move(d.attributes);
-  s.outcome = std::move(d.outcome);
-  s.metric_family = ex->protocol->metric_family(d.kind);
-  if (d.context_carrier) s.wire = extract_context(*d.context_carrier);
-  if (c.capture_degraded) add(s.attributes, "weft.capture.degraded", true);
+  protocols::SpanEssentials e;
+  if (ex->protocol->essentials(*ex, e)) {
+    s.kind = e.kind;
+    s.status = e.status;
+    if (e.context_carrier) s.wire = extract_context(*e.context_carrier);
+  } else {
+    s.exchange = ex;
+    describe(s);
+  }
+  s.metric_family = ex->protocol->metric_family(s.kind);
   s.start_ns = ex->request.start_ns + c.wall_offset_ns;
   s.end_ns = std::max(ex->response.end_ns, ex->request.start_ns) + c.wall_offset_ns;
   s.resource = resource_for(c);
   s.exchange = std::move(ex);
   return s;
+}
+
+void SpanBuilder::describe(Span& s) const {
+  if (!s.name.empty()) return;
+  const Exchange& ex = *s.exchange;
+  protocols::SpanDescription d;
+  // Room for a protocol's attributes at once: growing one at a time moves every string 4 times.
+  d.attributes.reserve(kAttributesPerSpan + s.attributes.size() + 1);
+  ex.protocol->describe(ex, describe_options_, d);
+  s.name = d.name.empty() ? std::string(ex.protocol->name()) : std::move(d.name);
+  s.kind = d.kind;
+  s.status = d.status;
+  if (!s.wire && d.context_carrier) s.wire = extract_context(*d.context_carrier);
+  s.outcome = std::move(d.outcome);
+  // What the stitcher added before (weft.start_bounded_by_child) follows the protocol's own.
+  d.attributes.insert(d.attributes.end(), std::make_move_iterator(s.attributes.begin()),
+                      std::make_move_iterator(s.attributes.end()));
+  s.attributes = std::move(d.attributes);
+  if (ex.connection->capture_degraded) add(s.attributes, "weft.capture.degraded", true);
 }
 
 }  // namespace weft::trace

@@ -24,8 +24,16 @@ class SpanBuilder {
  public:
   explicit SpanBuilder(SpanOptions options);
 
-  // A span without ids: the stitcher gives it its place in a trace.
+  // A span without ids: the stitcher gives it its place in a trace. Described in full.
   Span build(std::shared_ptr<const Exchange> exchange);
+  // What the stitcher and the sampler need (kind, status, times, resource, wire context,
+  // metric family), without name and attributes: describe() adds those to spans that will be
+  // exported (the stitcher's SpanDescriber). A protocol without an essentials part is
+  // described here already.
+  Span build_deferred(std::shared_ptr<const Exchange> exchange);
+  // Name, attributes and outcome from the exchange's protocol; nothing when already described
+  // (a described span always has a name).
+  void describe(Span& span) const;
 
  private:
   std::shared_ptr<const Resource> resource_for(const ConnectionInfo& c);

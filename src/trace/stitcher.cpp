@@ -6,35 +6,76 @@
 namespace weft::trace {
 namespace {
 
-// The same request bytes seen from either end: client endpoint, server endpoint, TCP
-// sequence number of the request's first byte.
-std::string bytes_key(const Endpoint& client, const Endpoint& server, uint32_t seq) {
-  std::string key(16 + 2 + 16 + 2 + 4, '\0');
-  char* p = key.data();
-  std::memcpy(p, client.addr.data(), 16);
-  std::memcpy(p + 16, &client.port, 2);
-  std::memcpy(p + 18, server.addr.data(), 16);
-  std::memcpy(p + 34, &server.port, 2);
-  std::memcpy(p + 36, &seq, 4);
-  return key;
-}
-
 constexpr size_t kMaxServersPerThread = 1024;
 
-// Spans leave roughly in arrival order, so the entry is usually at the front.
-void erase_value(std::deque<uint64_t>& q, uint64_t x) {
-  if (!q.empty() && q.front() == x) {
-    q.pop_front();
-    return;
-  }
-  auto it = std::find(q.begin(), q.end(), x);
-  if (it != q.end()) q.erase(it);
+uint64_t mix(uint64_t x) {  // splitmix64's finaliser
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ull;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+uint64_t load64(const uint8_t* p) {
+  uint64_t v;
+  std::memcpy(&v, p, 8);
+  return v;
 }
 
 }  // namespace
 
-Stitcher::Stitcher(StitchConfig config, TraceSink sink)
-    : config_(std::move(config)), sink_(std::move(sink)), rng_(std::random_device{}()) {}
+size_t Stitcher::BytesKeyHash::operator()(const BytesKey& k) const {
+  uint64_t h = mix(load64(k.client_addr.data()) ^ load64(k.client_addr.data() + 8) * 3);
+  h = mix(h ^ load64(k.server_addr.data()) ^ load64(k.server_addr.data() + 8) * 5);
+  return mix(h ^ (uint64_t{k.client_port} << 48 | uint64_t{k.server_port} << 32 | k.seq));
+}
+
+namespace {
+
+Stitcher::BytesKey bytes_key(const Endpoint& client, const Endpoint& server, uint32_t seq) {
+  return {client.addr, server.addr, client.port, server.port, seq};
+}
+
+}  // namespace
+
+Stitcher::Stitcher(StitchConfig config, TraceSink sink, SpanDescriber describe)
+    : config_(std::move(config)),
+      sink_(std::move(sink)),
+      describe_(std::move(describe)),
+      sampler_(config_.sampler),
+      rng_(std::random_device{}()) {
+  counters_.sampling_ratio = sampler_.effective_ratio();
+}
+
+Stitcher::Node* Stitcher::find(uint64_t id) {
+  uint32_t slot = static_cast<uint32_t>(id) - 1;
+  if (slot >= slots_.size() || slots_[slot].id != id || id == 0) return nullptr;
+  return &slots_[slot];
+}
+
+const Stitcher::Node* Stitcher::find(uint64_t id) const {
+  return const_cast<Stitcher*>(this)->find(id);
+}
+
+// Invalidates references to nodes when the slots grow: take them after this.
+uint64_t Stitcher::allocate() {
+  uint32_t slot;
+  // Entries past the end were trimmed away with the slots they name.
+  while (!free_slots_.empty() && free_slots_.top() >= slots_.size()) free_slots_.pop();
+  if (!free_slots_.empty()) {
+    slot = free_slots_.top();
+    free_slots_.pop();
+  } else {
+    slot = static_cast<uint32_t>(slots_.size());
+    slots_.emplace_back();
+  }
+  uint32_t sequence = next_sequence_++;
+  if (next_sequence_ == 0) next_sequence_ = 1;
+  uint64_t id = uint64_t{sequence} << 32 | (slot + 1);
+  slots_[slot].id = id;
+  ++live_;
+  return id;
+}
 
 TraceId Stitcher::new_trace_id() {
   TraceId id{};
@@ -56,8 +97,8 @@ SpanId Stitcher::new_span_id() {
 }
 
 void Stitcher::link(uint64_t child, uint64_t parent) {
-  nodes_[child].parent = parent;
-  nodes_[parent].children.push_back(child);
+  at(child).parent = parent;
+  at(parent).children.push_back(child);
 }
 
 // The kernel reports a send when it returns: a request written by one long blocking send is
@@ -66,8 +107,8 @@ void Stitcher::link(uint64_t child, uint64_t parent) {
 void Stitcher::link_same_node(uint64_t server, uint64_t client) {
   link(server, client);
   ++counters_.linked_same_node;
-  Span& call = nodes_[client].span;
-  const Span& child = nodes_[server].span;
+  Span& call = at(client).span;
+  const Span& child = at(server).span;
   if (call.start_ns <= child.start_ns) return;
   call.start_ns = child.start_ns;
   call.attributes.push_back({"weft.start_bounded_by_child", true});
@@ -98,6 +139,7 @@ void Stitcher::count_refusal(Distrust reason) {
 
 void Stitcher::add(Span&& span, uint64_t now_ns) {
   ++counters_.spans;
+  clock_ns_ = std::max(clock_ns_, now_ns);
   const Exchange& ex = *span.exchange;
   const ConnectionInfo& c = *ex.connection;
   bool client = span.kind == SpanKind::Client;
@@ -109,8 +151,8 @@ void Stitcher::add(Span&& span, uint64_t now_ns) {
     return;
   }
 
-  uint64_t id = next_id_++;
-  Node& node = nodes_[id];
+  uint64_t id = allocate();
+  Node& node = at(id);
   node.span = std::move(span);
   node.span.span_id = new_span_id();
   node.ready_at = now_ns + config_.wait_ns;
@@ -125,8 +167,8 @@ void Stitcher::add(Span&& span, uint64_t now_ns) {
     node.same_node_key = bytes_key(c.local, c.remote, ex.request.tcp_seq);
     clients_by_bytes_[node.same_node_key] = id;
     auto server = servers_by_bytes_.find(node.same_node_key);
-    if (server != servers_by_bytes_.end() && nodes_[server->second].parent == 0 &&
-        !nodes_[server->second].resolved)
+    if (server != servers_by_bytes_.end() && at(server->second).parent == 0 &&
+        !at(server->second).resolved)
       link_same_node(server->second, id);
     evidence_.client_exchange(ex);
   } else {
@@ -144,10 +186,10 @@ void Stitcher::add(Span&& span, uint64_t now_ns) {
     }
   }
 
-  while (nodes_.size() > config_.max_pending_spans && !by_arrival_.empty()) {
+  while (live_ > config_.max_pending_spans && !by_arrival_.empty()) {
     uint64_t oldest = by_arrival_.front();
     by_arrival_.pop_front();
-    if (!nodes_.contains(oldest)) continue;
+    if (!find(oldest)) continue;
     ++counters_.forced_early;
     resolve(oldest);
     try_flush_from(oldest);
@@ -159,7 +201,9 @@ bool Stitcher::server_on_thread_holds(uint64_t thread_key, uint64_t mono_ns) {
   auto it = servers_by_thread_.find(thread_key);
   if (it == servers_by_thread_.end()) return false;
   return std::any_of(it->second.begin(), it->second.end(), [&](uint64_t sid) {
-    const Exchange& s = *nodes_[sid].span.exchange;
+    const Node* server = find(sid);
+    if (!server) return false;  // gone already
+    const Exchange& s = *server->span.exchange;
     return s.request.start_ns <= mono_ns && mono_ns <= s.response.end_ns;
   });
 }
@@ -175,7 +219,9 @@ void Stitcher::infer_parent(uint64_t id, Node& client) {
     // candidates already make the answer "ambiguous".
     const auto& on_thread = it->second;
     for (auto sid = on_thread.rbegin(); sid != on_thread.rend() && candidates < 2; ++sid) {
-      const Exchange& s = *nodes_[*sid].span.exchange;
+      const Node* server = find(*sid);
+      if (!server) continue;  // gone already
+      const Exchange& s = *server->span.exchange;
       if (s.request.start_ns <= ex.request.start_ns && ex.request.start_ns <= s.response.start_ns) {
         found = *sid;
         ++candidates;
@@ -204,19 +250,21 @@ void Stitcher::infer_parent(uint64_t id, Node& client) {
 }
 
 void Stitcher::resolve(uint64_t id) {
-  Node& node = nodes_[id];
+  Node& node = at(id);
   if (node.resolved) return;
   if (node.span.kind == SpanKind::Server) {
     // Calls this server made must find their parent before it leaves: they normally resolve
     // first (they complete first), but not when exchanges arrive out of completion order.
     const Exchange& ex = *node.span.exchange;
     uint64_t key = node.thread_key;
-    if (key && clients_by_thread_.contains(key)) {
+    if (auto on_thread = key ? clients_by_thread_.find(key) : clients_by_thread_.end();
+        on_thread != clients_by_thread_.end()) {
       std::vector<uint64_t> calls;
-      for (uint64_t cid : clients_by_thread_[key]) {
-        const Node& c = nodes_[cid];
-        uint64_t start = c.span.exchange->request.start_ns;
-        if (!c.resolved && ex.request.start_ns <= start && start <= ex.response.start_ns)
+      for (uint64_t cid : on_thread->second) {
+        const Node* c = find(cid);
+        if (!c) continue;  // gone already
+        uint64_t start = c->span.exchange->request.start_ns;
+        if (!c->resolved && ex.request.start_ns <= start && start <= ex.response.start_ns)
           calls.push_back(cid);
       }
       for (uint64_t cid : calls) resolve(cid);
@@ -231,16 +279,16 @@ void Stitcher::resolve(uint64_t id) {
 }
 
 bool Stitcher::subtree_resolved(uint64_t id) const {
-  const Node& node = nodes_.at(id);
+  const Node& node = *find(id);
   if (!node.resolved) return false;
   return std::all_of(node.children.begin(), node.children.end(),
                      [this](uint64_t c) { return subtree_resolved(c); });
 }
 
 void Stitcher::try_flush_from(uint64_t id) {
-  if (!nodes_.contains(id)) return;
+  if (!find(id)) return;
   uint64_t root = id;
-  while (nodes_[root].parent != 0) root = nodes_[root].parent;
+  while (at(root).parent != 0) root = at(root).parent;
   if (subtree_resolved(root)) emit(root);
 }
 
@@ -259,15 +307,20 @@ bool Stitcher::parent_still_open(const Node& client, uint64_t now_ns) {
 }
 
 void Stitcher::flush_ready(uint64_t now_ns) {
+  if (now_ns != UINT64_MAX) {
+    clock_ns_ = std::max(clock_ns_, now_ns);
+    sampler_.advance(clock_ns_);
+    counters_.sampling_ratio = sampler_.effective_ratio();
+  }
   while (!by_arrival_.empty()) {
     uint64_t id = by_arrival_.front();
-    auto it = nodes_.find(id);
-    if (it != nodes_.end() && it->second.ready_at > now_ns) return;
+    Node* node = find(id);
+    if (node && node->ready_at > now_ns) return;
     by_arrival_.pop_front();
-    if (it == nodes_.end()) continue;
-    if (parent_still_open(it->second, now_ns)) {
+    if (!node) continue;
+    if (parent_still_open(*node, now_ns)) {
       ++counters_.waited_for_parent;
-      it->second.ready_at = now_ns + config_.wait_ns;
+      node->ready_at = now_ns + config_.wait_ns;
       by_arrival_.push_back(id);
       continue;
     }
@@ -283,17 +336,17 @@ void Stitcher::flush_all() {
 
 void Stitcher::emit(uint64_t root_id) {
   // Depth-first from the root (pre-order): ids, parents and the trace id flow down.
-  std::vector<uint64_t> order;
-  std::vector<uint64_t> stack{root_id};
-  while (!stack.empty()) {
-    uint64_t id = stack.back();
-    stack.pop_back();
-    order.push_back(id);
-    const auto& kids = nodes_[id].children;
-    for (auto it = kids.rbegin(); it != kids.rend(); ++it) stack.push_back(*it);
+  order_.clear();
+  stack_.assign(1, root_id);
+  while (!stack_.empty()) {
+    uint64_t id = stack_.back();
+    stack_.pop_back();
+    order_.push_back(id);
+    const auto& kids = at(id).children;
+    for (auto it = kids.rbegin(); it != kids.rend(); ++it) stack_.push_back(*it);
   }
 
-  Span& root = nodes_[root_id].span;
+  Span& root = at(root_id).span;
   if (root.wire) {
     root.trace_id = root.wire->trace_id;
     root.parent_span_id = root.wire->span_id;
@@ -303,10 +356,10 @@ void Stitcher::emit(uint64_t root_id) {
   }
   bool any_error = false;
   uint64_t slowest = 0;
-  for (uint64_t id : order) {
-    Node& n = nodes_[id];
+  for (uint64_t id : order_) {
+    Node& n = at(id);
     if (n.parent) {
-      const Span& parent = nodes_[n.parent].span;
+      const Span& parent = at(n.parent).span;
       n.span.trace_id = parent.trace_id;
       n.span.parent_span_id = parent.span_id;
       n.span.tracestate = parent.tracestate;
@@ -316,37 +369,55 @@ void Stitcher::emit(uint64_t root_id) {
     any_error |= n.span.status == StatusCode::Error;
     slowest = std::max(slowest, n.span.end_ns - n.span.start_ns);
   }
-  SampleDecision decision = decide(config_.sampler, root, any_error, slowest);
-  Trace trace;
-  if (decision.keep) trace.spans.reserve(order.size());
-  for (uint64_t id : order) {
-    if (decision.keep) trace.spans.push_back(std::move(nodes_[id].span));
-    forget(id);
-  }
+  uint64_t limited_before = sampler_.rate_limited();
+  SampleDecision decision = sampler_.decide(root, any_error, slowest, clock_ns_);
+  counters_.traces_rate_limited += sampler_.rate_limited() - limited_before;
+  counters_.sampling_ratio = sampler_.effective_ratio();
   if (!decision.keep) {
+    // Never described: a span sampled out costs no attributes.
+    for (uint64_t id : order_) forget(id);
     ++counters_.traces_sampled_out;
-    counters_.spans_sampled_out += order.size();
+    counters_.spans_sampled_out += order_.size();
     return;
+  }
+  Trace trace;
+  trace.spans.reserve(order_.size());
+  for (uint64_t id : order_) {
+    Span& span = at(id).span;
+    if (describe_) describe_(span);
+    trace.spans.push_back(std::move(span));
+    forget(id);
   }
   ++counters_.traces_exported;
   sink_(std::move(trace));
 }
 
 void Stitcher::forget(uint64_t id) {
-  auto it = nodes_.find(id);
-  if (it == nodes_.end()) return;
-  Node& n = it->second;
+  Node* found = find(id);
+  if (!found) return;
+  Node& n = *found;
   auto& index = n.span.kind == SpanKind::Client ? clients_by_bytes_ : servers_by_bytes_;
   if (auto k = index.find(n.same_node_key); k != index.end() && k->second == id) index.erase(k);
-  if (n.thread_key) {
-    auto& by_thread = n.span.kind == SpanKind::Client ? clients_by_thread_ : servers_by_thread_;
-    auto t = by_thread.find(n.thread_key);
-    if (t != by_thread.end()) {
-      erase_value(t->second, id);
-      if (t->second.empty()) by_thread.erase(t);
-    }
+  auto& by_thread = n.span.kind == SpanKind::Client ? clients_by_thread_ : servers_by_thread_;
+  uint64_t thread_key = n.thread_key;
+  // The slot keeps its vectors' capacity for the next node.
+  n.id = 0;
+  n.span = Span{};
+  n.resolved = false;
+  n.parent = 0;
+  n.children.clear();
+  n.thread_key = 0;
+  free_slots_.push(static_cast<uint32_t>(id) - 1);
+  --live_;
+  // Free slots at the back are given back: after a burst the vector shrinks to what is live.
+  while (!slots_.empty() && slots_.back().id == 0) slots_.pop_back();
+  if (slots_.capacity() > 4096 && slots_.size() < slots_.capacity() / 4) slots_.shrink_to_fit();
+  // Spans leave roughly in arrival order: ids of spans gone are dropped from the front of
+  // their thread's queue, and skipped where a later one left first (never searched for).
+  if (auto t = thread_key ? by_thread.find(thread_key) : by_thread.end(); t != by_thread.end()) {
+    while (!t->second.empty() && !find(t->second.front())) t->second.pop_front();
+    if (t->second.empty()) by_thread.erase(t);
   }
-  nodes_.erase(it);
 }
 
 }  // namespace weft::trace

@@ -11,10 +11,11 @@
 // Spans wait `wait_ns` for late evidence; a trace leaves when all its spans have waited.
 #pragma once
 
+#include <array>
 #include <deque>
 #include <functional>
+#include <queue>
 #include <random>
-#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -53,10 +54,13 @@ struct StitchCounters {
       0;                                // the executable runs an event loop (Node.js, nginx)
   uint64_t start_bounded_by_child = 0;  // client spans whose start was moved to their child's start
   uint64_t client_spans_deferred =
-      0;                           // the request carried context: the caller's span stands for it
-  uint64_t conflicts = 0;          // wire context disagreeing with stronger evidence
-  uint64_t forced_early = 0;       // resolved before their wait to stay within max_pending_spans
-  uint64_t waited_for_parent = 0;  // client calls held past their wait for a request still open
+      0;                             // the request carried context: the caller's span stands for it
+  uint64_t conflicts = 0;            // wire context disagreeing with stronger evidence
+  uint64_t forced_early = 0;         // resolved before their wait to stay within max_pending_spans
+  uint64_t waited_for_parent = 0;    // client calls held past their wait for a request still open
+  uint64_t traces_rate_limited = 0;  // roots the ratio kept but --max-traces-per-second refused
+  // The ratio root traces are kept at now (the configured one, or what the rate limit allows).
+  double sampling_ratio = 1.0;
 };
 
 struct Trace {
@@ -64,10 +68,13 @@ struct Trace {
 };
 
 using TraceSink = std::function<void(Trace&&)>;
+// Completes a span of a kept trace before it leaves (SpanBuilder::describe: name, attributes):
+// spans of traces sampled out are never described.
+using SpanDescriber = std::function<void(Span&)>;
 
 class Stitcher {
  public:
-  Stitcher(StitchConfig config, TraceSink sink);
+  Stitcher(StitchConfig config, TraceSink sink, SpanDescriber describe = {});
 
   // `now_ns`: the pipeline's current wall time (kernel time converted), not the span's.
   void add(Span&& span, uint64_t now_ns);
@@ -85,20 +92,42 @@ class Stitcher {
   void flush_all();
 
   const StitchCounters& counters() const { return counters_; }
-  size_t pending() const { return nodes_.size(); }
+  size_t pending() const { return live_; }
+
+  // The same request bytes seen from either end: client endpoint, server endpoint, TCP
+  // sequence number of the request's first byte.
+  struct BytesKey {
+    std::array<uint8_t, 16> client_addr;
+    std::array<uint8_t, 16> server_addr;
+    uint16_t client_port;
+    uint16_t server_port;
+    uint32_t seq;
+    bool operator==(const BytesKey&) const = default;
+  };
+  struct BytesKeyHash {
+    size_t operator()(const BytesKey& k) const;
+  };
 
  private:
   struct Node {
+    uint64_t id = 0;  // 0: a free slot
     Span span;
     uint64_t ready_at = 0;
     uint64_t arrived_at = 0;
     bool resolved = false;
     uint64_t parent = 0;  // node id, 0: none inside weft
     std::vector<uint64_t> children;
-    std::string same_node_key;
+    BytesKey same_node_key{};
     uint64_t thread_key = 0;  // pid << 32 | tid: the serving thread (thread-per-request server
                               // spans) or the calling thread (client spans)
   };
+
+  // Nodes live in reused slots: an id is the slot (low 32 bits, plus one) and a sequence
+  // number (high 32 bits), so an id left behind in a queue never names the slot's next node.
+  Node* find(uint64_t id);
+  const Node* find(uint64_t id) const;
+  Node& at(uint64_t id) { return *find(id); }
+  uint64_t allocate();
 
   void link(uint64_t child, uint64_t parent);
   void link_same_node(uint64_t server, uint64_t client);
@@ -116,12 +145,21 @@ class Stitcher {
 
   StitchConfig config_;
   TraceSink sink_;
+  SpanDescriber describe_;
+  Sampler sampler_;
+  uint64_t clock_ns_ = 0;  // the pipeline's latest wall time: the sampler's clock
   std::mt19937_64 rng_;
-  uint64_t next_id_ = 1;
-  std::unordered_map<uint64_t, Node> nodes_;
+  uint32_t next_sequence_ = 1;
+  std::vector<Node> slots_;
+  // Free slots, lowest first: nodes gather at the front, so the slots a burst added are freed
+  // from the back once it has passed (see forget) instead of being kept for good.
+  std::priority_queue<uint32_t, std::vector<uint32_t>, std::greater<>> free_slots_;
+  size_t live_ = 0;
+  std::vector<uint64_t> order_;  // emit's scratch space, kept to avoid allocating per trace
+  std::vector<uint64_t> stack_;
   std::deque<uint64_t> by_arrival_;
-  std::unordered_map<std::string, uint64_t> clients_by_bytes_;
-  std::unordered_map<std::string, uint64_t> servers_by_bytes_;
+  std::unordered_map<BytesKey, uint64_t, BytesKeyHash> clients_by_bytes_;
+  std::unordered_map<BytesKey, uint64_t, BytesKeyHash> servers_by_bytes_;
   // Server spans per serving thread, oldest first. Bounded: an event-loop thread serving
   // thousands of requests a second would otherwise make every inference a long scan.
   std::unordered_map<uint64_t, std::deque<uint64_t>> servers_by_thread_;

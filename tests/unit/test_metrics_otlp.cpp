@@ -220,6 +220,7 @@ TEST_CASE("otlp metrics: weft's own counters are monotonic cumulative sums, gaug
   self.spans_dropped_queue_full = 5;
   self.export_queue_spans = 9;
   self.export_queue_bytes = 4096;
+  self.trace_sampling_ratio = 0.25;
   registry.set_self(self);
   OtlpMetricsOptions o = options();
   o.self_service_name = "weft-node-agent";
@@ -264,15 +265,22 @@ TEST_CASE("otlp metrics: weft's own counters are monotonic cumulative sums, gaug
   const auto* queue_spans = find_metric(*weft, "weft.export.queue.spans");
   REQUIRE(queue_spans);
   CHECK(queue_spans->has_gauge());
+  // A ratio is a gauge of a fraction, not a count.
+  const auto* ratio = find_metric(*weft, "weft.traces.sampling_ratio");
+  REQUIRE(ratio);
+  REQUIRE(ratio->has_gauge());
+  CHECK(ratio->unit() == "1");
+  REQUIRE(ratio->gauge().data_points_size() == 1);
+  CHECK(ratio->gauge().data_points(0).as_double() == 0.25);
 
   // No protocol reported parse errors: a metric without points has no type, so it is left out.
   CHECK_FALSE(find_metric(*weft, "weft.parse_errors"));
   CHECK(metric_names(*weft) ==
-        std::vector<std::string>{"weft.events", "weft.events.lost", "weft.connections.evicted",
-                                 "weft.spans", "weft.traces.sampled_out", "weft.spans.exported",
-                                 "weft.spans.dropped", "weft.export.failures",
-                                 "weft.export.retries", "weft.export.queue.spans",
-                                 "weft.export.queue.bytes", "weft.metric.series_overflow"});
+        std::vector<std::string>{
+            "weft.events", "weft.events.lost", "weft.connections.evicted", "weft.spans",
+            "weft.traces.sampled_out", "weft.traces.sampling_ratio", "weft.spans.exported",
+            "weft.spans.dropped", "weft.export.failures", "weft.export.retries",
+            "weft.export.queue.spans", "weft.export.queue.bytes", "weft.metric.series_overflow"});
 }
 
 TEST_CASE("otlp metrics: the request serializes and parses back") {

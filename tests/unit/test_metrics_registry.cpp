@@ -240,6 +240,7 @@ TEST_CASE("metrics: the exposition of a small registry, line by line") {
   self.connections_evicted = 4;
   self.spans_built = 40;
   self.traces_sampled_out = 5;
+  self.trace_sampling_ratio = 0.05;
   self.spans_sampled_out = 6;
   self.spans_exported = 30;
   self.spans_dropped_queue_full = 1;
@@ -314,6 +315,10 @@ TEST_CASE("metrics: the exposition of a small registry, line by line") {
            "# HELP weft_traces_sampled_out_total Traces the sampler did not keep.",
            "# TYPE weft_traces_sampled_out_total counter",
            "weft_traces_sampled_out_total 5",
+           "# HELP weft_traces_sampling_ratio The ratio root traces are kept at now: the "
+           "configured ratio, or what --max-traces-per-second allows.",
+           "# TYPE weft_traces_sampling_ratio gauge",
+           "weft_traces_sampling_ratio 0.05",
            "# HELP weft_links_total Parent links made, by evidence.",
            "# TYPE weft_links_total counter",
            "# HELP weft_links_not_inferred_total Calls a request on their thread could have held, "
@@ -380,6 +385,7 @@ TEST_CASE("metrics: the self snapshot gathers the pipeline's counters") {
   stitch.spans = 50;
   stitch.client_spans_deferred = 4;  // counted by the stitcher, never built
   stitch.traces_sampled_out = 4;
+  stitch.sampling_ratio = 0.125;
   stitch.spans_sampled_out = 12;
   exporter::QueueCounters queue;
   queue.spans_exported = 30;
@@ -406,6 +412,7 @@ TEST_CASE("metrics: the self snapshot gathers the pipeline's counters") {
   CHECK(s.connections_evicted == 0);
   CHECK(s.spans_built == 46);
   CHECK(s.traces_sampled_out == 4);
+  CHECK(s.trace_sampling_ratio == 0.125);
   CHECK(s.spans_sampled_out == 12);
   CHECK(s.spans_exported == 30);
   CHECK(s.spans_dropped_queue_full == 5);

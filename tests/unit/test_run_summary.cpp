@@ -71,7 +71,10 @@ TEST_CASE("run summary: links and export lines") {
         "inferred=8; not inferred: ambiguous=2 concurrent-requests=3 thread-hopping=4 "
         "opaque-server-traffic=5 calls-outside-requests=6 event-loop-runtime=11; conflicts=7 "
         "forced-early=8 "
-        "waited-for-parent=9 start-bounded-by-child=10");
+        "waited-for-parent=9 start-bounded-by-child=10; sampling: root ratio 1 rate-limited=0");
+  s.sampling_ratio = 0.0123456;
+  s.traces_rate_limited = 4;
+  CHECK(cli::links_line(s).ends_with("; sampling: root ratio 0.01235 rate-limited=4"));
   exporter::QueueCounters q;
   q.export_failures = 3;
   q.retries = 2;

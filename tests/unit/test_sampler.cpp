@@ -252,3 +252,163 @@ TEST_CASE("sampler: from the environment") {
     CHECK(c.ratio == 1.0);
   }
 }
+
+// --- adaptive root ratio (--max-traces-per-second), on a clock the test moves ---
+
+namespace {
+
+constexpr uint64_t kSecond = 1'000'000'000;
+
+// Random trace ids, the way the stitcher makes them for roots.
+struct Ids {
+  std::mt19937_64 rng{20261202};
+  TraceId next() {
+    TraceId id{};
+    uint64_t a = rng(), b = rng();
+    for (int j = 0; j < 8; ++j) {
+      id[j] = static_cast<uint8_t>(a >> (8 * j));
+      id[8 + j] = static_cast<uint8_t>(b >> (8 * j));
+    }
+    return id;
+  }
+};
+
+// `per_second` roots a second, evenly spaced, for `seconds` from `start`; returns how many
+// were kept and moves `start` past them.
+int offer(AdaptiveRatio& a, Ids& ids, uint64_t& start, int per_second, int seconds) {
+  int kept = 0;
+  for (int s = 0; s < seconds; ++s) {
+    for (int i = 0; i < per_second; ++i)
+      kept += a.keep(ids.next(), start + static_cast<uint64_t>(i) * kSecond / per_second);
+    start += kSecond;
+  }
+  return kept;
+}
+
+}  // namespace
+
+TEST_CASE("adaptive ratio: a flood of roots lowers the ratio to the limit") {
+  AdaptiveRatio a(50, 1.0);
+  Ids ids;
+  uint64_t now = 1000 * kSecond;
+  CHECK(a.ratio() == 1.0);
+  // First second of the flood: the ratio has not seen it yet; the bucket (full, one second's
+  // allowance, refilled at 50 a second) holds it to about twice the limit.
+  int first = offer(a, ids, now, 5000, 1);
+  CHECK(first <= 101);
+  CHECK(first >= 95);
+  CHECK(a.rate_limited() > 4000);
+  // From then on the ratio is about 50/5000 and about 50 a second are kept.
+  int later = offer(a, ids, now, 5000, 10);
+  INFO("kept " << later << " in 10 s, ratio " << a.ratio());
+  CHECK(a.ratio() == doctest::Approx(0.01).epsilon(0.05));
+  CHECK(later >= 400);
+  CHECK(later <= 510);
+}
+
+TEST_CASE("adaptive ratio: rises again when load falls, at most doubling per interval") {
+  AdaptiveRatio a(50, 1.0);
+  Ids ids;
+  uint64_t now = 0;
+  offer(a, ids, now, 5000, 3);
+  double flooded = a.ratio();
+  CHECK(flooded < 0.02);
+  // Load falls to 20 roots a second: below the limit, so the ratio climbs back to 1, by at
+  // most a factor of two each second.
+  double previous = flooded;
+  for (int s = 0; s < 4; ++s) {
+    offer(a, ids, now, 20, 1);
+    a.keep(ids.next(), now);  // the next interval's first root closes the last one
+    CHECK(a.ratio() <= previous * 2.0 + 1e-12);
+    CHECK(a.ratio() > previous);
+    previous = a.ratio();
+  }
+  offer(a, ids, now, 20, 6);
+  CHECK(a.ratio() == 1.0);
+  // Everything is kept again.
+  CHECK(offer(a, ids, now, 20, 2) >= 39);
+}
+
+TEST_CASE("adaptive ratio: idle seconds raise the ratio without any root") {
+  AdaptiveRatio a(10, 1.0);
+  Ids ids;
+  uint64_t now = 0;
+  offer(a, ids, now, 1000, 2);
+  CHECK(a.ratio() < 0.02);
+  // Ten quiet seconds, then one root: the ratio has climbed back to its ceiling.
+  now += 10 * kSecond;
+  CHECK(a.keep(ids.next(), now));
+  CHECK(a.ratio() == 1.0);
+}
+
+TEST_CASE("adaptive ratio: never above the configured ratio") {
+  AdaptiveRatio a(1000, 0.25);
+  Ids ids;
+  uint64_t now = 0;
+  CHECK(a.ratio() == 0.25);
+  int kept = offer(a, ids, now, 400, 5);  // well below the limit
+  CHECK(a.ratio() == 0.25);
+  CHECK(std::abs(kept - 500) < 80);
+}
+
+TEST_CASE("sampler with a limit: errors, slow traces and decided parents are not limited") {
+  SamplerConfig c;  // parentbased_always_on
+  c.max_traces_per_second = 5;
+  c.keep_slower_than_ns = 1000;
+  Sampler s(c);
+  Ids ids;
+  uint64_t now = 0;
+  int kept_roots = 0, kept_errors = 0, kept_slow = 0, kept_parent = 0;
+  for (int i = 0; i < 3000; ++i) {
+    now += kSecond / 1000;  // 1000 roots a second for 3 s
+    Span root;
+    root.trace_id = ids.next();
+    kept_roots += s.decide(root, false, 10, now).keep;
+    if (i % 10 == 0) {
+      auto e = s.decide(root, true, 10, now);
+      kept_errors += e.keep && e.reason == SampleReason::Error;
+      auto slow = s.decide(root, false, 1000, now);
+      kept_slow += slow.keep && slow.reason == SampleReason::Slow;
+      Span child_of_wire = root_with_parent(true);
+      auto p = s.decide(child_of_wire, false, 10, now);
+      kept_parent += p.keep && p.reason == SampleReason::Parent;
+    }
+  }
+  CHECK(kept_errors == 300);
+  CHECK(kept_slow == 300);
+  CHECK(kept_parent == 300);
+  CHECK(kept_roots <= 3 * 5 + 5);
+  CHECK(s.effective_ratio() < 0.01);
+}
+
+TEST_CASE("sampler: effective ratio without a limit is the configured one") {
+  CHECK(Sampler(config("always_on")).effective_ratio() == 1.0);
+  CHECK(Sampler(config("parentbased_always_off")).effective_ratio() == 0.0);
+  CHECK(Sampler(config("traceidratio", 0.3)).effective_ratio() == 0.3);
+  SamplerConfig off = config("always_off");
+  off.max_traces_per_second = 10;  // a limit cannot raise a ratio of 0
+  Sampler s(off);
+  Ids ids;
+  for (int i = 0; i < 100; ++i)
+    CHECK_FALSE(s.decide(Span{.trace_id = ids.next()}, false, 0, i * kSecond).keep);
+}
+
+TEST_CASE("sampler: max traces per second from the environment and validation") {
+  SamplerConfig c;
+  c.max_traces_per_second = -1;
+  CHECK(validate(c) == "max traces per second must be a number from 0 (no limit) to 1e9");
+  c.max_traces_per_second = NAN;
+  CHECK_FALSE(validate(c).empty());
+  {
+    EnvVar m("WEFT_MAX_TRACES_PER_SECOND", "50");
+    SamplerConfig e;
+    CHECK(sampler_from_environment(e).empty());
+    CHECK(e.max_traces_per_second == 50);
+  }
+  {
+    EnvVar m("WEFT_MAX_TRACES_PER_SECOND", "lots");
+    SamplerConfig e;
+    CHECK(sampler_from_environment(e) ==
+          "WEFT_MAX_TRACES_PER_SECOND must be a number from 0 (no limit) to 1e9: lots");
+  }
+}

@@ -373,6 +373,47 @@ TEST_CASE("span builder: wire context from the request headers") {
   CHECK(s.tracestate.empty());
 }
 
+// What the stitcher and the sampler see before a trace is kept must be what the full
+// description says: kind, status (errors are kept), wire context, times, resource, family.
+TEST_CASE("span builder: a deferred span has the essentials, described later in full") {
+  SpanBuilder builder({});
+  std::vector<std::shared_ptr<Exchange>> exchanges;
+  for (int status : {200, 404, 500, 0}) {
+    exchanges.push_back(server_exchange("GET", "/items/7?q=1", status));
+    exchanges.push_back(client_exchange("POST", "/items", status));
+  }
+  exchanges.push_back(server_exchange(
+      "GET", "/", 200,
+      {{"traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}}));
+  for (const auto& ex : exchanges) {
+    INFO(to_string(ex->side) << " " << http_of(*ex).status);
+    Span full = builder.build(ex);
+    Span deferred = builder.build_deferred(ex);
+    CHECK(deferred.name.empty());
+    CHECK(deferred.attributes.empty());
+    CHECK(deferred.outcome.empty());
+    CHECK(deferred.kind == full.kind);
+    CHECK(deferred.status == full.status);
+    CHECK(deferred.wire.has_value() == full.wire.has_value());
+    if (full.wire) CHECK(deferred.wire->trace_id == full.wire->trace_id);
+    CHECK(deferred.start_ns == full.start_ns);
+    CHECK(deferred.end_ns == full.end_ns);
+    CHECK(deferred.resource == full.resource);
+    CHECK(deferred.metric_family == full.metric_family);
+    // Something the stitcher adds before the description stays.
+    deferred.attributes.push_back({"weft.start_bounded_by_child", true});
+    builder.describe(deferred);
+    CHECK(deferred.name == full.name);
+    CHECK(deferred.outcome == full.outcome);
+    std::vector<std::string> want = keys(full.attributes);
+    want.push_back("weft.start_bounded_by_child");
+    CHECK(keys(deferred.attributes) == want);
+    // Describing twice changes nothing.
+    builder.describe(deferred);
+    CHECK(keys(deferred.attributes) == want);
+  }
+}
+
 TEST_CASE("span builder: a service name given to weft names every process") {
   SpanBuilder builder({.service_name = "edge"});
   auto with_service = process(100, "/usr/local/bin/checkout", "checkout-svc", "checkout");

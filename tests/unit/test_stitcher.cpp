@@ -1,6 +1,7 @@
 // Spans -> traces: same-node evidence, wire context, thread inference, waiting and sampling.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <set>
 #include <string>
 #include <vector>
@@ -629,6 +630,67 @@ TEST_CASE("stitcher: sampling decides whole traces") {
     CHECK(c.traces_exported > 0);  // 2^-60 each way
     CHECK(c.traces_sampled_out > 0);
   }
+}
+
+// --max-traces-per-second: chains arriving far faster than the limit. Spans built deferred
+// (no name, no attributes) are described only when their trace is kept, and a trace leaves
+// whole or not at all; errors are kept whatever the limit.
+TEST_CASE("stitcher: a rate limit samples whole traces and describes only kept spans") {
+  StitchConfig config = StitchFixture::default_config();
+  config.sampler.max_traces_per_second = 10;
+  config.sampler.keep_errors = true;
+  std::vector<Trace> traces;
+  SpanBuilder builder{SpanOptions{}};
+  uint64_t described = 0;
+  Stitcher stitcher(
+      config, [&](Trace&& t) { traces.push_back(std::move(t)); },
+      [&](Span& s) {
+        ++described;
+        builder.describe(s);
+      });
+  const uint64_t kSecond = 1'000'000'000;
+  const int per_second = 200, seconds = 5;
+  int errors = 0;
+  for (int i = 0; i < per_second * seconds; ++i) {
+    Chain ch;
+    if (i % 50 == 7) {
+      http_of(*ch.bs).status = 500;  // deep down the chain
+      ++errors;
+    }
+    uint64_t now = static_cast<uint64_t>(i) * kSecond / per_second;
+    for (const auto& ex : ch.completion_order()) {
+      Span span = builder.build_deferred(ex);
+      CHECK(span.name.empty());
+      CHECK(span.attributes.empty());
+      stitcher.add(std::move(span), now);
+    }
+    stitcher.flush_all();  // each chain is its own trace (they share addresses and times)
+  }
+  const StitchCounters& c = stitcher.counters();
+  CHECK(c.traces_exported + c.traces_sampled_out == static_cast<uint64_t>(per_second * seconds));
+  CHECK(c.spans_sampled_out == 5 * c.traces_sampled_out);
+  // At most the limit each second plus the bucket's one second, and every error.
+  CHECK(c.traces_exported <= static_cast<uint64_t>(10 * (seconds + 1) + errors));
+  CHECK(c.traces_exported >= static_cast<uint64_t>(10 * (seconds - 2) + errors));
+  CHECK(c.sampling_ratio == doctest::Approx(10.0 / per_second).epsilon(0.2));
+  CHECK(described == 5 * c.traces_exported);
+  int kept_errors = 0;
+  for (const auto& t : traces) {
+    REQUIRE(t.spans.size() == 5);
+    for (const auto& s : t.spans) {
+      CHECK_FALSE(s.name.empty());
+      CHECK(find_attribute(s, "http.request.method"));
+    }
+    kept_errors += std::any_of(t.spans.begin(), t.spans.end(),
+                               [](const Span& s) { return s.status == StatusCode::Error; });
+  }
+  CHECK(kept_errors == errors);
+  // The load stops: the pipeline's clock alone raises the ratio back, a doubling a second.
+  uint64_t end = static_cast<uint64_t>(seconds) * kSecond;
+  stitcher.flush_ready(end + 2 * kSecond);
+  CHECK(stitcher.counters().sampling_ratio == doctest::Approx(4 * 10.0 / per_second).epsilon(0.3));
+  stitcher.flush_ready(end + 10 * kSecond);
+  CHECK(stitcher.counters().sampling_ratio == 1.0);
 }
 
 TEST_CASE("stitcher: flush_ready waits wait_ns after add") {

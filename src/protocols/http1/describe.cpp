@@ -49,6 +49,11 @@ std::optional<int64_t> content_length(const HeaderList& headers) {
 const std::vector<double> kHttpBuckets = {0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25,
                                           0.5,   0.75, 1,     2.5,  5,     7.5, 10};
 
+// 5xx is an error on both sides; 4xx only for the client (the server did its job).
+bool is_error(int status, bool server) {
+  return status >= 500 || (!server && status >= 400);
+}
+
 }  // namespace
 
 std::string redact_query(std::string_view query) {
@@ -127,13 +132,20 @@ void describe(const Exchange& ex, const DescribeOptions& options, SpanDescriptio
     add_attribute(a, "weft.http.headers_truncated", true);
   if (http.response_end_inferred) add_attribute(a, "weft.http.response_end_inferred", true);
 
-  // 5xx is an error on both sides; 4xx only for the client (the server did its job).
   int status = http.status;
   out.outcome = status ? std::to_string(status) : "-";
-  if (status >= 500 || (!server && status >= 400)) {
+  if (is_error(status, server)) {
     out.status = StatusCode::Error;
     add_attribute(a, "error.type", std::to_string(status));
   }
+}
+
+void essentials(const Exchange& ex, SpanEssentials& out) {
+  const HttpExchange& http = http_of(ex);
+  bool server = ex.side != Role::Client;
+  out.kind = server ? SpanKind::Server : SpanKind::Client;
+  out.context_carrier = &http.request_headers;
+  if (is_error(http.status, server)) out.status = StatusCode::Error;
 }
 
 const MetricFamily& server_duration_family() {

@@ -31,6 +31,7 @@ DetectResult detect(std::span<const uint8_t> bytes);
 std::unique_ptr<ProtocolHandler> create_handler(std::shared_ptr<const ConnectionInfo> connection,
                                                 bool requests_sent, ProtocolCounters& counters);
 void describe(const Exchange& exchange, const DescribeOptions& options, SpanDescription& out);
+void essentials(const Exchange& exchange, SpanEssentials& out);
 const MetricFamily& server_duration_family();
 const MetricFamily& client_duration_family();
 std::string render_text(const Exchange& exchange);

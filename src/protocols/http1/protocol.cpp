@@ -9,6 +9,7 @@ const Protocol& protocol() {
       .detect = http1::detect,
       .create = create_handler,
       .describe = http1::describe,
+      .essentials = http1::essentials,
       .server_family = server_duration_family,
       .client_family = client_duration_family,
       .render_text = http1::render_text,

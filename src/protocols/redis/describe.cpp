@@ -80,6 +80,11 @@ void describe(const Exchange& ex, const DescribeOptions& options, SpanDescriptio
   }
 }
 
+void essentials(const Exchange& ex, SpanEssentials& out) {
+  out.kind = ex.side != weft::Role::Client ? SpanKind::Server : SpanKind::Client;
+  if (redis_of(ex).is_error()) out.status = StatusCode::Error;
+}
+
 const MetricFamily& client_duration_family() {
   static const MetricFamily family{"db.client.operation.duration",
                                    "Duration of database client operations.",

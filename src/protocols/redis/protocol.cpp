@@ -9,6 +9,7 @@ const Protocol& protocol() {
       .detect = redis::detect,
       .create = create_handler,
       .describe = redis::describe,
+      .essentials = redis::essentials,
       .server_family = server_duration_family,
       .client_family = client_duration_family,
       .render_text = redis::render_text,
