@@ -4,8 +4,10 @@
 //   decode   every event decoded from its encoded bytes (the recording's and the ring's codec)
 //   order    + the reorder window (EventOrderer), as `weft run` releases events
 //   conn     + the connection tracker and the protocol parsers: exchanges (the default)
-//   span     + a span built for every exchange
-//   stitch   + the stitcher and the inference evidence (everything but metrics and export)
+//   span     + a span built for every exchange (what the stitcher and sampler need)
+//   stitch   + the stitcher and the inference evidence, and the description (name,
+//            attributes) of the spans of kept traces: all of them here (everything but
+//            metrics and export, as `weft run --metrics-address off`)
 //   metrics  + every span recorded in the request-duration histograms
 //   encode   + every finished trace encoded as OTLP/JSON lines (the otlp-file exporter, to
 //            /dev/null), on this thread
@@ -21,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "capture/event_codec.h"
 #include "capture/event_stream.h"
 #include "capture/record_file.h"
 #include "conn/connection_tracker.h"
@@ -57,22 +60,30 @@ struct Totals {
 void replay(const std::vector<std::vector<uint8_t>>& encoded, Stage until,
             weft::exporter::BatchExporter* encoder, Totals& totals) {
   std::vector<weft::trace::Trace> batch;
-  weft::trace::Stitcher stitcher({}, [&](weft::trace::Trace&& t) {
-    totals.spans_in_traces += t.spans.size();
-    if (!encoder) return;
-    batch.push_back(std::move(t));
-    if (batch.size() == 256) {
-      encoder->export_batch(batch);
-      batch.clear();
-    }
-  });
   weft::trace::SpanBuilder builder({});
+  // As `weft run` does: spans are described when built only where the duration metrics need
+  // their attributes; otherwise only when their trace is kept (every trace is, here).
+  const bool deferred = until != Stage::Metrics && until != Stage::Encode;
+  weft::trace::Stitcher stitcher(
+      {},
+      [&](weft::trace::Trace&& t) {
+        totals.spans_in_traces += t.spans.size();
+        if (!encoder) return;
+        batch.push_back(std::move(t));
+        if (batch.size() == 256) {
+          encoder->export_batch(batch);
+          batch.clear();
+        }
+      },
+      [&](weft::trace::Span& span) { builder.describe(span); });
   weft::metrics::MetricsRegistry registry;
   uint64_t now = 0;
   auto on_exchange = [&](weft::Exchange&& ex) {
     ++totals.exchanges;
     if (until < Stage::Span) return;
-    weft::trace::Span span = builder.build(std::make_shared<const weft::Exchange>(std::move(ex)));
+    auto shared = std::make_shared<const weft::Exchange>(std::move(ex));
+    weft::trace::Span span =
+        deferred ? builder.build_deferred(std::move(shared)) : builder.build(std::move(shared));
     if (until >= Stage::Metrics) registry.record_span(span);
     if (until >= Stage::Stitch) stitcher.add(std::move(span), now);
   };
@@ -89,16 +100,18 @@ void replay(const std::vector<std::vector<uint8_t>>& encoded, Stage until,
   };
   weft::capture::EventOrderer orderer(weft::capture::EventStream::kDefaultWindowNs);
   std::string error;
+  // One Event decoded into again and again, as the capture loop does: the orderer hands back a
+  // released one whose payload buffer the next record reuses.
+  weft::Event event;
   for (const auto& raw : encoded) {
-    auto event = weft::decode_event(raw, &error);
-    if (!event) continue;
+    if (!weft::decode_event_into(raw, event, &error)) continue;
     ++totals.events;
     if (until < Stage::Order) {
-      process(std::move(*event));
+      process(std::move(event));
       continue;
     }
-    uint64_t t = event->mono_ns;
-    orderer.push(std::move(*event));
+    uint64_t t = event.mono_ns;
+    orderer.push(std::move(event));
     if (t > weft::capture::EventStream::kDefaultWindowNs)
       orderer.release_older_than(t - weft::capture::EventStream::kDefaultWindowNs, process);
   }
