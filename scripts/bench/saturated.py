@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """What weft costs a saturated HTTP server, in one run (issue 11's first goal).
 
-    sudo scripts/bench/saturated.py [--weft build/weft] [--rounds 3] [--seconds 5]
+    sudo scripts/bench/saturated.py [--weft build/weft[,OLD/weft...]] [--rounds 3] [--seconds 5]
         [--exporters otlp-protobuf,otlp-file] [--connections 4] [-- extra weft run flags]
 
 wrk (one thread, --connections keep-alive connections) against a local nginx with one worker
@@ -14,7 +14,8 @@ machine noise hits both sides alike. For every traced run, in the same window:
   bpf ns/req   run time of all of weft's BPF programs (kernel.bpf_stats_enabled) per request
   exported     spans weft exported / server spans expected (one per request; the client spans
                of wrk's requests too: 2 per request), and what it lost (ring, export queue)
-Prints a table and one JSON object per run (--json).
+Several binaries (--weft NEW,OLD) are measured in the same rounds, each next to the same
+untraced run: new against old in one run. Prints a table and one JSON object per run (--json).
 """
 
 import argparse
@@ -43,8 +44,8 @@ def wrk(url, seconds, connections):
     return rate, requests
 
 
-def traced_round(args, nginx, sink, exporter, workdir):
-    weft = benchlib.Weft(args.weft, benchlib.exporter_args(exporter, workdir, sink) + args.extra)
+def traced_round(args, binary, nginx, sink, exporter, workdir):
+    weft = benchlib.Weft(binary, benchlib.exporter_args(exporter, workdir, sink) + args.extra)
     try:
         cpu0, bpf0 = weft.snapshot()
         rate, requests = wrk(nginx.url, args.seconds, args.connections)
@@ -56,6 +57,7 @@ def traced_round(args, nginx, sink, exporter, workdir):
     bpf = benchlib.bpf_delta(bpf0, bpf1)
     bpf_ns = sum(ns for ns, _ in bpf.values())
     return {
+        "weft": binary,
         "exporter": exporter,
         "rate": rate,
         "requests": requests,
@@ -80,6 +82,7 @@ def main():
     args = p.parse_args()
     benchlib.require_root()
     exporters = args.exporters.split(",")
+    binaries = args.weft.split(",")
 
     nginx = benchlib.Nginx()
     sink = benchlib.OtlpSink()
@@ -89,13 +92,13 @@ def main():
             for r in range(args.rounds):
                 untraced, _ = wrk(nginx.url, args.seconds, args.connections)
                 benchlib.log(f"round {r + 1}: untraced {untraced:.0f} req/s")
-                for exporter in exporters:
-                    run = traced_round(args, nginx, sink, exporter, nginx.dir)
+                for binary, exporter in ((b, e) for b in binaries for e in exporters):
+                    run = traced_round(args, binary, nginx, sink, exporter, nginx.dir)
                     run["untraced_rate"] = untraced
                     run["ratio"] = run["rate"] / untraced
                     runs.append(run)
                     benchlib.log(
-                        f"round {r + 1}: {exporter} {run['rate']:.0f} req/s, ratio "
+                        f"round {r + 1}: {binary} {exporter} {run['rate']:.0f} req/s, ratio "
                         f"{run['ratio']:.3f}, {run['cpu_us_per_request']:.2f} us CPU/req, "
                         f"{run['bpf_ns_per_request']:.0f} ns BPF/req"
                     )
@@ -108,20 +111,20 @@ def main():
             print(json.dumps(run))
     print(f"weft {args.weft} (commit {benchlib.git_commit()}), wrk -t1 -c{args.connections} "
           f"-d{args.seconds}s, {args.rounds} rounds")
-    print("| exporter | untraced req/s | traced req/s | ratio | weft CPU µs/req | BPF ns/req "
+    print("| weft | exporter | untraced req/s | traced req/s | ratio | weft CPU µs/req | BPF ns/req "
           "| spans exported / expected | dropped | ring losses |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for run in runs:
         print(
-            f"| {run['exporter']} | {run['untraced_rate']:.0f} | {run['rate']:.0f} | "
+            f"| {run['weft']} | {run['exporter']} | {run['untraced_rate']:.0f} | {run['rate']:.0f} | "
             f"{run['ratio']:.3f} | {run['cpu_us_per_request']:.2f} | "
             f"{run['bpf_ns_per_request']:.0f} | {run['spans_exported']} / "
             f"{run['spans_expected']} | {run['spans_dropped']} | {run['ringbuf_full']} |"
         )
-    for exporter in exporters:
-        mine = [r for r in runs if r["exporter"] == exporter]
+    for binary, exporter in ((b, e) for b in binaries for e in exporters):
+        mine = [r for r in runs if r["exporter"] == exporter and r["weft"] == binary]
         print(
-            f"median {exporter}: ratio {statistics.median(r['ratio'] for r in mine):.3f}, "
+            f"median {binary} {exporter}: ratio {statistics.median(r['ratio'] for r in mine):.3f}, "
             f"{statistics.median(r['cpu_us_per_request'] for r in mine):.2f} us CPU/req, "
             f"{statistics.median(r['bpf_ns_per_request'] for r in mine):.0f} ns BPF/req "
             "(goals: ratio >= 0.97, first milestone 0.90; <= 1.5 us; <= 400 ns)"
