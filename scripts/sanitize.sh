@@ -39,6 +39,6 @@ cmake --build "$BUILD" -j "$(nproc)" --target weft_unit_tests
 # Leaks are reported at exit; UB stops the run at its first report, like every other finding.
 export ASAN_OPTIONS=detect_leaks=1:detect_stack_use_after_return=1:check_initialization_order=1:strict_init_order=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/tests/tsan.supp
 echo "== weft_unit_tests under -fsanitize=$SANITIZE"
 "$BUILD/tests/weft_unit_tests"
