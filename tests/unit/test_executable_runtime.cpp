@@ -77,8 +77,8 @@ std::vector<uint8_t> with_note(const char* owner, uint32_t namesz) {
   Elf64_Nhdr go{namesz, 4, 4};
   size_t notes_at = 256;
   put(out, notes_at, other);
-  std::memcpy(out.data() + notes_at + sizeof(other) - 0, "GNU", 4);
-  out.resize(notes_at + sizeof(other) + 4 + 8);
+  out.resize(notes_at + sizeof(other) + 4 + 8);  // room for the name before it is written
+  std::memcpy(out.data() + notes_at + sizeof(other), "GNU", 4);
   size_t second = out.size();
   put(out, second, go);
   out.resize(second + sizeof(go) + 4 + 4);
