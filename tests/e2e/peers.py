@@ -3,12 +3,13 @@ small Python peers whose exact syscalls the tests know."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 
-from harness import TestFailure, children_of, read_comm, stop_process, wait_listening, wait_until
+from harness import TestFailure, check, children_of, eq, read_comm, stop_process, wait_listening, wait_until
 
 PYTHON = sys.executable
 NGINX = "/usr/sbin/nginx"
@@ -95,6 +96,20 @@ class Nginx:
                 return f.read()[-2000:]
         except OSError:
             return ""
+
+
+def wrk_completed(proc, timeout):
+    """Waits for a wrk process; returns how many requests it completed, all answered 2xx."""
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise TestFailure(f"wrk did not finish within {timeout}s")
+    text = out.decode(errors="replace")
+    eq(proc.returncode, 0, f"wrk exit status; output:\n{text}")
+    check("Non-2xx" not in text and "Socket errors" not in text, f"wrk saw errors:\n{text}")
+    m = re.search(r"(\d+) requests in", text)
+    check(m and int(m.group(1)) > 0, f"wrk made no request:\n{text}")
+    return int(m.group(1))
 
 
 def curl(ctx, args, timeout=30):

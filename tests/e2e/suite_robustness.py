@@ -14,7 +14,7 @@ import time
 
 import harness
 from harness import TestFailure, case, check, eq, free_port, wait_until
-from peers import Nginx, curl, python_peer, read_line
+from peers import Nginx, curl, python_peer, read_line, wrk_completed
 from suite_metrics import samples, scrape, total
 from suite_otlp import Receiver, accepted, attr_map, base_args, flat_spans, start_run
 from suite_tracing import otlp_spans
@@ -68,20 +68,6 @@ def start_wrk(ctx, url, seconds, connections):
     check(shutil.which("wrk"), "wrk is missing (Debian package wrk; scripts/setup.sh installs it)")
     return ctx.spawn(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", url], stdout=subprocess.PIPE,
                      stderr=subprocess.STDOUT, stop_signal=signal.SIGINT)
-
-
-def finish_wrk(proc, timeout):
-    """Waits for wrk; returns how many requests it completed, all answered 2xx."""
-    try:
-        out, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise TestFailure(f"wrk did not finish within {timeout}s")
-    text = out.decode(errors="replace")
-    eq(proc.returncode, 0, f"wrk exit status; output:\n{text}")
-    check("Non-2xx" not in text and "Socket errors" not in text, f"wrk saw errors:\n{text}")
-    m = re.search(r"(\d+) requests in", text)
-    check(m and int(m.group(1)) > 0, f"wrk made no request:\n{text}")
-    return int(m.group(1))
 
 
 def start_curl_load(ctx, site, count, rate):
@@ -196,7 +182,7 @@ def robustness_ringbuf_overflow_then_traced(ctx):
         return metric(metrics_port, "weft_events_lost_total", cause="ringbuf_full")
     # A loaded machine may slow the burst enough for weft to keep up: burst again (at most 4).
     while bursts < 4:
-        burst_requests += finish_wrk(start_wrk(ctx, site.url("/big.bin"), 3, 32), timeout=30)
+        burst_requests += wrk_completed(start_wrk(ctx, site.url("/big.bin"), 3, 32), timeout=30)
         bursts += 1
         alive(weft)
         try:

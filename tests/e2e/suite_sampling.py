@@ -15,7 +15,7 @@ import time
 
 import harness
 from harness import TestFailure, case, check, eq, free_port, wait_until
-from peers import Nginx, curl
+from peers import Nginx, curl, wrk_completed
 from suite_metrics import samples, scrape, total
 from suite_tracing import otlp_spans
 
@@ -34,19 +34,6 @@ def gauge(metrics_port, name):
     values = [v for n, _, v in samples(scrape(metrics_port)) if n == name]
     check(len(values) == 1, f"{name} on /metrics: {values}")
     return values[0]
-
-
-def wrk_requests(proc, timeout):
-    try:
-        out, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise TestFailure(f"wrk did not finish within {timeout}s")
-    text = out.decode(errors="replace")
-    eq(proc.returncode, 0, f"wrk exit status; output:\n{text}")
-    check("Non-2xx" not in text and "Socket errors" not in text, f"wrk saw errors:\n{text}")
-    m = re.search(r"(\d+) requests in", text)
-    check(m and int(m.group(1)) > 0, f"wrk made no request:\n{text}")
-    return int(m.group(1))
 
 
 @case(timeout=150)
@@ -77,7 +64,7 @@ def sampling_max_traces_per_second_under_load(ctx):
     # The ratio falls while the load lasts (the metric is published about once a second).
     wait_until(lambda: gauge(metrics_port, "weft_traces_sampling_ratio") < 0.5, LOAD_SECONDS + 5,
                "the root ratio on /metrics to fall under load", interval=0.2)
-    requests = wrk_requests(wrk, LOAD_SECONDS + 30)
+    requests = wrk_completed(wrk, LOAD_SECONDS + 30)
     load_seconds = time.monotonic() - started
     check(requests / load_seconds > 5 * LIMIT, f"only {requests} requests in {load_seconds:.1f}s: not a flood")
 
