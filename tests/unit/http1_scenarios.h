@@ -24,6 +24,22 @@
 
 namespace weft::test {
 
+// Wire text the scenarios send: a GET request, a 200 response carrying `body`, and the start of
+// a request head `size` bytes long whose end is not sent yet (the tracker holds it).
+inline std::string get(const std::string& target) {
+  return "GET " + target + " HTTP/1.1\r\nHost: example.com\r\n\r\n";
+}
+
+inline std::string ok(const std::string& body) {
+  return "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+}
+
+inline std::string open_head(const std::string& target, size_t size) {
+  std::string head = "GET " + target + " HTTP/1.1\r\nX-Pad: ";
+  head += std::string(size - head.size() - 2, 'p');
+  return head + "\r\n";
+}
+
 using protocols::http1::http_of;
 
 inline constexpr size_t kAll = static_cast<size_t>(-1);

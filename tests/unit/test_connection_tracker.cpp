@@ -16,21 +16,6 @@ namespace {
 
 constexpr uint64_t kSec = 1'000'000'000;
 
-std::string get(const std::string& target) {
-  return "GET " + target + " HTTP/1.1\r\nHost: example.com\r\n\r\n";
-}
-
-std::string ok(const std::string& body) {
-  return "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
-}
-
-// The start of a request head, `size` bytes long, its end not sent yet: the tracker holds it.
-std::string open_head(const std::string& target, size_t size) {
-  std::string head = "GET " + target + " HTTP/1.1\r\nX-Pad: ";
-  head += std::string(size - head.size() - 2, 'p');
-  return head + "\r\n";
-}
-
 TEST_CASE("ConnectionTracker: a connection is freed on close, finishing what it holds") {
   Capture cap;
   Socket a(cap, 1, Role::Server);

@@ -17,10 +17,6 @@ namespace {
 
 constexpr uint64_t kMs = 1'000'000;
 
-std::string get(const std::string& target) {
-  return "GET " + target + " HTTP/1.1\r\nHost: example.com\r\n\r\n";
-}
-
 std::string response(int status, const std::string& body) {
   return "HTTP/1.1 " + std::to_string(status) +
          " Whatever\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
