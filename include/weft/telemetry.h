@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <variant>
 #include <vector>
@@ -10,6 +11,8 @@
 namespace weft {
 
 using AttributeValue = std::variant<std::string, int64_t, bool, double>;
+// A metric label's value: unset when the span has no such attribute.
+using LabelValue = std::optional<AttributeValue>;
 
 struct Attribute {
   std::string key;

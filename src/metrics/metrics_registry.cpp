@@ -73,10 +73,31 @@ LabelValue label_value(const trace::Span& span, std::string_view key) {
   return a->value;
 }
 
+void make_valid_utf8(LabelValue& value) {
+  if (!value) return;
+  if (auto* text = std::get_if<std::string>(&*value)) {
+    bool ascii = std::all_of(text->begin(), text->end(),
+                             [](char c) { return static_cast<unsigned char>(c) < 0x80; });
+    if (!ascii) *text = valid_utf8(*text);
+  }
+}
+
+// A span not yet described (its trace may be sampled out) has no attributes to read: its
+// protocol gives the label values straight from the exchange, the same ones describe() would.
+bool labels_from_exchange(const trace::Span& span, const MetricFamily& family,
+                          std::vector<LabelValue>& values) {
+  if (!span.name.empty() || !span.exchange || !span.exchange->protocol) return false;
+  if (!span.exchange->protocol->metric_labels(*span.exchange, span.kind, values)) return false;
+  values.resize(family.label_keys.size());
+  for (LabelValue& v : values) make_valid_utf8(v);
+  return true;
+}
+
 SeriesLabels labels_of(const trace::Span& span, const MetricFamily& family) {
   SeriesLabels labels;
   labels.service = valid_utf8(span.resource ? span.resource->service_name : "");
   labels.values.reserve(family.label_keys.size());
+  if (labels_from_exchange(span, family, labels.values)) return labels;
   for (const std::string& key : family.label_keys) labels.values.push_back(label_value(span, key));
   return labels;
 }

@@ -52,8 +52,7 @@ struct SelfSnapshot {
   uint64_t export_queue_bytes = 0;  // gauge: waiting now
 };
 
-// One label's value; unset when the span did not have the attribute.
-using LabelValue = std::optional<AttributeValue>;
+using weft::LabelValue;
 
 // The labels of one duration series.
 struct SeriesLabels {

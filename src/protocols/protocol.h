@@ -125,6 +125,12 @@ class Protocol {
     // The same kind, status and context as describe() gives, without the rest: describe() is
     // then called only for spans that are exported. Optional (null: describe() every span).
     void (*essentials)(const Exchange& exchange, SpanEssentials& out) = nullptr;
+    // The values of the duration family's labels for a span of `kind` (in its label_keys order),
+    // the very values describe() gives those attributes, without describing the rest: metrics
+    // count every request, while only exported spans are described. Optional (null: every span
+    // is described before metrics read its attributes). The conformance suite checks both agree.
+    void (*metric_labels)(const Exchange& exchange, SpanKind kind,
+                          std::vector<LabelValue>& out) = nullptr;
     // The duration families server and client spans record into (null: none).
     const MetricFamily& (*server_family)();
     const MetricFamily& (*client_family)();
@@ -150,6 +156,13 @@ class Protocol {
   bool essentials(const Exchange& exchange, SpanEssentials& out) const {
     if (!parts_.essentials) return false;
     parts_.essentials(exchange, out);
+    return true;
+  }
+  bool has_metric_labels() const { return parts_.metric_labels != nullptr; }
+  // False when the protocol has no metric_labels part.
+  bool metric_labels(const Exchange& exchange, SpanKind kind, std::vector<LabelValue>& out) const {
+    if (!parts_.metric_labels) return false;
+    parts_.metric_labels(exchange, kind, out);
     return true;
   }
   // Every duration family this protocol records, and the one spans of `kind` record into

@@ -61,9 +61,6 @@ void replay(const std::vector<std::vector<uint8_t>>& encoded, Stage until,
             weft::exporter::BatchExporter* encoder, Totals& totals) {
   std::vector<weft::trace::Trace> batch;
   weft::trace::SpanBuilder builder({});
-  // As `weft run` does: spans are described when built only where the duration metrics need
-  // their attributes; otherwise only when their trace is kept (every trace is, here).
-  const bool deferred = until != Stage::Metrics && until != Stage::Encode;
   weft::trace::Stitcher stitcher(
       {},
       [&](weft::trace::Trace&& t) {
@@ -82,8 +79,11 @@ void replay(const std::vector<std::vector<uint8_t>>& encoded, Stage until,
     ++totals.exchanges;
     if (until < Stage::Span) return;
     auto shared = std::make_shared<const weft::Exchange>(std::move(ex));
+    // As `weft run` does: spans are described when their trace is kept (every trace is, here),
+    // or at once where the protocol cannot give duration-metric labels without describing.
+    bool describe_now = until >= Stage::Metrics && !shared->protocol->has_metric_labels();
     weft::trace::Span span =
-        deferred ? builder.build_deferred(std::move(shared)) : builder.build(std::move(shared));
+        describe_now ? builder.build(std::move(shared)) : builder.build_deferred(std::move(shared));
     if (until >= Stage::Metrics) registry.record_span(span);
     if (until >= Stage::Stitch) stitcher.add(std::move(span), now);
   };

@@ -79,6 +79,12 @@ DurationSeries client_series(const MetricsSnapshot& s) {
   return series_of(s, "http.client.request.duration");
 }
 
+std::vector<SeriesLabels> labels_of(const DurationSeries& series) {
+  std::vector<SeriesLabels> out;
+  for (const auto& [labels, histogram] : series) out.push_back(labels);
+  return out;
+}
+
 // An HTTP series' labels; an empty route and a zero status are attributes the span lacked.
 SeriesLabels L(std::string service, std::string method, std::string route, int64_t status) {
   SeriesLabels labels;
@@ -138,6 +144,30 @@ TEST_CASE("metrics: spans from the span builder land under their semantic-conven
   CHECK(client_series(s).contains(L("front", "GET", "/middle/{id}", 200)));
   CHECK(client_series(s).contains(L("front", "_OTHER", "/pots/{id}", 418)));
   CHECK(only_series(server_series(s)).sum_seconds == doctest::Approx(1100e-9));
+}
+
+TEST_CASE("metrics: spans not described yet land under the same labels as described ones") {
+  using namespace weft::trace::test;
+  trace::SpanBuilder builder{trace::SpanOptions{}};
+  Chain chain;
+  auto conn = connection(100, "front", ep("10.0.0.1", 40009), ep("10.0.0.9", 80),
+                         process(100, "/usr/bin/front"));
+  auto odd = exchange(Role::Client, conn, "BREW", "/pots/12?x=1", 418);
+  auto no_status = exchange(Role::Server, conn, "GET", "*", 0);
+  set_timing(*odd, 1000, 1100, 2000, 2100, 101);
+  set_timing(*no_status, 1000, 1100, 2000, 2100, 101);
+  MetricsRegistry described, deferred;
+  for (const auto& ex : {chain.fs, chain.fc, odd, no_status}) {
+    described.record_span(builder.build(ex));
+    trace::Span span = builder.build_deferred(ex);
+    REQUIRE(span.attributes.empty());  // the labels cannot come from attributes
+    deferred.record_span(span);
+  }
+  MetricsSnapshot want = described.snapshot(), got = deferred.snapshot();
+  CHECK(client_series(got).contains(L("front", "_OTHER", "/pots/{id}", 418)));
+  CHECK(server_series(got).size() == 2);
+  CHECK(labels_of(server_series(got)) == labels_of(server_series(want)));
+  CHECK(labels_of(client_series(got)) == labels_of(client_series(want)));
 }
 
 TEST_CASE("metrics: a missing route or status code is an empty label") {

@@ -170,7 +170,8 @@ std::vector<std::string> keys_from(const std::vector<std::string>& keys, size_t 
 }
 
 // `wanted`, in order, within `got` (other exchanges may come between).
-bool contains_in_order(const std::vector<std::string>& got, const std::vector<std::string>& wanted) {
+bool contains_in_order(const std::vector<std::string>& got,
+                       const std::vector<std::string>& wanted) {
   size_t at = 0;
   for (const std::string& k : got)
     if (at < wanted.size() && k == wanted[at]) ++at;
@@ -181,6 +182,25 @@ std::string listing(const std::vector<std::string>& keys) {
   std::string out;
   for (const std::string& k : keys) out += "\n    " + k;
   return out.empty() ? "\n    (none)" : out;
+}
+
+// Duration-metric labels taken from the exchange are the attributes describe() gives: a span
+// sampled out (never described) lands in the same series as one that is exported.
+void check_metric_labels(const Protocol& p, const Exchange& ex,
+                         const protocols::SpanDescription& d) {
+  const MetricFamily* family = p.metric_family(d.kind);
+  std::vector<LabelValue> values;
+  if (!family || !p.metric_labels(ex, d.kind, values)) return;
+  REQUIRE(values.size() == family->label_keys.size());
+  for (size_t i = 0; i < values.size(); ++i) {
+    const std::string& key = family->label_keys[i];
+    CAPTURE(key);
+    auto attribute = std::find_if(d.attributes.begin(), d.attributes.end(),
+                                  [&](const Attribute& a) { return a.key == key; });
+    LabelValue described =
+        attribute == d.attributes.end() ? LabelValue() : LabelValue(attribute->value);
+    CHECK(values[i] == described);
+  }
 }
 
 // What every exchange of a protocol must be able to say about itself.
@@ -199,6 +219,7 @@ void check_description(const Protocol& p, const Exchange& ex, Role role) {
     auto families = p.metric_families();
     CHECK(std::find(families.begin(), families.end(), family) != families.end());
   }
+  check_metric_labels(p, ex, d);
   CHECK_FALSE(p.render_text(ex).empty());
   nlohmann::json j = nlohmann::json::object();
   p.render_json(ex, j);
@@ -262,18 +283,18 @@ std::vector<std::string> clean_keys(const Protocol& p, Role role, const std::vec
   return keys_of(r.exchanges);
 }
 
-#define CHECK_SAME_EXCHANGES(got, want)                                                      \
-  do {                                                                                       \
-    auto got_keys_ = keys_of(got);                                                           \
-    INFO("got:" << listing(got_keys_) << "\n  want:" << listing(want));                      \
-    CHECK(got_keys_ == (want));                                                              \
+#define CHECK_SAME_EXCHANGES(got, want)                                 \
+  do {                                                                  \
+    auto got_keys_ = keys_of(got);                                      \
+    INFO("got:" << listing(got_keys_) << "\n  want:" << listing(want)); \
+    CHECK(got_keys_ == (want));                                         \
   } while (0)
 
-#define CHECK_FOUND_IN_ORDER(got, want)                                                      \
-  do {                                                                                       \
-    auto got_keys_ = keys_of(got);                                                           \
+#define CHECK_FOUND_IN_ORDER(got, want)                                                        \
+  do {                                                                                         \
+    auto got_keys_ = keys_of(got);                                                             \
     INFO("got:" << listing(got_keys_) << "\n  want (in order, among them):" << listing(want)); \
-    CHECK(contains_in_order(got_keys_, (want)));                                             \
+    CHECK(contains_in_order(got_keys_, (want)));                                               \
   } while (0)
 
 // ---- the suite --------------------------------------------------------------------------------
@@ -532,7 +553,8 @@ TEST_CASE("conformance: truncated captures skip bodies by their length") {
     const auto pairs = full_conversation(s);
     const auto want = clean_keys(p, role, pairs);
     uint64_t body_bytes = 0;
-    for (const Pair& pair : s.bodied) body_bytes += pair.request.body_length + pair.response.body_length;
+    for (const Pair& pair : s.bodied)
+      body_bytes += pair.request.body_length + pair.response.body_length;
     auto captured = [](const Message& m) { return m.has_body() ? m.body_offset + 16 : kAll; };
     SUBCASE("one syscall per message, its body captured only in part") {
       Run r = run(p, role, [&](Wire& w) {
@@ -592,7 +614,8 @@ TEST_CASE("conformance: truncated captures skip bodies by their length") {
   });
 }
 
-TEST_CASE("conformance: records of consecutive syscalls delivered swapped make the same exchanges") {
+TEST_CASE(
+    "conformance: records of consecutive syscalls delivered swapped make the same exchanges") {
   for_each_protocol([](const Protocol& p, const ProtocolSamples& s, Role role) {
     const auto pairs = full_conversation(s);
     const auto want = clean_keys(p, role, pairs);

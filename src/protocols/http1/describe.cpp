@@ -54,6 +54,17 @@ bool is_error(int status, bool server) {
   return status >= 500 || (!server && status >= 400);
 }
 
+// The method as the conventions report it: one they know, else "_OTHER" (unbounded input).
+std::string method_of(const HttpExchange& http) {
+  return known_method(http.method) ? http.method : "_OTHER";
+}
+
+// The route template of an origin-form target ("/users/{id}"), "" for any other form.
+std::string route_of(std::string_view target) {
+  if (!target.starts_with("/")) return {};
+  return route_template(target.substr(0, target.find('?')));
+}
+
 }  // namespace
 
 std::string redact_query(std::string_view query) {
@@ -77,7 +88,7 @@ void describe(const Exchange& ex, const DescribeOptions& options, SpanDescriptio
   out.kind = server ? SpanKind::Server : SpanKind::Client;
   out.context_carrier = &http.request_headers;
 
-  std::string method = known_method(http.method) ? http.method : "_OTHER";
+  std::string method = method_of(http);
   std::string_view target = http.target;
   bool origin_form = target.starts_with("/");
   size_t question = target.find('?');
@@ -85,7 +96,7 @@ void describe(const Exchange& ex, const DescribeOptions& options, SpanDescriptio
   std::string_view query =
       question == std::string_view::npos ? std::string_view() : target.substr(question + 1);
   std::string shown_query = options.query_values ? std::string(query) : redact_query(query);
-  std::string route = origin_form ? route_template(path) : "";
+  std::string route = route_of(target);
   // Semantic conventions: an unknown method is named "HTTP" (the method is unbounded input).
   std::string name_method = method == "_OTHER" ? "HTTP" : method;
   out.name = route.empty() ? name_method : name_method + " " + route;
@@ -138,6 +149,15 @@ void describe(const Exchange& ex, const DescribeOptions& options, SpanDescriptio
     out.status = StatusCode::Error;
     add_attribute(a, "error.type", std::to_string(status));
   }
+}
+
+// http.request.method, http.route (url.template for clients), http.response.status_code.
+void metric_labels(const Exchange& ex, SpanKind, std::vector<LabelValue>& out) {
+  const HttpExchange& http = http_of(ex);
+  std::string route = route_of(http.target);
+  out.emplace_back(method_of(http));
+  out.push_back(route.empty() ? LabelValue() : LabelValue(std::move(route)));
+  out.push_back(http.status ? LabelValue(static_cast<int64_t>(http.status)) : LabelValue());
 }
 
 void essentials(const Exchange& ex, SpanEssentials& out) {

@@ -10,6 +10,7 @@ const Protocol& protocol() {
       .create = create_handler,
       .describe = http1::describe,
       .essentials = http1::essentials,
+      .metric_labels = http1::metric_labels,
       .server_family = server_duration_family,
       .client_family = client_duration_family,
       .render_text = http1::render_text,

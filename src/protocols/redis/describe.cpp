@@ -41,13 +41,17 @@ std::string reply_text(const RedisExchange& redis) {
   }
 }
 
+// Where the server listens: this process's end when it serves, the peer's when it calls.
+const Endpoint& server_endpoint(const Exchange& ex) {
+  return ex.side != weft::Role::Client ? ex.connection->local : ex.connection->remote;
+}
+
 }  // namespace
 
 void describe(const Exchange& ex, const DescribeOptions& options, SpanDescription& out) {
   const ConnectionInfo& c = *ex.connection;
   const RedisExchange& redis = redis_of(ex);
-  const bool server = ex.side != weft::Role::Client;
-  out.kind = server ? SpanKind::Server : SpanKind::Client;
+  out.kind = ex.side != weft::Role::Client ? SpanKind::Server : SpanKind::Client;
 
   std::string op = operation(redis);
   // The database span name is "{db.operation.name} {target}", but the Redis conventions keep
@@ -60,7 +64,7 @@ void describe(const Exchange& ex, const DescribeOptions& options, SpanDescriptio
   if (redis.db) add_attribute(a, "db.namespace", std::to_string(*redis.db));
   std::string query = query_text(redis.request, options.statement_values);
   if (!query.empty()) add_attribute(a, "db.query.text", query);
-  const Endpoint& server_end = server ? c.local : c.remote;
+  const Endpoint& server_end = server_endpoint(ex);
   add_attribute(a, "server.address", server_end.address());
   add_attribute(a, "server.port", static_cast<int64_t>(server_end.port));
   add_peer_attributes(a, c);
@@ -78,6 +82,20 @@ void describe(const Exchange& ex, const DescribeOptions& options, SpanDescriptio
   } else {
     out.outcome = redis.reply_type == Type::None ? "-" : "OK";
   }
+}
+
+// Both families: db.system.name, db.operation.name, db.namespace, db.response.status_code,
+// server.address, server.port.
+void metric_labels(const Exchange& ex, SpanKind, std::vector<LabelValue>& out) {
+  const RedisExchange& redis = redis_of(ex);
+  std::string op = operation(redis);
+  const Endpoint& server_end = server_endpoint(ex);
+  out.emplace_back(std::string("redis"));
+  out.push_back(op.empty() ? LabelValue() : LabelValue(std::move(op)));
+  out.push_back(redis.db ? LabelValue(std::to_string(*redis.db)) : LabelValue());
+  out.push_back(redis.is_error() ? LabelValue(error_code(redis)) : LabelValue());
+  out.emplace_back(server_end.address());
+  out.emplace_back(static_cast<int64_t>(server_end.port));
 }
 
 void essentials(const Exchange& ex, SpanEssentials& out) {

@@ -10,6 +10,7 @@ const Protocol& protocol() {
       .create = create_handler,
       .describe = redis::describe,
       .essentials = redis::essentials,
+      .metric_labels = redis::metric_labels,
       .server_family = server_duration_family,
       .client_family = client_duration_family,
       .render_text = redis::render_text,

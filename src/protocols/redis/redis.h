@@ -41,6 +41,7 @@ std::unique_ptr<ProtocolHandler> create_handler(std::shared_ptr<const Connection
                                                 bool requests_sent, ProtocolCounters& counters);
 void describe(const Exchange& exchange, const DescribeOptions& options, SpanDescription& out);
 void essentials(const Exchange& exchange, SpanEssentials& out);
+void metric_labels(const Exchange& exchange, SpanKind kind, std::vector<LabelValue>& out);
 const MetricFamily& client_duration_family();
 const MetricFamily& server_duration_family();
 std::string render_text(const Exchange& exchange);
