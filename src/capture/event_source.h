@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <vector>
 
 #include "weft/event.h"
 #include "weft_events.h"
@@ -45,6 +46,9 @@ class EventSource {
   // What the kernel should copy for one connection from now on (Payload: everything, the
   // default). Best effort: a refusal is counted, never fatal. Recordings ignore it.
   virtual void set_verdict(uint64_t /*cookie*/, CaptureVerdict /*verdict*/) {}
+  // Processes that have exited since the last call, for stages that keep state per process.
+  // Recordings report none (their processes are not this machine's).
+  virtual std::vector<uint32_t> exited_processes() { return {}; }
   // On shutdown: delivers what the source has already captured but not yet delivered (a live
   // source's ring buffer), within a bounded time. Returns how many events it delivered.
   virtual size_t drain(const EventSink& /*sink*/) { return 0; }

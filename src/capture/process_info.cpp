@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
@@ -109,6 +110,21 @@ void ProcessResolver::remember(std::shared_ptr<const ProcessInfo> info, const st
   if (cache_.size() >= kMaxEntries) cache_.clear();
   uint32_t pid = info->pid;
   cache_[pid] = Entry{std::move(info), {}, {comm}, comm};
+}
+
+std::vector<uint32_t> ProcessResolver::forget_exited() {
+  std::vector<uint32_t> exited;
+  for (auto it = cache_.begin(); it != cache_.end();) {
+    // Only ENOENT says the process is gone (a zombie still has its directory until reaped).
+    std::string dir = proc_root_ + "/" + std::to_string(it->first);
+    if (access(dir.c_str(), F_OK) != 0 && errno == ENOENT) {
+      exited.push_back(it->first);
+      it = cache_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return exited;
 }
 
 std::shared_ptr<const ProcessInfo> ProcessResolver::known(uint32_t pid) const {

@@ -4,6 +4,7 @@
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
+#include <vector>
 
 #include "weft/event.h"
 
@@ -24,6 +25,9 @@ class ProcessResolver {
   void remember(std::shared_ptr<const ProcessInfo> info, const std::string& comm);
   // The info for pid if already known, without touching /proc.
   std::shared_ptr<const ProcessInfo> known(uint32_t pid) const;
+  // Processes known here that have exited (their pid is gone): forgotten, and returned so the
+  // stages that keep state per process can forget them too. One access() per process.
+  std::vector<uint32_t> forget_exited();
 
  private:
   // What tells one process image from the next under the same pid.

@@ -30,6 +30,9 @@ exporter::ResourceOverrides resource_overrides(const exporter::ExportConfig& o) 
 constexpr std::chrono::milliseconds kExportDrainTime{5000};
 // How often the pipeline thread refreshes weft's own counters for /metrics.
 constexpr uint64_t kSelfMetricsPeriodNs = 1'000'000'000;
+// How often it looks for exited processes, whose per-process state then goes: a node starts
+// processes all day (cron jobs, health checks, curl in a loop).
+constexpr uint64_t kExitedProcessesPeriodNs = 5'000'000'000;
 
 std::unique_ptr<exporter::BatchExporter> make_exporter(const exporter::ExportConfig& o,
                                                        std::string* error) {
@@ -143,8 +146,8 @@ int run_traces(const RunOptions& options) {
   auto pusher = start_metrics_pusher(options.output, registry, &error);
   if (!error.empty()) std::fprintf(stderr, "weft run: no OTLP metrics: %s\n", error.c_str());
   trace::SpanBuilder spans(options.spans);
-  // Spans are described (name, attributes) only when their trace is kept, unless the duration
-  // metrics need their attributes for labels first.
+  // Spans are described (name, attributes) only when their trace is kept; the duration metrics
+  // take their labels from the exchange (Protocol::metric_labels).
   trace::Stitcher stitcher(
       options.stitch, [&](trace::Trace&& t) { queue.push(std::move(t)); },
       [&](trace::Span& s) { spans.describe(s); });
@@ -152,8 +155,9 @@ int run_traces(const RunOptions& options) {
   uint64_t now_wall = 0;
   trace::TraceFeed feed(stitcher, wall_offset, [&](Exchange&& ex) {
     auto shared = std::make_shared<const Exchange>(std::move(ex));
-    trace::Span span = record_metrics ? spans.build(std::move(shared))
-                                      : spans.build_deferred(std::move(shared));
+    bool labels_need_attributes = record_metrics && !shared->protocol->has_metric_labels();
+    trace::Span span = labels_need_attributes ? spans.build(std::move(shared))
+                                              : spans.build_deferred(std::move(shared));
     if (record_metrics) registry.record_span(span);  // every request counts, sampled or not
     stitcher.add(std::move(span), now_wall);
   });
@@ -169,6 +173,7 @@ int run_traces(const RunOptions& options) {
                                                      queue.counters()));
   };
   uint64_t self_published_at = 0;
+  uint64_t exited_checked_at = 0;
 
   pump(
       stream, options.duration_s,
@@ -183,6 +188,12 @@ int run_traces(const RunOptions& options) {
         if (now_mono - self_published_at >= kSelfMetricsPeriodNs) {  // weft's own counters, ~1/s
           publish_self();
           self_published_at = now_mono;
+        }
+        if (now_mono - exited_checked_at >= kExitedProcessesPeriodNs) {
+          std::vector<uint32_t> exited = stream.source().exited_processes();
+          spans.forget_processes(exited);
+          stitcher.processes_exited(exited, now_wall);
+          exited_checked_at = now_mono;
         }
       });
   tracker.close_all();

@@ -60,6 +60,7 @@ std::string links_line(const trace::StitchCounters& s) {
          " calls-outside-requests=" + n(s.not_inferred_calls_outside_requests) +
          " event-loop-runtime=" + n(s.not_inferred_event_loop_runtime) +
          "; conflicts=" + n(s.conflicts) + " forced-early=" + n(s.forced_early) +
+         " settled-early=" + n(s.traces_settled_early) +
          " waited-for-parent=" + n(s.waited_for_parent) +
          " start-bounded-by-child=" + n(s.start_bounded_by_child) +
          // The root ratio in force at the end, and roots over --max-traces-per-second.

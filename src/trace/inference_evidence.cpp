@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <unordered_set>
 
 namespace weft::trace {
 namespace {
@@ -154,6 +155,15 @@ bool InferenceEvidence::held_by_request(uint32_t pid, uint32_t tid, uint64_t at)
   const ThreadState& t = it->second;
   return std::any_of(t.open.begin(), t.open.end(), holds) ||
          std::any_of(t.recent.begin(), t.recent.end(), holds);
+}
+
+void InferenceEvidence::forget_processes(const std::vector<uint32_t>& pids) {
+  if (pids.empty()) return;
+  std::unordered_set<uint32_t> gone(pids.begin(), pids.end());
+  for (uint32_t pid : pids) processes_.erase(pid);
+  std::erase_if(threads_, [&](const auto& entry) {
+    return gone.contains(static_cast<uint32_t>(entry.first >> 32));
+  });
 }
 
 bool InferenceEvidence::open_request_before(uint32_t pid, uint32_t tid, uint64_t at) const {

@@ -62,7 +62,12 @@ class InferenceEvidence {
   // A request read on (pid, tid) that began at or before `t` (wall) is still being served.
   bool open_request_before(uint32_t pid, uint32_t tid, uint64_t t) const;
 
+  // These processes have exited and none of their spans is still waiting: their threads'
+  // state and verdicts go (a verdict kept for a dead pid would only misjudge its next owner).
+  void forget_processes(const std::vector<uint32_t>& pids);
+
   size_t threads() const { return threads_.size(); }
+  size_t processes() const { return processes_.size(); }
 
  private:
   struct Window {

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <unordered_set>
 
 #include "protocols/protocol.h"
 
@@ -37,7 +38,7 @@ SpanBuilder::SpanBuilder(SpanOptions options)
 
 std::shared_ptr<const Resource> SpanBuilder::resource_for(const ConnectionInfo& c) {
   std::string exe = c.process ? c.process->exe : "";
-  uint64_t key = static_cast<uint64_t>(c.pid) << 32 ^ std::hash<std::string>{}(exe);
+  uint64_t key = static_cast<uint64_t>(c.pid) << 32 | (std::hash<std::string>{}(exe)&0xffffffff);
   if (auto it = resources_.find(key); it != resources_.end()) return it->second;
   if (resources_.size() > 65536) resources_.clear();  // bounded; rebuilt on demand
 
@@ -56,6 +57,14 @@ std::shared_ptr<const Resource> SpanBuilder::resource_for(const ConnectionInfo& 
   add(r->attributes, "telemetry.distro.name", std::string("weft"));
   resources_[key] = r;
   return r;
+}
+
+void SpanBuilder::forget_processes(const std::vector<uint32_t>& pids) {
+  if (pids.empty()) return;
+  std::unordered_set<uint32_t> gone(pids.begin(), pids.end());
+  std::erase_if(resources_, [&](const auto& entry) {
+    return gone.contains(static_cast<uint32_t>(entry.first >> 32));
+  });
 }
 
 Span SpanBuilder::build(std::shared_ptr<const Exchange> ex) {

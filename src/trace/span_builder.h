@@ -34,6 +34,8 @@ class SpanBuilder {
   // Name, attributes and outcome from the exchange's protocol; nothing when already described
   // (a described span always has a name).
   void describe(Span& span) const;
+  // These processes have exited: their resources go (spans already built keep theirs).
+  void forget_processes(const std::vector<uint32_t>& pids);
 
  private:
   std::shared_ptr<const Resource> resource_for(const ConnectionInfo& c);
@@ -41,7 +43,8 @@ class SpanBuilder {
   SpanOptions options_;
   protocols::DescribeOptions describe_options_;
   std::string host_name_;
-  std::unordered_map<uint64_t, std::shared_ptr<const Resource>> resources_;  // by pid and exe
+  // By pid << 32 | the executable's hash (low 32 bits): the pid stays readable for forgetting.
+  std::unordered_map<uint64_t, std::shared_ptr<const Resource>> resources_;
 };
 
 }  // namespace weft::trace

@@ -167,15 +167,17 @@ void Stitcher::add(Span&& span, uint64_t now_ns) {
     node.same_node_key = bytes_key(c.local, c.remote, ex.request.tcp_seq);
     clients_by_bytes_[node.same_node_key] = id;
     auto server = servers_by_bytes_.find(node.same_node_key);
-    if (server != servers_by_bytes_.end() && at(server->second).parent == 0 &&
-        !at(server->second).resolved)
-      link_same_node(server->second, id);
+    bool linked = server != servers_by_bytes_.end() && at(server->second).parent == 0 &&
+                  !at(server->second).resolved;
+    if (linked) link_same_node(server->second, id);
     evidence_.client_exchange(ex);
+    if (linked) leave_if_settled(id, now_ns);
   } else {
     node.same_node_key = bytes_key(c.remote, c.local, ex.request.tcp_seq);
     servers_by_bytes_[node.same_node_key] = id;
     auto peer = clients_by_bytes_.find(node.same_node_key);
-    if (peer != clients_by_bytes_.end()) link_same_node(id, peer->second);
+    uint64_t client_id = peer != clients_by_bytes_.end() ? peer->second : 0;
+    if (client_id) link_same_node(id, client_id);
     evidence_.server_exchange(ex, node.span.start_ns, node.span.end_ns);
     // Thread-per-request: one thread read the request and wrote the response.
     if (ex.request.end_tid != 0 && ex.request.end_tid == ex.response.start_tid) {
@@ -184,6 +186,7 @@ void Stitcher::add(Span&& span, uint64_t now_ns) {
       if (on_thread.size() >= kMaxServersPerThread) on_thread.pop_front();
       on_thread.push_back(id);
     }
+    if (client_id) leave_if_settled(client_id, now_ns);
   }
 
   while (live_ > config_.max_pending_spans && !by_arrival_.empty()) {
@@ -194,6 +197,12 @@ void Stitcher::add(Span&& span, uint64_t now_ns) {
     resolve(oldest);
     try_flush_from(oldest);
   }
+}
+
+// The server exchange was between reading the request and answering when the call began:
+// the window inference links a call into.
+static bool holds_call(const Exchange& server, uint64_t call_start_ns) {
+  return server.request.start_ns <= call_start_ns && call_start_ns <= server.response.start_ns;
 }
 
 // A server span waiting on `thread_key` was being served (read to last write) at `mono_ns`.
@@ -221,8 +230,7 @@ void Stitcher::infer_parent(uint64_t id, Node& client) {
     for (auto sid = on_thread.rbegin(); sid != on_thread.rend() && candidates < 2; ++sid) {
       const Node* server = find(*sid);
       if (!server) continue;  // gone already
-      const Exchange& s = *server->span.exchange;
-      if (s.request.start_ns <= ex.request.start_ns && ex.request.start_ns <= s.response.start_ns) {
+      if (holds_call(*server->span.exchange, ex.request.start_ns)) {
         found = *sid;
         ++candidates;
       }
@@ -255,20 +263,7 @@ void Stitcher::resolve(uint64_t id) {
   if (node.span.kind == SpanKind::Server) {
     // Calls this server made must find their parent before it leaves: they normally resolve
     // first (they complete first), but not when exchanges arrive out of completion order.
-    const Exchange& ex = *node.span.exchange;
-    uint64_t key = node.thread_key;
-    if (auto on_thread = key ? clients_by_thread_.find(key) : clients_by_thread_.end();
-        on_thread != clients_by_thread_.end()) {
-      std::vector<uint64_t> calls;
-      for (uint64_t cid : on_thread->second) {
-        const Node* c = find(cid);
-        if (!c) continue;  // gone already
-        uint64_t start = c->span.exchange->request.start_ns;
-        if (!c->resolved && ex.request.start_ns <= start && start <= ex.response.start_ns)
-          calls.push_back(cid);
-      }
-      for (uint64_t cid : calls) resolve(cid);
-    }
+    for (uint64_t cid : unresolved_calls(node)) resolve(cid);
   }
   node.resolved = true;
   if (node.span.kind == SpanKind::Client) {
@@ -276,6 +271,52 @@ void Stitcher::resolve(uint64_t id) {
   } else if (node.span.wire && node.parent == 0) {
     ++counters_.linked_wire;
   }
+}
+
+// Unresolved client calls made on a thread-per-request server span's thread while it served.
+std::vector<uint64_t> Stitcher::unresolved_calls(const Node& server) const {
+  std::vector<uint64_t> calls;
+  auto on_thread =
+      server.thread_key ? clients_by_thread_.find(server.thread_key) : clients_by_thread_.end();
+  if (on_thread == clients_by_thread_.end()) return calls;
+  const Exchange& ex = *server.span.exchange;
+  for (uint64_t cid : on_thread->second) {
+    const Node* c = find(cid);
+    if (c && !c->resolved && holds_call(ex, c->span.exchange->request.start_ns))
+      calls.push_back(cid);
+  }
+  return calls;
+}
+
+// A client call whose server span on this node has arrived (both ends seen), when nothing can
+// join its trace any more: no request open on the calling thread could hold the call, no server
+// span that arrived could, and the server span made no call that still needs its parent. Its
+// trace then leaves at once instead of after the wait. Only calls that would stay roots leave
+// early: a call that may get an inferred parent keeps the whole wait, so this decides no link
+// sooner than waiting would.
+bool Stitcher::settled_early(const Node& client, uint64_t now_ns) {
+  if (!config_.requests_announced) return false;
+  if (client.resolved || client.parent != 0 || client.children.empty()) return false;
+  if (parent_still_open(client, now_ns)) return false;
+  const Exchange& ex = *client.span.exchange;
+  if (auto it = servers_by_thread_.find(client.thread_key); it != servers_by_thread_.end())
+    for (uint64_t sid : it->second)
+      if (const Node* server = find(sid);
+          server && holds_call(*server->span.exchange, ex.request.start_ns))
+        return false;
+  return std::all_of(client.children.begin(), client.children.end(), [this](uint64_t child) {
+    const Node& server = *find(child);
+    return server.span.kind == SpanKind::Server && server.children.empty() &&
+           unresolved_calls(server).empty();
+  });
+}
+
+void Stitcher::leave_if_settled(uint64_t client, uint64_t now_ns) {
+  if (!settled_early(at(client), now_ns)) return;
+  for (uint64_t child : at(client).children) resolve(child);  // trivial: no calls of their own
+  resolve(client);
+  ++counters_.traces_settled_early;
+  try_flush_from(client);
 }
 
 bool Stitcher::subtree_resolved(uint64_t id) const {
@@ -306,11 +347,20 @@ bool Stitcher::parent_still_open(const Node& client, uint64_t now_ns) {
                                        client.span.start_ns);
 }
 
+void Stitcher::processes_exited(const std::vector<uint32_t>& pids, uint64_t now_ns) {
+  if (!pids.empty()) exited_.push_back({now_ns, pids});
+}
+
 void Stitcher::flush_ready(uint64_t now_ns) {
   if (now_ns != UINT64_MAX) {
     clock_ns_ = std::max(clock_ns_, now_ns);
     sampler_.advance(clock_ns_);
     counters_.sampling_ratio = sampler_.effective_ratio();
+  }
+  uint64_t longest_wait = config_.wait_ns + config_.max_parent_wait_ns;
+  while (!exited_.empty() && exited_.front().at_ns + longest_wait < now_ns) {
+    evidence_.forget_processes(exited_.front().pids);
+    exited_.pop_front();
   }
   while (!by_arrival_.empty()) {
     uint64_t id = by_arrival_.front();

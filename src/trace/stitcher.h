@@ -8,7 +8,8 @@
 //     lifetime, is that server span's child (thread-per-request servers), unless what weft has
 //     seen of the thread or process breaks that premise (inference_evidence.h) or several
 //     server spans on the thread could hold it: then the link is left out and counted by reason.
-// Spans wait `wait_ns` for late evidence; a trace leaves when all its spans have waited.
+// Spans wait `wait_ns` for late evidence; a trace leaves when all its spans have waited, or at
+// once when both ends of its root call were seen here and nothing else can join it.
 #pragma once
 
 #include <array>
@@ -31,6 +32,10 @@ struct StitchConfig {
   // request's span this long at most (it normally completes long before).
   uint64_t max_parent_wait_ns = 60'000'000'000;
   size_t max_pending_spans = 200'000;  // beyond this the oldest spans are resolved early
+  // The feed calls request_started() for every request head it parses, in event order (as
+  // TraceFeed does): a call made while no request is open on its thread then can never get an
+  // inferred parent, so a settled trace may leave before its wait (settled_early).
+  bool requests_announced = true;
   SamplerConfig sampler;
 };
 
@@ -54,9 +59,12 @@ struct StitchCounters {
       0;                                // the executable runs an event loop (Node.js, nginx)
   uint64_t start_bounded_by_child = 0;  // client spans whose start was moved to their child's start
   uint64_t client_spans_deferred =
-      0;                             // the request carried context: the caller's span stands for it
-  uint64_t conflicts = 0;            // wire context disagreeing with stronger evidence
-  uint64_t forced_early = 0;         // resolved before their wait to stay within max_pending_spans
+      0;                      // the request carried context: the caller's span stands for it
+  uint64_t conflicts = 0;     // wire context disagreeing with stronger evidence
+  uint64_t forced_early = 0;  // resolved before their wait to stay within max_pending_spans
+  // Traces that left before their wait: both ends of a call seen here and nothing left that
+  // could join them (Stitcher::settled_early).
+  uint64_t traces_settled_early = 0;
   uint64_t waited_for_parent = 0;    // client calls held past their wait for a request still open
   uint64_t traces_rate_limited = 0;  // roots the ratio kept but --max-traces-per-second refused
   // The ratio root traces are kept at now (the configured one, or what the rate limit allows).
@@ -86,6 +94,9 @@ class Stitcher {
   void opaque_server_io(uint32_t pid, uint32_t tid) { evidence_.opaque_server_io(pid, tid); }
   // The connection is gone (closed, idle, evicted): its unanswered requests are not in flight.
   void connection_finished(uint64_t cookie) { evidence_.connection_finished(cookie); }
+  // These processes have exited: what inference knows of them is forgotten once none of their
+  // spans can still be waiting (after wait_ns + max_parent_wait_ns).
+  void processes_exited(const std::vector<uint32_t>& pids, uint64_t now_ns);
   // Resolves spans that have waited long enough and sends out complete traces.
   void flush_ready(uint64_t now_ns);
   // Resolves and sends everything (shutdown, end of a recording).
@@ -137,6 +148,9 @@ class Stitcher {
   void infer_parent(uint64_t id, Node& client);
   bool server_on_thread_holds(uint64_t thread_key, uint64_t mono_ns);
   void try_flush_from(uint64_t id);
+  std::vector<uint64_t> unresolved_calls(const Node& server) const;
+  bool settled_early(const Node& client, uint64_t now_ns);
+  void leave_if_settled(uint64_t client, uint64_t now_ns);
   bool subtree_resolved(uint64_t id) const;
   void emit(uint64_t root);
   void forget(uint64_t id);
@@ -165,6 +179,11 @@ class Stitcher {
   std::unordered_map<uint64_t, std::deque<uint64_t>> servers_by_thread_;
   std::unordered_map<uint64_t, std::deque<uint64_t>> clients_by_thread_;  // by the calling thread
   InferenceEvidence evidence_;
+  struct Exited {
+    uint64_t at_ns;
+    std::vector<uint32_t> pids;
+  };
+  std::deque<Exited> exited_;  // oldest first
   StitchCounters counters_;
 };
 

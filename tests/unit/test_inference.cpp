@@ -311,3 +311,25 @@ TEST_CASE("inference: a client span never starts after its child on this node") 
   g.stitcher.flush_all();
   CHECK(g.stitcher.counters().start_bounded_by_child == 0);
 }
+
+TEST_CASE("inference evidence: an exited process's threads and verdicts are forgotten") {
+  InferenceEvidence evidence;
+  evidence.opaque_server_io(700, 701);
+  evidence.call_outside_requests(700, 702);
+  evidence.opaque_server_io(800, 801);
+  Service svc;  // pid 700: two threads read requests on different connections at once
+  auto a = svc.request(1000, 3000, 703);
+  auto b = svc.request(1500, 2500, 703);
+  evidence.request_started(700, 703, a->connection->cookie, 1000);
+  evidence.request_started(700, 703, b->connection->cookie, 1500);
+  REQUIRE(evidence.judge(700, 701, nullptr) != Distrust::None);
+  REQUIRE(evidence.processes() == 1);  // concurrent requests on one thread
+  REQUIRE(evidence.threads() == 4);
+
+  evidence.forget_processes({700});
+  CHECK(evidence.judge(700, 701, nullptr) == Distrust::None);
+  CHECK(evidence.judge(700, 702, nullptr) == Distrust::None);
+  CHECK(evidence.processes() == 0);
+  CHECK(evidence.threads() == 1);
+  CHECK(evidence.judge(800, 801, nullptr) == Distrust::OpaqueServerTraffic);  // still alive
+}

@@ -113,6 +113,21 @@ TEST_CASE("process resolver: a process that is gone keeps what weft knew of it")
   CHECK(late->exe == "/usr/bin/java");
 }
 
+TEST_CASE("process resolver: exited processes are forgotten and reported once") {
+  FakeProc proc;
+  proc.process(600, "/usr/bin/curl", 1000, "");
+  proc.process(601, "/usr/sbin/nginx", 1000, "");
+  ProcessResolver resolver(proc.root());
+  resolver.resolve(600, "curl");
+  resolver.resolve(601, "nginx");
+  CHECK(resolver.forget_exited().empty());
+  proc.exit(600);
+  CHECK(resolver.forget_exited() == std::vector<uint32_t>{600});
+  CHECK(resolver.known(600) == nullptr);
+  CHECK(resolver.known(601) != nullptr);
+  CHECK(resolver.forget_exited().empty());
+}
+
 TEST_CASE("process resolver: an executable replaced on disk is still the same image") {
   FakeProc proc;
   proc.process(500, "/usr/sbin/nginx", 1000, "");

@@ -64,13 +64,14 @@ TEST_CASE("run summary: links and export lines") {
   s.not_inferred_event_loop_runtime = 11;
   s.conflicts = 7;
   s.forced_early = 8;
+  s.traces_settled_early = 12;
   s.waited_for_parent = 9;
   s.start_bounded_by_child = 10;
   CHECK(cli::links_line(s) ==
         "weft run: traces: 45 finished, 40 kept, 5 sampled out; links: same-node=12 wire=1 "
         "inferred=8; not inferred: ambiguous=2 concurrent-requests=3 thread-hopping=4 "
         "opaque-server-traffic=5 calls-outside-requests=6 event-loop-runtime=11; conflicts=7 "
-        "forced-early=8 "
+        "forced-early=8 settled-early=12 "
         "waited-for-parent=9 start-bounded-by-child=10; sampling: root ratio 1 rate-limited=0");
   s.sampling_ratio = 0.0123456;
   s.traces_rate_limited = 4;

@@ -478,3 +478,19 @@ TEST_CASE("span builder: resource") {
   CHECK_FALSE(resource_str(with_command_line.build(client_exchange("GET", "/", 200)),
                            "process.command_line"));
 }
+
+TEST_CASE("span builder: an exited process's resource is forgotten, others kept") {
+  SpanBuilder builder({});
+  auto build_for = [&](uint32_t pid) {
+    auto p = process(pid, "/usr/bin/curl", "", "curl");
+    return builder.build(
+        exchange(Role::Client, connection(pid, "curl", kClient, kServer, p), "GET", "/", 200));
+  };
+  Span first = build_for(100), other = build_for(200);
+  CHECK(build_for(100).resource == first.resource);  // one resource per process
+  builder.forget_processes({100});
+  Span after = build_for(100);
+  CHECK(after.resource != first.resource);  // built again for whatever pid 100 is now
+  CHECK(after.resource->service_name == "curl");
+  CHECK(build_for(200).resource == other.resource);
+}
