@@ -112,6 +112,21 @@ bool decode_conn(std::span<const uint8_t> raw, Event& e, std::string* error) {
   return true;
 }
 
+// Every span formats two or three addresses: inet_ntop goes through sprintf for IPv4 (~900
+// instructions each), this writes the four numbers itself.
+std::string ipv4_text(const uint8_t* octets) {
+  char text[16];
+  size_t at = 0;
+  for (int i = 0; i < 4; ++i) {
+    unsigned v = octets[i];
+    if (v >= 100) text[at++] = static_cast<char>('0' + v / 100);
+    if (v >= 10) text[at++] = static_cast<char>('0' + v / 10 % 10);
+    text[at++] = static_cast<char>('0' + v % 10);
+    if (i < 3) text[at++] = '.';
+  }
+  return std::string(text, at);
+}
+
 }  // namespace
 
 bool Endpoint::is_v4() const {
@@ -119,11 +134,9 @@ bool Endpoint::is_v4() const {
 }
 
 std::string Endpoint::address() const {
+  if (is_v4()) return ipv4_text(addr.data() + 12);
   char text[INET6_ADDRSTRLEN] = {};
-  if (is_v4())
-    inet_ntop(AF_INET, addr.data() + 12, text, sizeof(text));
-  else
-    inet_ntop(AF_INET6, addr.data(), text, sizeof(text));
+  inet_ntop(AF_INET6, addr.data(), text, sizeof(text));
   return text;
 }
 

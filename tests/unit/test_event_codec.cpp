@@ -1,4 +1,5 @@
 // decode_event/encode_event: the one place raw kernel records become Events.
+#include <arpa/inet.h>
 #include <doctest/doctest.h>
 
 #include <cstddef>
@@ -143,6 +144,19 @@ TEST_CASE("endpoint: IPv4 is stored v4-mapped and printed dotted") {
   CHECK(e.address() == "127.0.0.1");
   CHECK(e.to_string() == "127.0.0.1:80");
   CHECK(endpoint("192.168.10.254", 65535).to_string() == "192.168.10.254:65535");
+}
+
+TEST_CASE("endpoint: every IPv4 octet value prints as inet_ntop prints it") {
+  for (unsigned v = 0; v < 256; ++v) {
+    CAPTURE(v);
+    uint8_t octets[4] = {static_cast<uint8_t>(v), static_cast<uint8_t>(255 - v), 0,
+                         static_cast<uint8_t>(v * 7)};
+    Endpoint e;
+    e.addr = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, octets[0], octets[1], octets[2], octets[3]};
+    char want[INET_ADDRSTRLEN] = {};
+    REQUIRE(inet_ntop(AF_INET, octets, want, sizeof(want)));
+    CHECK(e.address() == want);
+  }
 }
 
 TEST_CASE("endpoint: IPv6 is printed in brackets") {
