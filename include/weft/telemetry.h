@@ -2,9 +2,12 @@
 // later stage (span builder, metrics, exporters) reads: attributes, span kinds, status.
 #pragma once
 
+#include <compare>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -14,8 +17,37 @@ using AttributeValue = std::variant<std::string, int64_t, bool, double>;
 // A metric label's value: unset when the span has no such attribute.
 using LabelValue = std::optional<AttributeValue>;
 
+// An attribute's name. Nearly every one is a string literal in a protocol's describe() and most
+// are longer than std::string's inline buffer, so owning them cost an allocation per attribute
+// per span: a literal is kept as a view (consteval: only a compile-time constant, whose storage
+// lives for good, can be taken this way); a name made at run time (resource attributes from the
+// configuration) is owned.
+class AttributeKey {
+ public:
+  consteval AttributeKey(const char* literal)
+      : literal_(literal), size_(std::char_traits<char>::length(literal)) {}
+  AttributeKey(std::string owned) : owned_(std::make_shared<const std::string>(std::move(owned))) {}
+
+  std::string_view view() const {
+    return literal_ ? std::string_view(literal_, size_) : std::string_view(*owned_);
+  }
+  operator std::string_view() const { return view(); }
+  std::string str() const { return std::string(view()); }
+  // One overload each, taking a view: keys, std::strings and literals all compare through it.
+  bool operator==(std::string_view other) const { return view() == other; }
+  auto operator<=>(std::string_view other) const { return view() <=> other; }
+  size_t heap_bytes() const { return literal_ ? 0 : owned_->capacity(); }
+
+ private:
+  const char* literal_ = nullptr;
+  size_t size_ = 0;
+  // Shared, not a std::string: a consteval constructor's result cannot hold a std::string (its
+  // inline buffer points into the object), and copies of a run-time key then cost no copy.
+  std::shared_ptr<const std::string> owned_;
+};
+
 struct Attribute {
-  std::string key;
+  AttributeKey key;
   AttributeValue value;
 };
 

@@ -21,7 +21,7 @@ size_t approx_bytes(const trace::Trace& t) {
   for (const auto& s : t.spans) {
     n += s.name.capacity() + s.tracestate.capacity() +
          s.attributes.capacity() * sizeof(trace::Attribute);
-    for (const auto& a : s.attributes) n += a.key.capacity() + approx_bytes(a.value);
+    for (const auto& a : s.attributes) n += a.key.heap_bytes() + approx_bytes(a.value);
   }
   return n;
 }

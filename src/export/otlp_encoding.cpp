@@ -328,7 +328,7 @@ char* put_span(char* p, const trace::Span& s) {
   return close_len(len_at, p, 2);
 }
 
-bool has_key(const trace::Resource* r, const std::string& key) {
+bool has_key(const trace::Resource* r, std::string_view key) {
   if (!r) return false;
   return std::any_of(r->attributes.begin(), r->attributes.end(),
                      [&](const Attribute& a) { return a.key == key; });

@@ -9,7 +9,7 @@
 
 namespace weft::protocols {
 
-inline void add_attribute(std::vector<Attribute>& attrs, std::string key, AttributeValue value) {
+inline void add_attribute(std::vector<Attribute>& attrs, AttributeKey key, AttributeValue value) {
   attrs.push_back({std::move(key), std::move(value)});
 }
 

@@ -18,7 +18,7 @@ std::string basename_of(const std::string& path) {
 // HTTP client spans have up to 20 attributes, server spans up to 19.
 constexpr size_t kAttributesPerSpan = 20;
 
-void add(std::vector<Attribute>& attrs, std::string key, AttributeValue value) {
+void add(std::vector<Attribute>& attrs, AttributeKey key, AttributeValue value) {
   attrs.push_back({std::move(key), std::move(value)});
 }
 

@@ -23,9 +23,9 @@ void set_attribute(otel::sdk::common::AttributeMap& map, const trace::Attribute&
       [&](const auto& v) {
         using T = std::decay_t<decltype(v)>;
         if constexpr (std::is_same_v<T, std::string>)
-          map.SetAttribute(a.key, otel::nostd::string_view(v));
+          map.SetAttribute(a.key.str(), otel::nostd::string_view(v));
         else
-          map.SetAttribute(a.key, v);
+          map.SetAttribute(a.key.str(), v);
       },
       a.value);
 }
@@ -69,9 +69,9 @@ std::unique_ptr<otel::sdk::trace::Recordable> make_recordable(
         [&](const auto& v) {
           using T = std::decay_t<decltype(v)>;
           if constexpr (std::is_same_v<T, std::string>)
-            rec->SetAttribute(a.key, otel::nostd::string_view(v));
+            rec->SetAttribute(a.key.str(), otel::nostd::string_view(v));
           else
-            rec->SetAttribute(a.key, v);
+            rec->SetAttribute(a.key.str(), v);
         },
         a.value);
   }

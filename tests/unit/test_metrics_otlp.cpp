@@ -37,8 +37,8 @@ trace::Span span(trace::SpanKind kind, const std::string& service, const std::st
   s.metric_family = protocols::find_protocol("http1")->metric_family(s.kind);
   s.attributes.push_back({"http.request.method", std::string("GET")});
   if (!route.empty())
-    s.attributes.push_back(
-        {kind == trace::SpanKind::Server ? "http.route" : "url.template", route});
+    s.attributes.push_back(kind == trace::SpanKind::Server ? Attribute{"http.route", route}
+                                                           : Attribute{"url.template", route});
   if (status) s.attributes.push_back({"http.response.status_code", status});
   return s;
 }

@@ -36,7 +36,8 @@ Span span(SpanKind kind, const std::string& service, const std::string& method,
   s.metric_family = protocols::find_protocol("http1")->metric_family(s.kind);
   s.attributes.push_back({"http.request.method", method});
   if (!route.empty())
-    s.attributes.push_back({kind == SpanKind::Server ? "http.route" : "url.template", route});
+    s.attributes.push_back(kind == SpanKind::Server ? Attribute{"http.route", route}
+                                                    : Attribute{"url.template", route});
   if (status) s.attributes.push_back({"http.response.status_code", status});
   return s;
 }

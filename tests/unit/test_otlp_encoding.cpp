@@ -452,7 +452,7 @@ TEST_CASE("otlp encoders: text that is not UTF-8 becomes U+FFFD, as nlohmann::js
     s.span_id.fill(2);
     s.resource = r;
     s.name = text;
-    s.attributes = {{text, std::string(text)}};
+    s.attributes = {{std::string(text), std::string(text)}};
     t.spans.push_back(s);
     std::string want = exporter::oracle::to_otlp_json(t);
     CHECK(file_json(t) == want);
@@ -495,7 +495,7 @@ TEST_CASE("otlp resource extras: the SDK's telemetry.sdk.* and service.name, ove
   exporter::ResourceOverrides o;
   o.extra_attributes = {{"deployment.environment.name", "prod"}};
   std::map<std::string, AttributeValue> extras;
-  for (const auto& a : exporter::resource_extras(o)) extras[a.key] = a.value;
+  for (const auto& a : exporter::resource_extras(o)) extras[a.key.str()] = a.value;
   CHECK(std::get<std::string>(extras.at("telemetry.sdk.language")) == "cpp");
   CHECK(std::get<std::string>(extras.at("telemetry.sdk.name")) == "opentelemetry");
   CHECK(extras.count("telemetry.sdk.version") == 1);

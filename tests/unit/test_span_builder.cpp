@@ -39,7 +39,7 @@ std::optional<bool> flag(const Span& s, std::string_view key) {
 
 std::vector<std::string> keys(const std::vector<Attribute>& attrs) {
   std::vector<std::string> out;
-  for (const auto& a : attrs) out.push_back(a.key);
+  for (const auto& a : attrs) out.push_back(a.key.str());
   return out;
 }
 
