@@ -23,6 +23,7 @@ constexpr std::string_view kKnownMethods[] = {"GET",       "HEAD",    "POST",   
                                               "UNLOCK",    "REPORT",  "SEARCH", "PURGE"};
 
 constexpr size_t kMaxMethodLength = 20;
+constexpr size_t kUsualKeptHeaders = 6;
 constexpr size_t kMaxChunkSizeLine = 1024;
 constexpr size_t kMaxStartLineWait = 16 * 1024;
 
@@ -68,7 +69,16 @@ constexpr bool names_fit() {
 }
 static_assert(names_fit(), "every kept header name must fit lowercase_name's buffer");
 
+// Bit n set: some kept name is n bytes long. Most headers a message carries are not kept, and
+// their length alone usually says so without comparing them to every kept name.
+constexpr uint64_t kept_lengths() {
+  uint64_t mask = 0;
+  for (std::string_view name : kKeptHeaders) mask |= uint64_t{1} << name.size();
+  return mask;
+}
+
 bool kept(std::string_view name) {
+  if (name.size() >= 64 || !(kept_lengths() >> name.size() & 1)) return false;
   return std::find(std::begin(kKeptHeaders), std::end(kKeptHeaders), name) !=
          std::end(kKeptHeaders);
 }
@@ -233,6 +243,8 @@ bool MessageParser::parse_head(stream::DataStream& s, const ParserCallbacks& cb)
   }
   Message m;
   m.kind = kind_;
+  // Room for the kept headers a message usually has: growing 1, 2, 4 moved every string.
+  m.headers.reserve(kUsualKeptHeaders);
   std::string_view start = trim(head.substr(0, eol));
   if (kind_ == MessageKind::Request) {
     size_t sp1 = start.find(' ');
