@@ -25,7 +25,13 @@ using LabelValue = std::optional<AttributeValue>;
 class AttributeKey {
  public:
   consteval AttributeKey(const char* literal)
-      : literal_(literal), size_(std::char_traits<char>::length(literal)) {}
+      : literal_(literal), size_(std::char_traits<char>::length(literal)) {
+    // Exporters copy literal names without escaping them: a name that would need it does not
+    // compile (throwing here is a compile-time error).
+    for (size_t i = 0; i < size_; ++i)
+      if (literal[i] < 0x20 || literal[i] == '"' || literal[i] == '\\' || literal[i] >= 0x7f)
+        throw "attribute names written in code are printable ASCII without quotes or backslashes";
+  }
   AttributeKey(std::string owned) : owned_(std::make_shared<const std::string>(std::move(owned))) {}
 
   std::string_view view() const {
@@ -37,6 +43,8 @@ class AttributeKey {
   bool operator==(std::string_view other) const { return view() == other; }
   auto operator<=>(std::string_view other) const { return view() <=> other; }
   size_t heap_bytes() const { return literal_ ? 0 : owned_->capacity(); }
+  // A name from the code (checked when compiled): needs no escaping in JSON.
+  bool plain() const { return literal_ != nullptr; }
 
  private:
   const char* literal_ = nullptr;

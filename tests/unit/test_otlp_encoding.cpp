@@ -344,7 +344,8 @@ TEST_CASE("otlp encoders: edge cases against the references") {
   SUBCASE("unicode everywhere, control characters, quotes") {
     Trace t = fx::sample_trace(r1, r2);
     t.spans[1].name = "GET /\xe6\x97\xa5\xe6\x9c\xac/\xf0\x9f\x98\x80 \"q\" \\ \x01\x1f\x7f\n";
-    t.spans[1].attributes.push_back({"\xc3\xa9t\xc3\xa9", std::string("\xe2\x80\xa8\t\b\f\r")});
+    t.spans[1].attributes.push_back(
+        {std::string("\xc3\xa9t\xc3\xa9"), std::string("\xe2\x80\xa8\t\b\f\r")});
     both({t});
   }
   SUBCASE("a span bigger than 16 KiB, a request bigger than 2 MiB: lengths of every size") {
