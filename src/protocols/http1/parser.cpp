@@ -264,7 +264,7 @@ bool MessageParser::parse_head(stream::DataStream& s, const ParserCallbacks& cb)
     if (end == std::string_view::npos) break;  // a cut line of a truncated head
     std::string_view line = head.substr(pos, end - pos);
     pos = end + 1;
-    if (trim(line).empty() && (line.empty() || line == "\r")) break;
+    if (line.empty() || line == "\r") break;            // the empty line that ends the head
     if (line.front() == ' ' || line.front() == '\t') {  // obsolete line folding
       if (last_kept) last_kept->append(" ").append(trim(line));
       continue;
