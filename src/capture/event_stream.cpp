@@ -20,8 +20,11 @@ void EventOrderer::push(Event&& event) {
     free_slots_.pop_back();
   }
   std::swap(slots_[slot], event);
-  order_.push_back({slots_[slot].mono_ns, arrivals_++, slot});
-  std::push_heap(order_.begin(), order_.end(), Later{});
+  Key key{slots_[slot].mono_ns, arrivals_++, slot};
+  if (order_.empty() || !Earlier{}(key, order_.back()))
+    order_.push_back(key);
+  else  // an event older than the newest held: its place is near the back
+    order_.insert(std::upper_bound(order_.begin(), order_.end(), key, Earlier{}), key);
 }
 
 void EventOrderer::measure_gap(Event& event) {
@@ -62,9 +65,8 @@ void EventOrderer::release(Event& event, const EventSink& sink) {
 }
 
 void EventOrderer::release_first(const EventSink& sink) {
-  std::pop_heap(order_.begin(), order_.end(), Later{});
-  uint32_t slot = order_.back().slot;
-  order_.pop_back();
+  uint32_t slot = order_.front().slot;
+  order_.pop_front();
   Event& event = slots_[slot];
   release(event, sink);
   // A sink that kept the event moved its buffers out; one that did not leaves them for reuse.

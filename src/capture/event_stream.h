@@ -2,6 +2,7 @@
 // recording), put in timestamp order, with gaps in each byte stream measured.
 #pragma once
 
+#include <deque>
 #include <memory>
 #include <unordered_map>
 #include <vector>
@@ -40,9 +41,9 @@ class EventOrderer {
     uint64_t arrival;
     uint32_t slot;
   };
-  struct Later {
+  struct Earlier {
     bool operator()(const Key& a, const Key& b) const {
-      return a.mono_ns != b.mono_ns ? a.mono_ns > b.mono_ns : a.arrival > b.arrival;
+      return a.mono_ns != b.mono_ns ? a.mono_ns < b.mono_ns : a.arrival < b.arrival;
     }
   };
   // Released slots keep their payload buffers for the next events, up to this many.
@@ -54,7 +55,11 @@ class EventOrderer {
   uint64_t window_ns_;
   uint64_t arrivals_ = 0;
   uint64_t last_released_ns_ = 0;
-  std::vector<Key> order_;  // a min-heap by (mono_ns, arrival)
+  // Sorted by (mono_ns, arrival). Events arrive nearly in timestamp order (the ring is filled
+  // in reservation order; CPUs differ by microseconds), so a push lands at or next to the back
+  // and a release pops the front, in memory order: a heap paid log2(n) cache misses per release
+  // with ~10 000 events held under load (56% of the orderer's samples in perf).
+  std::deque<Key> order_;
   std::vector<Event> slots_;
   std::vector<uint32_t> free_slots_;
   // Next expected position per (cookie, direction).
