@@ -19,6 +19,13 @@ struct {
 	__uint(max_entries, 8 << 20); /* resized by userspace before load */
 } weft_events SEC(".maps");
 
+/* Process starts and exits (struct weft_proc_event) for the proc stage's own thread: kept apart
+ * from weft_events so that a flood of data never delays or drops them, nor they the data. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 256 << 10);
+} weft_proc_events SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, WEFT_LOSS_COUNT);

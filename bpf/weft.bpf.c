@@ -12,6 +12,7 @@
 #include "helpers/sock.h"
 #include "helpers/syscall_args.h"
 #include "helpers/capture.h"
+#include "helpers/tls.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -143,9 +144,11 @@ static __always_inline int on_data(struct sock *sk, int ret, __u8 dir)
 	m.syscall = b.syscall;
 
 	struct weft_conn_state *st = conn_state(m.cookie);
+	if (st && st->pid == 0 && b.fd >= 0)
+		claim_owner(sk, m.cookie, st, b.fd, pid_tgid); /* before the header: keeps time order */
+	/* Whatever the verdict: a connection whose plaintext is known still names its TLS calls. */
+	tls_note_socket(task, sk, m.cookie, b.fd, dir, ret, st);
 	if (st) {
-		if (st->pid == 0 && b.fd >= 0)
-			claim_owner(sk, m.cookie, st, b.fd, pid_tgid); /* before the header: keeps time order */
 		if (st->weft_peer)
 			return 0;
 		/* Atomic: two threads may write the same socket from different CPUs. */
@@ -356,3 +359,32 @@ int conn__accept(struct trace_event_raw_sys_exit *ctx)
 {
 	return on_accept(ctx->ret);
 }
+
+/* Processes, for the proc stage (which finds the TLS libraries they map): once per exec and
+ * per process exit, nothing per syscall. */
+static __always_inline void emit_proc_event(__u32 pid, __u32 kind)
+{
+	struct weft_proc_event ev = {.pid = pid, .kind = kind};
+	if (bpf_ringbuf_output(&weft_proc_events, &ev, sizeof(ev), 0))
+		count_tls(WEFT_TLS_PROC_EVENTS_LOST);
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(proc__exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	__u32 tgid = p->tgid;
+	if (tgid != self_tgid)
+		emit_proc_event(tgid, WEFT_PROC_EXEC);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(proc__exit, struct task_struct *p)
+{
+	/* Every thread exits through here; the process is gone with its last one. */
+	if (p->signal->live.counter == 0)
+		emit_proc_event(p->tgid, WEFT_PROC_EXIT);
+	return 0;
+}
+
+#include "tls_programs.h"

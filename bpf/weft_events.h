@@ -50,6 +50,11 @@ enum weft_syscall {
 	WEFT_SYS_RECVMMSG, /* counted only */
 	WEFT_SYS_SENDFILE, /* counted only: no user buffer */
 	WEFT_SYS_SPLICE,   /* counted only: no user buffer */
+	/* Not syscalls: a TLS library call that returned plaintext (SSL_write/_ex, SSL_read/_ex).
+	 * fd is the socket's, learnt from the syscalls the call made or an earlier call of the
+	 * same TLS object. */
+	WEFT_SYS_TLS_WRITE,
+	WEFT_SYS_TLS_READ,
 	WEFT_SYS_COUNT,
 };
 
@@ -62,13 +67,41 @@ enum weft_data_flags {
 	 * pid and tid are 0 (comm names the thread) and no byte is captured. A new bit in an
 	 * existing field: the layout, and so WEFT_EVENT_ABI_VERSION, is unchanged. */
 	WEFT_DATA_KERNEL_THREAD = 1 << 4,
+	/* TLS plaintext from a call that made no socket syscall (bytes the library had buffered):
+	 * tcp_seq is 0, not a sequence number. Also a new bit in an existing field. */
+	WEFT_DATA_NO_SEQUENCE = 1 << 5,
 };
 
 /* Whose bytes a data record carries. Each source has its own stream positions; where a
  * connection has both, the library's plaintext wins and the socket's ciphertext is dropped. */
 enum weft_byte_source {
 	WEFT_SOURCE_SOCKET = 0,      /* the socket syscalls (tp_btf sock_send/recv_length) */
-	WEFT_SOURCE_TLS_LIBRARY = 1, /* a TLS library's plaintext (uprobes; to come) */
+	WEFT_SOURCE_TLS_LIBRARY = 1, /* a TLS library's plaintext (uprobes on SSL_read/SSL_write) */
+};
+
+/* What happened to TLS library calls (per-CPU array `weft_tls_counts`). Kept out of
+ * weft_losses, whose layout recordings store. */
+enum weft_tls_count {
+	WEFT_TLS_CALLS = 0,          /* calls whose plaintext was reported under its connection */
+	WEFT_TLS_UNMAPPED = 1,       /* plaintext returned by a call that made no socket syscall, on
+				      * a TLS object weft has not tied to a socket yet: not reported */
+	WEFT_TLS_NESTED = 2,         /* a call started while another was in flight on the thread: the
+				      * outer one is not reported */
+	WEFT_TLS_NO_THREAD_STATE = 3, /* per-thread state could not be allocated: call not reported */
+	WEFT_TLS_READ_FAILED = 4,    /* the _ex length (size_t*) was unreadable: call not reported */
+	WEFT_TLS_PROC_EVENTS_LOST = 5, /* process start/exit records the ring had no room for */
+	WEFT_TLS_COUNT_MAX = 6,
+};
+
+/* A process started or ended (ring buffer `weft_proc_events`, read by the proc stage). */
+enum weft_proc_event_kind {
+	WEFT_PROC_EXEC = 1, /* execve() succeeded: the process maps a new executable */
+	WEFT_PROC_EXIT = 2, /* the last thread of the process exited */
+};
+
+struct weft_proc_event {
+	__u32 pid; /* thread group id, as the root pid namespace numbers it */
+	__u32 kind; /* enum weft_proc_event_kind */
 };
 
 enum weft_conn_flags {

@@ -169,6 +169,7 @@ struct data_meta {
 	__u8 dir;
 	__u8 role;
 	__u8 flags; /* enum weft_data_flags known up front (NO_POSITION, KERNEL_THREAD) */
+	__u8 source; /* enum weft_byte_source */
 };
 
 
@@ -231,7 +232,7 @@ static __always_inline void fill_data_header(struct weft_data_event *ev, const s
 	ev->captured = n;
 	ev->syscall = m->syscall;
 	ev->direction = m->dir;
-	ev->source = WEFT_SOURCE_SOCKET;
+	ev->source = m->source;
 	__builtin_memset(ev->pad, 0, sizeof(ev->pad));
 	ev->flags = m->flags;
 }

@@ -86,6 +86,8 @@ struct Event {
   bool kernel_thread() const;
   bool accept_at_first_io() const;
   bool has_position() const;
+  // False for TLS plaintext the library had buffered (no syscall in the call): tcp_seq is 0.
+  bool has_sequence() const;
   // Position of the first byte the whole syscall moved.
   uint64_t syscall_pos() const { return stream_pos - chunk_offset; }
 };

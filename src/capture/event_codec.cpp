@@ -161,6 +161,9 @@ bool Event::accept_at_first_io() const {
 bool Event::has_position() const {
   return !(flags & WEFT_DATA_NO_POSITION);
 }
+bool Event::has_sequence() const {
+  return !(flags & WEFT_DATA_NO_SEQUENCE);
+}
 
 const char* to_string(EventKind kind) {
   switch (kind) {
@@ -196,8 +199,8 @@ const char* to_string(Role role) {
 
 const char* syscall_name(uint16_t syscall) {
   static const char* const kNames[WEFT_SYS_COUNT] = {
-      "unknown", "read",    "write",    "readv",    "writev",   "sendto", "recvfrom",
-      "sendmsg", "recvmsg", "sendmmsg", "recvmmsg", "sendfile", "splice"};
+      "unknown", "read",     "write",    "readv",    "writev", "sendto",    "recvfrom", "sendmsg",
+      "recvmsg", "sendmmsg", "recvmmsg", "sendfile", "splice", "SSL_write", "SSL_read"};
   return syscall < WEFT_SYS_COUNT ? kNames[syscall] : "unknown";
 }
 

@@ -24,9 +24,11 @@ struct SourceStats {
   uint64_t scan_errors = 0;
   // Capture verdicts the kernel map refused: the connection keeps its payload.
   uint64_t verdict_failures = 0;
+  std::array<uint64_t, WEFT_TLS_COUNT_MAX> tls{};  // indexed by enum weft_tls_count
 };
 
-const char* loss_name(int cause);  // "ringbuf_full", "truncated", ...
+const char* loss_name(int cause);      // "ringbuf_full", "truncated", ...
+const char* tls_count_name(int what);  // "calls", "unmapped", ...
 
 class EventSource {
  public:

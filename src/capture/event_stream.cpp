@@ -7,6 +7,7 @@ namespace {
 
 constexpr size_t kMaxTrackedStreams = 1 << 20;
 constexpr uint64_t kUnknown = UINT64_MAX;  // no expectation for a stream direction yet
+constexpr std::array<uint64_t, 4> kUnknownStreams{kUnknown, kUnknown, kUnknown, kUnknown};
 
 }  // namespace
 
@@ -39,9 +40,10 @@ void EventOrderer::measure_gap(Event& event) {
   }
   // Positions start at 0 when the kernel first sees a connection, so a first syscall that
   // starts later means the records before it were lost, unless weft forgot that stream.
-  auto [it, fresh] =
-      next_pos_.try_emplace(event.cookie, std::array<uint64_t, 2>{kUnknown, kUnknown});
-  uint64_t& expected = it->second[static_cast<int>(event.direction)];
+  // Socket bytes and a TLS library's plaintext are two streams each, with their own positions.
+  auto [it, fresh] = next_pos_.try_emplace(event.cookie, kUnknownStreams);
+  uint64_t& expected =
+      it->second[static_cast<int>(event.direction) + 2 * static_cast<int>(event.source)];
   uint64_t start = event.syscall_pos();
   if (expected == kUnknown) expected = forgot_streams_ ? start : 0;
   if (start > expected) {

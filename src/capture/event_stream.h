@@ -62,8 +62,8 @@ class EventOrderer {
   std::deque<Key> order_;
   std::vector<Event> slots_;
   std::vector<uint32_t> free_slots_;
-  // Next expected position per (cookie, direction).
-  std::unordered_map<uint64_t, std::array<uint64_t, 2>> next_pos_;
+  // Next expected position per (cookie, direction + 2 * byte source).
+  std::unordered_map<uint64_t, std::array<uint64_t, 4>> next_pos_;
   bool forgot_streams_ = false;  // next_pos_ was cleared once: new streams may be old ones
   StreamStats stats_;
 };

@@ -30,6 +30,14 @@ const std::vector<HookSpec>& hook_table() {
        "accept() returning a TCP socket: accepting pid, tid and fd",
        "exact accept() times; accepts are reported at the server's first bytes instead",
        [](weft_bpf* s) { return s->progs.conn__accept; }},
+      {"proc__exec", "tp_btf/sched_process_exec", false, false,
+       "process starts: TLS libraries of new processes are found as their loader maps them",
+       "a TLS library only new processes map is hooked at the next /proc rescan (10 s)",
+       [](weft_bpf* s) { return s->progs.proc__exec; }},
+      {"proc__exit", "tp_btf/sched_process_exit", false, false,
+       "process exits: exited processes are forgotten at once",
+       "exited processes are forgotten at the next /proc rescan (10 s)",
+       [](weft_bpf* s) { return s->progs.proc__exit; }},
   };
   return table;
 }

@@ -94,7 +94,10 @@ std::unique_ptr<KernelCapture> KernelCapture::open(const CaptureConfig& config,
   }
   std::unique_ptr<KernelCapture> capture(new KernelCapture());
   capture->scan_existing_ = config.scan_existing;
+  capture->tls_enabled_ = config.tls;
   if (!capture->load(config, error) || !capture->attach(error)) return nullptr;
+  // After the socket hooks: a TLS call made from now on finds them ready to name its socket.
+  capture->start_tls();
   // Scanned once the hooks are attached, so no connection falls between the scan and the
   // probes, and before open() returns, so "capturing" means they are already known.
   capture->scan_existing();
@@ -102,6 +105,7 @@ std::unique_ptr<KernelCapture> KernelCapture::open(const CaptureConfig& config,
 }
 
 KernelCapture::~KernelCapture() {
+  tls_.reset();
   if (ring_) ring_buffer__free(ring_);
   for (bpf_link* link : links_) bpf_link__destroy(link);
   if (skel_) weft_bpf__destroy(skel_);
@@ -129,6 +133,7 @@ bool KernelCapture::load(const CaptureConfig& config, std::string* error) {
   bpf_map__set_max_entries(skel_->maps.weft_events, config.ringbuf_bytes);
   bpf_map__set_max_entries(skel_->maps.weft_conns, config.max_connections);
   bpf_map__set_max_entries(skel_->maps.weft_verdicts, config.max_connections);
+  bpf_map__set_max_entries(skel_->maps.weft_tls_sessions, config.max_connections);
 
   for (const std::string& name : config.disabled_hooks) {
     const HookSpec* spec = find_hook(name);
@@ -304,7 +309,18 @@ SourceStats KernelCapture::stats() const {
     if (bpf_map_lookup_elem(fd, &cause, per_cpu.data()) != 0) continue;
     for (uint64_t v : per_cpu) out.kernel[cause] += v;
   }
+  fd = bpf_map__fd(skel_->maps.weft_tls_counts);
+  for (uint32_t what = 0; what < WEFT_TLS_COUNT_MAX; ++what) {
+    if (bpf_map_lookup_elem(fd, &what, per_cpu.data()) != 0) continue;
+    for (uint64_t v : per_cpu) out.tls[what] += v;
+  }
   return out;
+}
+
+const char* tls_count_name(int what) {
+  static const char* const kNames[WEFT_TLS_COUNT_MAX] = {
+      "calls", "unmapped", "nested", "no_thread_state", "read_failed", "proc_events_lost"};
+  return what >= 0 && what < WEFT_TLS_COUNT_MAX ? kNames[what] : "unknown";
 }
 
 const char* loss_name(int cause) {
@@ -364,6 +380,27 @@ std::vector<KernelCapture::ProgramStats> KernelCapture::program_stats() const {
     out.push_back({bpf_program__name(prog), info.run_time_ns, info.run_cnt});
   }
   return out;
+}
+
+void KernelCapture::start_tls() {
+  if (!tls_enabled_) return;
+  proc::TlsProbePrograms programs{
+      .write_enter = skel_->progs.tls__write_enter,
+      .write_ex_enter = skel_->progs.tls__write_ex_enter,
+      .read_enter = skel_->progs.tls__read_enter,
+      .read_ex_enter = skel_->progs.tls__read_ex_enter,
+      .exit = skel_->progs.tls__exit,
+      .forget = skel_->progs.tls__forget,
+  };
+  bool follows = false;
+  for (const HookStatus& h : hooks_)
+    follows |= h.spec->program == "proc__exec" && h.state == HookState::Attached;
+  tls_ = std::make_unique<proc::TlsLibraries>(
+      programs, follows ? bpf_map__fd(skel_->maps.weft_proc_events) : -1, getpid());
+}
+
+std::vector<proc::TlsLibraryStatus> KernelCapture::tls_libraries() const {
+  return tls_ ? tls_->status() : std::vector<proc::TlsLibraryStatus>{};
 }
 
 void KernelCapture::set_verdict(uint64_t cookie, CaptureVerdict verdict) {

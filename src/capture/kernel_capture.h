@@ -11,6 +11,7 @@
 #include "capture/event_source.h"
 #include "capture/hooks.h"
 #include "capture/process_info.h"
+#include "proc/tls_libraries.h"
 
 struct ring_buffer;
 struct bpf_link;
@@ -29,6 +30,9 @@ struct CaptureConfig {
   // Attach the accept() syscall tracepoints for exact accept times. Off by default: any
   // syscall tracepoint sends every syscall on the machine through the slow path.
   bool exact_accept = false;
+  // Uprobes on the TLS libraries processes map (OpenSSL 3 and 1.1): their plaintext replaces
+  // the ciphertext of the connection.
+  bool tls = true;
 };
 
 // One line describing what is wrong with a config, or empty when it is fine.
@@ -52,6 +56,8 @@ class KernelCapture : public EventSource {
   size_t drain(const EventSink& sink) override;
 
   const std::vector<HookStatus>& hooks() const { return hooks_; }
+  // TLS library files found and whether they are hooked; empty with TLS off.
+  std::vector<proc::TlsLibraryStatus> tls_libraries() const;
 
   // Time the kernel spent in each loaded program and how often it ran (both stay 0 unless
   // kernel.bpf_stats_enabled=1): what a BPF change costs per event.
@@ -70,6 +76,7 @@ class KernelCapture : public EventSource {
   bool learn_self_tgid(std::string* error);
   bool attach(std::string* error);
   void scan_existing();
+  void start_tls();
   void register_self_endpoint(const EndpointKey& key, bool add);
   // Listeners on every address stand for each address of weft's network namespace: those are
   // listed again now and then, as interfaces come and go.
@@ -79,6 +86,8 @@ class KernelCapture : public EventSource {
   weft_bpf* skel_ = nullptr;
   ring_buffer* ring_ = nullptr;
   std::vector<bpf_link*> links_;
+  std::unique_ptr<proc::TlsLibraries> tls_;  // its uprobe links go before the programs do
+  bool tls_enabled_ = true;
   std::vector<HookStatus> hooks_;
   bool scan_existing_ = true;
   std::vector<Event> existing_;              // found at start, delivered by the first poll

@@ -113,6 +113,7 @@ std::string format_event_text(const Event& e) {
     case EventKind::Data:
       line += " " + std::string(to_string(e.direction)) + " " + syscall_name(e.syscall) + " " +
               std::to_string(e.syscall_len) + "B";
+      if (e.source == ByteSource::TlsLibrary) line += " plaintext";
       if (e.chunk_offset) line += " chunk@" + std::to_string(e.chunk_offset);
       line += " pos=" + (e.has_position() ? std::to_string(e.stream_pos) : std::string("?"));
       if (e.gap_before) line += " GAP=" + std::to_string(e.gap_before);
@@ -162,7 +163,11 @@ std::string format_event_json(const Event& e) {
         j["stream_pos"] = e.stream_pos;
       else
         j["stream_pos"] = nullptr;
-      j["tcp_seq"] = e.tcp_seq;
+      if (e.has_sequence())
+        j["tcp_seq"] = e.tcp_seq;
+      else
+        j["tcp_seq"] = nullptr;  // TLS plaintext the library had buffered
+      j["source"] = e.source == ByteSource::TlsLibrary ? "tls" : "socket";
       j["captured"] = e.data.size();
       j["truncated"] = e.truncated();
       j["kernel_thread"] = e.kernel_thread();

@@ -77,6 +77,11 @@ void print_loss_summary(const char* command, const capture::SourceStats& source,
                "weft %s: capture limit: %llu syscalls' payloads cut at --capture-bytes (by design, "
                "not a loss: byte counts and stream positions stay exact)\n",
                command, (unsigned long long)source.kernel[WEFT_LOSS_TRUNCATED]);
+  std::string tls;
+  for (int what = 0; what < WEFT_TLS_COUNT_MAX; ++what)
+    tls += std::string(tls.empty() ? "" : " ") + capture::tls_count_name(what) + "=" +
+           std::to_string(source.tls[what]);
+  std::fprintf(stderr, "weft %s: tls library calls: %s\n", command, tls.c_str());
 }
 
 int finish_source(const OpenedSource& opened) {

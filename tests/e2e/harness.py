@@ -202,11 +202,13 @@ SUMMARY_LOSSES = re.compile(r"^weft (?:events|record): kernel losses: (.*); stre
 SUMMARY_CAPTURE_LIMIT = re.compile(r"^weft (?:events|record|exchanges|run): capture limit: (\d+) syscalls' payloads cut at "
                                    r"--capture-bytes \(by design, not a loss: byte counts and stream positions stay "
                                    r"exact\)$")
+SUMMARY_TLS = re.compile(r"^weft (?:events|record|exchanges|run): tls library calls: ((?:[a-z_]+=\d+ ?)+)$")
 CAPTURING = re.compile(r"^weft (events|record|exchanges|run): capturing \(Ctrl-C to stop\)$")
 
 
 def is_summary_line(line):
-    return bool(SUMMARY_COUNTS.match(line) or SUMMARY_LOSSES.match(line) or SUMMARY_CAPTURE_LIMIT.match(line))
+    return bool(SUMMARY_COUNTS.match(line) or SUMMARY_LOSSES.match(line) or SUMMARY_CAPTURE_LIMIT.match(line) or
+                SUMMARY_TLS.match(line))
 
 
 def parse_summary(lines):
@@ -231,6 +233,12 @@ def parse_summary(lines):
         m = SUMMARY_CAPTURE_LIMIT.match(line)
         if m:
             out["capture_limited"] = int(m.group(1))
+            continue
+        m = SUMMARY_TLS.match(line)
+        if m:
+            for item in m.group(1).split():
+                k, v = item.split("=")
+                out["tls_" + k] = int(v)
     check("data" in out and "ringbuf_full" in out and "capture_limited" in out,
           "weft did not print its three summary lines on stderr; stderr was:\n  " + "\n  ".join(lines))
     return out

@@ -284,6 +284,7 @@ TEST_CASE("event: names of kinds, directions, roles and syscalls") {
   CHECK(std::string(syscall_name(WEFT_SYS_READ)) == "read");
   CHECK(std::string(syscall_name(WEFT_SYS_SENDTO)) == "sendto");
   CHECK(std::string(syscall_name(WEFT_SYS_SPLICE)) == "splice");
+  CHECK(std::string(syscall_name(WEFT_SYS_TLS_READ)) == "SSL_read");
   CHECK(std::string(syscall_name(WEFT_SYS_COUNT)) == "unknown");
   CHECK(std::string(syscall_name(0xffff)) == "unknown");
 }

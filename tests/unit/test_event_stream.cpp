@@ -106,6 +106,20 @@ TEST_CASE("orderer: a skipped range of a stream is a gap on the event after it")
   CHECK(orderer.stats().overlaps == 0);
 }
 
+// A TLS connection carries two streams per direction: the socket's ciphertext and the library's
+// plaintext, each with positions of its own.
+TEST_CASE("orderer: socket bytes and TLS plaintext of one connection are separate streams") {
+  EventOrderer orderer(kWindow);
+  Event plain = send(1, 20, 0, 50);
+  plain.source = ByteSource::TlsLibrary;
+  Event plain2 = send(1, 40, 50, 10);
+  plain2.source = ByteSource::TlsLibrary;
+  Released out = push_all(orderer, {send(1, 10, 0, 100), plain, send(1, 30, 100, 80), plain2});
+  for (const Event& e : out.events) CHECK(e.gap_before == 0);
+  CHECK(orderer.stats().gaps == 0);
+  CHECK(orderer.stats().overlaps == 0);
+}
+
 TEST_CASE("orderer: contiguous syscalls leave no gap") {
   EventOrderer orderer(kWindow);
   Released out = push_all(orderer, {send(1, 10, 0, 100), send(1, 20, 100, 1), send(1, 30, 101, 99),

@@ -1,0 +1,96 @@
+/* Tying a TLS library call to its connection, without kprobes: while a call is in flight on a
+ * thread, the socket hooks firing inside it on that thread (the library's own read/write)
+ * learn the socket. */
+#ifndef WEFT_HELPERS_TLS_H
+#define WEFT_HELPERS_TLS_H
+
+#include "../maps.h"
+#include "sock.h"
+
+/* The TLS call in flight on a thread, if any. Task storage: found without hashing, and freed
+ * with the thread, so a thread that dies inside a call leaves nothing behind. */
+struct tls_call {
+	__u64 ssl;     /* the library's object (SSL*); 0 when no call is in flight */
+	__u64 buf;     /* the caller's plaintext buffer */
+	__u64 len_out; /* size_t* of SSL_read_ex/SSL_write_ex, 0 for SSL_read/SSL_write */
+	__u64 sk;      /* learnt: the socket the call moved bytes on */
+	__u64 cookie;  /* learnt: its cookie; 0 until a socket hook fired inside the call */
+	__u32 seq;     /* learnt: TCP sequence number of the first byte the call moved */
+	__s32 fd;
+	__u8 dir;      /* enum weft_direction of the plaintext */
+	__u8 role;
+	__u8 weft_peer;
+	__u8 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct tls_call);
+} weft_tls_calls SEC(".maps");
+
+/* A TLS object of a process, tied to its connection: for later calls that make no syscall
+ * (SSL_read returning plaintext the library already holds), and the plaintext stream
+ * positions. */
+struct tls_session_key {
+	__u64 ssl;
+	__u32 tgid; /* pointers are per process */
+	__u32 pad;
+};
+
+struct tls_session {
+	__u64 cookie;
+	__u64 sk;
+	__u64 send_pos; /* plaintext positions: the library's stream, not the socket's */
+	__u64 recv_pos;
+	__s32 fd;
+	__u8 role;
+	__u8 weft_peer;
+	__u8 pad[2];
+};
+
+/* LRU: SSL_free forgets an object, but a process that exits (or is killed) without freeing
+ * leaves its objects behind; the oldest go first. An evicted live object's later buffered
+ * reads are counted as unmapped, never attached elsewhere. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536); /* resized like weft_conns by userspace */
+	__type(key, struct tls_session_key);
+	__type(value, struct tls_session);
+} weft_tls_sessions SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, WEFT_TLS_COUNT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} weft_tls_counts SEC(".maps");
+
+static __always_inline void count_tls(__u32 what)
+{
+	__u64 *n = bpf_map_lookup_elem(&weft_tls_counts, &what);
+	if (n)
+		*n += 1; /* per-CPU slot: no atomic needed */
+}
+
+/* Called by the socket data hooks for every event: the one per-thread lookup TLS costs them.
+ * The first syscall in the call's own direction names the connection (a read inside SSL_write
+ * or a write inside SSL_read is protocol housekeeping, e.g. a key update). */
+static __always_inline void tls_note_socket(struct task_struct *task, struct sock *sk, __u64 cookie, __s32 fd,
+					    __u8 dir, int len, const struct weft_conn_state *st)
+{
+	struct tls_call *call = bpf_task_storage_get(&weft_tls_calls, task, 0, 0);
+	if (!call || !call->ssl || call->cookie || call->dir != dir)
+		return;
+	call->cookie = cookie;
+	call->sk = (__u64)sk;
+	call->fd = fd;
+	call->seq = sock_first_seq(sk, dir, len);
+	if (st) {
+		call->role = st->role;
+		call->weft_peer = st->weft_peer;
+	}
+}
+
+#endif

@@ -1,0 +1,165 @@
+/* TLS plaintext from uprobes on OpenSSL (libssl.so.3, libssl.so.1.1), attached by userspace
+ * once per library file. Entry probes remember the call per thread; return probes emit the
+ * plaintext under the connection the call's own socket syscalls named (helpers/tls.h), or the
+ * one an earlier call of the same object named. Included at the end of weft.bpf.c. */
+#ifndef WEFT_TLS_PROGRAMS_H
+#define WEFT_TLS_PROGRAMS_H
+
+#include "helpers/tls.h"
+
+static __always_inline int tls_enter(__u64 ssl, __u64 buf, __u64 len_out, __u8 dir)
+{
+	if (is_self(bpf_get_current_pid_tgid()))
+		return 0;
+	struct tls_call *call = bpf_task_storage_get(&weft_tls_calls, bpf_get_current_task_btf(), 0,
+						     BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!call) {
+		count_tls(WEFT_TLS_NO_THREAD_STATE);
+		return 0;
+	}
+	if (call->ssl)
+		count_tls(WEFT_TLS_NESTED);
+	call->ssl = ssl;
+	call->buf = buf;
+	call->len_out = len_out;
+	call->dir = dir;
+	call->cookie = 0;
+	call->sk = 0;
+	call->seq = 0;
+	call->fd = -1;
+	call->role = WEFT_ROLE_UNKNOWN;
+	call->weft_peer = 0;
+	return 0;
+}
+
+/* Plaintext bytes the call moved: the return value of SSL_read/SSL_write, *len_out of the
+ * _ex variants (which return 1 on success). 0 when nothing moved (WANT_READ, errors). */
+static __always_inline __u32 tls_moved(const struct tls_call *call, int ret)
+{
+	if (!call->len_out)
+		return ret > 0 ? (__u32)ret : 0;
+	if (ret != 1)
+		return 0;
+	__u64 n = 0;
+	if (bpf_probe_read_user(&n, sizeof(n), (void *)call->len_out)) {
+		count_tls(WEFT_TLS_READ_FAILED);
+		return 0;
+	}
+	return n > 0x7fffffff ? 0x7fffffff : (__u32)n;
+}
+
+/* The object's connection: what this call's syscalls named (a new or reused object is tied
+ * again), else what an earlier call named. */
+static __always_inline struct tls_session *tls_session_of(const struct tls_call *call, __u32 tgid)
+{
+	struct tls_session_key key = {.ssl = call->ssl, .tgid = tgid};
+	struct tls_session *s = bpf_map_lookup_elem(&weft_tls_sessions, &key);
+	if (!call->cookie || (s && s->cookie == call->cookie))
+		return s;
+	struct tls_session fresh = {
+		.cookie = call->cookie,
+		.sk = call->sk,
+		.fd = call->fd,
+		.role = call->role,
+		.weft_peer = call->weft_peer,
+	};
+	bpf_map_update_elem(&weft_tls_sessions, &key, &fresh, BPF_ANY);
+	return bpf_map_lookup_elem(&weft_tls_sessions, &key);
+}
+
+static __always_inline void tls_emit(const struct tls_call *call, struct tls_session *s, __u64 pid_tgid, __u32 len)
+{
+	struct data_meta m = {
+		/* verifier: a BTF pointer, so the shared tuple helper can load fields directly (a
+		 * socket closed since is read through the fault-tolerant path, never crashes). */
+		.sk = bpf_core_cast((void *)s->sk, struct sock),
+		.cookie = s->cookie,
+		.pid_tgid = pid_tgid,
+		.len = len,
+		.fd = s->fd,
+		.dir = call->dir,
+		.role = s->role,
+		.source = WEFT_SOURCE_TLS_LIBRARY,
+		.syscall = call->dir == WEFT_DIR_SEND ? WEFT_SYS_TLS_WRITE : WEFT_SYS_TLS_READ,
+	};
+	if (call->cookie)
+		m.seq = call->seq;
+	else
+		m.flags = WEFT_DATA_NO_SEQUENCE;
+	/* Atomic: two threads may use one object (with the application's own locking). */
+	m.pos = __sync_fetch_and_add(call->dir == WEFT_DIR_SEND ? &s->send_pos : &s->recv_pos, (__u64)len);
+	struct syscall_buffer b = {.shape = SHAPE_FLAT, .fd = s->fd, .arg1 = call->buf, .arg2 = len};
+	if (capture_direct(&m, &b, false))
+		return;
+	__u32 zero = 0;
+	struct weft_data_scratch *scratch = bpf_map_lookup_elem(&weft_scratch, &zero);
+	if (!scratch)
+		return;
+	struct weft_data_event *ev = (struct weft_data_event *)scratch->bytes;
+	fill_data_header(ev, &m, 0);
+	capture_syscall(ev, &b, len, m.pos, m.seq, false);
+}
+
+static __always_inline int tls_exit(int ret)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct tls_call *call = bpf_task_storage_get(&weft_tls_calls, bpf_get_current_task_btf(), 0, 0);
+	if (!call || !call->ssl)
+		return 0;
+	__u32 len = tls_moved(call, ret);
+	struct tls_session *s = tls_session_of(call, pid_tgid >> 32);
+	if (len > 0) {
+		if (!s)
+			count_tls(WEFT_TLS_UNMAPPED);
+		else if (!s->weft_peer) {
+			count_tls(WEFT_TLS_CALLS);
+			tls_emit(call, s, pid_tgid, len);
+		}
+	}
+	call->ssl = 0;
+	return 0;
+}
+
+SEC("uprobe")
+int BPF_UPROBE(tls__write_enter, void *ssl, const void *buf, int num)
+{
+	return tls_enter((__u64)ssl, (__u64)buf, 0, WEFT_DIR_SEND);
+}
+
+SEC("uprobe")
+int BPF_UPROBE(tls__write_ex_enter, void *ssl, const void *buf, __u64 num, __u64 *written)
+{
+	return tls_enter((__u64)ssl, (__u64)buf, (__u64)written, WEFT_DIR_SEND);
+}
+
+SEC("uprobe")
+int BPF_UPROBE(tls__read_enter, void *ssl, void *buf, int num)
+{
+	return tls_enter((__u64)ssl, (__u64)buf, 0, WEFT_DIR_RECV);
+}
+
+SEC("uprobe")
+int BPF_UPROBE(tls__read_ex_enter, void *ssl, void *buf, __u64 num, __u64 *readbytes)
+{
+	return tls_enter((__u64)ssl, (__u64)buf, (__u64)readbytes, WEFT_DIR_RECV);
+}
+
+/* One return program for all four: the entry probe said which call it was. All four return
+ * int: only eax is the result. */
+SEC("uretprobe")
+int BPF_URETPROBE(tls__exit, int ret)
+{
+	return tls_exit(ret);
+}
+
+/* SSL_free, and SSL_shutdown (after which an object may be cleared and reused for another
+ * connection): the pointer may be handed out again, so its connection is forgotten. */
+SEC("uprobe")
+int BPF_UPROBE(tls__forget, void *ssl)
+{
+	struct tls_session_key key = {.ssl = (__u64)ssl, .tgid = bpf_get_current_pid_tgid() >> 32};
+	bpf_map_delete_elem(&weft_tls_sessions, &key);
+	return 0;
+}
+
+#endif
