@@ -33,6 +33,8 @@ struct ConnectionInfo {
   // weft saw the connection's handshake, so its streams hold the conversation from its first
   // byte: state a protocol keeps per connection (a selected database) is known from the start.
   bool seen_from_start = false;
+  // The streams hold a TLS library's plaintext (the socket carried TLS): spans say https.
+  bool tls = false;
 };
 
 // One side (request or response) of an exchange: where it was on the wire and when.

@@ -15,12 +15,14 @@ void print_summary(const conn::ConnectionTracker& tracker, uint64_t shown) {
       stderr,
       "weft exchanges: %llu shown; connections: %llu tracked, %llu undetected (%llu bytes "
       "looked past), %llu detected after a miss, %llu evicted, %llu idle-expired, %llu late "
-      "bytes, %llu sequence mismatches\n",
+      "bytes, %llu sequence mismatches, %llu TLS connections read as plaintext (%llu ciphertext "
+      "bytes not parsed)\n",
       (unsigned long long)shown, (unsigned long long)t.connections,
       (unsigned long long)t.undetected, (unsigned long long)t.detect_bytes,
       (unsigned long long)t.redetected, (unsigned long long)t.evicted,
       (unsigned long long)t.idle_expired, (unsigned long long)t.late_bytes,
-      (unsigned long long)t.sequence_mismatches);
+      (unsigned long long)t.sequence_mismatches, (unsigned long long)t.tls_connections,
+      (unsigned long long)t.superseded_bytes);
   const auto& registry = protocols::registry();
   for (size_t i = 0; i < registry.size(); ++i) {
     const auto& p = tracker.protocol_counters()[i];

@@ -97,11 +97,13 @@ void print_summary(const trace::StitchCounters& s, const conn::ConnectionTracker
   std::fprintf(
       stderr,
       "weft run: connections: %llu tracked, %llu undetected, %llu detected after a miss, %llu "
-      "evicted, %llu sequence mismatches; parse_errors=%llu unmatched=%llu\n",
+      "evicted, %llu sequence mismatches; parse_errors=%llu unmatched=%llu; tls: %llu "
+      "connections read as plaintext, %llu ciphertext bytes not parsed\n",
       (unsigned long long)t.connections, (unsigned long long)t.undetected,
       (unsigned long long)t.redetected, (unsigned long long)t.evicted,
       (unsigned long long)t.sequence_mismatches, (unsigned long long)parse_errors,
-      (unsigned long long)unmatched);
+      (unsigned long long)unmatched, (unsigned long long)t.tls_connections,
+      (unsigned long long)t.superseded_bytes);
   std::fprintf(stderr, "%s\n", export_line(q, queue.last_error()).c_str());
 }
 

@@ -108,12 +108,15 @@ bool ConnectionTracker::accept_source(Connection& c, const Event& e) {
     return false;
   }
   c.source = e.source;
+  c.info->tls = e.source == ByteSource::TlsLibrary;
+  ++counters_.tls_connections;
   free_streams(c);
   c.handler.reset();
   c.state = State::Detecting;
   c.detect_attempts = 0;
   c.detect_skipped = 0;
   c.rejected = 0;
+  c.missed = false;  // the ciphertext was no miss: detection starts with the plaintext
   c.seq_known = {};
   send_verdict(c, CaptureVerdict::Ignore);
   return true;
@@ -193,7 +196,10 @@ void ConnectionTracker::give_up(Connection& c, const Event& e) {
   if (c.state == State::Detecting) ++counters_.undetected;
   c.state = State::Ignored;
   free_streams(c);
-  send_verdict(c, e.role == Role::Server ? CaptureVerdict::CountsOnly : CaptureVerdict::Ignore);
+  // A server's socket bytes still say who serves what; not once they are ciphertext of
+  // plaintext weft reads from the library.
+  bool counts = e.role == Role::Server && c.source == ByteSource::Socket;
+  send_verdict(c, counts ? CaptureVerdict::CountsOnly : CaptureVerdict::Ignore);
   report_opaque(c, e);
 }
 

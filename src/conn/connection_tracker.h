@@ -44,6 +44,7 @@ struct TrackerCounters {
   // of another writer, a splice, a position the kernel lost): the connection is degraded.
   uint64_t sequence_mismatches = 0;
   uint64_t superseded_bytes = 0;  // socket bytes dropped because the library's plaintext is known
+  uint64_t tls_connections = 0;   // connections whose TLS library plaintext took over
   uint64_t verdicts = 0;          // capture verdicts sent to the kernel
 };
 

@@ -185,7 +185,8 @@ ByteOrigin DataStream::origin_of(uint64_t pos) const {
   for (auto it = syscalls_.rbegin(); it != syscalls_.rend(); ++it) {
     if (it->start <= pos) {
       ByteOrigin o = it->origin;
-      o.tcp_seq += static_cast<uint32_t>(pos - it->start);
+      // 0: no sequence number (TLS plaintext the library had buffered), none for its bytes.
+      if (o.tcp_seq != 0) o.tcp_seq += static_cast<uint32_t>(pos - it->start);
       return o;
     }
   }

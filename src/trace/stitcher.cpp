@@ -32,6 +32,12 @@ size_t Stitcher::BytesKeyHash::operator()(const BytesKey& k) const {
 
 namespace {
 
+// TLS plaintext a library returned from its buffer, with no syscall in the call, has no
+// sequence number (0): its request cannot be matched to the other end's bytes.
+bool same_node_evidence(const Exchange& ex) {
+  return !ex.connection->tls || ex.request.tcp_seq != 0;
+}
+
 Stitcher::BytesKey bytes_key(const Endpoint& client, const Endpoint& server, uint32_t seq) {
   return {client.addr, server.addr, client.port, server.port, seq};
 }
@@ -165,19 +171,25 @@ void Stitcher::add(Span&& span, uint64_t now_ns) {
     if (calls.size() >= kMaxServersPerThread) calls.pop_front();
     calls.push_back(id);
     node.same_node_key = bytes_key(c.local, c.remote, ex.request.tcp_seq);
-    clients_by_bytes_[node.same_node_key] = id;
-    auto server = servers_by_bytes_.find(node.same_node_key);
-    bool linked = server != servers_by_bytes_.end() && at(server->second).parent == 0 &&
-                  !at(server->second).resolved;
-    if (linked) link_same_node(server->second, id);
+    bool linked = false;
+    if (same_node_evidence(ex)) {
+      clients_by_bytes_[node.same_node_key] = id;
+      auto server = servers_by_bytes_.find(node.same_node_key);
+      linked = server != servers_by_bytes_.end() && at(server->second).parent == 0 &&
+               !at(server->second).resolved;
+      if (linked) link_same_node(server->second, id);
+    }
     evidence_.client_exchange(ex);
     if (linked) leave_if_settled(id, now_ns);
   } else {
     node.same_node_key = bytes_key(c.remote, c.local, ex.request.tcp_seq);
-    servers_by_bytes_[node.same_node_key] = id;
-    auto peer = clients_by_bytes_.find(node.same_node_key);
-    uint64_t client_id = peer != clients_by_bytes_.end() ? peer->second : 0;
-    if (client_id) link_same_node(id, client_id);
+    uint64_t client_id = 0;
+    if (same_node_evidence(ex)) {
+      servers_by_bytes_[node.same_node_key] = id;
+      auto peer = clients_by_bytes_.find(node.same_node_key);
+      client_id = peer != clients_by_bytes_.end() ? peer->second : 0;
+      if (client_id) link_same_node(id, client_id);
+    }
     evidence_.server_exchange(ex, node.span.start_ns, node.span.end_ns);
     // Thread-per-request: one thread read the request and wrote the response.
     if (ex.request.end_tid != 0 && ex.request.end_tid == ex.response.start_tid) {

@@ -33,7 +33,8 @@ CURL_SIZES = "%{http_code} %{size_request} %{size_header} %{size_download} %{num
 
 SUMMARY_SHOWN = re.compile(r"^weft exchanges: (\d+) shown; connections: (\d+) tracked, (\d+) undetected "
                            r"\((\d+) bytes looked past\), (\d+) detected after a miss, (\d+) evicted, "
-                           r"(\d+) idle-expired, (\d+) late bytes, (\d+) sequence mismatches$")
+                           r"(\d+) idle-expired, (\d+) late bytes, (\d+) sequence mismatches, "
+                           r"(\d+) TLS connections read as plaintext \((\d+) ciphertext bytes not parsed\)$")
 SUMMARY_HTTP1 = re.compile(r"^weft exchanges: http1: (\d+) exchanges, (\d+) messages, parse_errors=(\d+) "
                            r"resyncs=(\d+) unmatched_requests=(\d+) unmatched_responses=(\d+) truncated=(\d+) "
                            r"skipped_bytes=(\d+) not_replies=(\d+) weak_rejected=(\d+)$")
@@ -72,7 +73,8 @@ def parse_exchange_summary(lines):
         m = SUMMARY_SHOWN.match(line)
         if m:
             out.update(zip(("shown", "tracked", "undetected", "detect_bytes", "redetected", "evicted",
-                            "idle_expired", "late_bytes", "sequence_mismatches"),
+                            "idle_expired", "late_bytes", "sequence_mismatches", "tls_connections",
+                            "superseded_bytes"),
                            map(int, m.groups())))
         m = SUMMARY_HTTP1.match(line)
         if m:

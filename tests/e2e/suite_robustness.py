@@ -23,7 +23,8 @@ MARKERS = 20  # requests whose spans are checked one by one, per phase
 
 RUN_LOSSES = re.compile(r"^weft run: kernel losses: (.*); stream gaps=(\d+) ")
 RUN_CONNECTIONS = re.compile(r"^weft run: connections: (\d+) tracked, (\d+) undetected, (\d+) detected after a "
-                             r"miss, (\d+) evicted, (\d+) sequence mismatches; parse_errors=(\d+) unmatched=(\d+)$")
+                             r"miss, (\d+) evicted, (\d+) sequence mismatches; parse_errors=(\d+) unmatched=(\d+); "
+                             r"tls: (\d+) connections read as plaintext, (\d+) ciphertext bytes not parsed$")
 
 
 class Site:
@@ -96,7 +97,8 @@ def run_counters(weft):
             out["gaps"] = int(m.group(2))
         m = RUN_CONNECTIONS.match(line)
         if m:
-            keys = ("tracked", "undetected", "redetected", "evicted", "mismatches", "parse_errors", "unmatched")
+            keys = ("tracked", "undetected", "redetected", "evicted", "mismatches", "parse_errors", "unmatched",
+                    "tls_connections", "superseded_bytes")
             out.update(zip(keys, map(int, m.groups())))
     check("ringbuf_full" in out and "undetected" in out,
           f"weft run printed no kernel-loss or connection line; stderr ends with: {weft.stderr_tail(10)}")

@@ -524,6 +524,34 @@ TEST_CASE("ConnectionTracker: a library's plaintext wins over the socket's bytes
   REQUIRE(cap.exchanges.size() == 1);
   CHECK(http_of(cap.exchanges[0]).target == "/secret");
   CHECK(cap.exchanges[0].request.stream_pos == 0);  // the plaintext's own positions
+  CHECK(cap.exchanges[0].connection->tls);          // its spans say https
+  CHECK(cap.counters().tls_connections == 1);
+}
+
+// A server's socket bytes of a connection weft cannot parse still say who serves (counts only);
+// once they are the ciphertext of plaintext weft read, they say nothing more: all of it stops.
+TEST_CASE("ConnectionTracker: plaintext of no known protocol stops the ciphertext too") {
+  conn::TrackerConfig config;
+  config.max_detect_attempts = 1;
+  Capture cap(config);
+  std::vector<CaptureVerdict> verdicts;
+  cap.on_verdict = [&](uint64_t, CaptureVerdict v) { verdicts.push_back(v); };
+  Socket s(cap, 1, Role::Server);
+  Event e = s.make(Direction::Recv, 0, 12, "\x01\x02 not http");
+  e.flags |= WEFT_DATA_LAST_CHUNK;
+  e.source = ByteSource::TlsLibrary;
+  s.feed(e);
+  for (int i = 0; i < 80 && cap.counters().undetected == 0; ++i) {
+    Event more = s.make(i % 2 ? Direction::Recv : Direction::Send, 12 + 12 * (i / 2), 12,
+                        "\x01\x02 not http");
+    more.flags |= WEFT_DATA_LAST_CHUNK;
+    more.source = ByteSource::TlsLibrary;
+    s.feed(more);
+  }
+  REQUIRE(cap.counters().undetected == 1);
+  REQUIRE(verdicts.size() == 2);
+  CHECK(verdicts[0] == CaptureVerdict::Ignore);  // plaintext took over
+  CHECK(verdicts[1] == CaptureVerdict::Ignore);  // and not CountsOnly, as for a plain server
 }
 
 }  // namespace

@@ -173,6 +173,27 @@ TEST_CASE("stitcher: same-node evidence alone") {
   }
 }
 
+// Over TLS the sequence number is the record's, learnt inside the library's call; a request the
+// server's library returned from its buffer has none (0) and must not be matched on it.
+TEST_CASE("stitcher: TLS spans link on the record's sequence number, never on a missing one") {
+  for (uint32_t seq : {1000u, 0u}) {
+    INFO("sequence number: " << seq);
+    Chain ch;
+    for (auto* ex : {&ch.fc, &ch.ms}) {
+      auto conn = std::make_shared<ConnectionInfo>(*(*ex)->connection);
+      conn->tls = true;
+      (*ex)->connection = conn;
+      (*ex)->request.tcp_seq = seq;
+    }
+    StitchFixture f;
+    f.add(ch.fc, 1000);
+    f.add(ch.ms, 1001);
+    f.stitcher.flush_all();
+    CHECK(f.stitcher.counters().linked_same_node == (seq != 0 ? 1 : 0));
+    CHECK(f.traces.size() == (seq != 0 ? 1 : 2));
+  }
+}
+
 TEST_CASE("stitcher: same-node evidence needs the same bytes") {
   SUBCASE("another TCP sequence number") {
     Chain ch;

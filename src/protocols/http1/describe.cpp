@@ -104,7 +104,8 @@ void describe(const Exchange& ex, const DescribeOptions& options, SpanDescriptio
   auto& a = out.attributes;
   add_attribute(a, "http.request.method", method);
   if (method == "_OTHER") add_attribute(a, "http.request.method_original", http.method);
-  add_attribute(a, "url.scheme", std::string("http"));
+  std::string scheme = c.tls ? "https" : "http";
+  add_attribute(a, "url.scheme", scheme);
   if (origin_form) add_attribute(a, "url.path", std::string(path));
   if (!query.empty()) add_attribute(a, "url.query", shown_query);
   if (http.status) add_attribute(a, "http.response.status_code", static_cast<int64_t>(http.status));
@@ -122,7 +123,7 @@ void describe(const Exchange& ex, const DescribeOptions& options, SpanDescriptio
     add_attribute(a, "client.address", c.remote.address());
     if (!route.empty()) add_attribute(a, "http.route", route);
   } else {
-    std::string full = "http://" + (host ? *host : c.remote.to_string()) + std::string(path);
+    std::string full = scheme + "://" + (host ? *host : c.remote.to_string()) + std::string(path);
     if (!query.empty()) full += "?" + shown_query;
     if (origin_form) {
       add_attribute(a, "url.full", full);
