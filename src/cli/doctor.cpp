@@ -89,6 +89,26 @@ void report_export(const exporter::ExportConfig& o) {
         exporter::redact_url(o.metrics.endpoint).c_str(), o.metrics_interval.count() / 1000.0);
 }
 
+// Per library file: hooked or why not, and how many processes map it now. What is not
+// supported at all is named, not left out.
+void report_tls(const capture::KernelCapture& capture, bool enabled) {
+  std::printf("tls libraries:\n");
+  if (!enabled) {
+    std::printf("  off (--no-tls): TLS connections are seen as ciphertext\n");
+    return;
+  }
+  auto libraries = capture.tls_libraries();
+  if (libraries.empty())
+    std::printf("  none found (no libssl.so.3 or libssl.so.1.1 on this host or in any process)\n");
+  for (const auto& lib : libraries)
+    std::printf("  %-11s %-11s %-60s %zu process(es)%s%s\n", lib.hooked ? "hooked" : "NOT HOOKED",
+                proc::to_string(lib.kind), lib.path.c_str(), lib.processes,
+                lib.detail.empty() ? "" : "; ", lib.detail.c_str());
+  std::printf(
+      "  not supported yet: GnuTLS, OpenSSL/BoringSSL linked statically (e.g. node), Go "
+      "crypto/tls, memory-BIO users (node, Netty, Envoy): their connections stay ciphertext\n");
+}
+
 }  // namespace
 
 int run_doctor(const capture::CaptureConfig& config, const exporter::ExportConfig& output) {
@@ -138,6 +158,7 @@ int run_doctor(const capture::CaptureConfig& config, const exporter::ExportConfi
             ? std::string(spec.provides).c_str()
             : ("LOST: " + std::string(spec.lost_without) + " (" + status.detail + ")").c_str());
   }
+  report_tls(*capture, config.tls);
   report_export(output);
   if (degraded)
     std::printf("weft doctor: required hooks attached; %d optional hook(s) degraded\n", degraded);
