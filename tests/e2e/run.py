@@ -33,6 +33,7 @@ import suite_capture  # noqa: E402,F401
 import suite_redis  # noqa: E402,F401
 import suite_robustness  # noqa: E402,F401
 import suite_sampling  # noqa: E402,F401
+import suite_tls  # noqa: E402,F401
 
 
 class TestTimeout(Exception):

@@ -1,0 +1,344 @@
+"""TLS plaintext from uprobes on OpenSSL: real nginx with TLS (a self-signed certificate made by
+the test), real curl and /usr/bin/python3's ssl module (which uses SSL_read_ex/SSL_write_ex) on
+loopback. The HTTP exchanges inside TLS are traced with their method, path and status, the
+client and server spans of one request are stitched into one trace, the ciphertext is not
+parsed, a process that maps a TLS library weft had not hooked yet is traced within a second,
+and `weft doctor` lists what it hooked and what it could not.
+"""
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+
+import harness
+from harness import TestFailure, case, check, eq, free_port, run, start_weft, wait_listening, wait_until
+from peers import CURL, NGINX, curl
+from suite_tracing import otlp_spans
+
+SYSTEM_PYTHON = "/usr/bin/python3"
+HOST_LIBSSL = "/lib/x86_64-linux-gnu/libssl.so.3"
+
+NGINX_TLS_CONF = """\
+daemon off;
+master_process on;
+worker_processes 1;
+user root root;
+pid {tmp}/nginx.pid;
+error_log {tmp}/nginx-error.log warn;
+events {{ worker_connections 128; }}
+http {{
+    access_log off;
+    client_body_temp_path {tmp}/client_body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+    keepalive_timeout 30s;
+    server {{
+        listen 127.0.0.1:{port} ssl;
+        ssl_certificate {tmp}/cert.pem;
+        ssl_certificate_key {tmp}/key.pem;
+        root {tmp}/www;
+    }}
+}}
+"""
+
+# Requests on one kept-alive connection through Python's ssl module; prints each status.
+PY_CLIENT = r"""
+import http.client, ssl, sys
+port, paths = int(sys.argv[1]), sys.argv[2:]
+c = http.client.HTTPSConnection("127.0.0.1", port, context=ssl._create_unverified_context())
+for p in paths:
+    c.request("GET", p)
+    r = c.getresponse()
+    r.read()
+    print(r.status, flush=True)
+c.close()
+"""
+
+
+def start_nginx_tls(ctx):
+    """nginx with one worker serving ctx.tmp/www over TLS on a free loopback port."""
+    for tool in (NGINX, "openssl", CURL, SYSTEM_PYTHON):
+        check(shutil.which(tool), f"{tool} is not installed (scripts/setup.sh installs it)")
+    os.chmod(ctx.tmp, 0o755)  # the worker reads the certificate and pages; mkdtemp makes 0700
+    os.makedirs(ctx.path("www", "tls"))
+    for name in ("a", "b", "c"):
+        with open(ctx.path("www", "tls", name), "w") as f:
+            f.write(f"page {name}\n")
+    r = run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+             "-keyout", ctx.path("key.pem"), "-out", ctx.path("cert.pem")])
+    eq(r.returncode, 0, f"openssl req exit status ({r.stderr.decode(errors='replace')[-300:]})")
+    for f in ("key.pem", "cert.pem"):
+        os.chmod(ctx.path(f), 0o644)
+    port = free_port()
+    conf = ctx.path("nginx-tls.conf")
+    with open(conf, "w") as f:
+        f.write(NGINX_TLS_CONF.format(tmp=ctx.tmp, port=port))
+    log = open(ctx.path("nginx.out"), "wb")
+    ctx.on_cleanup(log.close)
+    proc = ctx.spawn([NGINX, "-p", ctx.tmp, "-e", ctx.path("nginx-error.log"), "-c", conf],
+                     stdout=log, stderr=subprocess.STDOUT)
+    workers = []
+    try:
+        wait_listening(port, proc=proc)
+        workers = wait_until(lambda: harness.children_of(proc.pid), 10, "nginx worker process")
+    except TestFailure as e:
+        raise TestFailure(f"{e}; nginx error log: {read(ctx.path('nginx-error.log'))[-1500:]}")
+
+    def stop():  # the master, then any worker it left behind, by pid
+        harness.stop_process(proc, signal.SIGTERM)
+        for pid in workers:
+            try:
+                if harness.read_comm(pid) == "nginx":
+                    os.kill(pid, signal.SIGKILL)
+            except (OSError, ValueError):
+                pass
+    ctx.on_cleanup(stop)
+    return port, workers
+
+
+def read(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def https_curl(ctx, port, paths):
+    """One curl, all paths on one kept-alive connection; returns curl's pid."""
+    pid, r = curl(ctx, ["-k"] + [a for p in paths for a in ("-o", "/dev/null", f"https://127.0.0.1:{port}{p}")])
+    eq(r.returncode, 0, f"curl exit status ({r.stderr.decode(errors='replace').strip()})")
+    return pid
+
+
+def python_client(ctx, port, paths, env=None):
+    """/usr/bin/python3's http.client over ssl, all paths on one connection; returns its pid."""
+    proc = ctx.spawn([SYSTEM_PYTHON, "-c", PY_CLIENT, str(port)] + list(paths), stdout=subprocess.PIPE,
+                     stderr=subprocess.PIPE, env=env)
+    out, err = proc.communicate(timeout=20)
+    eq(proc.returncode, 0, f"python https client exit status ({err.decode(errors='replace')[-500:]})")
+    return proc.pid
+
+
+def exchanges_json(weft):
+    raw = weft.stdout_bytes().decode("utf-8", "replace")
+    return [json.loads(line) for line in raw[:raw.rfind("\n") + 1].splitlines() if line.strip()]
+
+
+def http_of(xs, pid=None, side=None):
+    return [x for x in xs if x.get("protocol") == "http1" and (pid is None or x["pid"] == pid) and
+            (side is None or x["side"] == side)]
+
+
+def exchange_listing(xs):
+    return "\n    ".join(f"{x['side']} {x['comm']}[{x['pid']}] {x.get('method')} {x.get('target')} -> "
+                         f"{x.get('status')}" for x in xs) or "(none)"
+
+
+EXCHANGES_TLS = re.compile(r", (\d+) TLS connections read as plaintext \((\d+) ciphertext bytes not parsed\)$")
+
+
+def exchanges_tls_counts(weft):
+    """(connections read as plaintext, ciphertext bytes not parsed) from `weft exchanges`'s summary."""
+    for line in weft.stderr_lines:
+        m = EXCHANGES_TLS.search(line)
+        if m:
+            return int(m.group(1)), int(m.group(2))
+    raise TestFailure(f"no 'TLS connections read as plaintext' in weft's summary: {weft.stderr_tail(10)}")
+
+
+def tls_call_counts(weft):
+    """weft's 'tls library calls:' summary line as a dict (calls, unmapped, ...)."""
+    for line in weft.stderr_lines:
+        m = harness.SUMMARY_TLS.match(line)
+        if m:
+            return {k: int(v) for k, v in (item.split("=") for item in m.group(1).split())}
+    raise TestFailure(f"no 'tls library calls:' line in weft's summary: {weft.stderr_tail(10)}")
+
+
+@case(timeout=90)
+def tls_nginx_curl_python_spans_stitched(ctx):
+    """curl (SSL_read/SSL_write) and python3 (SSL_read_ex/SSL_write_ex), each with three requests
+    on one kept-alive TLS connection to nginx: six client and six server spans, https, with the
+    right method, path and status, each server span the child of its client span (same-node
+    evidence: the TLS records' TCP sequence numbers)."""
+    port, workers = start_nginx_tls(ctx)
+    out = ctx.path("traces.jsonl")
+    weft = start_weft(ctx, ["run", "--exporter", "otlp-file", "--output", out, "--trace-wait", "1"], label="run")
+    paths = ["/tls/a", "/tls/missing", "/tls/b"]
+    curl_pid = https_curl(ctx, port, paths)
+    py_pid = python_client(ctx, port, [p + "?py" for p in paths])
+
+    def spans():
+        return [s for s in otlp_spans(out) if s["attrs"].get("server.port") == str(port)]
+    wait_until(lambda: len(spans()) >= 12, 20, "12 spans of the HTTPS requests in the OTLP file")
+    weft.stop()
+    weft.expect_clean_exit()
+    got = spans()
+    summary = harness.parse_run_summary(weft.stderr_lines)
+    by_id = {s["spanId"]: s for s in got}
+    for client_pid, suffix in ((curl_pid, ""), (py_pid, "?py")):
+        clients = sorted((s for s in got if s["pid"] == client_pid), key=lambda s: int(s["startTimeUnixNano"]))
+        eq([(s["kind"], s["attrs"]["http.request.method"], s["attrs"]["url.path"], s["attrs"]["http.response.status_code"])
+            for s in clients], [(3, "GET", "/tls/a", "200"), (3, "GET", "/tls/missing", "404"), (3, "GET", "/tls/b", "200")],
+           f"client spans of pid {client_pid}")
+        for s in clients:
+            eq(s["attrs"]["url.scheme"], "https", "url.scheme of a client span")
+            check(s["attrs"]["url.full"].startswith(f"https://127.0.0.1:{port}/tls/"), f"url.full {s['attrs']['url.full']}")
+            kids = [k for k in got if k.get("parentSpanId") == s["spanId"]]
+            check(len(kids) == 1 and kids[0]["pid"] in workers and kids[0]["kind"] == 2,
+                  f"client span {s['name']} of pid {client_pid}: one nginx server child, got "
+                  f"{[(k['service'], k['kind']) for k in kids]}")
+            eq(kids[0]["traceId"], s["traceId"], "trace of the server span")
+            eq(kids[0]["attrs"]["url.path"], s["attrs"]["url.path"], "path the server saw")
+            eq(kids[0]["attrs"]["url.scheme"], "https", "url.scheme of a server span")
+            check("parentSpanId" not in s or s["parentSpanId"] not in by_id, "a client span is the root here")
+    eq(len(got), 12, "spans on the TLS port")
+    check(summary.get("same-node", 0) >= 6, f"same-node links ({summary})")
+    tls = [line for line in weft.stderr_lines if "connections read as plaintext" in line]
+    check(tls and int(tls[0].split("tls: ")[1].split()[0]) >= 4,
+          f"connections read as plaintext (two clients, two servers): {tls}")
+
+
+@case(timeout=90)
+def tls_exchanges_ciphertext_not_parsed(ctx):
+    """`weft exchanges`: exactly the HTTP exchanges inside TLS, no parse errors, the ciphertext
+    counted as not parsed; with --no-tls the same traffic gives no HTTP exchange at all."""
+    port, workers = start_nginx_tls(ctx)
+    for tls in (True, False):
+        weft = start_weft(ctx, ["exchanges", "--json", "--port", str(port)] + ([] if tls else ["--no-tls"]),
+                          label=f"exchanges-{tls}")
+        curl_pid = https_curl(ctx, port, ["/tls/a", "/tls/c"])
+        if tls:
+            wait_until(lambda: len(http_of(exchanges_json(weft))) >= 4, 15, "4 HTTP exchanges")
+        weft.stop()
+        weft.expect_clean_exit()
+        xs = http_of(exchanges_json(weft))
+        calls = tls_call_counts(weft)
+        read_as_plaintext, not_parsed = exchanges_tls_counts(weft)
+        if not tls:
+            eq(len(xs), 0, f"HTTP exchanges without the TLS hooks:\n    {exchange_listing(xs)}")
+            eq(read_as_plaintext, 0, "connections read as plaintext with --no-tls")
+            continue
+        eq(sorted((x["side"], x["method"], x["target"], x["status"]) for x in xs),
+           [("client", "GET", "/tls/a", 200), ("client", "GET", "/tls/c", 200),
+            ("server", "GET", "/tls/a", 200), ("server", "GET", "/tls/c", 200)],
+           f"exchanges:\n    {exchange_listing(xs)}")
+        check(all(x["pid"] == curl_pid for x in xs if x["side"] == "client"), "client exchanges are curl's")
+        check(all(x["pid"] in workers for x in xs if x["side"] == "server"), "server exchanges are nginx's")
+        http_line = [line for line in weft.stderr_lines if line.startswith("weft exchanges: http1:")]
+        check(http_line and "parse_errors=0 " in http_line[0], f"HTTP/1 counters: {http_line}")
+        eq(read_as_plaintext, 2, "connections read as plaintext (curl's end and nginx's end)")
+        check(not_parsed > 0, "ciphertext bytes counted as not parsed")
+        check(calls["calls"] >= 8, f"TLS calls reported ({calls})")
+
+
+# A process whose TLS library is a file weft has not hooked (a copy of libssl.so.3, loaded
+# through LD_LIBRARY_PATH): one new connection per request, every 100 ms for 2 s; prints when
+# each was made (seconds since the process started) and whether it maps the copy.
+LATE_CLIENT = r"""
+import time
+t0 = time.monotonic()
+import http.client, ssl, sys
+port, copy = int(sys.argv[1]), sys.argv[2]
+print("maps-copy", copy in open("/proc/self/maps").read(), flush=True)
+n = 0
+while time.monotonic() - t0 < 2.0:
+    at = time.monotonic() - t0
+    c = http.client.HTTPSConnection("127.0.0.1", port, context=ssl._create_unverified_context())
+    c.request("GET", f"/tls/a?n={n}")
+    r = c.getresponse()
+    r.read()
+    c.close()
+    print(n, round(at, 3), r.status, flush=True)
+    n += 1
+    time.sleep(0.1)
+"""
+
+
+def copy_libssl(ctx, where):
+    os.makedirs(ctx.path(where), exist_ok=True)
+    copy = ctx.path(where, "libssl.so.3")
+    shutil.copy(HOST_LIBSSL, copy)
+    return copy
+
+
+@case(timeout=90)
+def tls_library_first_mapped_after_start_traced_within_a_second(ctx):
+    """A library file no process mapped when weft started is found from the new process's exec
+    (sched_process_exec, then /proc/PID/maps as its loader runs) and hooked: every request the
+    process makes from one second after its start on is traced."""
+    port, _ = start_nginx_tls(ctx)
+    copy = copy_libssl(ctx, "lib")
+    weft = start_weft(ctx, ["exchanges", "--json", "--port", str(port)], label="exchanges")
+    proc = ctx.spawn([SYSTEM_PYTHON, "-c", LATE_CLIENT, str(port), copy], stdout=subprocess.PIPE,
+                     stderr=subprocess.PIPE, env={**os.environ, "LD_LIBRARY_PATH": ctx.path("lib")})
+    out, err = proc.communicate(timeout=30)
+    eq(proc.returncode, 0, f"late client exit status ({err.decode(errors='replace')[-500:]})")
+    lines = out.decode().splitlines()
+    eq(lines[0], "maps-copy True", "the client maps the copy of libssl.so.3 (LD_LIBRARY_PATH)")
+    made = {int(n): float(at) for n, at, status in (line.split() for line in lines[1:])}
+    wanted = {f"/tls/a?n={n}" for n, at in made.items() if at >= 1.0}
+    check(len(wanted) >= 5, f"requests made after the first second: {len(wanted)} ({made})")
+
+    def traced():
+        return {x["target"] for x in http_of(exchanges_json(weft), pid=proc.pid, side="client")}
+    try:
+        wait_until(lambda: wanted <= traced(), 10, "the client's requests after its first second")
+    finally:
+        weft.stop()
+    got = traced()
+    first = min((made[int(t.split("=")[1])] for t in got), default=None)
+    print(f"    first traced request of the new process: {first} s after its start; "
+          f"{len(got)} of {len(made)} requests traced")
+
+
+# Maps a file named libssl.so.3 that is no ELF file: weft finds it and cannot hook it.
+MAP_FAKE = r"""
+import mmap, sys
+f = open(sys.argv[1], "rb")
+m = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)
+print("mapped", flush=True)
+sys.stdin.read()
+"""
+
+
+@case(timeout=60)
+def tls_doctor_lists_libraries(ctx):
+    """`weft doctor` lists each TLS library file: the host's, hooked; a copy one process maps,
+    hooked, with that process counted; a file that only looks like one, not hooked, with why;
+    and names what is not supported yet."""
+    copy = copy_libssl(ctx, "lib")
+    holder = ctx.spawn([SYSTEM_PYTHON, "-c", "import ssl, sys; print('ready', flush=True); sys.stdin.read()"],
+                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, env={**os.environ, "LD_LIBRARY_PATH": ctx.path("lib")},
+                       stop_signal=signal.SIGKILL)
+    eq(holder.stdout.readline().decode().strip(), "ready", "python holding the copy")
+    os.makedirs(ctx.path("fake"))
+    fake = ctx.path("fake", "libssl.so.3")
+    with open(fake, "wb") as f:
+        f.write(b"not an ELF file\n" * 512)
+    faker = ctx.spawn([SYSTEM_PYTHON, "-c", MAP_FAKE, fake], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                      stop_signal=signal.SIGKILL)
+    eq(faker.stdout.readline().decode().strip(), "mapped", "python mapping the fake library")
+    r = run([harness.WEFT, "doctor"], timeout=60)
+    text = r.stdout.decode(errors="replace")
+    lines = text.splitlines()
+
+    def line_of(path):
+        found = [line for line in lines if path in line]
+        check(found, f"doctor names {path}; it printed:\n{text}")
+        return found[0]
+    host = next((line for line in lines if line.strip().startswith("hooked") and "/libssl.so.3 " in line
+                 and ctx.tmp not in line), None)
+    check(host, f"doctor lists the host's libssl.so.3 as hooked:\n{text}")
+    copied = line_of(f"/proc/{holder.pid}/root{copy}")
+    check(copied.strip().startswith("hooked") and "OpenSSL 3" in copied and " 1 process(es)" in copied,
+          f"the copy: hooked, one process: {copied}")
+    faked = line_of(f"/proc/{faker.pid}/root{fake}")
+    check(faked.strip().startswith("NOT HOOKED") and "SSL_write" in faked, f"the fake: not hooked, and why: {faked}")
+    check(any("not supported yet: GnuTLS" in line for line in lines), f"doctor names what is not supported:\n{text}")
