@@ -11,7 +11,10 @@
 # same machine state. Prints one line per round and a median summary per binary.
 # A BPF program can be preempted, and its run time then counts whatever ran meanwhile: on a
 # machine busy with other work, BENCH_PRIORITY=1 runs nginx, wrk and weft at nice -20, so that
-# other work rarely preempts them during the measurement.
+# other work rarely preempts them during the measurement. BENCH_TLS=1 serves the page over TLS
+# (a self-signed certificate made here; wrk speaks https): what a traced TLS request costs,
+# uprobes included (their own program time shows as tls__*; the uprobe traps themselves show
+# only in the request rate).
 set -euo pipefail
 SECONDS_LOAD=5
 ROUNDS=3
@@ -46,14 +49,22 @@ trap cleanup EXIT
 
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 mkdir -p "$WORK/www" && printf "hello from weft's benchmark" >"$WORK/www/index.html"
+SCHEME=http LISTEN="listen 127.0.0.1:$PORT;"
+if [[ ${BENCH_TLS:-0} == 1 ]]; then
+  openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 -keyout "$WORK/key.pem" \
+    -out "$WORK/cert.pem" 2>/dev/null
+  chmod 644 "$WORK/key.pem" "$WORK/cert.pem"
+  SCHEME=https
+  LISTEN="listen 127.0.0.1:$PORT ssl; ssl_certificate $WORK/cert.pem; ssl_certificate_key $WORK/key.pem;"
+fi
 cat >"$WORK/nginx.conf" <<CONF
 daemon on; worker_processes 1; pid $WORK/nginx.pid; error_log $WORK/error.log;
 events {}
-http { access_log off; server { listen 127.0.0.1:$PORT; root $WORK/www; } }
+http { access_log off; server { $LISTEN root $WORK/www; } }
 CONF
 "${RT[@]}" nginx -c "$WORK/nginx.conf"
-for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$PORT/" && break; sleep 0.1; done
-answer=$(curl -s -w ' %{http_code}' "http://127.0.0.1:$PORT/index.html")
+for _ in $(seq 50); do curl -sk -o /dev/null "$SCHEME://127.0.0.1:$PORT/" && break; sleep 0.1; done
+answer=$(curl -sk -w ' %{http_code}' "$SCHEME://127.0.0.1:$PORT/index.html")
 if [[ $answer != "hello from weft's benchmark 200" ]]; then
   echo "bpf_program_cost: nginx does not serve the page (got: $answer); not measuring" >&2
   exit 1
@@ -62,7 +73,7 @@ fi
 # "requests req/s"; fails when any answer was not 2xx (wrk counts them but still reports a rate).
 load() {
   local out
-  out=$("${RT[@]}" wrk -t1 -c4 -d"${SECONDS_LOAD}s" "http://127.0.0.1:$PORT/index.html")
+  out=$("${RT[@]}" wrk -t1 -c4 -d"${SECONDS_LOAD}s" "$SCHEME://127.0.0.1:$PORT/index.html")
   if grep -q "Non-2xx" <<<"$out"; then
     echo "bpf_program_cost: wrk saw non-2xx answers: $(grep Non-2xx <<<"$out")" >&2
     exit 1
