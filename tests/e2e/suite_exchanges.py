@@ -924,7 +924,7 @@ def exchanges_replay(ctx):
         err = res.stderr.decode("utf-8", "replace").splitlines()
         eq(res.returncode, 0, f"weft exchanges --replay {' '.join(extra)}: exit code (stderr {err})")
         check(all(SUMMARY_SHOWN.match(l) or SUMMARY_PROTOCOL.match(l) or SUMMARY_LOSSES.match(l) or
-                  harness.SUMMARY_CAPTURE_LIMIT.match(l) for l in err),
+                  harness.SUMMARY_CAPTURE_LIMIT.match(l) or harness.SUMMARY_TLS.match(l) for l in err),
               f"replay stderr has more than the summary: {err}")
         xs = parse_exchanges(res.stdout)
         for x in xs:
