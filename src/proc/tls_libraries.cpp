@@ -167,19 +167,19 @@ void TlsLibraries::check_process(pid_t pid) {
   std::lock_guard lock(mu_);
   for (const std::string& path : paths) {
     // The path as the process sees it, resolved in its own root: a container's file.
-    Library* lib = library_at(proc + "/root" + path);
+    FileKey key;
+    Library* lib = library_at(proc + "/root" + path, &key);
     if (!lib) continue;
     lib->pids.insert(pid);
-    struct stat st {};
-    if (stat((proc + "/root" + path).c_str(), &st) == 0)
-      by_pid_[pid].insert({st.st_dev, st.st_ino});
+    by_pid_[pid].insert(key);
   }
 }
 
-TlsLibraries::Library* TlsLibraries::library_at(const std::string& path) {
+TlsLibraries::Library* TlsLibraries::library_at(const std::string& path, FileKey* key) {
   struct stat st {};
   if (stat(path.c_str(), &st) != 0) return nullptr;  // the process exited meanwhile
   auto [it, fresh] = libraries_.try_emplace(FileKey{st.st_dev, st.st_ino});
+  if (key) *key = it->first;
   if (fresh) attach(it->second, path);
   return &it->second;
 }

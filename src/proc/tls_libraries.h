@@ -90,8 +90,9 @@ class TlsLibraries {
   void attach_host_libraries();
   void scan_all();
   void check_process(pid_t pid);
-  // The library at `path` (as this process sees it), attached if it is new. Caller holds mu_.
-  Library* library_at(const std::string& path);
+  // The library at `path` (as weft can open it), attached if it is new; `key` (if given) says
+  // which file it is. Null when the file is gone. Caller holds mu_.
+  Library* library_at(const std::string& path, FileKey* key = nullptr);
   void attach(Library& lib, const std::string& path);
   void forget_process(pid_t pid);
   void run();
