@@ -342,3 +342,46 @@ def tls_doctor_lists_libraries(ctx):
     faked = line_of(f"/proc/{faker.pid}/root{fake}")
     check(faked.strip().startswith("NOT HOOKED") and "SSL_write" in faked, f"the fake: not hooked, and why: {faked}")
     check(any("not supported yet: GnuTLS" in line for line in lines), f"doctor names what is not supported:\n{text}")
+
+
+# asyncio's TLS runs OpenSSL on memory BIOs (SSLObject + MemoryBIO): SSL_read_ex/SSL_write_ex
+# make no syscall, so nothing ties them to a socket.
+ASYNCIO_CLIENT = r"""
+import asyncio, ssl, sys
+async def main(port, paths):
+    ctx = ssl._create_unverified_context()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=ctx)
+    for p in paths:
+        writer.write(f"GET {p} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+        await writer.drain()
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = int([l for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")][0].split(b":")[1])
+        await reader.readexactly(length)
+        print(head.split(b" ")[1].decode(), flush=True)
+    writer.close()
+asyncio.run(main(int(sys.argv[1]), sys.argv[2:]))
+"""
+
+
+@case(timeout=60)
+def tls_memory_bio_counted_never_misattributed(ctx):
+    """Python asyncio over TLS: its library calls make no syscall (memory BIO), so weft cannot
+    tie them to the connection: they are counted as unmapped and give no exchange at all (never
+    one on a wrong connection); nginx's end of the same connection is read as usual."""
+    port, workers = start_nginx_tls(ctx)
+    weft = start_weft(ctx, ["exchanges", "--json", "--port", str(port)], label="exchanges")
+    proc = ctx.spawn([SYSTEM_PYTHON, "-c", ASYNCIO_CLIENT, str(port), "/tls/a", "/tls/b", "/tls/c"],
+                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = proc.communicate(timeout=20)
+    eq(proc.returncode, 0, f"asyncio client exit status ({err.decode(errors='replace')[-500:]})")
+    eq(out.decode().split(), ["200", "200", "200"], "statuses the asyncio client read")
+    wait_until(lambda: len(http_of(exchanges_json(weft), side="server")) >= 3, 15, "nginx's 3 exchanges")
+    weft.stop()
+    weft.expect_clean_exit()
+    xs = http_of(exchanges_json(weft))
+    eq(sorted((x["side"], x["target"]) for x in xs),
+       [("server", "/tls/a"), ("server", "/tls/b"), ("server", "/tls/c")],
+       f"exchanges (none for the asyncio client):\n    {exchange_listing(xs)}")
+    check(all(x["pid"] in workers for x in xs), "the exchanges are nginx's")
+    calls = tls_call_counts(weft)
+    check(calls["unmapped"] >= 6, f"the asyncio client's 3 writes and 3+ reads counted as unmapped ({calls})")
