@@ -68,8 +68,8 @@ struct {
 	__type(value, __u8);
 } weft_self_connecting SEC(".maps");
 
-/* Capture verdicts written by userspace (enum weft_capture_verdict), keyed by socket cookie; no
- * entry means WEFT_CAPTURE_PAYLOAD. Sized like weft_conns by userspace (a verdict is only ever
+/* Capture verdicts written by userspace (struct weft_verdict), keyed by socket cookie; no
+ * entry means WEFT_CAPTURE_PAYLOAD with nothing skipped. Sized like weft_conns by userspace (a verdict is only ever
  * set for a live connection). Entries are deleted when the connection reaches TCP_CLOSE; LRU so
  * that one set just after its connection closed cannot stay forever: evicting a verdict only
  * brings the payload back, which the pipeline handles as before. */
@@ -77,7 +77,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536); /* resized by userspace before load */
 	__type(key, __u64);
-	__type(value, __u8);
+	__type(value, struct weft_verdict);
 } weft_verdicts SEC(".maps");
 
 static __always_inline void count_loss(__u32 cause)

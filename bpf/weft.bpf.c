@@ -123,6 +123,15 @@ static __always_inline void claim_owner(const struct sock *sk, __u64 cookie, str
 		emit_conn_event(sk, cookie, WEFT_EVENT_ACCEPT, st, 0, WEFT_CONN_AT_FIRST_IO);
 }
 
+/* Every byte of the syscall lies in a stretch the parser skips by length. One that reaches
+ * past it is copied whole: the next message may begin inside it. */
+static __always_inline bool skipped(const struct weft_verdict *v, const struct data_meta *m)
+{
+	if (m->flags & WEFT_DATA_NO_POSITION)
+		return false;
+	return m->pos + m->len <= v->skip_until[m->dir & 1]; /* verifier: index in [0, 1] */
+}
+
 static __always_inline int on_data(struct sock *sk, int ret, __u8 dir)
 {
 	/* Each helper once per event: pid_tgid, cookie and task are passed on, not asked again. */
@@ -158,10 +167,15 @@ static __always_inline int on_data(struct sock *sk, int ret, __u8 dir)
 		m.flags = WEFT_DATA_NO_POSITION;
 	}
 	/* The one lookup verdicts cost; an ignored connection stops here, its positions moved on. */
-	__u8 *verdict = bpf_map_lookup_elem(&weft_verdicts, &m.cookie);
-	__u8 v = verdict ? *verdict : WEFT_CAPTURE_PAYLOAD;
-	if (v == WEFT_CAPTURE_IGNORE)
+	struct weft_verdict *verdict = bpf_map_lookup_elem(&weft_verdicts, &m.cookie);
+	__u8 mode = verdict ? verdict->mode : WEFT_CAPTURE_PAYLOAD;
+	if (mode == WEFT_CAPTURE_IGNORE)
 		return 0;
+	bool counts_only = mode == WEFT_CAPTURE_COUNTS;
+	if (mode == WEFT_CAPTURE_PAYLOAD && verdict && skipped(verdict, &m)) {
+		counts_only = true;
+		m.flags |= WEFT_DATA_SKIPPED;
+	}
 
 	if (task->flags & WEFT_PF_KTHREAD) {
 		/* Not the connection's process: no pid to attribute the bytes to. */
@@ -169,7 +183,7 @@ static __always_inline int on_data(struct sock *sk, int ret, __u8 dir)
 		m.flags |= WEFT_DATA_KERNEL_THREAD;
 	}
 	m.seq = sock_first_seq(sk, dir, ret);
-	if (capture_direct(&m, &b, v == WEFT_CAPTURE_COUNTS))
+	if (capture_direct(&m, &b, counts_only))
 		return 0;
 
 	__u32 zero = 0;
@@ -178,7 +192,7 @@ static __always_inline int on_data(struct sock *sk, int ret, __u8 dir)
 		return 0;
 	struct weft_data_event *ev = (struct weft_data_event *)s->bytes;
 	fill_data_header(ev, &m, 0);
-	capture_syscall(ev, &b, ret, m.pos, m.seq, v == WEFT_CAPTURE_COUNTS);
+	capture_syscall(ev, &b, ret, m.pos, m.seq, counts_only);
 	return 0;
 }
 

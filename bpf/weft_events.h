@@ -70,6 +70,9 @@ enum weft_data_flags {
 	/* TLS plaintext from a call that made no socket syscall (bytes the library had buffered):
 	 * tcp_seq is 0, not a sequence number. Also a new bit in an existing field. */
 	WEFT_DATA_NO_SEQUENCE = 1 << 5,
+	/* Payload not copied because a skip verdict covers every byte of the syscall (a body the
+	 * parser skips by its length); no byte is captured, and it is no loss. */
+	WEFT_DATA_SKIPPED = 1 << 6,
 };
 
 /* Whose bytes a data record carries. Each source has its own stream positions; where a
@@ -194,13 +197,23 @@ struct weft_endpoint {
 	__u32 netns; /* inode number of the socket's network namespace */
 };
 
-/* What the kernel copies for one connection, as the pipeline decided (value of weft_verdicts,
- * keyed by socket cookie; no entry means PAYLOAD). Positions advance whatever the verdict, so
- * a connection can be taken up again where it stands. */
-enum weft_capture_verdict {
+/* What the kernel copies for one connection, as the pipeline decided (struct weft_verdict's
+ * mode). Positions advance whatever it says, so a connection can be taken up again where it
+ * stands. */
+enum weft_capture_mode {
 	WEFT_CAPTURE_PAYLOAD = 0, /* data records with their bytes (up to the capture limit) */
 	WEFT_CAPTURE_COUNTS = 1,  /* data records without bytes: who moved how much, when */
 	WEFT_CAPTURE_IGNORE = 2,  /* no data records at all; lifecycle events still come */
+};
+
+/* Value of weft_verdicts, keyed by socket cookie; no entry means PAYLOAD with nothing skipped. */
+struct weft_verdict {
+	__u8 mode; /* enum weft_capture_mode */
+	__u8 pad[7];
+	/* Per direction (enum weft_direction): a syscall whose bytes all lie before this stream
+	 * position is reported without payload, as under COUNTS. The parser skips those bytes by
+	 * length (an HTTP body), so copying them would buy nothing. 0: nothing skipped. */
+	__u64 skip_until[2];
 };
 
 enum weft_self_endpoint_kind {

@@ -15,9 +15,21 @@ enum class EventKind : uint16_t { Data = 1, Connect = 2, Accept = 3, Close = 4, 
 enum class Direction : uint8_t { Send = 0, Recv = 1 };
 enum class Role : uint8_t { Unknown = 0, Client = 1, Server = 2 };
 
-// What the kernel copies for one connection, as the pipeline decided (enum
-// weft_capture_verdict): bytes, only counts, or nothing. Positions advance whatever it says.
-enum class CaptureVerdict : uint8_t { Payload = 0, CountsOnly = 1, Ignore = 2 };
+// What the kernel copies for one connection (enum weft_capture_mode): bytes, only counts, or
+// nothing. Positions advance whatever it says.
+enum class CaptureMode : uint8_t { Payload = 0, CountsOnly = 1, Ignore = 2 };
+
+// What the pipeline decided the kernel copies for one connection (struct weft_verdict).
+struct CaptureVerdict {
+  CaptureMode mode = CaptureMode::Payload;
+  // Per Direction: a syscall whose bytes all lie before this stream position comes without
+  // payload (flagged skipped): the parser skips those bytes by length. 0: nothing skipped.
+  std::array<uint64_t, 2> skip_until{};
+  // No entry in the kernel's map says the same.
+  bool is_default() const {
+    return mode == CaptureMode::Payload && skip_until[0] == 0 && skip_until[1] == 0;
+  }
+};
 
 // Whose bytes a data event carries (enum weft_byte_source); each has its own positions.
 enum class ByteSource : uint8_t { Socket = 0, TlsLibrary = 1 };
@@ -27,8 +39,8 @@ struct Endpoint {
   uint16_t port = 0;
 
   bool is_v4() const;
-  std::string address() const;     // "127.0.0.1" or "::1"
-  std::string to_string() const;   // "127.0.0.1:80" or "[::1]:80"
+  std::string address() const;    // "127.0.0.1" or "::1"
+  std::string to_string() const;  // "127.0.0.1:80" or "[::1]:80"
 };
 
 // Executable and command of a process, resolved once per pid.
@@ -88,6 +100,8 @@ struct Event {
   bool has_position() const;
   // False for TLS plaintext the library had buffered (no syscall in the call): tcp_seq is 0.
   bool has_sequence() const;
+  // Payload left uncopied by a skip verdict (bytes the parser skips by length): no loss.
+  bool skipped() const;
   // Position of the first byte the whole syscall moved.
   uint64_t syscall_pos() const { return stream_pos - chunk_offset; }
 };

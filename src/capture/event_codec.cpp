@@ -164,6 +164,9 @@ bool Event::has_position() const {
 bool Event::has_sequence() const {
   return !(flags & WEFT_DATA_NO_SEQUENCE);
 }
+bool Event::skipped() const {
+  return flags & WEFT_DATA_SKIPPED;
+}
 
 const char* to_string(EventKind kind) {
   switch (kind) {

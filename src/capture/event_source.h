@@ -47,7 +47,7 @@ class EventSource {
   virtual void exclude_peers_of(const Endpoint& /*local*/) {}
   // What the kernel should copy for one connection from now on (Payload: everything, the
   // default). Best effort: a refusal is counted, never fatal. Recordings ignore it.
-  virtual void set_verdict(uint64_t /*cookie*/, CaptureVerdict /*verdict*/) {}
+  virtual void set_verdict(uint64_t /*cookie*/, const CaptureVerdict& /*verdict*/) {}
   // Processes that have exited since the last call, for stages that keep state per process.
   // Recordings report none (their processes are not this machine's).
   virtual std::vector<uint32_t> exited_processes() { return {}; }

@@ -29,9 +29,11 @@ std::string errno_text(int err) {
   return std::strerror(err < 0 ? -err : err);
 }
 
-static_assert(static_cast<int>(CaptureVerdict::Payload) == WEFT_CAPTURE_PAYLOAD);
-static_assert(static_cast<int>(CaptureVerdict::CountsOnly) == WEFT_CAPTURE_COUNTS);
-static_assert(static_cast<int>(CaptureVerdict::Ignore) == WEFT_CAPTURE_IGNORE);
+static_assert(static_cast<int>(CaptureMode::Payload) == WEFT_CAPTURE_PAYLOAD);
+static_assert(static_cast<int>(CaptureMode::CountsOnly) == WEFT_CAPTURE_COUNTS);
+static_assert(static_cast<int>(CaptureMode::Ignore) == WEFT_CAPTURE_IGNORE);
+static_assert(static_cast<int>(Direction::Send) == WEFT_DIR_SEND);
+static_assert(static_cast<int>(Direction::Recv) == WEFT_DIR_RECV);
 
 constexpr uint64_t kAddressRefreshNs = 5'000'000'000;  // listener addresses re-listed this often
 constexpr uint64_t kDrainBudgetNs = 1'000'000'000;     // shutdown reads the ring at most this long
@@ -403,14 +405,17 @@ std::vector<proc::TlsLibraryStatus> KernelCapture::tls_libraries() const {
   return tls_ ? tls_->status() : std::vector<proc::TlsLibraryStatus>{};
 }
 
-void KernelCapture::set_verdict(uint64_t cookie, CaptureVerdict verdict) {
+void KernelCapture::set_verdict(uint64_t cookie, const CaptureVerdict& verdict) {
   int fd = bpf_map__fd(skel_->maps.weft_verdicts);
-  if (verdict == CaptureVerdict::Payload) {
+  if (verdict.is_default()) {
     // No entry means payload; a connection that never had a verdict is fine as it is.
     if (bpf_map_delete_elem(fd, &cookie) != 0 && errno != ENOENT) ++stats_.verdict_failures;
     return;
   }
-  uint8_t value = static_cast<uint8_t>(verdict);
+  weft_verdict value{};
+  value.mode = static_cast<uint8_t>(verdict.mode);
+  value.skip_until[WEFT_DIR_SEND] = verdict.skip_until[static_cast<int>(Direction::Send)];
+  value.skip_until[WEFT_DIR_RECV] = verdict.skip_until[static_cast<int>(Direction::Recv)];
   if (bpf_map_update_elem(fd, &cookie, &value, BPF_ANY) != 0) ++stats_.verdict_failures;
 }
 

@@ -50,7 +50,7 @@ class KernelCapture : public EventSource {
   SourceStats stats() const override;
   int64_t wall_offset_ns() const override { return wall_offset_ns_; }
   void exclude_peers_of(const Endpoint& local) override;
-  void set_verdict(uint64_t cookie, CaptureVerdict verdict) override;
+  void set_verdict(uint64_t cookie, const CaptureVerdict& verdict) override;
   std::vector<uint32_t> exited_processes() override { return processes_.forget_exited(); }
   // Consumes the ring buffer up to where it was filled when called (at most about a second).
   size_t drain(const EventSink& sink) override;

@@ -15,12 +15,14 @@ std::string format_wall_time(uint64_t wall_ns, bool iso) {
   if (iso) {
     strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &utc);
     char frac[16];
-    snprintf(frac, sizeof(frac), ".%09lluZ", static_cast<unsigned long long>(wall_ns % 1'000'000'000ull));
+    snprintf(frac, sizeof(frac), ".%09lluZ",
+             static_cast<unsigned long long>(wall_ns % 1'000'000'000ull));
     return std::string(buf) + frac;
   }
   strftime(buf, sizeof(buf), "%H:%M:%S", &utc);
   char frac[16];
-  snprintf(frac, sizeof(frac), ".%06llu", static_cast<unsigned long long>(wall_ns % 1'000'000'000ull / 1000));
+  snprintf(frac, sizeof(frac), ".%06llu",
+           static_cast<unsigned long long>(wall_ns % 1'000'000'000ull / 1000));
   return std::string(buf) + frac;
 }
 
@@ -32,11 +34,21 @@ std::string preview(const std::vector<uint8_t>& data, size_t limit) {
   for (size_t i = 0; i < data.size() && i < limit; ++i) {
     uint8_t c = data[i];
     switch (c) {
-      case '\r': out += "\\r"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
       default:
         if (c >= 0x20 && c < 0x7f) {
           out += static_cast<char>(c);
@@ -53,13 +65,20 @@ std::string preview(const std::vector<uint8_t>& data, size_t limit) {
 
 std::string errno_name(int32_t result) {
   switch (-result) {
-    case 0: return "ok";
-    case 111: return "ECONNREFUSED";
-    case 110: return "ETIMEDOUT";
-    case 113: return "EHOSTUNREACH";
-    case 101: return "ENETUNREACH";
-    case 104: return "ECONNRESET";
-    default: return "errno " + std::to_string(-result);
+    case 0:
+      return "ok";
+    case 111:
+      return "ECONNREFUSED";
+    case 110:
+      return "ETIMEDOUT";
+    case 113:
+      return "EHOSTUNREACH";
+    case 101:
+      return "ENETUNREACH";
+    case 104:
+      return "ECONNRESET";
+    default:
+      return "errno " + std::to_string(-result);
   }
 }
 
@@ -73,12 +92,15 @@ std::string duration_text(uint64_t ns) {
   return buf;
 }
 
-nlohmann::json endpoint_json(const Endpoint& e) { return {{"address", e.address()}, {"port", e.port}}; }
+nlohmann::json endpoint_json(const Endpoint& e) {
+  return {{"address", e.address()}, {"port", e.port}};
+}
 
 }  // namespace
 
 std::string base64_encode(const std::vector<uint8_t>& bytes) {
-  static const char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  static const char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   std::string out;
   out.reserve((bytes.size() + 2) / 3 * 4);
   size_t i = 0;
@@ -107,7 +129,8 @@ std::string format_event_text(const Event& e) {
   else
     line += e.comm + "[" + std::to_string(e.pid) + "/" + std::to_string(e.tid) + "]";
   line += " fd=" + std::to_string(e.fd) + " " + to_string(e.role) + " ";
-  line += e.local.to_string() + (e.kind == EventKind::Data && e.direction == Direction::Recv ? " <- " : " -> ");
+  line += e.local.to_string() +
+          (e.kind == EventKind::Data && e.direction == Direction::Recv ? " <- " : " -> ");
   line += e.remote.to_string();
   switch (e.kind) {
     case EventKind::Data:
@@ -117,17 +140,22 @@ std::string format_event_text(const Event& e) {
       if (e.chunk_offset) line += " chunk@" + std::to_string(e.chunk_offset);
       line += " pos=" + (e.has_position() ? std::to_string(e.stream_pos) : std::string("?"));
       if (e.gap_before) line += " GAP=" + std::to_string(e.gap_before);
-      if (e.truncated()) line += " captured=" + std::to_string(e.data.size());
+      if (e.skipped())
+        line += " skipped";
+      else if (e.truncated())
+        line += " captured=" + std::to_string(e.data.size());
       if (!e.data.empty()) line += " " + preview(e.data, 64);
       break;
     case EventKind::Connect:
       line += " " + errno_name(e.result) + " " + duration_text(e.duration_ns);
       break;
     case EventKind::Accept:
-      line += (e.accept_at_first_io() ? " first I/O after " : " queued ") + duration_text(e.duration_ns);
+      line += (e.accept_at_first_io() ? " first I/O after " : " queued ") +
+              duration_text(e.duration_ns);
       break;
     case EventKind::Close:
-      line += " by " + std::string(closed_by_text(e.closed_by)) + " sent=" + std::to_string(e.bytes_sent) +
+      line += " by " + std::string(closed_by_text(e.closed_by)) +
+              " sent=" + std::to_string(e.bytes_sent) +
               " received=" + std::to_string(e.bytes_received);
       break;
     case EventKind::Existing:
@@ -170,6 +198,7 @@ std::string format_event_json(const Event& e) {
       j["source"] = e.source == ByteSource::TlsLibrary ? "tls" : "socket";
       j["captured"] = e.data.size();
       j["truncated"] = e.truncated();
+      j["skipped"] = e.skipped();
       j["kernel_thread"] = e.kernel_thread();
       j["gap_before"] = e.gap_before;
       j["data"] = base64_encode(e.data);

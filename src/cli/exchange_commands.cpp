@@ -16,13 +16,14 @@ void print_summary(const conn::ConnectionTracker& tracker, uint64_t shown) {
       "weft exchanges: %llu shown; connections: %llu tracked, %llu undetected (%llu bytes "
       "looked past), %llu detected after a miss, %llu evicted, %llu idle-expired, %llu late "
       "bytes, %llu sequence mismatches, %llu TLS connections read as plaintext (%llu ciphertext "
-      "bytes not parsed)\n",
+      "bytes not parsed), %llu body bytes left uncopied by %llu skip verdicts\n",
       (unsigned long long)shown, (unsigned long long)t.connections,
       (unsigned long long)t.undetected, (unsigned long long)t.detect_bytes,
       (unsigned long long)t.redetected, (unsigned long long)t.evicted,
       (unsigned long long)t.idle_expired, (unsigned long long)t.late_bytes,
       (unsigned long long)t.sequence_mismatches, (unsigned long long)t.tls_connections,
-      (unsigned long long)t.superseded_bytes);
+      (unsigned long long)t.superseded_bytes, (unsigned long long)t.skipped_bytes,
+      (unsigned long long)t.skip_verdicts);
   const auto& registry = protocols::registry();
   for (size_t i = 0; i < registry.size(); ++i) {
     const auto& p = tracker.protocol_counters()[i];
@@ -71,7 +72,7 @@ int run_exchanges(const ExchangesOptions& options) {
   conn::TrackerOutputs outputs;
   outputs.exchanges = &printer;
   // Connections weft gave up on stop costing the kernel a copy of their bytes.
-  outputs.capture_verdict = [&stream](uint64_t cookie, CaptureVerdict verdict) {
+  outputs.capture_verdict = [&stream](uint64_t cookie, const CaptureVerdict& verdict) {
     stream.source().set_verdict(cookie, verdict);
   };
   conn::ConnectionTracker tracker(options.tracker, std::move(outputs), wall_offset);

@@ -98,12 +98,14 @@ void print_summary(const trace::StitchCounters& s, const conn::ConnectionTracker
       stderr,
       "weft run: connections: %llu tracked, %llu undetected, %llu detected after a miss, %llu "
       "evicted, %llu sequence mismatches; parse_errors=%llu unmatched=%llu; tls: %llu "
-      "connections read as plaintext, %llu ciphertext bytes not parsed\n",
+      "connections read as plaintext, %llu ciphertext bytes not parsed; %llu body bytes left "
+      "uncopied by %llu skip verdicts\n",
       (unsigned long long)t.connections, (unsigned long long)t.undetected,
       (unsigned long long)t.redetected, (unsigned long long)t.evicted,
       (unsigned long long)t.sequence_mismatches, (unsigned long long)parse_errors,
       (unsigned long long)unmatched, (unsigned long long)t.tls_connections,
-      (unsigned long long)t.superseded_bytes);
+      (unsigned long long)t.superseded_bytes, (unsigned long long)t.skipped_bytes,
+      (unsigned long long)t.skip_verdicts);
   std::fprintf(stderr, "%s\n", export_line(q, queue.last_error()).c_str());
 }
 
@@ -165,7 +167,7 @@ int run_traces(const RunOptions& options) {
   });
   conn::TrackerOutputs outputs = feed.outputs();
   // Connections weft gave up on stop costing the kernel a copy of their bytes.
-  outputs.capture_verdict = [&stream](uint64_t cookie, CaptureVerdict verdict) {
+  outputs.capture_verdict = [&stream](uint64_t cookie, const CaptureVerdict& verdict) {
     stream.source().set_verdict(cookie, verdict);
   };
   conn::ConnectionTracker tracker(options.tracker, std::move(outputs), wall_offset);

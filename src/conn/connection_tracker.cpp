@@ -118,7 +118,7 @@ bool ConnectionTracker::accept_source(Connection& c, const Event& e) {
   c.rejected = 0;
   c.missed = false;  // the ciphertext was no miss: detection starts with the plaintext
   c.seq_known = {};
-  send_verdict(c, CaptureVerdict::Ignore);
+  send_verdict(c, CaptureMode::Ignore);
   return true;
 }
 
@@ -146,10 +146,27 @@ void ConnectionTracker::report_opaque(Connection& c, const Event& e) {
   outputs_.opaque_server_io(e.pid, e.tid);
 }
 
-void ConnectionTracker::send_verdict(Connection& c, CaptureVerdict verdict) {
+void ConnectionTracker::send_verdict(Connection& c, CaptureMode mode) {
   if (!outputs_.capture_verdict) return;
+  c.verdict.mode = mode;
   ++counters_.verdicts;
-  outputs_.capture_verdict(c.info->cookie, verdict);
+  outputs_.capture_verdict(c.info->cookie, c.verdict);
+}
+
+// The parser will pass over the rest of a body by its length: the kernel need not copy it.
+// Only socket bytes: plaintext from a TLS library has positions of its own, which the
+// socket hooks' verdict does not know.
+void ConnectionTracker::offer_skip(Connection& c, Direction dir) {
+  if (!outputs_.capture_verdict || c.source != ByteSource::Socket ||
+      c.verdict.mode != CaptureMode::Payload)
+    return;
+  uint64_t until = c.handler->skipped_until(dir, c.streams);
+  int d = index(dir);
+  if (until <= c.verdict.skip_until[d] || until < c.streams[d].known_end() + kMinSkipBytes) return;
+  c.verdict.skip_until[d] = until;
+  ++counters_.skip_verdicts;
+  ++counters_.verdicts;
+  outputs_.capture_verdict(c.info->cookie, c.verdict);
 }
 
 void ConnectionTracker::on_data(Connection& c, const Event& e) {
@@ -169,6 +186,7 @@ void ConnectionTracker::on_data(Connection& c, const Event& e) {
   stream.add(pos, e.data, syscall_end, stream::ByteOrigin{e.mono_ns, e.tid, e.tcp_seq});
   counters_.late_bytes += stream.late_bytes() - late_before;
   if (e.syscall_len > 0) c.carried_bytes = true;
+  if (e.skipped()) counters_.skipped_bytes += e.syscall_len;
 
   if (c.state == State::Detecting) detect(c, e.direction);
   if (c.state == State::Detecting && c.detect_attempts >= config_.max_detect_attempts)
@@ -179,7 +197,8 @@ void ConnectionTracker::on_data(Connection& c, const Event& e) {
   if (c.state != State::Tracking) return;
   c.handler->on_data(e.direction, c.streams, *outputs_.exchanges);
   if (c.confidence == protocols::Confidence::Weak) reconsider_weak(c, e.direction);
-  if (c.state == State::Tracking && !c.handler->active()) give_up(c, e);
+  if (c.state == State::Tracking && !c.handler->active()) return give_up(c, e);
+  if (c.state == State::Tracking) offer_skip(c, e.direction);
 }
 
 // Swapped out, not assigned from empty streams: a moved-from std::string that held its bytes
@@ -199,7 +218,7 @@ void ConnectionTracker::give_up(Connection& c, const Event& e) {
   // A server's socket bytes still say who serves what; not once they are ciphertext of
   // plaintext weft reads from the library.
   bool counts = e.role == Role::Server && c.source == ByteSource::Socket;
-  send_verdict(c, counts ? CaptureVerdict::CountsOnly : CaptureVerdict::Ignore);
+  send_verdict(c, counts ? CaptureMode::CountsOnly : CaptureMode::Ignore);
   report_opaque(c, e);
 }
 

@@ -46,6 +46,8 @@ struct TrackerCounters {
   uint64_t superseded_bytes = 0;  // socket bytes dropped because the library's plaintext is known
   uint64_t tls_connections = 0;   // connections whose TLS library plaintext took over
   uint64_t verdicts = 0;          // capture verdicts sent to the kernel
+  uint64_t skip_verdicts = 0;     // ... of which to skip a body's bytes
+  uint64_t skipped_bytes = 0;     // bytes the kernel reported without copying them (skipped)
 };
 
 // What the tracker tells the stages after it besides exchanges.
@@ -58,7 +60,7 @@ struct TrackerOutputs {
   // A connection's state was freed (closed, idle, evicted), after its last exchanges.
   std::function<void(uint64_t cookie)> connection_finished;
   // What the kernel should copy for a connection from now on.
-  std::function<void(uint64_t cookie, CaptureVerdict verdict)> capture_verdict;
+  std::function<void(uint64_t cookie, const CaptureVerdict& verdict)> capture_verdict;
 };
 
 class ConnectionTracker {
@@ -104,6 +106,7 @@ class ConnectionTracker {
     bool carried_bytes = false;
     uint64_t last_activity_ns = 0;
     uint32_t opaque_reported_tid = 0;  // the last thread reported as opaque_server_io
+    CaptureVerdict verdict;            // as last sent to the kernel
     // Per direction: TCP sequence number minus stream position, once known (mod 2^32).
     std::array<uint32_t, 2> seq_offset{};
     std::array<bool, 2> seq_known{};
@@ -124,7 +127,8 @@ class ConnectionTracker {
   void give_up(Connection& c, const Event& event);
   static void free_streams(Connection& c);
   void report_opaque(Connection& c, const Event& event);
-  void send_verdict(Connection& c, CaptureVerdict verdict);
+  void send_verdict(Connection& c, CaptureMode mode);
+  void offer_skip(Connection& c, Direction dir);
   void finish(uint64_t cookie);  // handler->on_close, then forget
   static size_t cost(const Connection& c);
   void account(Connection& c);
@@ -138,6 +142,9 @@ class ConnectionTracker {
   static constexpr size_t kHandlerStateBytes = 800;
   // Connection memory freed (from its high-water mark) before it is returned to the system.
   static constexpr size_t kTrimAfterFreedBytes = 16u << 20;
+  // A skip verdict costs a map update (a syscall on the pipeline thread, about a microsecond):
+  // sent only when the part of a body not seen yet spans several records' worth of copies.
+  static constexpr uint64_t kMinSkipBytes = 16 * 1024;
 
   TrackerConfig config_;
   std::unique_ptr<Output> exchange_only_;  // the output of the exchanges-only constructor

@@ -78,6 +78,9 @@ class ProtocolHandler {
   // Parse errors since the handler was created (a weak detection with errors and nothing
   // confirmed is dropped).
   virtual uint64_t errors() const = 0;
+  // The stream position where bytes of `dir` that the parser will pass over unread, by their
+  // declared length (the rest of a body), end: the kernel need not copy them. 0: none known.
+  virtual uint64_t skipped_until(Direction /*dir*/, const Streams& /*streams*/) const { return 0; }
 };
 
 // What the user chose to export that protocols would otherwise redact.

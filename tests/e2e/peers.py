@@ -49,6 +49,7 @@ http {{
     uwsgi_temp_path {tmp}/uwsgi;
     scgi_temp_path {tmp}/scgi;
     sendfile {sendfile};
+    limit_rate {limit_rate};
     keepalive_timeout 30s;
     keepalive_requests 1000;
     server {{
@@ -63,11 +64,13 @@ http {{
 class Nginx:
     """nginx with its own config in the test's temp dir, listening on 127.0.0.1 and [::1]."""
 
-    def __init__(self, ctx, root, port, sendfile=False):
+    def __init__(self, ctx, root, port, sendfile=False, limit_rate="0"):
+        """limit_rate: bytes per second nginx sends per response (nginx's syntax, "2m"); 0: no limit."""
         self.port = port
         conf = ctx.path(f"nginx-{port}.conf")
         with open(conf, "w") as f:
-            f.write(NGINX_CONF.format(tmp=ctx.tmp, port=port, root=root, sendfile="on" if sendfile else "off"))
+            f.write(NGINX_CONF.format(tmp=ctx.tmp, port=port, root=root, sendfile="on" if sendfile else "off",
+                                      limit_rate=limit_rate))
         self.log = open(ctx.path(f"nginx-{port}.out"), "wb")
         ctx.on_cleanup(self.log.close)
         self.proc = ctx.spawn([NGINX, "-p", ctx.tmp, "-e", ctx.path("nginx-error.log"), "-c", conf],

@@ -301,7 +301,7 @@ def capture_any_address_listener_other_netns(ctx):
     eq(scrapes, [], "spans of the scrape of weft's own /metrics")
 
 
-def verdict_run(ctx, bench, verdict, writes, size):
+def verdict_run(ctx, bench, verdict, writes, size, *extra):
     """tests/bench/verdict_bench.cpp gives both ends of one connection `verdict` after its first
     byte; the client then makes `writes` writes. Returns the bench's JSON report."""
     port = free_port()
@@ -309,7 +309,7 @@ def verdict_run(ctx, bench, verdict, writes, size):
     wait_listening(port, proc=server)
     err = open(ctx.path(f"bench-{verdict}.stderr"), "wb+")
     ctx.on_cleanup(err.close)
-    proc = ctx.spawn([bench, "--port", str(port), "--verdict", verdict], stop_signal=signal.SIGINT,
+    proc = ctx.spawn([bench, "--port", str(port), "--verdict", verdict, *extra], stop_signal=signal.SIGINT,
                      stdout=subprocess.PIPE, stderr=err)
     wait_until(lambda: proc.poll() is not None or b"ready" in open(err.name, "rb").read(), 20, "the bench's 'ready'")
     check(proc.poll() is None, f"the verdict bench exited: {open(err.name, 'rb').read()[-300:]!r}")
@@ -332,7 +332,8 @@ def verdict_run(ctx, bench, verdict, writes, size):
 def capture_verdicts_honoured(ctx):
     """Verdicts written by KernelCapture::set_verdict: IGNORE emits no data record but the
     positions still advance (the close events' byte totals are exact); COUNTS emits each
-    syscall's record with no payload, flagged truncated."""
+    syscall's record with no payload, flagged truncated; a skip verdict reports the syscalls
+    wholly before its position without payload (flagged skipped) and copies the rest."""
     build = os.path.dirname(os.path.abspath(harness.WEFT))
     bench = os.path.join(build, "tests", "weft_verdict_bench")
     check(os.access(bench, os.X_OK), f"{bench} is missing (built with weft: target weft_verdict_bench)")
@@ -348,6 +349,14 @@ def capture_verdicts_honoured(ctx):
     eq((counts["captured_after_verdict"], counts["untruncated_after_verdict"]), (0, 0),
        f"COUNTS: payload bytes and records not flagged truncated after the verdict ({counts})")
     eq(counts["close_bytes"], 2 * total, f"COUNTS: close byte totals ({counts})")
+    until = 1 + writes // 2 * size  # the first half of the writes, after the first byte
+    skip = verdict_run(ctx, bench, "skip", writes, size, "--skip-until", str(until))
+    check(skip["skipped"] >= writes // 2, f"SKIP: the client's first {writes // 2} writes flagged skipped ({skip})")
+    eq((skip["skipped_beyond"], skip["copied_within"], skip["verdict_failures"]), (0, 0, 0),
+       f"SKIP: skipped records reaching past the position, copied ones before it, failures ({skip})")
+    check(skip["captured_after_verdict"] >= writes // 2 * size,
+          f"SKIP: the bytes after the position are copied ({skip})")
+    eq(skip["close_bytes"], 2 * total, f"SKIP: close byte totals ({skip})")
 
 
 @case(timeout=60)

@@ -24,7 +24,8 @@ MARKERS = 20  # requests whose spans are checked one by one, per phase
 RUN_LOSSES = re.compile(r"^weft run: kernel losses: (.*); stream gaps=(\d+) ")
 RUN_CONNECTIONS = re.compile(r"^weft run: connections: (\d+) tracked, (\d+) undetected, (\d+) detected after a "
                              r"miss, (\d+) evicted, (\d+) sequence mismatches; parse_errors=(\d+) unmatched=(\d+); "
-                             r"tls: (\d+) connections read as plaintext, (\d+) ciphertext bytes not parsed$")
+                             r"tls: (\d+) connections read as plaintext, (\d+) ciphertext bytes not parsed; "
+                             r"(\d+) body bytes left uncopied by (\d+) skip verdicts$")
 
 
 class Site:

@@ -140,7 +140,7 @@ def exchange_listing(xs):
                          f"{x.get('status')}" for x in xs) or "(none)"
 
 
-EXCHANGES_TLS = re.compile(r", (\d+) TLS connections read as plaintext \((\d+) ciphertext bytes not parsed\)$")
+EXCHANGES_TLS = re.compile(r", (\d+) TLS connections read as plaintext \((\d+) ciphertext bytes not parsed\),")
 
 
 def exchanges_tls_counts(weft):

@@ -61,7 +61,7 @@ class Capture : public protocols::HandlerOutput {
 
   std::vector<Exchange> exchanges;
   std::vector<std::pair<uint32_t, uint64_t>> request_starts;  // tid, kernel time
-  std::function<void(uint64_t cookie, CaptureVerdict verdict)> on_verdict;
+  std::function<void(uint64_t cookie, const CaptureVerdict& verdict)> on_verdict;
   std::vector<uint64_t> finished;  // cookies whose state was freed, in order
   conn::ConnectionTracker tracker;
 
@@ -69,7 +69,7 @@ class Capture : public protocols::HandlerOutput {
   conn::TrackerOutputs outputs() {
     conn::TrackerOutputs out;
     out.exchanges = this;
-    out.capture_verdict = [this](uint64_t cookie, CaptureVerdict v) {
+    out.capture_verdict = [this](uint64_t cookie, const CaptureVerdict& v) {
       if (on_verdict) on_verdict(cookie, v);
     };
     out.connection_finished = [this](uint64_t cookie) { finished.push_back(cookie); };

@@ -156,7 +156,7 @@ class PlainSource : public EventSource {
 TEST_CASE("sources without a kernel accept verdicts and have nothing to drain") {
   PlainSource plain;
   EventSource& source = plain;
-  source.set_verdict(1, CaptureVerdict::Ignore);  // nothing to tell, nothing fails
+  source.set_verdict(1, CaptureVerdict{CaptureMode::Ignore});  // nothing to tell, nothing fails
   CHECK(source.drain([](Event&&) {}) == 0);
 }
 

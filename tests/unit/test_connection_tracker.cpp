@@ -505,8 +505,10 @@ TEST_CASE(
 // bytes (the ciphertext) are dropped and the kernel is told to stop copying them.
 TEST_CASE("ConnectionTracker: a library's plaintext wins over the socket's bytes") {
   Capture cap;
-  std::vector<std::pair<uint64_t, CaptureVerdict>> verdicts;
-  cap.on_verdict = [&](uint64_t cookie, CaptureVerdict v) { verdicts.push_back({cookie, v}); };
+  std::vector<std::pair<uint64_t, CaptureMode>> verdicts;
+  cap.on_verdict = [&](uint64_t cookie, const CaptureVerdict& v) {
+    verdicts.push_back({cookie, v.mode});
+  };
   Socket s(cap, 1, Role::Server);
   s.request("\x16\x03\x01\x02\x00 ciphertext");
   auto plaintext = [&](Direction dir, uint64_t pos, const std::string& bytes) {
@@ -517,7 +519,7 @@ TEST_CASE("ConnectionTracker: a library's plaintext wins over the socket's bytes
   };
   plaintext(Direction::Recv, 0, get("/secret"));
   REQUIRE(verdicts.size() == 1);
-  CHECK(verdicts[0].second == CaptureVerdict::Ignore);
+  CHECK(verdicts[0].second == CaptureMode::Ignore);
   s.response("\x17\x03\x03 more ciphertext");  // socket bytes: superseded
   CHECK(cap.counters().superseded_bytes > 0);
   plaintext(Direction::Send, 0, ok("s"));
@@ -534,8 +536,8 @@ TEST_CASE("ConnectionTracker: plaintext of no known protocol stops the ciphertex
   conn::TrackerConfig config;
   config.max_detect_attempts = 1;
   Capture cap(config);
-  std::vector<CaptureVerdict> verdicts;
-  cap.on_verdict = [&](uint64_t, CaptureVerdict v) { verdicts.push_back(v); };
+  std::vector<CaptureMode> verdicts;
+  cap.on_verdict = [&](uint64_t, const CaptureVerdict& v) { verdicts.push_back(v.mode); };
   Socket s(cap, 1, Role::Server);
   Event e = s.make(Direction::Recv, 0, 12, "\x01\x02 not http");
   e.flags |= WEFT_DATA_LAST_CHUNK;
@@ -550,8 +552,8 @@ TEST_CASE("ConnectionTracker: plaintext of no known protocol stops the ciphertex
   }
   REQUIRE(cap.counters().undetected == 1);
   REQUIRE(verdicts.size() == 2);
-  CHECK(verdicts[0] == CaptureVerdict::Ignore);  // plaintext took over
-  CHECK(verdicts[1] == CaptureVerdict::Ignore);  // and not CountsOnly, as for a plain server
+  CHECK(verdicts[0] == CaptureMode::Ignore);  // plaintext took over
+  CHECK(verdicts[1] == CaptureMode::Ignore);  // and not CountsOnly, as for a plain server
 }
 
 }  // namespace

@@ -757,9 +757,11 @@ TEST_CASE("HTTP/1: a connection of no known protocol is given up after the detec
     CAPTURE(side);
     conn::TrackerConfig config;
     config.max_detect_attempts = 3;
-    std::vector<std::pair<uint64_t, CaptureVerdict>> verdicts;
+    std::vector<std::pair<uint64_t, CaptureMode>> verdicts;
     Capture cap(config);
-    cap.on_verdict = [&](uint64_t cookie, CaptureVerdict v) { verdicts.push_back({cookie, v}); };
+    cap.on_verdict = [&](uint64_t cookie, const CaptureVerdict& v) {
+      verdicts.push_back({cookie, v.mode});
+    };
     Socket s(cap, 1, side);
     s.request(garbage);  // three turns of a conversation in no known protocol
     s.response(garbage);
@@ -770,7 +772,7 @@ TEST_CASE("HTTP/1: a connection of no known protocol is given up after the detec
     REQUIRE(verdicts.size() == 1);
     CHECK(verdicts[0].first == 1);
     CHECK(verdicts[0].second ==
-          (side == Role::Server ? CaptureVerdict::CountsOnly : CaptureVerdict::Ignore));
+          (side == Role::Server ? CaptureMode::CountsOnly : CaptureMode::Ignore));
     s.request(get("/too-late"));
     s.response(response(200, ""));
     s.close();
@@ -1146,6 +1148,102 @@ TEST_CASE("HTTP/1: an empty line before a request line is no parse error") {
   CHECK(http_of(cap.exchanges[1]).target == "/b");
   CHECK(cap.http().parse_errors == 0);
   CHECK(cap.http().resyncs == 0);
+}
+
+// The kernel side of a skip verdict, as the tests feed it: a syscall reported without payload
+// because every byte lay before the skip position.
+void io_skipped(Socket& s, Direction dir, uint64_t at, uint64_t len) {
+  Event e = s.make(dir, at, len, "");
+  e.flags |= WEFT_DATA_LAST_CHUNK | WEFT_DATA_TRUNCATED | WEFT_DATA_SKIPPED;
+  s.feed(e);
+  s.now_ns += 1000;
+}
+
+// Once a head declares a body longer than what was seen by more than a few records, the
+// kernel is told to report the rest without copying it; the parser passes over it by length,
+// and the next exchange on the connection is read as before.
+TEST_CASE("HTTP/1: a long body is left to the kernel to skip, for either side") {
+  for (Role side : kBothSides) {
+    CAPTURE(side);
+    Capture cap;
+    std::vector<CaptureVerdict> verdicts;
+    cap.on_verdict = [&](uint64_t, const CaptureVerdict& v) { verdicts.push_back(v); };
+    Socket s(cap, 1, side);
+    constexpr uint64_t kBody = 1'000'000;
+    std::string head = "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(kBody) + "\r\n\r\n";
+    s.request(get("/big"));
+    Direction out = s.response_dir();
+    // The first syscall carries the head and the body's first 4 KiB, as a server writes them.
+    s.response(head + std::string(4096, 'b'));
+    REQUIRE(verdicts.size() == 1);
+    CHECK(verdicts[0].mode == CaptureMode::Payload);
+    CHECK(verdicts[0].skip_until[static_cast<int>(out)] == head.size() + kBody);
+    CHECK(verdicts[0].skip_until[static_cast<int>(s.request_dir())] == 0);
+    uint64_t at = s.pos(out);
+    uint64_t end = head.size() + kBody;
+    while (at < end) {
+      uint64_t n = std::min<uint64_t>(65536, end - at);
+      io_skipped(s, out, at, n);
+      at += n;
+    }
+    s.lose(out, end - s.pos(out));  // the helper's own position catches up
+    s.request(get("/next"));
+    s.response(ok("small"));
+    REQUIRE(cap.exchanges.size() == 2);
+    CHECK(cap.exchanges[0].response.body_bytes == kBody);
+    CHECK(http_of(cap.exchanges[0]).status == 200);
+    CHECK(http_of(cap.exchanges[1]).target == "/next");
+    CHECK(cap.http().parse_errors == 0);
+    CHECK(cap.counters().skip_verdicts == 1);
+    CHECK(cap.counters().skipped_bytes == end - head.size() - 4096);
+    CHECK(verdicts.size() == 1);  // the small body is not worth a verdict
+  }
+}
+
+TEST_CASE("HTTP/1: an uploaded body and a long chunk are skipped too; a short body is not") {
+  Capture cap;
+  std::vector<CaptureVerdict> verdicts;
+  cap.on_verdict = [&](uint64_t, const CaptureVerdict& v) { verdicts.push_back(v); };
+  Socket s(cap, 1, Role::Client);
+  std::string post = "POST /upload HTTP/1.1\r\nContent-Length: 200000\r\n\r\n";
+  s.request(post + std::string(1000, 'u'));
+  REQUIRE(verdicts.size() == 1);
+  CHECK(verdicts[0].skip_until[static_cast<int>(Direction::Send)] == post.size() + 200000);
+  s.request(std::string(199000, 'u'), 0);  // the rest, uncopied
+  std::string chunked = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n40000\r\n";
+  s.response(chunked + std::string(100, 'c'));
+  REQUIRE(verdicts.size() == 2);
+  CHECK(verdicts[1].skip_until[static_cast<int>(Direction::Recv)] == chunked.size() + 0x40000);
+  CHECK(verdicts[1].skip_until[static_cast<int>(Direction::Send)] == post.size() + 200000);
+  s.response(std::string(0x40000 - 100, 'c'), 0);
+  s.response("\r\n0\r\n\r\n");
+  REQUIRE(cap.exchanges.size() == 1);
+  CHECK(cap.exchanges[0].request.body_bytes == 200000);
+  CHECK(http_of(cap.exchanges[0]).status == 200);
+  // A body that fits in a few more records costs less to copy than to skip.
+  std::string small = "POST /small HTTP/1.1\r\nContent-Length: 12000\r\n\r\n";
+  s.request(small + std::string(100, 's'));
+  CHECK(verdicts.size() == 2);
+}
+
+// A TLS library's plaintext has positions of its own, which the socket hooks' skip positions
+// would misread: no skip verdict for it.
+TEST_CASE("HTTP/1: no skip verdict for a TLS library's plaintext") {
+  Capture cap;
+  std::vector<CaptureVerdict> verdicts;
+  cap.on_verdict = [&](uint64_t, const CaptureVerdict& v) { verdicts.push_back(v); };
+  Socket s(cap, 1, Role::Server);
+  auto plaintext = [&](Direction dir, uint64_t pos, const std::string& bytes) {
+    Event e = s.make(dir, pos, bytes.size(), bytes);
+    e.flags |= WEFT_DATA_LAST_CHUNK;
+    e.source = ByteSource::TlsLibrary;
+    s.feed(e);
+  };
+  std::string post = "POST /upload HTTP/1.1\r\nContent-Length: 200000\r\n\r\n";
+  plaintext(Direction::Recv, 0, post + "x");
+  REQUIRE(verdicts.size() == 1);
+  CHECK(verdicts[0].mode == CaptureMode::Ignore);  // the ciphertext, not a skip
+  CHECK(cap.counters().skip_verdicts == 0);
 }
 
 }  // namespace

@@ -57,6 +57,10 @@ class Http1Handler : public ProtocolHandler {
   }
 
   bool active() const override { return !requests_.stopped() || !responses_.stopped(); }
+  uint64_t skipped_until(Direction dir, const Streams& streams) const override {
+    const MessageParser& parser = dir == request_dir_ ? requests_ : responses_;
+    return parser.skipped_until(streams[index(dir)]);
+  }
   bool confirmed() const override { return confirmed_; }
   uint64_t errors() const override { return errors_; }
 

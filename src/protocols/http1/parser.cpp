@@ -366,6 +366,11 @@ bool MessageParser::skip_body(stream::DataStream& s, const ParserCallbacks& cb) 
   return true;
 }
 
+uint64_t MessageParser::skipped_until(const stream::DataStream& s) const {
+  bool by_length = state_ == State::Body || state_ == State::ChunkData;
+  return by_length && remaining_ > 0 ? s.head() + remaining_ : 0;
+}
+
 bool MessageParser::read_line(stream::DataStream& s, std::string_view& line, size_t& consumed) {
   std::string_view text = as_text(s.readable());
   size_t nl = text.find('\n');

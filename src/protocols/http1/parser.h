@@ -36,6 +36,9 @@ class MessageParser {
   // Timing of the message being read so far, when it is the one whose head is in `timing`
   // (same first byte): bytes read up to now, last byte time of the latest of them.
   void progress(MessageTiming& timing, const stream::DataStream& stream) const;
+  // Where the body bytes this parser will pass over by length end (a Content-Length body or
+  // the current chunk's data): 0 when it is not inside one.
+  uint64_t skipped_until(const stream::DataStream& stream) const;
   // Takes a header section still waiting for its end as complete as it will get (flagged
   // truncated): the other direction shows its message is over (a response has begun).
   void end_partial_head(stream::DataStream& stream, const ParserCallbacks& cb);
