@@ -58,10 +58,13 @@ void EventOrderer::measure_gap(Event& event) {
 }
 
 void EventOrderer::release(Event& event, const EventSink& sink) {
-  if (event.mono_ns < last_released_ns_)
+  if (event.mono_ns < last_released_ns_) {
     ++stats_.late_events;
-  else
+    window_ns_ = std::min(window_ns_ * 2, max_window_ns_);
+    stats_.window_ns = window_ns_;
+  } else {
     last_released_ns_ = event.mono_ns;
+  }
   measure_gap(event);
   sink(std::move(event));
 }

@@ -2,6 +2,7 @@
 // recording), put in timestamp order, with gaps in each byte stream measured.
 #pragma once
 
+#include <algorithm>
 #include <deque>
 #include <memory>
 #include <unordered_map>
@@ -16,13 +17,24 @@ struct StreamStats {
   uint64_t gap_bytes = 0;    // how many bytes those were
   uint64_t overlaps = 0;     // a syscall starting before the previous one ended (reordering)
   uint64_t late_events = 0;  // arrived after newer events had already been released
+  uint64_t window_ns = 0;    // the orderer's window now (it widens after a late event)
 };
 
 // Holds events for a short window and releases them ordered by kernel timestamp: the ring
 // buffer is shared by all CPUs, so records can arrive slightly out of order.
+//
+// How short: everything the ring holds is read at each poll, so a record can only miss the
+// poll that releases its neighbours by the time between its program taking the timestamp and
+// committing the record (microseconds: a copy of at most a few KiB; more only if the program
+// is preempted). A window far above that costs memory and latency (events wait in it before
+// any verdict can act on their connection), so it starts small and doubles, up to
+// `max_window_ns`, whenever an event does arrive after newer ones were released.
 class EventOrderer {
  public:
-  explicit EventOrderer(uint64_t window_ns) : window_ns_(window_ns) {}
+  explicit EventOrderer(uint64_t window_ns, uint64_t max_window_ns = 0)
+      : window_ns_(window_ns), max_window_ns_(std::max(window_ns, max_window_ns)) {
+    stats_.window_ns = window_ns;
+  }
 
   // Takes the event's contents and leaves `event` holding a released one, whose buffers a
   // source can decode its next record into without allocating.
@@ -53,6 +65,7 @@ class EventOrderer {
   void measure_gap(Event& event);
 
   uint64_t window_ns_;
+  uint64_t max_window_ns_;
   uint64_t arrivals_ = 0;
   uint64_t last_released_ns_ = 0;
   // Sorted by (mono_ns, arrival). Events arrive nearly in timestamp order (the ring is filled
@@ -70,10 +83,12 @@ class EventOrderer {
 
 class EventStream {
  public:
-  static constexpr uint64_t kDefaultWindowNs = 100'000'000;
+  static constexpr uint64_t kDefaultWindowNs = 10'000'000;
+  static constexpr uint64_t kMaxWindowNs = 160'000'000;
 
-  explicit EventStream(std::unique_ptr<EventSource> source, uint64_t window_ns = kDefaultWindowNs)
-      : source_(std::move(source)), orderer_(window_ns) {}
+  explicit EventStream(std::unique_ptr<EventSource> source, uint64_t window_ns = kDefaultWindowNs,
+                       uint64_t max_window_ns = kMaxWindowNs)
+      : source_(std::move(source)), orderer_(window_ns, max_window_ns) {}
 
   // Delivers ordered events; waits up to `timeout` for new ones. Returns false once a
   // recording is exhausted and everything held has been delivered.

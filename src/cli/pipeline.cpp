@@ -67,10 +67,11 @@ void print_loss_summary(const char* command, const capture::SourceStats& source,
   }
   std::fprintf(stderr,
                "weft %s: kernel losses: %s; stream gaps=%llu (%llu bytes) overlaps=%llu "
-               "late=%llu malformed=%llu\n",
+               "late=%llu malformed=%llu; order window %.0f ms\n",
                command, losses.c_str(), (unsigned long long)stream.gaps,
                (unsigned long long)stream.gap_bytes, (unsigned long long)stream.overlaps,
-               (unsigned long long)stream.late_events, (unsigned long long)source.malformed);
+               (unsigned long long)stream.late_events, (unsigned long long)source.malformed,
+               static_cast<double>(stream.window_ns) / 1e6);
   // Payload beyond --capture-bytes is left out on purpose; the byte counts and stream
   // positions still cover it, so nothing is missing from what weft reports.
   std::fprintf(stderr,

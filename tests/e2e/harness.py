@@ -197,7 +197,8 @@ SUMMARY_COUNTS = re.compile(
     r"^weft (?:events|record): (\d+) data, (\d+) connect, (\d+) accept, (\d+) close, (\d+) existing events; "
     r"(\d+) bytes moved, (\d+) captured$")
 SUMMARY_LOSSES = re.compile(r"^weft (?:events|record): kernel losses: (.*); stream gaps=(\d+) \((\d+) bytes\) "
-                            r"overlaps=(\d+) late=(\d+) malformed=(\d+)$")
+                            r"overlaps=(\d+) late=(\d+) malformed=(\d+); "
+                            r"order window (\d+) ms$")
 # Payload beyond --capture-bytes: by design, so on its own line, not among the losses.
 SUMMARY_CAPTURE_LIMIT = re.compile(r"^weft (?:events|record|exchanges|run): capture limit: (\d+) syscalls' payloads cut at "
                                    r"--capture-bytes \(by design, not a loss: byte counts and stream positions stay "

@@ -44,7 +44,8 @@ SUMMARY_PROTOCOL = re.compile(r"^weft exchanges: [a-z0-9_]+: (\d+) exchanges, (\
                               r"resyncs=(\d+) unmatched_requests=(\d+) unmatched_responses=(\d+) truncated=(\d+) "
                               r"skipped_bytes=(\d+) not_replies=(\d+) weak_rejected=(\d+)$")
 SUMMARY_LOSSES = re.compile(r"^weft exchanges: kernel losses: (.*); stream gaps=(\d+) \((\d+) bytes\) "
-                            r"overlaps=(\d+) late=(\d+) malformed=(\d+)$")
+                            r"overlaps=(\d+) late=(\d+) malformed=(\d+); "
+                            r"order window (\d+) ms$")
 TEXT_LINE = re.compile(r"^(\d\d:\d\d:\d\d\.\d{6}) (client|server) (.+)\[(\d+)/(\d+)\] (\S+) (\S+) -> (\d+) "
                        r"(\d+\.\d{3})ms (\S+) (<-|->) (\S+)( \[headers truncated\])?( \[end inferred\])?$")
 

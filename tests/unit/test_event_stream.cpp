@@ -224,11 +224,36 @@ TEST_CASE("orderer: an event older than one already released is late but still d
   CHECK(orderer.stats().late_events == 2);
 }
 
-// Regression (was a bug) (src/capture/event_stream.cpp, EventOrderer::measure_gap): once kMaxTrackedStreams
-// (1 << 20) connections are tracked and a new one shows up, next_pos_ is cleared. The comment
-// says positions are then "re-learnt from the next events", but the next event of every
-// connection seen before is compared against an expected position of 0, so each reports a false
-// gap as large as its stream position (and stats gaps/gap_bytes grow accordingly).
+// The window starts small and doubles, up to its maximum, each time an event arrives after
+// newer ones were released; events inside the widened window then wait for their elders.
+TEST_CASE("orderer: a late event widens the window, up to its maximum") {
+  EventOrderer orderer(100, 350);
+  Released out;
+  CHECK(orderer.stats().window_ns == 100);
+  orderer.push(conn_event(EventKind::Accept, 1, 1000));
+  orderer.release_older_than(1200, out.sink());  // 1000 < 1200 - 100: released
+  CHECK(out.events.size() == 1);
+  orderer.push(conn_event(EventKind::Accept, 2, 990));  // late by 10 ns
+  orderer.release_older_than(1200, out.sink());
+  CHECK(orderer.stats().late_events == 1);
+  CHECK(orderer.stats().window_ns == 200);
+  orderer.push(conn_event(EventKind::Accept, 3, 1050));
+  orderer.release_older_than(1200, out.sink());  // 1050 is inside 1200 - 200: held now
+  CHECK(orderer.held() == 1);
+  orderer.push(conn_event(EventKind::Accept, 4, 995));  // late again
+  orderer.release_older_than(1200, out.sink());
+  CHECK(orderer.stats().window_ns == 350);  // capped
+  orderer.push(conn_event(EventKind::Accept, 5, 994));
+  orderer.release_all(out.sink());
+  CHECK(orderer.stats().window_ns == 350);
+  CHECK(orderer.stats().late_events == 3);
+}
+
+// Regression (was a bug) (src/capture/event_stream.cpp, EventOrderer::measure_gap): once
+// kMaxTrackedStreams (1 << 20) connections are tracked and a new one shows up, next_pos_ is
+// cleared. The comment says positions are then "re-learnt from the next events", but the next event
+// of every connection seen before is compared against an expected position of 0, so each reports a
+// false gap as large as its stream position (and stats gaps/gap_bytes grow accordingly).
 TEST_CASE("orderer: forgetting streams at the tracking limit invents no gaps") {
   constexpr uint64_t kLimit = 1 << 20;  // kMaxTrackedStreams in event_stream.cpp
   EventOrderer orderer(kWindow);
