@@ -395,5 +395,40 @@ TEST_CASE("Redis: a reply whose framing is lost past the capture still answers i
   }
 }
 
+// A large value's bulk body is passed over by length: once its header is read, the kernel is
+// told to report the rest without copying it, on either side, and the exchange is whole.
+TEST_CASE("Redis: a large bulk value is left to the kernel to skip") {
+  for (Role side : kBothSides) {
+    CAPTURE(side);
+    Capture cap;
+    std::vector<CaptureVerdict> verdicts;
+    cap.on_verdict = [&](uint64_t, const CaptureVerdict& v) { verdicts.push_back(v); };
+    Socket s(cap, 3, side);
+    s.open();
+    const std::string value(100000, 'v');
+    const std::string set = cmd({"SET", "big", value});
+    s.request(set.substr(0, 4096));
+    REQUIRE(verdicts.size() == 1);
+    CHECK(verdicts[0].skip_until[static_cast<int>(s.request_dir())] == set.size());
+    s.request(set.substr(4096), 0);  // the rest, not copied
+    s.response("+OK\r\n");
+    s.request(cmd({"GET", "big"}));
+    const std::string reply = bulk(value);
+    const uint64_t reply_at = s.pos(s.response_dir());  // after "+OK"
+    s.response(reply.substr(0, 4096));
+    REQUIRE(verdicts.size() == 2);
+    CHECK(verdicts[1].skip_until[static_cast<int>(s.response_dir())] == reply_at + reply.size());
+    s.response(reply.substr(4096), 0);
+    s.request(cmd({"GET", "small"}));
+    s.response(bulk("tiny"));
+    REQUIRE(cap.exchanges.size() == 3);
+    CHECK(redis_of(cap.exchanges[0]).request.command == "SET");
+    CHECK(redis_of(cap.exchanges[1]).request.command == "GET");
+    CHECK(redis_of(cap.exchanges[2]).request.command == "GET");
+    CHECK(redis_counters(cap).parse_errors == 0);
+    CHECK(verdicts.size() == 2);  // a 4-byte value is no skip
+  }
+}
+
 }  // namespace
 }  // namespace weft::test

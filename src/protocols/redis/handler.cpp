@@ -40,6 +40,13 @@ class MessageReader {
   // where a header line was, or damaged): lost_request()/lost_reply() say what was seen of it,
   // and the stream was skipped to the next boundary. Error: bytes that are not RESP (skipped to
   // the next boundary).
+  // Where the bulk body being read ends in `s`, whose head is where the framer stands: its
+  // bytes are passed over by length. 0 outside a body.
+  uint64_t skipped_until(const stream::DataStream& s) const {
+    uint64_t left = framer_.body_left();
+    return left ? s.head() + left : 0;
+  }
+
   Step next(stream::DataStream& s) {
     for (;;) {
       if (framer_.at_boundary()) {
@@ -216,6 +223,10 @@ class RedisHandler : public ProtocolHandler {
   bool active() const override { return !monitor_; }
   bool confirmed() const override { return confirmed_; }
   uint64_t errors() const override { return errors_; }
+  uint64_t skipped_until(Direction dir, const Streams& streams) const override {
+    const MessageReader& reader = dir == request_dir_ ? requests_ : replies_;
+    return reader.skipped_until(streams[index(dir)]);
+  }
 
  private:
   struct Pending {

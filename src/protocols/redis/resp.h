@@ -155,6 +155,9 @@ class Framer {
   FrameResult skip(uint64_t n);
   // Forgets the message being read; the next bytes are a message boundary.
   void reset();
+  // Bytes of the bulk body being read still to come, CRLF included (what skip() can pass over
+  // unseen); 0 outside a body.
+  uint64_t body_left() const { return state_ == State::Body ? body_left_ : 0; }
 
   Role role() const { return role_; }
   // Bytes of the current (or just completed) message taken so far, skipped ones included.
