@@ -33,14 +33,17 @@ class Nginx:
     """One worker (the setting of the issue's measurements), keep-alive without a request limit,
     no access log: the server's own cost per request stays small and constant."""
 
-    def __init__(self):
+    def __init__(self, page=None, limit_rate=None):
+        """page: the bytes served (default PAGE); limit_rate: nginx's per-response send rate
+        ("8m"), unlimited when None."""
+        self.page = PAGE if page is None else page
         self.dir = tempfile.mkdtemp(prefix="weft-bench-")
         # mkdtemp makes the directory 0700: nginx's worker (www-data) could not read the page and
         # every request would measure a 403.
         os.chmod(self.dir, 0o755)
         os.makedirs(os.path.join(self.dir, "www"))
         with open(os.path.join(self.dir, "www", "index.html"), "wb") as f:
-            f.write(PAGE)
+            f.write(self.page)
         self.port = free_port()
         conf = os.path.join(self.dir, "nginx.conf")
         with open(conf, "w") as f:
@@ -49,7 +52,8 @@ class Nginx:
                 f"error_log {self.dir}/error.log;\n"
                 "events { worker_connections 4096; }\n"
                 "http { access_log off; keepalive_requests 100000000; keepalive_timeout 300s;\n"
-                f"  server {{ listen 127.0.0.1:{self.port}; root {self.dir}/www; }} }}\n"
+                + (f"  limit_rate {limit_rate};\n" if limit_rate else "")
+                + f"  server {{ listen 127.0.0.1:{self.port}; root {self.dir}/www; }} }}\n"
             )
         subprocess.run(["nginx", "-c", conf], check=True)
         self.url = f"http://127.0.0.1:{self.port}/index.html"
@@ -61,7 +65,7 @@ class Nginx:
             out = subprocess.run(
                 ["curl", "-s", "-w", " %{http_code}", self.url], capture_output=True
             ).stdout
-            if out == PAGE + b" 200":
+            if out == self.page + b" 200":
                 return
             if time.time() > deadline:
                 raise SystemExit(f"nginx does not serve the page (got {out!r}); not measuring")
