@@ -93,7 +93,33 @@ enum weft_tls_count {
 	WEFT_TLS_NO_THREAD_STATE = 3, /* per-thread state could not be allocated: call not reported */
 	WEFT_TLS_READ_FAILED = 4,    /* the _ex length (size_t*) was unreadable: call not reported */
 	WEFT_TLS_PROC_EVENTS_LOST = 5, /* process start/exit records the ring had no room for */
-	WEFT_TLS_COUNT_MAX = 6,
+	/* Go crypto/tls ((*Conn).Read/Write): calls not reported, by why. */
+	WEFT_TLS_GO_UNTRACEABLE = 6, /* a Go executable weft cannot read (no DWARF, ...; doctor says) */
+	WEFT_TLS_GO_NOT_TCP = 7,     /* the tls.Conn's conn is not a *net.TCPConn (a pipe, a wrapper) */
+	WEFT_TLS_GO_NO_SOCKET = 8,   /* its descriptor is no TCP socket, or one without a cookie */
+	WEFT_TLS_COUNT_MAX = 9,
+};
+
+/* Where crypto/tls and net keep what weft reads in one Go executable (value of the BPF map
+ * weft_go_tls_layouts, indexed by the executable's slot, which the uprobes' attach cookie
+ * carries). Offsets in bytes come from the executable's DWARF; addresses are as linked (the
+ * probed address gives a PIE's load bias). */
+#define WEFT_GO_TLS_MAX_BINARIES 1024 /* Go executables weft can hook at once */
+
+struct weft_go_tls_layout {
+	__u64 tcp_conn_itab; /* the itab (*net.TCPConn, net.Conn): a net.Conn that is a TCP socket */
+	__u64 read_entry;    /* crypto/tls.(*Conn).Read */
+	__u64 write_entry;   /* crypto/tls.(*Conn).Write */
+	__u16 conn;           /* tls.Conn.conn: the net.Conn interface (itab, data) */
+	__u16 handshake_done; /* tls.Conn.isHandshakeComplete (handshakeStatus before Go 1.21) */
+	__u16 raw_input_len;  /* length of tls.Conn.rawInput.buf: ciphertext read, not decrypted */
+	__u16 raw_input_off;  /* tls.Conn.rawInput.off */
+	__u16 input_len;      /* length of tls.Conn.input.s: plaintext decrypted, not returned */
+	__u16 input_i;        /* tls.Conn.input.i */
+	__u16 tcp_conn_fd;    /* net.TCPConn.conn.fd: the *net.netFD */
+	__u16 netfd_sysfd;    /* net.netFD.pfd.Sysfd: the descriptor */
+	__u32 usable;         /* 0: the offsets are unknown; calls are counted, never reported */
+	__u32 pad;
 };
 
 /* A process started or ended (ring buffer `weft_proc_events`, read by the proc stage). */

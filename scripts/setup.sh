@@ -36,6 +36,9 @@ BUILD_PACKAGES=(build-essential cmake pkg-config clang-14 llvm-14 libelf-dev zli
   libcli11-dev nlohmann-json3-dev doctest-dev libclang-rt-14-dev libcpp-httplib-dev
   libabsl-dev libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc
   libcurl4-openssl-dev)
+# Go crypto/tls (src/proc/go_tls.cpp): struct offsets from the binary's DWARF (libdw) and the
+# RET instructions of (*Conn).Read/Write found by a real x86-64 disassembler (capstone).
+BUILD_PACKAGES+=(libdw-dev libcapstone-dev)
 # opentelemetry-cpp (OTLP encoding, HTTP client) and the official OTLP protos.
 BACKPORT_PACKAGES=(libbpf-dev bpftool opentelemetry-cpp-dev libopentelemetry-proto-dev opentelemetry-proto)
 # Go 1.23 for the inference tests' net/http services (tests/e2e/suite_inference.py).
