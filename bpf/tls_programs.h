@@ -73,6 +73,7 @@ static __always_inline void tls_emit(const struct tls_call *call, struct tls_ses
 		/* verifier: a BTF pointer, so the shared tuple helper can load fields directly (a
 		 * socket closed since is read through the fault-tolerant path, never crashes). */
 		.sk = bpf_core_cast((void *)s->sk, struct sock),
+		.ts_ns = call->start_ns,
 		.cookie = s->cookie,
 		.pid_tgid = pid_tgid,
 		.len = len,

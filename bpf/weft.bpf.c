@@ -402,3 +402,4 @@ int BPF_PROG(proc__exit, struct task_struct *p)
 }
 
 #include "tls_programs.h"
+#include "go_tls_programs.h"

@@ -159,6 +159,7 @@ extern int bpf_probe_read_user_dynptr(struct bpf_dynptr *dptr, __u32 off, __u32 
 /* Everything a data record says that is known before its bytes are copied. */
 struct data_meta {
 	struct sock *sk;
+	__u64 ts_ns;   /* when the bytes moved; 0: now */
 	__u64 cookie;
 	__u64 pid_tgid;
 	__u64 pos;     /* stream position of the syscall's first byte */
@@ -215,7 +216,7 @@ static __always_inline __u32 direct_segments(const struct syscall_buffer *b, __u
 
 static __always_inline void fill_data_header(struct weft_data_event *ev, const struct data_meta *m, __u32 n)
 {
-	ev->hdr.ts_ns = bpf_ktime_get_ns();
+	ev->hdr.ts_ns = m->ts_ns ? m->ts_ns : bpf_ktime_get_ns();
 	ev->hdr.cookie = m->cookie;
 	ev->hdr.pid = m->pid_tgid >> 32;
 	ev->hdr.tid = (__u32)m->pid_tgid;

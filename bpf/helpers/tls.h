@@ -15,6 +15,7 @@ struct tls_call {
 	__u64 len_out; /* size_t* of SSL_read_ex/SSL_write_ex, 0 for SSL_read/SSL_write */
 	__u64 sk;      /* learnt: the socket the call moved bytes on */
 	__u64 cookie;  /* learnt: its cookie; 0 until a socket hook fired inside the call */
+	__u64 start_ns; /* the record's time when not its emission (Go's writes); 0: now */
 	__u32 seq;     /* learnt: TCP sequence number of the first byte the call moved */
 	__s32 fd;
 	__u8 dir;      /* enum weft_direction of the plaintext */

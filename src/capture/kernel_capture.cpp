@@ -5,10 +5,12 @@
 #include <ifaddrs.h>
 #include <netinet/in.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 #include "capture/clock.h"
@@ -108,10 +110,23 @@ std::unique_ptr<KernelCapture> KernelCapture::open(const CaptureConfig& config,
 
 KernelCapture::~KernelCapture() {
   tls_.reset();
+  go_tls_.reset();
   if (ring_) ring_buffer__free(ring_);
   for (bpf_link* link : links_) bpf_link__destroy(link);
   if (skel_) weft_bpf__destroy(skel_);
 }
+
+namespace {
+
+bool kernel_at_least(int major, int minor) {
+  utsname u{};
+  int have_major = 0, have_minor = 0;
+  if (uname(&u) != 0 || std::sscanf(u.release, "%d.%d", &have_major, &have_minor) != 2)
+    return false;
+  return std::pair{have_major, have_minor} >= std::pair{major, minor};
+}
+
+}  // namespace
 
 bool KernelCapture::load(const CaptureConfig& config, std::string* error) {
   // Memory for BPF maps is charged to the cgroup on current kernels; libbpf's RLIMIT_MEMLOCK
@@ -167,6 +182,13 @@ bool KernelCapture::load(const CaptureConfig& config, std::string* error) {
       bpf_program__set_autoload(spec.find(skel_), false);
       hooks_.push_back({&spec, HookState::Unavailable, why});
     }
+  }
+  // Go crypto/tls's probes are uprobe_multi programs (one link per executable instead of one
+  // per RET instruction, each costing a kernel-wide wait to remove): Linux 6.6 and later.
+  go_tls_supported_ = config.tls && kernel_at_least(6, 6);
+  if (!go_tls_supported_) {
+    bpf_program__set_autoload(skel_->progs.go_tls__enter, false);
+    bpf_program__set_autoload(skel_->progs.go_tls__return, false);
   }
   if (int err = weft_bpf__load(skel_); err) {
     *error = "loading the BPF programs failed: " + errno_text(err) +
@@ -321,7 +343,9 @@ SourceStats KernelCapture::stats() const {
 
 const char* tls_count_name(int what) {
   static const char* const kNames[WEFT_TLS_COUNT_MAX] = {
-      "calls", "unmapped", "nested", "no_thread_state", "read_failed", "proc_events_lost"};
+      "calls",           "unmapped",    "nested",
+      "no_thread_state", "read_failed", "proc_events_lost",
+      "go_untraceable",  "go_not_tcp",  "go_no_socket"};
   return what >= 0 && what < WEFT_TLS_COUNT_MAX ? kNames[what] : "unknown";
 }
 
@@ -397,8 +421,17 @@ void KernelCapture::start_tls() {
   bool follows = false;
   for (const HookStatus& h : hooks_)
     follows |= h.spec->program == "proc__exec" && h.state == HookState::Attached;
+  if (go_tls_supported_)
+    go_tls_ = std::make_unique<proc::GoTlsBinaries>(
+        proc::GoTlsProbePrograms{.enter = skel_->progs.go_tls__enter,
+                                 .ret = skel_->progs.go_tls__return},
+        bpf_map__fd(skel_->maps.weft_go_tls_layouts));
   tls_ = std::make_unique<proc::TlsLibraries>(
-      programs, follows ? bpf_map__fd(skel_->maps.weft_proc_events) : -1, getpid());
+      programs, follows ? bpf_map__fd(skel_->maps.weft_proc_events) : -1, getpid(), go_tls_.get());
+}
+
+std::vector<proc::GoTlsBinaryStatus> KernelCapture::go_tls_binaries() const {
+  return go_tls_ ? go_tls_->status() : std::vector<proc::GoTlsBinaryStatus>{};
 }
 
 std::vector<proc::TlsLibraryStatus> KernelCapture::tls_libraries() const {

@@ -58,6 +58,8 @@ class KernelCapture : public EventSource {
   const std::vector<HookStatus>& hooks() const { return hooks_; }
   // TLS library files found and whether they are hooked; empty with TLS off.
   std::vector<proc::TlsLibraryStatus> tls_libraries() const;
+  // Go executables using crypto/tls and whether they are hooked; empty with TLS off.
+  std::vector<proc::GoTlsBinaryStatus> go_tls_binaries() const;
 
   // Time the kernel spent in each loaded program and how often it ran (both stay 0 unless
   // kernel.bpf_stats_enabled=1): what a BPF change costs per event.
@@ -86,8 +88,10 @@ class KernelCapture : public EventSource {
   weft_bpf* skel_ = nullptr;
   ring_buffer* ring_ = nullptr;
   std::vector<bpf_link*> links_;
-  std::unique_ptr<proc::TlsLibraries> tls_;  // its uprobe links go before the programs do
+  std::unique_ptr<proc::GoTlsBinaries> go_tls_;  // driven by tls_'s thread: outlives it
+  std::unique_ptr<proc::TlsLibraries> tls_;      // its uprobe links go before the programs do
   bool tls_enabled_ = true;
+  bool go_tls_supported_ = false;  // uprobe_multi (Linux 6.6+) and TLS on
   std::vector<HookStatus> hooks_;
   bool scan_existing_ = true;
   std::vector<Event> existing_;              // found at start, delivered by the first poll

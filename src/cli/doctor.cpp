@@ -89,6 +89,20 @@ void report_export(const exporter::ExportConfig& o) {
         exporter::redact_url(o.metrics.endpoint).c_str(), o.metrics_interval.count() / 1000.0);
 }
 
+// Per Go executable that links crypto/tls: hooked, or why its plaintext cannot be read.
+void report_go_tls(const capture::KernelCapture& capture) {
+  std::printf("go crypto/tls:\n");
+  auto binaries = capture.go_tls_binaries();
+  if (binaries.empty())
+    std::printf(
+        "  no running Go program uses crypto/tls (or the kernel lacks uprobe_multi, "
+        "Linux 6.6)\n");
+  for (const auto& b : binaries)
+    std::printf("  %-11s %-11s %-60s %zu process(es)%s%s\n", b.hooked ? "hooked" : "NOT HOOKED",
+                b.version.c_str(), b.path.c_str(), b.processes, b.detail.empty() ? "" : "; ",
+                b.detail.c_str());
+}
+
 // Per library file: hooked or why not, and how many processes map it now. What is not
 // supported at all is named, not left out.
 void report_tls(const capture::KernelCapture& capture, bool enabled) {
@@ -105,8 +119,9 @@ void report_tls(const capture::KernelCapture& capture, bool enabled) {
                 proc::to_string(lib.kind), lib.path.c_str(), lib.processes,
                 lib.detail.empty() ? "" : "; ", lib.detail.c_str());
   std::printf(
-      "  not supported yet: GnuTLS, OpenSSL/BoringSSL linked statically (e.g. node), Go "
-      "crypto/tls, memory-BIO users (node, Netty, Envoy): their connections stay ciphertext\n");
+      "  not supported yet: GnuTLS, OpenSSL/BoringSSL linked statically (e.g. node), "
+      "memory-BIO users (node, Netty, Envoy): their connections stay ciphertext\n");
+  report_go_tls(capture);
 }
 
 }  // namespace

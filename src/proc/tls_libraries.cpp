@@ -115,8 +115,9 @@ std::vector<std::string> tls_libraries_in_maps(std::string_view maps) {
   return out;
 }
 
-TlsLibraries::TlsLibraries(TlsProbePrograms programs, int proc_ring_fd, pid_t self)
-    : programs_(programs), self_(self) {
+TlsLibraries::TlsLibraries(TlsProbePrograms programs, int proc_ring_fd, pid_t self,
+                           GoTlsBinaries* go)
+    : programs_(programs), self_(self), go_(go) {
   if (proc_ring_fd >= 0)
     ring_ = ring_buffer__new(proc_ring_fd, &TlsLibraries::on_proc_event, this, nullptr);
   attach_host_libraries();
@@ -176,6 +177,7 @@ void TlsLibraries::scan_all() {
 
 void TlsLibraries::check_process(pid_t pid) {
   if (pid == self_) return;
+  if (go_) go_->check_process(pid);
   std::string proc = "/proc/" + std::to_string(pid);
   std::vector<std::string> paths = tls_libraries_in_maps(read_file(proc + "/maps"));
   if (paths.empty()) return;
@@ -229,6 +231,7 @@ void TlsLibraries::attach(Library& lib, const std::string& path) {
 }
 
 void TlsLibraries::forget_process(pid_t pid) {
+  if (go_) go_->forget_process(pid);
   std::lock_guard lock(mu_);
   auto it = by_pid_.find(pid);
   if (it == by_pid_.end()) return;

@@ -16,6 +16,8 @@
 #include <thread>
 #include <vector>
 
+#include "proc/go_tls.h"
+
 struct bpf_program;
 struct bpf_link;
 struct ring_buffer;
@@ -57,8 +59,10 @@ class TlsLibraries {
   // Attaches to the host's own libraries and to those every running process maps (synchronously:
   // when this returns, running processes are covered), then follows process starts and exits
   // from `proc_ring_fd` (struct weft_proc_event) on its own thread. `proc_ring_fd` < 0: no
-  // process events; new processes are then found by the periodic rescan only.
-  TlsLibraries(TlsProbePrograms programs, int proc_ring_fd, pid_t self);
+  // process events; new processes are then found by the periodic rescan only. `go` (if given)
+  // is shown every process this stage looks at and forgets, for Go's crypto/tls.
+  TlsLibraries(TlsProbePrograms programs, int proc_ring_fd, pid_t self,
+               GoTlsBinaries* go = nullptr);
   ~TlsLibraries();
   TlsLibraries(const TlsLibraries&) = delete;
   TlsLibraries& operator=(const TlsLibraries&) = delete;
@@ -100,6 +104,7 @@ class TlsLibraries {
 
   TlsProbePrograms programs_;
   pid_t self_;
+  GoTlsBinaries* go_;
   ring_buffer* ring_ = nullptr;
   mutable std::mutex mu_;  // guards libraries_ and by_pid_ (status() reads from other threads)
   std::map<FileKey, Library> libraries_;
