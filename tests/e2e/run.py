@@ -34,6 +34,7 @@ import suite_redis  # noqa: E402,F401
 import suite_robustness  # noqa: E402,F401
 import suite_sampling  # noqa: E402,F401
 import suite_tls  # noqa: E402,F401
+import suite_go_tls  # noqa: E402,F401
 
 
 class TestTimeout(Exception):

@@ -1,0 +1,3 @@
+module weft.test/gotls
+
+go 1.19
