@@ -46,9 +46,21 @@ struct go_tls_call {
 	__u8 role;
 	__u8 weft_peer;
 	__u8 seq_known;
+	__u8 from_start; /* nothing of the TLS stream went by before this call (go_from_start) */
+	__u8 pad[7];
 	__u32 moved;          /* filled at the return: n */
 	struct tls_call emit; /* filled at the return: what the shared emit path reads */
 };
+
+/* tls.Conns whose calls are not reported (go_from_start said no), with their cookie: a pointer
+ * the garbage collector hands out again for another connection is judged afresh. LRU: nothing
+ * says when a tls.Conn is freed. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct tls_session_key);
+	__type(value, __u64);
+} weft_go_tls_mid_stream SEC(".maps");
 
 /* LRU: a goroutine that never returns from a call (its process killed) leaves an entry. */
 struct {
@@ -113,6 +125,29 @@ static __always_inline bool go_call_seq(const struct weft_go_tls_layout *l, __u6
 	return true;
 }
 
+/* Whether no application data went by this tls.Conn in the call's direction before this call:
+ * then plaintext positions can start at 0 here. True before the handshake is done; after it,
+ * the direction's TLS record sequence number must still be where application data starts (0
+ * under TLS 1.3's traffic keys, 1 under TLS 1.2's, whose first record is Finished). Else the
+ * connection is older than weft's hooks, or a call was in flight when they attached: the
+ * plaintext weft would report would sit at wrong positions and pair with wrong messages. A TLS
+ * 1.3 server that wrote session tickets before its first Write is judged "not from the start"
+ * (nothing reported rather than a guess). */
+static __always_inline bool go_from_start(const struct weft_go_tls_layout *l, __u64 conn, __u8 dir)
+{
+	__u32 done = 0;
+	if (!go_read_user(&done, sizeof(done), conn + l->handshake_done))
+		return false;
+	if (!done)
+		return true;
+	__u16 vers = 0;
+	__u64 seq_be = 0;
+	if (!go_read_user(&vers, sizeof(vers), conn + l->vers) ||
+	    !go_read_user(&seq_be, sizeof(seq_be), conn + (dir == WEFT_DIR_SEND ? l->out_seq : l->in_seq)))
+		return false;
+	return bpf_be64_to_cpu(seq_be) == (vers == 0x0304 ? 0 : 1);
+}
+
 /* Fills the connection part of `call` from the *tls.Conn; false (counted) when its conn is not
  * a TCP socket weft can name. `bias`: the executable's load bias (0 unless PIE). */
 static __always_inline bool go_conn_socket(const struct weft_go_tls_layout *l, __u64 conn, __u64 bias,
@@ -142,6 +177,7 @@ static __always_inline bool go_conn_socket(const struct weft_go_tls_layout *l, _
 	call->sk = (__u64)sk;
 	call->fd = (__s32)fd;
 	call->seq_known = go_call_seq(l, conn, sk, call);
+	call->from_start = go_from_start(l, conn, call->dir);
 	struct weft_conn_state *st = bpf_map_lookup_elem(&weft_conns, &cookie);
 	call->role = st ? st->role : WEFT_ROLE_UNKNOWN;
 	call->weft_peer = st ? st->weft_peer : 0;
@@ -183,14 +219,23 @@ int go_tls__enter(struct pt_regs *ctx)
 	return 0;
 }
 
-/* The *tls.Conn's session: its plaintext positions, started again when the pointer (freed by
- * the garbage collector, handed out again) now names another connection. */
+/* The *tls.Conn's session: its plaintext positions. A new one (first call, or a pointer the
+ * garbage collector handed out again for another connection) starts at 0 only when nothing went
+ * by before this call; else the tls.Conn is remembered as not reported. */
 static __always_inline struct tls_session *go_session_of(const struct go_tls_call *call, __u32 tgid)
 {
 	struct tls_session_key key = {.ssl = call->conn, .tgid = tgid};
 	struct tls_session *s = bpf_map_lookup_elem(&weft_tls_sessions, &key);
 	if (s && s->cookie == call->cookie)
 		return s;
+	__u64 *skipped = bpf_map_lookup_elem(&weft_go_tls_mid_stream, &key);
+	if (skipped && *skipped == call->cookie)
+		return NULL;
+	if (!call->from_start) {
+		bpf_map_update_elem(&weft_go_tls_mid_stream, &key, &call->cookie, BPF_ANY);
+		bpf_map_delete_elem(&weft_tls_sessions, &key);
+		return NULL;
+	}
 	struct tls_session fresh = {
 		.cookie = call->cookie,
 		.sk = call->sk,
@@ -215,7 +260,7 @@ int go_tls__return(struct pt_regs *ctx)
 	__s64 n = PT_REGS_RC(ctx);
 	struct tls_session *s = n > 0 ? go_session_of(call, pid_tgid >> 32) : NULL;
 	if (n > 0 && !s)
-		count_tls(WEFT_TLS_UNMAPPED);
+		count_tls(WEFT_TLS_GO_MID_STREAM);
 	if (s && !s->weft_peer) {
 		count_tls(WEFT_TLS_CALLS);
 		/* The shared emit path names the sequence number only when the call's cookie is set. */

@@ -97,7 +97,10 @@ enum weft_tls_count {
 	WEFT_TLS_GO_UNTRACEABLE = 6, /* a Go executable weft cannot read (no DWARF, ...; doctor says) */
 	WEFT_TLS_GO_NOT_TCP = 7,     /* the tls.Conn's conn is not a *net.TCPConn (a pipe, a wrapper) */
 	WEFT_TLS_GO_NO_SOCKET = 8,   /* its descriptor is no TCP socket, or one without a cookie */
-	WEFT_TLS_COUNT_MAX = 9,
+	WEFT_TLS_GO_MID_STREAM = 9,  /* a tls.Conn first seen after it moved application data (open
+				      * before weft, or a call in flight when the hooks attached): its
+				      * positions would be wrong, so none of its calls is reported */
+	WEFT_TLS_COUNT_MAX = 10,
 };
 
 /* Where crypto/tls and net keep what weft reads in one Go executable (value of the BPF map
@@ -118,6 +121,10 @@ struct weft_go_tls_layout {
 	__u16 input_i;        /* tls.Conn.input.i */
 	__u16 tcp_conn_fd;    /* net.TCPConn.conn.fd: the *net.netFD */
 	__u16 netfd_sysfd;    /* net.netFD.pfd.Sysfd: the descriptor */
+	__u16 vers;           /* tls.Conn.vers: the negotiated TLS version */
+	__u16 in_seq;         /* tls.Conn.in.seq: records read under the current keys (big endian) */
+	__u16 out_seq;        /* tls.Conn.out.seq: records written under the current keys */
+	__u16 pad16;
 	__u32 usable;         /* 0: the offsets are unknown; calls are counted, never reported */
 	__u32 pad;
 };

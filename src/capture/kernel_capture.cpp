@@ -343,9 +343,9 @@ SourceStats KernelCapture::stats() const {
 
 const char* tls_count_name(int what) {
   static const char* const kNames[WEFT_TLS_COUNT_MAX] = {
-      "calls",           "unmapped",    "nested",
-      "no_thread_state", "read_failed", "proc_events_lost",
-      "go_untraceable",  "go_not_tcp",  "go_no_socket"};
+      "calls",        "unmapped",         "nested",         "no_thread_state",
+      "read_failed",  "proc_events_lost", "go_untraceable", "go_not_tcp",
+      "go_no_socket", "go_mid_stream"};
   return what >= 0 && what < WEFT_TLS_COUNT_MAX ? kNames[what] : "unknown";
 }
 

@@ -149,6 +149,10 @@ constexpr Wanted kWanted[] = {
     {"crypto/tls.Conn", "isHandshakeComplete", "handshakeStatus"},
     {"crypto/tls.Conn", "rawInput", nullptr},
     {"crypto/tls.Conn", "input", nullptr},
+    {"crypto/tls.Conn", "vers", nullptr},
+    {"crypto/tls.Conn", "in", nullptr},
+    {"crypto/tls.Conn", "out", nullptr},
+    {"crypto/tls.halfConn", "seq", nullptr},
     {"bytes.Buffer", "buf", nullptr},
     {"bytes.Buffer", "off", nullptr},
     {"bytes.Reader", "s", nullptr},
@@ -231,7 +235,8 @@ weft_go_tls_layout layout_from_dwarf(const ElfFile& f, std::string* problem) {
     }
     v[i] = *found;
   }
-  auto [conn, handshake, raw_input, input, buf, off, s, i, tcp_conn, conn_fd, pfd, sysfd] = v;
+  auto [conn, handshake, raw_input, input, vers, in, out, seq, buf, off, s, i, tcp_conn, conn_fd,
+        pfd, sysfd] = v;
   auto u16 = [](uint64_t x) { return static_cast<uint16_t>(x); };
   l.conn = u16(conn);
   l.handshake_done = u16(handshake);
@@ -241,6 +246,9 @@ weft_go_tls_layout layout_from_dwarf(const ElfFile& f, std::string* problem) {
   l.input_i = u16(input + i);
   l.tcp_conn_fd = u16(tcp_conn + conn_fd);
   l.netfd_sysfd = u16(pfd + sysfd);
+  l.vers = u16(vers);
+  l.in_seq = u16(in + seq);
+  l.out_seq = u16(out + seq);
   for (uint64_t x : v)
     if (x > 0xfff0) {
       *problem = "implausible struct offsets in DWARF";
