@@ -1,14 +1,15 @@
 """TLS plaintext from Go's crypto/tls: a Go net/http HTTPS server and Go HTTPS clients built by
-the test with golang-go (tests/e2e/go_tls), real curl and nginx, on loopback. The Go programs are
-started after weft, so they are found from their exec. Checked: the server's and the clients'
+the test with golang-go (tests/e2e/go_tls), real curl and nginx, on loopback. Checked: the server's and the clients'
 HTTP exchanges inside TLS with the right method, path and status and url.scheme https; a Go
 client and a Go server stitched into one trace (same-node: the TCP sequence numbers weft reads at
 each call); 200 requests over 20 connections from 20 goroutines, each exchange once on its own
 connection; and an executable built with -ldflags=-w (no DWARF) named by `weft doctor` with why,
-its calls counted and never reported.
+its calls counted and never reported; a Go executable first run after weft started, hooked
+from its exec within a second; a position-independent build, with a connection older than weft.
 """
 import os
 import re
+import shutil
 import subprocess
 from collections import defaultdict
 
@@ -20,23 +21,22 @@ from suite_tls import exchange_listing, exchanges_json, http_of, start_nginx_tls
 from suite_tracing import otlp_spans
 
 GO_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "go_tls")
-_built = {}  # ldflags -> binary: each variant is built once per test run
+_built = {}  # build flags -> binary: each variant is built once per test run
 
 
-def go_binary(ldflags=""):
+def go_binary(*flags):
     """tests/e2e/go_tls built offline (no dependencies), once per run and variant."""
-    if ldflags in _built and os.path.exists(_built[ldflags]):
-        return _built[ldflags]
+    if flags in _built and os.path.exists(_built[flags]):
+        return _built[flags]
     out_dir = os.path.join(GO_CACHE, f"gotls-{os.getpid()}")
     os.makedirs(out_dir, exist_ok=True)
-    binary = os.path.join(out_dir, "gotls" + ("-w" if ldflags else ""))
+    binary = os.path.join(out_dir, "gotls" + "".join(re.sub(r"[^a-z]+", "-", f) for f in flags))
     env = {**os.environ, "GOCACHE": os.path.join(GO_CACHE, "build"), "GOPATH": os.path.join(GO_CACHE, "path"),
            "GOFLAGS": "-mod=mod", "GOPROXY": "off", "GOTOOLCHAIN": "local", "GOTELEMETRY": "off",
            "CGO_ENABLED": "0"}
-    argv = [find_go(), "build", "-o", binary] + ([f"-ldflags={ldflags}"] if ldflags else []) + ["."]
-    r = run(argv, timeout=240, cwd=GO_SOURCE, env=env)
+    r = run([find_go(), "build", "-o", binary] + list(flags) + ["."], timeout=240, cwd=GO_SOURCE, env=env)
     eq(r.returncode, 0, f"go build exit status ({r.stderr.decode(errors='replace')[-600:]})")
-    _built[ldflags] = binary
+    _built[flags] = binary
     return binary
 
 
@@ -92,9 +92,9 @@ def go_tls_server_curl_and_client_nginx(ctx):
     for name in ("a", "b"):
         with open(ctx.path("www", "go", name), "w") as f:
             f.write(f"nginx {name}\n")
+    go_port, server = start_go_server(ctx, binary)  # before weft: hooked when weft starts
     out = ctx.path("traces.jsonl")
     start_weft(ctx, ["run", "--exporter", "otlp-file", "--output", out, "--trace-wait", "1"], label="run")
-    go_port, server = start_go_server(ctx, binary)  # after weft: found from its exec
     curl_pid = https_curl(ctx, go_port, PATHS)
     client_pid, statuses = go_client(ctx, binary, ["get"] + [f"https://127.0.0.1:{nginx_port}{p}" for p in PATHS])
     eq(statuses, ["200", "404", "200"], "statuses the Go client read from nginx")
@@ -124,9 +124,9 @@ def go_tls_client_to_go_server_stitched(ctx):
     child of the client span (same-node evidence: the TCP sequence numbers read at each call,
     which weft has for Go's Write and for a Read that starts on an empty buffer)."""
     binary = go_binary()
+    port, server = start_go_server(ctx, binary)
     out = ctx.path("traces.jsonl")
     weft = start_weft(ctx, ["run", "--exporter", "otlp-file", "--output", out, "--trace-wait", "1"], label="run")
-    port, server = start_go_server(ctx, binary)
     client_pid, statuses = go_client(ctx, binary, ["get"] + [f"https://127.0.0.1:{port}{p}" for p in PATHS])
     eq(statuses, ["200", "404", "200"], "statuses the Go client read")
 
@@ -146,6 +146,33 @@ def go_tls_client_to_go_server_stitched(ctx):
         eq(s["traceId"], c["traceId"], "one trace per request")
     summary = harness.parse_run_summary(weft.stderr_lines)
     check(summary.get("same-node", 0) >= 3, f"same-node links ({summary})")
+
+
+@case(timeout=300)
+def go_tls_executable_started_after_weft_traced_within_a_second(ctx):
+    """A Go executable file no process ran when weft started (a fresh copy: another inode) is
+    read and hooked from its process's exec: every request it makes from one second after its
+    start on is traced."""
+    port, server = start_go_server(ctx, go_binary())
+    os.makedirs(ctx.path("fresh"))
+    fresh = ctx.path("fresh", "gotls")
+    shutil.copy(go_binary(), fresh)
+    weft = start_weft(ctx, ["exchanges", "--json", "--port", str(port)], label="exchanges")
+    pid, out = go_client(ctx, fresh, ["paced", f"https://127.0.0.1:{port}", "20", "100"])
+    made = {f"/paced/{n}": float(at) for n, at, status in zip(out[0::3], out[1::3], out[2::3])}
+    wanted = {t for t, at in made.items() if at >= 1.0}
+    check(len(wanted) >= 5, f"requests made after the first second: {len(wanted)} ({made})")
+
+    def traced():
+        return {x["target"] for x in http_of(exchanges_json(weft), pid=pid, side="client")}
+    try:
+        wait_until(lambda: wanted <= traced(), 15, "the fresh executable's requests after its first second")
+    finally:
+        weft.stop()
+    got = traced()
+    first = min((made[t] for t in got), default=None)
+    print(f"    first traced request of the fresh executable: {first} s after its start; "
+          f"{len(got)} of {len(made)} requests traced")
 
 
 LOAD_TARGET = re.compile(r"^/load/(\d+)/(\d+)$")
@@ -202,7 +229,7 @@ def go_tls_without_dwarf_named_and_counted(ctx):
     """A Go server built with -ldflags=-w has no DWARF, so weft cannot know where crypto/tls
     keeps its connection: `weft doctor` names the executable and why, its calls are counted
     (go_untraceable) and none of its exchanges is reported (curl's own end still is)."""
-    binary = go_binary("-w")
+    binary = go_binary("-ldflags=-w")
     port, server = start_go_server(ctx, binary)
     r = run([harness.WEFT, "doctor"], timeout=60)
     text = r.stdout.decode(errors="replace")
@@ -219,3 +246,41 @@ def go_tls_without_dwarf_named_and_counted(ctx):
     eq([x for x in xs if x["pid"] == server.pid], [], "exchanges of the server built without DWARF")
     calls = tls_call_counts(weft)
     check(calls["go_untraceable"] >= 6, f"the server's 3 reads and 3 writes counted as go_untraceable ({calls})")
+
+
+@case(timeout=300)
+def go_tls_pie_and_connection_older_than_weft(ctx):
+    """A position-independent Go server and client (-buildmode=pie: the itab is checked at its
+    load address, which the probed address gives). A connection made before weft started is
+    never reported at either end (weft cannot know how much plaintext went by: its positions
+    would be wrong, and a call in flight at start would pair wrong messages), and counted as
+    go_mid_stream; a connection made after the start is traced at both ends."""
+    binary = go_binary("-buildmode=pie")
+    port, server = start_go_server(ctx, binary)
+    old = ctx.spawn([binary, "lines", f"https://127.0.0.1:{port}"], stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def ask(path, status):
+        old.stdin.write(f"{path}\n".encode())
+        old.stdin.flush()
+        eq(old.stdout.readline().decode().strip(), status, f"status of {path} on the old connection")
+    ask("/old/before", "200")
+    weft = start_weft(ctx, ["exchanges", "--json", "--port", str(port)], label="exchanges")
+    ask("/old/after", "200")
+    ask("/missing", "404")
+    new_pid, statuses = go_client(ctx, binary, ["get", f"https://127.0.0.1:{port}/new/a",
+                                                f"https://127.0.0.1:{port}/missing"])
+    eq(statuses, ["200", "404"], "statuses on the new connection")
+    wait_until(lambda: len(http_of(exchanges_json(weft))) >= 4, 20, "4 exchanges of the new connection")
+    ask("/old/last", "200")
+    old.stdin.close()
+    old.wait(timeout=20)
+    weft.stop()
+    weft.expect_clean_exit()
+    xs = http_of(exchanges_json(weft))
+    eq(sorted((x["side"], x["pid"], x["target"], x["status"]) for x in xs),
+       sorted([("client", new_pid, "/new/a", 200), ("client", new_pid, "/missing", 404),
+               ("server", server.pid, "/new/a", 200), ("server", server.pid, "/missing", 404)]),
+       f"exchanges (none of the old connection):\n    {exchange_listing(xs)}")
+    calls = tls_call_counts(weft)
+    check(calls["go_mid_stream"] >= 6, f"the old connection's calls counted as go_mid_stream ({calls})")

@@ -5,9 +5,14 @@
 //	gotls get URL...                one connection, the URLs in turn; prints each status
 //	gotls load BASE CONNS PER_CONN  CONNS goroutines, each with its own connection, each
 //	                                sending PER_CONN requests to BASE/load/<conn>/<n>
+//	gotls paced BASE N GAP_MS       GET BASE/paced/<n> N times, GAP_MS apart, each on a new
+//	                                connection; prints "<n> <seconds since start> <status>"
+//	gotls lines BASE                one connection: GET BASE+line for each line read on stdin,
+//	                                printing each status (the test paces the requests)
 package main
 
 import (
+	"bufio"
 	"crypto/tls"
 	"fmt"
 	"io"
@@ -28,6 +33,12 @@ func main() {
 		serve(os.Args[2], os.Args[3], os.Args[4])
 	case "get":
 		get(os.Args[2:])
+	case "paced":
+		n, _ := strconv.Atoi(os.Args[3])
+		gap, _ := strconv.Atoi(os.Args[4])
+		paced(os.Args[2], n, time.Duration(gap)*time.Millisecond)
+	case "lines":
+		lines(os.Args[2])
 	case "load":
 		conns, _ := strconv.Atoi(os.Args[3])
 		per, _ := strconv.Atoi(os.Args[4])
@@ -84,6 +95,33 @@ func get(urls []string) {
 	c := client()
 	for _, u := range urls {
 		status, err := fetch(c, u)
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Println(status)
+	}
+}
+
+func paced(base string, n int, gap time.Duration) {
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		at := time.Since(start).Seconds()
+		c := client()
+		status, err := fetch(c, fmt.Sprintf("%s/paced/%d", base, i))
+		c.CloseIdleConnections()
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Printf("%d %.3f %d\n", i, at, status)
+		time.Sleep(gap)
+	}
+}
+
+func lines(base string) {
+	c := client()
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		status, err := fetch(c, base+in.Text())
 		if err != nil {
 			log.Fatal(err)
 		}
