@@ -7,6 +7,7 @@ connection; and an executable built with -ldflags=-w (no DWARF) named by `weft d
 its calls counted and never reported; a Go executable first run after weft started, hooked
 from its exec within a second; a position-independent build, with a connection older than weft.
 """
+import atexit
 import os
 import re
 import shutil
@@ -29,7 +30,9 @@ def go_binary(*flags):
     if flags in _built and os.path.exists(_built[flags]):
         return _built[flags]
     out_dir = os.path.join(GO_CACHE, f"gotls-{os.getpid()}")
-    os.makedirs(out_dir, exist_ok=True)
+    if not os.path.isdir(out_dir):
+        os.makedirs(out_dir)
+        atexit.register(shutil.rmtree, out_dir, True)  # the build cache stays, the binaries go
     binary = os.path.join(out_dir, "gotls" + "".join(re.sub(r"[^a-z]+", "-", f) for f in flags))
     env = {**os.environ, "GOCACHE": os.path.join(GO_CACHE, "build"), "GOPATH": os.path.join(GO_CACHE, "path"),
            "GOFLAGS": "-mod=mod", "GOPROXY": "off", "GOTOOLCHAIN": "local", "GOTELEMETRY": "off",
