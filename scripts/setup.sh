@@ -52,6 +52,8 @@ TEST_PACKAGES+=(apache2)
 TEST_PACKAGES+=(redis-server redis-tools python3-redis)
 # The TLS tests' GnuTLS peers: wget (an HTTPS client on GnuTLS) and gnutls-serv --http.
 TEST_PACKAGES+=(wget gnutls-bin)
+# The TLS tests' client with OpenSSL linked in statically (libssl.a, libcrypto.a).
+TEST_PACKAGES+=(libssl-dev)
 
 missing() {
   local p

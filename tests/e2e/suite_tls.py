@@ -19,6 +19,8 @@ from peers import CURL, NGINX, curl
 from suite_tracing import otlp_spans
 
 SYSTEM_PYTHON = "/usr/bin/python3"
+HERE = os.path.dirname(os.path.abspath(__file__))
+STATIC_CLIENT_C = os.path.join(HERE, "tls", "static_client.c")
 WGET = "/usr/bin/wget"  # Debian's wget links GnuTLS
 GNUTLS_SERV = "/usr/bin/gnutls-serv"
 HOST_LIBSSL = "/lib/x86_64-linux-gnu/libssl.so.3"
@@ -465,3 +467,149 @@ def tls_memory_bio_counted_never_misattributed(ctx):
     check(all(x["pid"] in workers for x in xs), "the exchanges are nginx's")
     calls = tls_call_counts(weft)
     check(calls["unmapped"] >= 6, f"the asyncio client's 3 writes and 3+ reads counted as unmapped ({calls})")
+
+
+def build_static_client(ctx, name, flags):
+    """tls/static_client.c built into ctx.tmp/name with OpenSSL linked in (`flags` say how)."""
+    check(shutil.which("gcc"), "gcc is not installed (scripts/setup.sh installs build-essential)")
+    out = ctx.path(name)
+    r = run(["gcc", "-O1", "-o", out, STATIC_CLIENT_C] + flags, timeout=120)
+    eq(r.returncode, 0, f"building {name} ({r.stderr.decode(errors='replace')[-800:]})")
+    return out
+
+
+def weft_hooked(weft, path):
+    """Whether this weft process holds a uprobe link on the file at `path` (its link ids from
+    /proc/PID/fdinfo, their files from bpftool: other tracers on the machine may hook it too)."""
+    ids = set()
+    fdinfo = f"/proc/{weft.proc.pid}/fdinfo"
+    for fd in os.listdir(fdinfo):
+        m = re.search(r"^link_id:\s+(\d+)$", read(os.path.join(fdinfo, fd)), re.M)
+        if m:
+            ids.add(int(m.group(1)))
+    r = run(["bpftool", "-j", "link", "show"], timeout=20)
+    # The file as weft named it: through the process's root (/proc/PID/root/...).
+    return any(link["id"] in ids and link.get("file", "").endswith("/root" + path)
+               for link in json.loads(r.stdout or b"[]"))
+
+
+def held_static_client(ctx, exe, port, paths, weft=None):
+    """Runs a static client (once `weft` has hooked its executable, if given) to the end of its
+    requests and keeps it alive (stdin open) so that `weft doctor` sees it; returns the process."""
+    proc = ctx.spawn([exe, str(port)] + list(paths), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                     stderr=subprocess.PIPE, env={**os.environ, "WEFT_HOLD": "1"}, stop_signal=signal.SIGKILL)
+    eq(proc.stdout.readline().decode().strip(), "ready", f"{os.path.basename(exe)} started")
+    if weft:  # a new file is hooked from the new process's exec on, within a second
+        wait_until(lambda: weft_hooked(weft, exe), 10, f"weft hooking {exe}", interval=0.1)
+    proc.stdin.write(b"go\n")
+    proc.stdin.flush()
+    lines = [proc.stdout.readline().decode().strip() for _ in range(len(paths) + 1)]
+    eq(lines, ["200"] * len(paths) + ["holding"], f"{os.path.basename(exe)}'s statuses")
+    return proc
+
+
+def doctor_tls_lines():
+    r = run([harness.WEFT, "doctor"], timeout=60)
+    text = r.stdout.decode(errors="replace")
+    return text, text[text.find("tls libraries:"):].splitlines()
+
+
+@case(timeout=120)
+def tls_openssl_linked_into_executable(ctx):
+    """A client with OpenSSL linked in statically (SSL_read/SSL_write found in its .symtab, not
+    exported) is hooked at those functions and traced like one on libssl.so.3: its three
+    kept-alive requests are three client exchanges on one connection. The same client built
+    static and stripped cannot be looked into: `weft doctor` says so (no symbol table), and
+    its connection gives no client exchange (nginx's end is read as usual)."""
+    port, workers = start_nginx_tls(ctx)
+    linked = build_static_client(ctx, "linked_client", ["-Wl,-Bstatic", "-lssl", "-lcrypto", "-Wl,-Bdynamic",
+                                                        "-ldl", "-pthread"])
+    stripped = build_static_client(ctx, "stripped_client", ["-static", "-s", "-lssl", "-lcrypto", "-ldl",
+                                                            "-pthread"])
+    weft = start_weft(ctx, ["exchanges", "--json", "--port", str(port)], label="exchanges")
+    a = held_static_client(ctx, linked, port, ["/tls/a?l", "/tls/b?l", "/tls/c?l"], weft=weft)
+    b = held_static_client(ctx, stripped, port, ["/tls/a?s", "/tls/b?s"])
+    text, lines = doctor_tls_lines()
+    mine = [line for line in lines if f"/proc/{a.pid}/root{linked}" in line]
+    check(mine and mine[0].split()[:4] == ["hooked", "OpenSSL", "(linked", "in)"] and "found in .symtab" in mine[0],
+          f"doctor lists the linked client as hooked, found in .symtab:\n{text}")
+    mine = [line for line in lines if f"/proc/{b.pid}/root{stripped}" in line]
+    check(mine and mine[0].strip().startswith("NOT HOOKED") and
+          "no symbol table: statically linked TLS cannot be found" in mine[0],
+          f"doctor lists the stripped client as not hooked, and why:\n{text}")
+    wait_until(lambda: len(http_of(exchanges_json(weft))) >= 8, 15, "8 HTTP exchanges")
+    weft.stop()
+    weft.expect_clean_exit()
+    xs = http_of(exchanges_json(weft))
+    clients = [x for x in xs if x["side"] == "client"]
+    eq(sorted((x["pid"], x["target"], x["status"]) for x in clients),
+       [(a.pid, "/tls/a?l", 200), (a.pid, "/tls/b?l", 200), (a.pid, "/tls/c?l", 200)],
+       f"client exchanges (the linked client's only):\n    {exchange_listing(xs)}")
+    eq(len({x["cookie"] for x in clients}), 1, "connections of the linked client's kept-alive requests")
+    eq(sorted(x["target"] for x in xs if x["side"] == "server" and x["pid"] in workers),
+       ["/tls/a?l", "/tls/a?s", "/tls/b?l", "/tls/b?s", "/tls/c?l"], "nginx's exchanges")
+
+
+NODE_SERVER = r"""
+const https = require("https"), fs = require("fs");
+const [port, key, cert] = process.argv.slice(1);  // node -e CODE ARGS: ARGS from argv[1]
+https.createServer({key: fs.readFileSync(key), cert: fs.readFileSync(cert)}, (req, res) => {
+  res.end("node " + req.url + "\n");
+}).listen(+port, "127.0.0.1", () => console.log("listening"));
+"""
+
+# Three requests on one kept-alive connection; prints each status.
+NODE_CLIENT = r"""
+const https = require("https");
+const [port, ...paths] = process.argv.slice(1);
+const agent = new https.Agent({keepAlive: true, maxSockets: 1});
+(async () => {
+  for (const path of paths) {
+    const status = await new Promise((resolve, reject) => {
+      https.get({host: "127.0.0.1", port: +port, path, agent, rejectUnauthorized: false}, (res) => {
+        res.resume();
+        res.on("end", () => resolve(res.statusCode));
+      }).on("error", reject);
+    });
+    console.log(status);
+  }
+  agent.destroy();
+})();
+"""
+
+
+@case(timeout=120)
+def tls_node_hooked_calls_unmapped_never_misattributed(ctx):
+    """node's https server and client: weft hooks the OpenSSL node runs on (linked into the node
+    executable here, or a shared libssl), but node does its socket I/O outside SSL_read/SSL_write
+    (memory BIOs), so every call with plaintext is counted as unmapped and none is attributed to
+    any connection: no HTTP exchange on the port at all."""
+    node = shutil.which("node")
+    check(node, "node is not installed (scripts/setup.sh installs nodejs)")
+    make_certificate(ctx)
+    port = free_port()
+    weft = start_weft(ctx, ["exchanges", "--json", "--port", str(port)], label="exchanges")
+    server = ctx.spawn([node, "-e", NODE_SERVER, str(port), ctx.path("key.pem"), ctx.path("cert.pem")],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    eq(server.stdout.readline().decode().strip(), "listening", "node server")
+    text, lines = doctor_tls_lines()
+    exe = os.path.realpath(node)
+    maps = read(f"/proc/{server.pid}/maps")
+    if "/libssl.so" in maps:  # a node linking libssl dynamically (Debian's own nodejs)
+        check(any(line.strip().startswith("hooked") and "/libssl.so" in line for line in lines),
+              f"doctor lists the libssl node maps as hooked:\n{text}")
+    else:
+        mine = [line for line in lines if f"/proc/{server.pid}/root{exe}" in line]
+        check(mine and mine[0].split()[:4] == ["hooked", "OpenSSL", "(linked", "in)"],
+              f"doctor lists node's executable {exe} as hooked OpenSSL (linked in):\n{text}")
+    client = ctx.spawn([node, "-e", NODE_CLIENT, str(port), "/node/a", "/node/b", "/node/c"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = client.communicate(timeout=30)
+    eq((client.returncode, out.decode().split()), (0, ["200", "200", "200"]),
+       f"node client ({err.decode(errors='replace')[-500:]})")
+    weft.stop()
+    weft.expect_clean_exit()
+    xs = http_of(exchanges_json(weft))
+    eq(len(xs), 0, f"HTTP exchanges on node's port (none can be tied):\n    {exchange_listing(xs)}")
+    calls = tls_call_counts(weft)
+    check(calls["unmapped"] >= 12, f"node's 3+3 writes and 3+3 reads counted as unmapped ({calls})")
