@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <gelf.h>
 #include <libelf.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -67,10 +68,17 @@ void scan_table(Elf* elf, Elf_Scn* scn, const GElf_Shdr& sh, std::span<const cha
 ElfFunctions elf_functions(const std::string& path, std::span<const char* const> wanted) {
   ElfFunctions out;
   if (!libelf_ready()) return out;
-  OpenFile file{open(path.c_str(), O_RDONLY | O_CLOEXEC)};
-  if (file.fd < 0) return out;
-  ElfHandle handle{elf_begin(file.fd, ELF_C_READ_MMAP, nullptr)};
+  // Regular files only: opening a device a process maps (a watchdog, a tty) can have effects.
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0) return out;
   out.outcome = ElfFunctions::Outcome::NotElf;
+  if (!S_ISREG(st.st_mode)) return out;
+  OpenFile file{open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY)};
+  if (file.fd < 0) {
+    out.outcome = ElfFunctions::Outcome::Unreadable;
+    return out;
+  }
+  ElfHandle handle{elf_begin(file.fd, ELF_C_READ_MMAP, nullptr)};
   GElf_Ehdr ehdr{};
   if (!handle.elf || elf_kind(handle.elf) != ELF_K_ELF || !gelf_getehdr(handle.elf, &ehdr) ||
       (ehdr.e_type != ET_EXEC && ehdr.e_type != ET_DYN))

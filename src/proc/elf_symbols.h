@@ -14,7 +14,7 @@ struct ElfFunctions {
   enum class Outcome {
     Scanned,    // the symbol tables were read; `offsets` has what they define
     NoSymbols,  // neither .dynsym nor .symtab: a stripped static executable, nothing can be found
-    NotElf,     // not an ELF executable or shared object
+    NotElf,     // not a regular file, or not an ELF executable or shared object
     Unreadable  // it could not be opened (gone, or its process's root is)
   };
   Outcome outcome = Outcome::Unreadable;

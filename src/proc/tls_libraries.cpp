@@ -322,7 +322,7 @@ void TlsLibraries::check_linked(pid_t pid, const std::string& root, std::string_
     if (known != linked_.end())
       key = known->second;
     else if (Look look = look_into(root + file.path, &key); look == Look::WithoutTls)
-      without_tls_.insert(seen);
+      remember_without_tls(seen);
     else if (look == Look::Entry)
       linked_.emplace(seen, *key);
     if (!key) continue;
@@ -332,6 +332,13 @@ void TlsLibraries::check_linked(pid_t pid, const std::string& root, std::string_
     lib->second.pids.insert(pid);
     by_pid_[pid].insert(*key);
   }
+}
+
+void TlsLibraries::remember_without_tls(MapsKey file) {
+  // Bounded: a host that runs ever new executables (a CI runner) would grow it forever; starting
+  // over costs one more look (milliseconds) at each file still in use.
+  if (without_tls_.size() >= kMaxRememberedFiles) without_tls_.clear();
+  without_tls_.insert(file);
 }
 
 TlsLibraries::Look TlsLibraries::look_into(const std::string& path, std::optional<FileKey>* key) {

@@ -130,6 +130,8 @@ class TlsLibraries {
     Entry        // it links OpenSSL (hooked, or why not), or has no symbols: `key` names it
   };
   Look look_into(const std::string& path, std::optional<FileKey>* key);
+  void remember_without_tls(MapsKey file);
+  static constexpr size_t kMaxRememberedFiles = 65536;
   void forget_process(pid_t pid);
   void run();
   static int on_proc_event(void* ctx, void* data, size_t size);
@@ -142,7 +144,8 @@ class TlsLibraries {
   std::map<pid_t, std::set<FileKey>> by_pid_;
   // Files looked into for linked OpenSSL, by what maps says (no stat per file per look): those
   // without it, and those with it (or with no symbols) -> their entry in libraries_. Only the
-  // proc thread touches them. Grows with the distinct executable files mapped on the host.
+  // proc thread touches them. The first is bounded (kMaxRememberedFiles); the second grows with
+  // the files that link OpenSSL, like libraries_.
   std::set<MapsKey> without_tls_;
   std::map<MapsKey, FileKey> linked_;
   std::vector<Check> checks_;  // min-heap by due time (only the proc thread touches it)

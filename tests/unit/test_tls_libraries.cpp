@@ -100,6 +100,8 @@ TEST_CASE("elf symbols: imports are not definitions; other files and no files") 
   CHECK(self.outcome == ElfFunctions::Outcome::Scanned);
   CHECK(self.offsets.empty());
   CHECK(elf_functions("/proc/self/maps", kWanted).outcome == ElfFunctions::Outcome::NotElf);
+  // A device is never opened (a mapped watchdog or tty would act on it).
+  CHECK(elf_functions("/dev/null", kWanted).outcome == ElfFunctions::Outcome::NotElf);
   CHECK(elf_functions("/nonexistent/weft", kWanted).outcome == ElfFunctions::Outcome::Unreadable);
 }
 
