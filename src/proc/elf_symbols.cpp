@@ -91,16 +91,18 @@ ElfFunctions elf_functions(const std::string& path, std::span<const char* const>
     if (sh.sh_type == SHT_DYNSYM) dynsym = scn;
     if (sh.sh_type == SHT_SYMTAB) symtab = scn;
   }
-  out.has_symtab = symtab != nullptr;
   if (!dynsym && !symtab) {
     out.outcome = ElfFunctions::Outcome::NoSymbols;
     return out;
   }
   out.outcome = ElfFunctions::Outcome::Scanned;
+  size_t exported = 0;
   for (Elf_Scn* scn : {dynsym, symtab}) {
     GElf_Shdr sh{};
     if (scn && gelf_getshdr(scn, &sh)) scan_table(handle.elf, scn, sh, wanted, out.offsets);
+    if (scn == dynsym) exported = out.offsets.size();
   }
+  out.from_symtab = out.offsets.size() > exported;
   return out;
 }
 

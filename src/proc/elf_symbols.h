@@ -21,7 +21,8 @@ struct ElfFunctions {
   // Function name -> file offset of its first instruction, for the wanted names the file
   // defines (imports from another file are not definitions).
   std::map<std::string, uint64_t> offsets;
-  bool has_symtab = false;  // the full table (.symtab), not only the exported one
+  // Some were found only in the full table (.symtab): defined but not exported.
+  bool from_symtab = false;
 };
 
 // Looks up `wanted` among the functions `path` defines: .dynsym first (what it exports), then

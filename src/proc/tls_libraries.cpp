@@ -92,6 +92,11 @@ std::span<const Probe> probes_for(TlsLibraryKind kind) {
   return kOpenSslProbes;
 }
 
+std::string_view basename_of(std::string_view path) {
+  size_t slash = path.rfind('/');
+  return slash == std::string_view::npos ? path : path.substr(slash + 1);
+}
+
 bool all_digits_and_dots(std::string_view s) {
   return !s.empty() && s.front() != '.' && s.back() != '.' &&
          s.find_first_not_of("0123456789.") == std::string_view::npos;
@@ -155,8 +160,7 @@ const char* to_string(TlsLibraryKind kind) {
 }
 
 TlsLibraryKind tls_library_kind(std::string_view path) {
-  size_t slash = path.rfind('/');
-  std::string_view name = slash == std::string_view::npos ? path : path.substr(slash + 1);
+  std::string_view name = basename_of(path);
   if (name == "libssl.so.3") return TlsLibraryKind::OpenSsl3;
   if (name == "libssl.so.1.1") return TlsLibraryKind::OpenSsl11;
   constexpr std::string_view kGnuTls = "libgnutls.so.";
@@ -183,11 +187,6 @@ std::vector<std::string> tls_libraries_in_maps(std::string_view maps) {
 }
 
 namespace {
-
-std::string_view basename_of(std::string_view path) {
-  size_t slash = path.rfind('/');
-  return slash == std::string_view::npos ? path : path.substr(slash + 1);
-}
 
 // "addr perms offset dev inode" of a maps line: the fields before its path.
 bool parse_maps_fields(std::string_view fields, MappedFile* out) {
@@ -365,8 +364,9 @@ TlsLibraries::Look TlsLibraries::look_into(const std::string& path, std::optiona
   lib.status.kind = TlsLibraryKind::OpenSslLinked;
   attach(lib, path, &found.offsets);
   if (lib.status.hooked)
-    lib.status.detail += std::string(lib.status.detail.empty() ? "" : "; ") + "found in " +
-                         (found.has_symtab ? ".symtab/.dynsym" : ".dynsym");
+    lib.status.detail +=
+        std::string(lib.status.detail.empty() ? "" : "; ") +
+        (found.from_symtab ? "found in .symtab (not exported)" : "found in .dynsym (exported)");
   return Look::Entry;
 }
 

@@ -531,7 +531,7 @@ def tls_openssl_linked_into_executable(ctx):
     b = held_static_client(ctx, stripped, port, ["/tls/a?s", "/tls/b?s"])
     text, lines = doctor_tls_lines()
     mine = [line for line in lines if f"/proc/{a.pid}/root{linked}" in line]
-    check(mine and mine[0].split()[:4] == ["hooked", "OpenSSL", "(linked", "in)"] and "found in .symtab" in mine[0],
+    check(mine and mine[0].split()[:4] == ["hooked", "OpenSSL", "(linked", "in)"] and "found in .symtab (not exported)" in mine[0],
           f"doctor lists the linked client as hooked, found in .symtab:\n{text}")
     mine = [line for line in lines if f"/proc/{b.pid}/root{stripped}" in line]
     check(mine and mine[0].strip().startswith("NOT HOOKED") and
@@ -600,8 +600,9 @@ def tls_node_hooked_calls_unmapped_never_misattributed(ctx):
               f"doctor lists the libssl node maps as hooked:\n{text}")
     else:
         mine = [line for line in lines if f"/proc/{server.pid}/root{exe}" in line]
-        check(mine and mine[0].split()[:4] == ["hooked", "OpenSSL", "(linked", "in)"],
-              f"doctor lists node's executable {exe} as hooked OpenSSL (linked in):\n{text}")
+        check(mine and mine[0].split()[:4] == ["hooked", "OpenSSL", "(linked", "in)"] and
+              "found in .dynsym (exported)" in mine[0],
+              f"doctor lists node's executable {exe} as hooked OpenSSL (linked in), exported:\n{text}")
     client = ctx.spawn([node, "-e", NODE_CLIENT, str(port), "/node/a", "/node/b", "/node/c"],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out, err = client.communicate(timeout=30)
