@@ -20,10 +20,13 @@ static __always_inline int tls_enter(__u64 ssl, __u64 buf, __u64 len_out, __u8 d
 	}
 	if (call->ssl) {
 		/* A wrapper entering its inner function (gnutls_record_send tail-jumps to
-		 * gnutls_record_send2; both are hooked, for builds where it does not): the same object,
-		 * buffer and direction before any socket I/O is one call, not a nested one. */
-		if (call->ssl == ssl && call->buf == buf && call->dir == dir && !call->cookie)
+		 * gnutls_record_send2; BoringSSL's SSL_write_ex calls SSL_write): the same object,
+		 * buffer and direction before any socket I/O is one call, not a nested one. The inner
+		 * function returns first, so its way of saying how many bytes moved is the one read. */
+		if (call->ssl == ssl && call->buf == buf && call->dir == dir && !call->cookie) {
+			call->len_out = len_out;
 			return 0;
+		}
 		count_tls(WEFT_TLS_NESTED);
 	}
 	call->ssl = ssl;
