@@ -1,5 +1,6 @@
-/* TLS plaintext from uprobes on OpenSSL (libssl.so.3, libssl.so.1.1), attached by userspace
- * once per library file. Entry probes remember the call per thread; return probes emit the
+/* TLS plaintext from uprobes on OpenSSL (libssl.so.3, libssl.so.1.1, or linked into a file) and
+ * GnuTLS (libgnutls.so.30), attached by userspace once per library file. GnuTLS's data calls
+ * have OpenSSL's argument layout (object, buffer, size): the same programs serve both. Entry probes remember the call per thread; return probes emit the
  * plaintext under the connection the call's own socket syscalls named (helpers/tls.h), or the
  * one an earlier call of the same object named. Included at the end of weft.bpf.c. */
 #ifndef WEFT_TLS_PROGRAMS_H
@@ -17,8 +18,17 @@ static __always_inline int tls_enter(__u64 ssl, __u64 buf, __u64 len_out, __u8 d
 		count_tls(WEFT_TLS_NO_THREAD_STATE);
 		return 0;
 	}
-	if (call->ssl)
+	if (call->ssl) {
+		/* A wrapper entering its inner function (gnutls_record_send tail-jumps to
+		 * gnutls_record_send2; BoringSSL's SSL_write_ex calls SSL_write): the same object,
+		 * buffer and direction before any socket I/O is one call, not a nested one. The inner
+		 * function returns first, so its way of saying how many bytes moved is the one read. */
+		if (call->ssl == ssl && call->buf == buf && call->dir == dir && !call->cookie) {
+			call->len_out = len_out;
+			return 0;
+		}
 		count_tls(WEFT_TLS_NESTED);
+	}
 	call->ssl = ssl;
 	call->buf = buf;
 	call->len_out = len_out;
@@ -145,16 +155,18 @@ int BPF_UPROBE(tls__read_ex_enter, void *ssl, void *buf, __u64 num, __u64 *readb
 	return tls_enter((__u64)ssl, (__u64)buf, (__u64)readbytes, WEFT_DIR_RECV);
 }
 
-/* One return program for all four: the entry probe said which call it was. All four return
- * int: only eax is the result. */
+/* One return program for all: the entry probe said which call it was. OpenSSL's return int:
+ * only eax is the result. GnuTLS's return ssize_t, but a call moves at most one record (16 KiB
+ * of plaintext) and its errors are small negatives, so eax holds the whole value. */
 SEC("uretprobe")
 int BPF_URETPROBE(tls__exit, int ret)
 {
 	return tls_exit(ret);
 }
 
-/* SSL_free, and SSL_shutdown (after which an object may be cleared and reused for another
- * connection): the pointer may be handed out again, so its connection is forgotten. */
+/* SSL_free, SSL_shutdown (after which an object may be cleared and reused for another
+ * connection) and gnutls_deinit: the pointer may be handed out again, so its connection is
+ * forgotten. */
 SEC("uprobe")
 int BPF_UPROBE(tls__forget, void *ssl)
 {

@@ -50,7 +50,8 @@ enum weft_syscall {
 	WEFT_SYS_RECVMMSG, /* counted only */
 	WEFT_SYS_SENDFILE, /* counted only: no user buffer */
 	WEFT_SYS_SPLICE,   /* counted only: no user buffer */
-	/* Not syscalls: a TLS library call that returned plaintext (SSL_write/_ex, SSL_read/_ex).
+	/* Not syscalls: a TLS library call that returned plaintext (SSL_write/_ex, SSL_read/_ex,
+	 * gnutls_record_send/recv).
 	 * fd is the socket's, learnt from the syscalls the call made or an earlier call of the
 	 * same TLS object. */
 	WEFT_SYS_TLS_WRITE,
@@ -79,7 +80,7 @@ enum weft_data_flags {
  * connection has both, the library's plaintext wins and the socket's ciphertext is dropped. */
 enum weft_byte_source {
 	WEFT_SOURCE_SOCKET = 0,      /* the socket syscalls (tp_btf sock_send/recv_length) */
-	WEFT_SOURCE_TLS_LIBRARY = 1, /* a TLS library's plaintext (uprobes on SSL_read/SSL_write) */
+	WEFT_SOURCE_TLS_LIBRARY = 1, /* a TLS library's plaintext (uprobes on OpenSSL, GnuTLS) */
 };
 
 /* What happened to TLS library calls (per-CPU array `weft_tls_counts`). Kept out of

@@ -53,6 +53,10 @@ TEST_PACKAGES+=(openjdk-17-jdk-headless)
 TEST_PACKAGES+=(apache2)
 # The Redis tests' server, clients and benchmark (tests/e2e/suite_redis.py).
 TEST_PACKAGES+=(redis-server redis-tools python3-redis)
+# The TLS tests' GnuTLS peers: wget (an HTTPS client on GnuTLS) and gnutls-serv --http.
+TEST_PACKAGES+=(wget gnutls-bin)
+# The TLS tests' client with OpenSSL linked in statically (libssl.a, libcrypto.a).
+TEST_PACKAGES+=(libssl-dev)
 
 missing() {
   local p

@@ -10,7 +10,7 @@
 /* The TLS call in flight on a thread, if any. Task storage: found without hashing, and freed
  * with the thread, so a thread that dies inside a call leaves nothing behind. */
 struct tls_call {
-	__u64 ssl;     /* the library's object (SSL*); 0 when no call is in flight */
+	__u64 ssl;     /* the library's TLS object (SSL*, gnutls_session_t); 0 when no call is in flight */
 	__u64 buf;     /* the caller's plaintext buffer */
 	__u64 len_out; /* size_t* of SSL_read_ex/SSL_write_ex, 0 for SSL_read/SSL_write */
 	__u64 sk;      /* learnt: the socket the call moved bytes on */

@@ -113,14 +113,18 @@ void report_tls(const capture::KernelCapture& capture, bool enabled) {
   }
   auto libraries = capture.tls_libraries();
   if (libraries.empty())
-    std::printf("  none found (no libssl.so.3 or libssl.so.1.1 on this host or in any process)\n");
+    std::printf(
+        "  none found (no libssl.so.3, libssl.so.1.1 or libgnutls.so.30 on this host or in "
+        "any process)\n");
   for (const auto& lib : libraries)
-    std::printf("  %-11s %-11s %-60s %zu process(es)%s%s\n", lib.hooked ? "hooked" : "NOT HOOKED",
+    std::printf("  %-11s %-19s %-60s %zu process(es)%s%s\n", lib.hooked ? "hooked" : "NOT HOOKED",
                 proc::to_string(lib.kind), lib.path.c_str(), lib.processes,
                 lib.detail.empty() ? "" : "; ", lib.detail.c_str());
   std::printf(
-      "  not supported yet: GnuTLS, OpenSSL/BoringSSL linked statically (e.g. node), "
-      "memory-BIO users (node, Netty, Envoy): their connections stay ciphertext\n");
+      "  not supported yet: memory-BIO users (node, Netty, Envoy: hooked, their calls counted "
+      "as unmapped), OpenSSL linked into a stripped executable that does not export it, "
+      "BoringSSL with prefixed symbols, GnuTLS's gnutls_record_recv_packet: their connections "
+      "stay ciphertext\n");
   report_go_tls(capture);
 }
 

@@ -43,7 +43,7 @@ void add_capture_options(CLI::App& cmd, CaptureConfig& c) {
       ->capture_default_str();
   cmd.add_flag("!--no-existing", c.scan_existing, "Do not report connections open before start");
   cmd.add_flag("!--no-tls", c.tls,
-               "Do not hook TLS libraries (OpenSSL): TLS connections stay ciphertext");
+               "Do not hook TLS libraries (OpenSSL, GnuTLS): TLS connections stay ciphertext");
   cmd.add_flag(
       "--exact-accept", c.exact_accept,
       "Attach the accept() syscall tracepoints for exact accept times (slows every syscall)");

@@ -3,15 +3,19 @@
 #include <bpf/libbpf.h>
 #include <dirent.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <span>
 #include <sstream>
 
+#include "proc/elf_symbols.h"
 #include "weft_events.h"
 
 namespace weft::proc {
@@ -39,7 +43,7 @@ constexpr const char* kHostLibraryDirs[] = {"/lib/x86_64-linux-gnu",
                                             "/lib",
                                             "/usr/lib",
                                             "/usr/local/lib"};
-constexpr const char* kHostLibraryNames[] = {"libssl.so.3", "libssl.so.1.1"};
+constexpr const char* kHostLibraryNames[] = {"libssl.so.3", "libssl.so.1.1", "libgnutls.so.30"};
 
 struct Probe {
   const char* function;
@@ -49,7 +53,7 @@ struct Probe {
 };
 
 // SSL_read_ex/SSL_write_ex exist from OpenSSL 1.1.1 on; 1.1.0 has only the plain pair.
-constexpr Probe kProbes[] = {
+constexpr Probe kOpenSslProbes[] = {
     {"SSL_write", &TlsProbePrograms::write_enter, false, true},
     {"SSL_write", &TlsProbePrograms::exit, true, true},
     {"SSL_read", &TlsProbePrograms::read_enter, false, true},
@@ -61,6 +65,65 @@ constexpr Probe kProbes[] = {
     {"SSL_shutdown", &TlsProbePrograms::forget, false, false},
     {"SSL_free", &TlsProbePrograms::forget, false, true},
 };
+
+// GnuTLS's data calls take (session, buffer, size) like SSL_write/SSL_read: the same programs.
+// gnutls_record_send2 (3.6.3 on) is what gnutls_record_send tail-calls; hooked as well for
+// callers of send2 itself (the BPF side sees a wrapper and its inner function as one call).
+// gnutls_record_recv_seq (DTLS, and gnutls-serv) is a sibling of gnutls_record_recv, not a
+// wrapper. A session cannot serve a second connection: gnutls_deinit is its end.
+constexpr Probe kGnuTlsProbes[] = {
+    {"gnutls_record_send", &TlsProbePrograms::write_enter, false, true},
+    {"gnutls_record_send", &TlsProbePrograms::exit, true, true},
+    {"gnutls_record_recv", &TlsProbePrograms::read_enter, false, true},
+    {"gnutls_record_recv", &TlsProbePrograms::exit, true, true},
+    {"gnutls_record_send2", &TlsProbePrograms::write_enter, false, false},
+    {"gnutls_record_send2", &TlsProbePrograms::exit, true, false},
+    {"gnutls_record_recv_seq", &TlsProbePrograms::read_enter, false, false},
+    {"gnutls_record_recv_seq", &TlsProbePrograms::exit, true, false},
+    {"gnutls_deinit", &TlsProbePrograms::forget, false, true},
+};
+
+// What is looked up in files that are no TLS library by name: the OpenSSL set's functions.
+constexpr const char* kOpenSslFunctions[] = {"SSL_write",   "SSL_read",     "SSL_write_ex",
+                                             "SSL_read_ex", "SSL_shutdown", "SSL_free"};
+
+std::span<const Probe> probes_for(TlsLibraryKind kind) {
+  if (kind == TlsLibraryKind::GnuTls) return kGnuTlsProbes;
+  return kOpenSslProbes;
+}
+
+std::string_view basename_of(std::string_view path) {
+  size_t slash = path.rfind('/');
+  return slash == std::string_view::npos ? path : path.substr(slash + 1);
+}
+
+bool all_digits_and_dots(std::string_view s) {
+  return !s.empty() && s.front() != '.' && s.back() != '.' &&
+         s.find_first_not_of("0123456789.") == std::string_view::npos;
+}
+
+// One probe of a set on the file at `path`; null (and why) when it cannot be attached.
+bpf_link* attach_one(const TlsProbePrograms& programs, const Probe& p, const std::string& path,
+                     const std::map<std::string, uint64_t>* offsets, std::string* why) {
+  bpf_link* link = nullptr;
+  if (!offsets) {
+    // libbpf finds the function by name in the library's symbols.
+    LIBBPF_OPTS(bpf_uprobe_opts, opts, .retprobe = p.retprobe, .func_name = p.function);
+    // -1: every process that maps this file, now or later.
+    link = bpf_program__attach_uprobe_opts(programs.*p.program, -1, path.c_str(), 0, &opts);
+  } else if (auto at = offsets->find(p.function); at != offsets->end()) {
+    // Offsets read once (elf_symbols.h): libbpf would read a large file's symbols per probe.
+    LIBBPF_OPTS(bpf_uprobe_opts, opts, .retprobe = p.retprobe);
+    link =
+        bpf_program__attach_uprobe_opts(programs.*p.program, -1, path.c_str(), at->second, &opts);
+  } else {
+    *why = std::string(p.function) + ": not defined in the file";
+    return nullptr;
+  }
+  if (!link)
+    *why = std::string(p.function) + (p.retprobe ? " (return)" : "") + ": " + std::strerror(errno);
+  return link;
+}
 
 // Removing a uprobe waits for the kernel (~55 ms each here, serialized by a kernel-wide lock, as
 // strace shows): ten of them made weft take 0.8-1.1 s to exit (10 ms without TLS). Released
@@ -84,6 +147,12 @@ const char* to_string(TlsLibraryKind kind) {
       return "OpenSSL 3";
     case TlsLibraryKind::OpenSsl11:
       return "OpenSSL 1.1";
+    case TlsLibraryKind::GnuTls:
+      return "GnuTLS";
+    case TlsLibraryKind::OpenSslLinked:
+      return "OpenSSL (linked in)";
+    case TlsLibraryKind::NoSymbols:
+      return "unknown";
     case TlsLibraryKind::None:
       break;
   }
@@ -91,10 +160,12 @@ const char* to_string(TlsLibraryKind kind) {
 }
 
 TlsLibraryKind tls_library_kind(std::string_view path) {
-  size_t slash = path.rfind('/');
-  std::string_view name = slash == std::string_view::npos ? path : path.substr(slash + 1);
+  std::string_view name = basename_of(path);
   if (name == "libssl.so.3") return TlsLibraryKind::OpenSsl3;
   if (name == "libssl.so.1.1") return TlsLibraryKind::OpenSsl11;
+  constexpr std::string_view kGnuTls = "libgnutls.so.";
+  if (name.starts_with(kGnuTls) && all_digits_and_dots(name.substr(kGnuTls.size())))
+    return TlsLibraryKind::GnuTls;
   return TlsLibraryKind::None;
 }
 
@@ -111,6 +182,55 @@ std::vector<std::string> tls_libraries_in_maps(std::string_view maps) {
     if (path.ends_with(" (deleted)")) continue;
     if (tls_library_kind(path) == TlsLibraryKind::None) continue;
     if (std::find(out.begin(), out.end(), path) == out.end()) out.emplace_back(path);
+  }
+  return out;
+}
+
+namespace {
+
+// "addr perms offset dev inode" of a maps line: the fields before its path.
+bool parse_maps_fields(std::string_view fields, MappedFile* out) {
+  std::string_view f[5];
+  for (std::string_view& field : f) {
+    size_t start = fields.find_first_not_of(' ');
+    if (start == std::string_view::npos) return false;
+    fields = fields.substr(start);
+    size_t end = fields.find(' ');
+    field = fields.substr(0, end);
+    fields = end == std::string_view::npos ? std::string_view() : fields.substr(end);
+  }
+  if (f[1].size() < 3 || f[1][2] != 'x') return false;
+  unsigned major = 0, minor = 0;
+  unsigned long long inode = 0;
+  std::string dev(f[3]), ino(f[4]);
+  if (std::sscanf(dev.c_str(), "%x:%x", &major, &minor) != 2) return false;
+  if (std::sscanf(ino.c_str(), "%llu", &inode) != 1 || inode == 0) return false;
+  out->dev = makedev(major, minor);
+  out->inode = inode;
+  return true;
+}
+
+}  // namespace
+
+std::vector<MappedFile> executable_files_in_maps(std::string_view maps) {
+  std::vector<MappedFile> out;
+  while (!maps.empty()) {
+    size_t end = maps.find('\n');
+    std::string_view line = maps.substr(0, end);
+    maps = end == std::string_view::npos ? std::string_view() : maps.substr(end + 1);
+    size_t slash = line.find('/');
+    if (slash == std::string_view::npos) continue;
+    std::string_view path = line.substr(slash);
+    if (path.ends_with(" (deleted)") || tls_library_kind(path) != TlsLibraryKind::None) continue;
+    // GnuTLS's own files (its OpenSSL compatibility layer defines SSL_read over GnuTLS's
+    // record calls, which are hooked already).
+    if (basename_of(path).starts_with("libgnutls")) continue;
+    MappedFile file{std::string(path)};
+    if (!parse_maps_fields(line.substr(0, slash), &file)) continue;
+    bool seen = std::any_of(out.begin(), out.end(), [&](const MappedFile& f) {
+      return f.dev == file.dev && f.inode == file.inode;
+    });
+    if (!seen) out.push_back(std::move(file));
   }
   return out;
 }
@@ -179,7 +299,9 @@ void TlsLibraries::check_process(pid_t pid) {
   if (pid == self_) return;
   if (go_) go_->check_process(pid);
   std::string proc = "/proc/" + std::to_string(pid);
-  std::vector<std::string> paths = tls_libraries_in_maps(read_file(proc + "/maps"));
+  std::string maps = read_file(proc + "/maps");
+  check_linked(pid, proc + "/root", maps);
+  std::vector<std::string> paths = tls_libraries_in_maps(maps);
   if (paths.empty()) return;
   std::lock_guard lock(mu_);
   for (const std::string& path : paths) {
@@ -192,30 +314,86 @@ void TlsLibraries::check_process(pid_t pid) {
   }
 }
 
+void TlsLibraries::check_linked(pid_t pid, const std::string& root, std::string_view maps) {
+  for (const MappedFile& file : executable_files_in_maps(maps)) {
+    MapsKey seen{file.dev, file.inode};
+    if (without_tls_.contains(seen)) continue;  // most files, after the first look at them
+    auto known = linked_.find(seen);
+    std::optional<FileKey> key;
+    if (known != linked_.end())
+      key = known->second;
+    else if (Look look = look_into(root + file.path, &key); look == Look::WithoutTls)
+      remember_without_tls(seen);
+    else if (look == Look::Entry)
+      linked_.emplace(seen, *key);
+    if (!key) continue;
+    std::lock_guard lock(mu_);
+    auto lib = libraries_.find(*key);
+    if (lib == libraries_.end()) continue;
+    lib->second.pids.insert(pid);
+    by_pid_[pid].insert(*key);
+  }
+}
+
+void TlsLibraries::remember_without_tls(MapsKey file) {
+  // Bounded: a host that runs ever new executables (a CI runner) would grow it forever; starting
+  // over costs one more look (milliseconds) at each file still in use.
+  if (without_tls_.size() >= kMaxRememberedFiles) without_tls_.clear();
+  without_tls_.insert(file);
+}
+
+TlsLibraries::Look TlsLibraries::look_into(const std::string& path, std::optional<FileKey>* key) {
+  // Read outside mu_: a large executable's symbol table takes milliseconds.
+  ElfFunctions found = elf_functions(path, kOpenSslFunctions);
+  using Outcome = ElfFunctions::Outcome;
+  if (found.outcome == Outcome::Unreadable) return Look::Gone;
+  bool links = found.offsets.contains("SSL_read") || found.offsets.contains("SSL_write");
+  if (found.outcome == Outcome::NotElf || (found.outcome == Outcome::Scanned && !links))
+    return Look::WithoutTls;
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0) return Look::Gone;
+  std::lock_guard lock(mu_);
+  auto [it, fresh] = libraries_.try_emplace(FileKey{st.st_dev, st.st_ino});
+  *key = it->first;
+  if (!fresh) return Look::Entry;
+  Library& lib = it->second;
+  if (found.outcome == Outcome::NoSymbols) {
+    lib.status.path = path;
+    lib.status.kind = TlsLibraryKind::NoSymbols;
+    lib.status.detail = "no symbol table: statically linked TLS cannot be found";
+    return Look::Entry;
+  }
+  lib.status.kind = TlsLibraryKind::OpenSslLinked;
+  attach(lib, path, &found.offsets);
+  if (lib.status.hooked)
+    lib.status.detail +=
+        std::string(lib.status.detail.empty() ? "" : "; ") +
+        (found.from_symtab ? "found in .symtab (not exported)" : "found in .dynsym (exported)");
+  return Look::Entry;
+}
+
 TlsLibraries::Library* TlsLibraries::library_at(const std::string& path, FileKey* key) {
   struct stat st {};
   if (stat(path.c_str(), &st) != 0) return nullptr;  // the process exited meanwhile
   auto [it, fresh] = libraries_.try_emplace(FileKey{st.st_dev, st.st_ino});
   if (key) *key = it->first;
-  if (fresh) attach(it->second, path);
+  if (!fresh) return &it->second;
+  it->second.status.kind = tls_library_kind(path);
+  attach(it->second, path);
   return &it->second;
 }
 
-void TlsLibraries::attach(Library& lib, const std::string& path) {
+void TlsLibraries::attach(Library& lib, const std::string& path,
+                          const std::map<std::string, uint64_t>* offsets) {
   lib.status.path = path;
-  lib.status.kind = tls_library_kind(path);
   std::string missing;
-  for (const Probe& p : kProbes) {
-    LIBBPF_OPTS(bpf_uprobe_opts, opts, .retprobe = p.retprobe, .func_name = p.function);
-    // -1: every process that maps this file, now or later.
-    bpf_link* link =
-        bpf_program__attach_uprobe_opts(programs_.*p.program, -1, path.c_str(), 0, &opts);
+  for (const Probe& p : probes_for(lib.status.kind)) {
+    std::string why;
+    bpf_link* link = attach_one(programs_, p, path, offsets, &why);
     if (link) {
       lib.links.push_back(link);
       continue;
     }
-    std::string why =
-        std::string(p.function) + (p.retprobe ? " (return)" : "") + ": " + std::strerror(errno);
     if (p.required) {
       for (bpf_link* l : lib.links) bpf_link__destroy(l);
       lib.links.clear();

@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -24,17 +25,41 @@ struct ring_buffer;
 
 namespace weft::proc {
 
-enum class TlsLibraryKind { None, OpenSsl3, OpenSsl11 };
+enum class TlsLibraryKind {
+  None,
+  OpenSsl3,
+  OpenSsl11,
+  GnuTls,
+  OpenSslLinked,  // OpenSSL or BoringSSL linked into another file (node): found by its symbols
+  NoSymbols,      // a file with no symbol table at all: what it links cannot be found
+};
 const char* to_string(TlsLibraryKind kind);
 
-// Which TLS library a file is, by its name: libssl.so.3 (OpenSSL 3) or libssl.so.1.1. NSS's
-// libssl3.so is not OpenSSL.
+// Which TLS library a file is, by its name: libssl.so.3 (OpenSSL 3), libssl.so.1.1, or GnuTLS's
+// libgnutls.so.30 (3.4 on; .so.28 before), as linked (libgnutls.so.30) or as /proc/PID/maps
+// names the file the link resolves to (libgnutls.so.30.34.3). NSS's libssl3.so is not OpenSSL;
+// libgnutls-openssl.so (GnuTLS's OpenSSL compatibility layer) and libgnutlsxx are not GnuTLS's
+// record layer.
 TlsLibraryKind tls_library_kind(std::string_view path);
 
 // The TLS library files in the text of /proc/PID/maps, each once, in order of appearance.
 // Files replaced since they were mapped (" (deleted)") are left out: they cannot be opened by
 // that name any more.
 std::vector<std::string> tls_libraries_in_maps(std::string_view maps);
+
+// A file some process maps executable, by the (device, inode) /proc/PID/maps gives it: looked
+// at once for OpenSSL linked into it.
+struct MappedFile {
+  std::string path;
+  uint64_t dev = 0;  // as the kernel encodes it (makedev of the major:minor in maps)
+  uint64_t inode = 0;
+  bool operator==(const MappedFile&) const = default;
+};
+
+// The files mapped executable in the text of /proc/PID/maps, each once, in order of
+// appearance, except the TLS libraries known by name (and GnuTLS's own files), replaced files
+// (" (deleted)") and anonymous or special mappings.
+std::vector<MappedFile> executable_files_in_maps(std::string_view maps);
 
 // The BPF programs of one uprobe set (bpf/tls_programs.h).
 struct TlsProbePrograms {
@@ -79,6 +104,7 @@ class TlsLibraries {
 
  private:
   using FileKey = std::pair<dev_t, ino_t>;
+  using MapsKey = std::pair<uint64_t, uint64_t>;  // (dev, inode) as /proc/PID/maps gives them
   struct Library {
     TlsLibraryStatus status;
     std::vector<bpf_link*> links;
@@ -97,7 +123,19 @@ class TlsLibraries {
   // The library at `path` (as weft can open it), attached if it is new; `key` (if given) says
   // which file it is. Null when the file is gone. Caller holds mu_.
   Library* library_at(const std::string& path, FileKey* key = nullptr);
-  void attach(Library& lib, const std::string& path);
+  void attach(Library& lib, const std::string& path,
+              const std::map<std::string, uint64_t>* offsets = nullptr);
+  // The files `pid` maps that are no TLS library by name but may link one (OpenSSL linked
+  // into an executable): each looked into once, hooked at the functions' offsets if it does.
+  void check_linked(pid_t pid, const std::string& root, std::string_view maps);
+  enum class Look {
+    WithoutTls,  // no OpenSSL functions in it (remembered: not looked into again)
+    Gone,        // it could not be read (its process exited): looked into at the next sight
+    Entry        // it links OpenSSL (hooked, or why not), or has no symbols: `key` names it
+  };
+  Look look_into(const std::string& path, std::optional<FileKey>* key);
+  void remember_without_tls(MapsKey file);
+  static constexpr size_t kMaxRememberedFiles = 65536;
   void forget_process(pid_t pid);
   void run();
   static int on_proc_event(void* ctx, void* data, size_t size);
@@ -109,6 +147,12 @@ class TlsLibraries {
   mutable std::mutex mu_;  // guards libraries_ and by_pid_ (status() reads from other threads)
   std::map<FileKey, Library> libraries_;
   std::map<pid_t, std::set<FileKey>> by_pid_;
+  // Files looked into for linked OpenSSL, by what maps says (no stat per file per look): those
+  // without it, and those with it (or with no symbols) -> their entry in libraries_. Only the
+  // proc thread touches them. The first is bounded (kMaxRememberedFiles); the second grows with
+  // the files that link OpenSSL, like libraries_.
+  std::set<MapsKey> without_tls_;
+  std::map<MapsKey, FileKey> linked_;
   std::vector<Check> checks_;  // min-heap by due time (only the proc thread touches it)
   std::atomic<bool> stop_{false};
   std::thread thread_;

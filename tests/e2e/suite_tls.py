@@ -1,8 +1,8 @@
-"""TLS plaintext from uprobes on OpenSSL: real nginx with TLS (a self-signed certificate made by
-the test), real curl and /usr/bin/python3's ssl module (which uses SSL_read_ex/SSL_write_ex) on
-loopback. The HTTP exchanges inside TLS are traced with their method, path and status, the
-client and server spans of one request are stitched into one trace, the ciphertext is not
-parsed, a process that maps a TLS library weft had not hooked yet is traced within a second,
+"""TLS plaintext from uprobes on OpenSSL and GnuTLS: real nginx with TLS (a self-signed
+certificate made by the test), real curl, /usr/bin/python3's ssl module (which uses
+SSL_read_ex/SSL_write_ex), Debian's wget (GnuTLS) and gnutls-serv --http on loopback. The HTTP
+exchanges inside TLS are traced with their method, path and status, the client and server spans
+of one request are stitched into one trace, the ciphertext is not parsed, a process that maps a TLS library weft had not hooked yet is traced within a second,
 and `weft doctor` lists what it hooked and what it could not.
 """
 import json
@@ -19,6 +19,10 @@ from peers import CURL, NGINX, curl
 from suite_tracing import otlp_spans
 
 SYSTEM_PYTHON = "/usr/bin/python3"
+HERE = os.path.dirname(os.path.abspath(__file__))
+STATIC_CLIENT_C = os.path.join(HERE, "tls", "static_client.c")
+WGET = "/usr/bin/wget"  # Debian's wget links GnuTLS
+GNUTLS_SERV = "/usr/bin/gnutls-serv"
 HOST_LIBSSL = "/lib/x86_64-linux-gnu/libssl.so.3"
 
 NGINX_TLS_CONF = """\
@@ -60,6 +64,15 @@ c.close()
 """
 
 
+def make_certificate(ctx):
+    """A self-signed certificate and its key in ctx.tmp (cert.pem, key.pem), readable by all."""
+    r = run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+             "-keyout", ctx.path("key.pem"), "-out", ctx.path("cert.pem")])
+    eq(r.returncode, 0, f"openssl req exit status ({r.stderr.decode(errors='replace')[-300:]})")
+    for f in ("key.pem", "cert.pem"):
+        os.chmod(ctx.path(f), 0o644)
+
+
 def start_nginx_tls(ctx):
     """nginx with one worker serving ctx.tmp/www over TLS on a free loopback port."""
     for tool in (NGINX, "openssl", CURL, SYSTEM_PYTHON):
@@ -69,11 +82,7 @@ def start_nginx_tls(ctx):
     for name in ("a", "b", "c"):
         with open(ctx.path("www", "tls", name), "w") as f:
             f.write(f"page {name}\n")
-    r = run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-             "-keyout", ctx.path("key.pem"), "-out", ctx.path("cert.pem")])
-    eq(r.returncode, 0, f"openssl req exit status ({r.stderr.decode(errors='replace')[-300:]})")
-    for f in ("key.pem", "cert.pem"):
-        os.chmod(ctx.path(f), 0o644)
+    make_certificate(ctx)
     port = free_port()
     conf = ctx.path("nginx-tls.conf")
     with open(conf, "w") as f:
@@ -125,6 +134,37 @@ def python_client(ctx, port, paths, env=None):
     return proc.pid
 
 
+def wget_client(ctx, port, paths):
+    """Debian's wget (GnuTLS: gnutls_record_send/recv), all paths on one kept-alive connection;
+    returns its pid."""
+    check(shutil.which(WGET), f"{WGET} is not installed (scripts/setup.sh installs it)")
+    urls = [f"https://127.0.0.1:{port}{p}" for p in paths]
+    proc = ctx.spawn([WGET, "--no-check-certificate", "--no-hsts", "--tries=1", "--timeout=15", "-q",
+                      "-O", "/dev/null"] + urls, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = proc.communicate(timeout=20)
+    # 8: the server answered an error status (the 404 path); any other failure is the test's.
+    check(proc.returncode in (0, 8), f"wget exit status {proc.returncode} ({err.decode(errors='replace')[-500:]})")
+    return proc.pid
+
+
+def start_gnutls_serv(ctx):
+    """gnutls-serv --http (GnuTLS: gnutls_record_recv/send) on a free loopback port; returns the
+    port and the process."""
+    check(shutil.which(GNUTLS_SERV), f"{GNUTLS_SERV} is not installed (scripts/setup.sh installs gnutls-bin)")
+    if not os.path.exists(ctx.path("cert.pem")):
+        make_certificate(ctx)
+    port = free_port()
+    log = open(ctx.path("gnutls-serv.out"), "wb")
+    ctx.on_cleanup(log.close)
+    proc = ctx.spawn([GNUTLS_SERV, "--http", "--port", str(port), "--x509certfile", ctx.path("cert.pem"),
+                      "--x509keyfile", ctx.path("key.pem")], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_listening(port, proc=proc)
+    except TestFailure as e:
+        raise TestFailure(f"{e}; gnutls-serv said: {read(ctx.path('gnutls-serv.out'))[-1500:]}")
+    return port, proc
+
+
 def exchanges_json(weft):
     raw = weft.stdout_bytes().decode("utf-8", "replace")
     return [json.loads(line) for line in raw[:raw.rfind("\n") + 1].splitlines() if line.strip()]
@@ -162,27 +202,29 @@ def tls_call_counts(weft):
 
 
 @case(timeout=90)
-def tls_nginx_curl_python_spans_stitched(ctx):
-    """curl (SSL_read/SSL_write) and python3 (SSL_read_ex/SSL_write_ex), each with three requests
-    on one kept-alive TLS connection to nginx: six client and six server spans, https, with the
-    right method, path and status, each server span the child of its client span (same-node
-    evidence: the TLS records' TCP sequence numbers)."""
+def tls_nginx_curl_python_wget_spans_stitched(ctx):
+    """curl (SSL_read/SSL_write), python3 (SSL_read_ex/SSL_write_ex) and wget (GnuTLS's
+    gnutls_record_send/recv), each with three requests on one kept-alive TLS connection to
+    nginx: nine client and nine server spans, https, with the right method, path and status, each
+    server span the child of its client span (same-node evidence: the TLS records' TCP sequence
+    numbers)."""
     port, workers = start_nginx_tls(ctx)
     out = ctx.path("traces.jsonl")
     weft = start_weft(ctx, ["run", "--exporter", "otlp-file", "--output", out, "--trace-wait", "1"], label="run")
     paths = ["/tls/a", "/tls/missing", "/tls/b"]
     curl_pid = https_curl(ctx, port, paths)
     py_pid = python_client(ctx, port, [p + "?py" for p in paths])
+    wget_pid = wget_client(ctx, port, [p + "?wget" for p in paths])
 
     def spans():
         return [s for s in otlp_spans(out) if s["attrs"].get("server.port") == str(port)]
-    wait_until(lambda: len(spans()) >= 12, 20, "12 spans of the HTTPS requests in the OTLP file")
+    wait_until(lambda: len(spans()) >= 18, 20, "18 spans of the HTTPS requests in the OTLP file")
     weft.stop()
     weft.expect_clean_exit()
     got = spans()
     summary = harness.parse_run_summary(weft.stderr_lines)
     by_id = {s["spanId"]: s for s in got}
-    for client_pid, suffix in ((curl_pid, ""), (py_pid, "?py")):
+    for client_pid in (curl_pid, py_pid, wget_pid):
         clients = sorted((s for s in got if s["pid"] == client_pid), key=lambda s: int(s["startTimeUnixNano"]))
         eq([(s["kind"], s["attrs"]["http.request.method"], s["attrs"]["url.path"], s["attrs"]["http.response.status_code"])
             for s in clients], [(3, "GET", "/tls/a", "200"), (3, "GET", "/tls/missing", "404"), (3, "GET", "/tls/b", "200")],
@@ -198,24 +240,27 @@ def tls_nginx_curl_python_spans_stitched(ctx):
             eq(kids[0]["attrs"]["url.path"], s["attrs"]["url.path"], "path the server saw")
             eq(kids[0]["attrs"]["url.scheme"], "https", "url.scheme of a server span")
             check("parentSpanId" not in s or s["parentSpanId"] not in by_id, "a client span is the root here")
-    eq(len(got), 12, "spans on the TLS port")
-    check(summary.get("same-node", 0) >= 6, f"same-node links ({summary})")
+    eq(len(got), 18, "spans on the TLS port")
+    check(summary.get("same-node", 0) >= 9, f"same-node links ({summary})")
     tls = [line for line in weft.stderr_lines if "connections read as plaintext" in line]
-    check(tls and int(tls[0].split("tls: ")[1].split()[0]) >= 4,
-          f"connections read as plaintext (two clients, two servers): {tls}")
+    check(tls and int(tls[0].split("tls: ")[1].split()[0]) >= 6,
+          f"connections read as plaintext (three clients, three servers): {tls}")
 
 
 @case(timeout=90)
 def tls_exchanges_ciphertext_not_parsed(ctx):
     """`weft exchanges`: exactly the HTTP exchanges inside TLS, no parse errors, the ciphertext
-    counted as not parsed; with --no-tls the same traffic gives no HTTP exchange at all."""
+    counted as not parsed; wget's (GnuTLS) three requests on one kept-alive connection give one
+    exchange each, on one connection at each end; with --no-tls the same traffic gives no HTTP
+    exchange at all."""
     port, workers = start_nginx_tls(ctx)
     for tls in (True, False):
         weft = start_weft(ctx, ["exchanges", "--json", "--port", str(port)] + ([] if tls else ["--no-tls"]),
                           label=f"exchanges-{tls}")
         curl_pid = https_curl(ctx, port, ["/tls/a", "/tls/c"])
+        wget_pid = wget_client(ctx, port, ["/tls/a?w", "/tls/b?w", "/tls/c?w"])
         if tls:
-            wait_until(lambda: len(http_of(exchanges_json(weft))) >= 4, 15, "4 HTTP exchanges")
+            wait_until(lambda: len(http_of(exchanges_json(weft))) >= 10, 15, "10 HTTP exchanges")
         weft.stop()
         weft.expect_clean_exit()
         xs = http_of(exchanges_json(weft))
@@ -226,16 +271,51 @@ def tls_exchanges_ciphertext_not_parsed(ctx):
             eq(read_as_plaintext, 0, "connections read as plaintext with --no-tls")
             continue
         eq(sorted((x["side"], x["method"], x["target"], x["status"]) for x in xs),
-           [("client", "GET", "/tls/a", 200), ("client", "GET", "/tls/c", 200),
-            ("server", "GET", "/tls/a", 200), ("server", "GET", "/tls/c", 200)],
+           sorted([(side, "GET", target, 200) for side in ("client", "server")
+                   for target in ("/tls/a", "/tls/c", "/tls/a?w", "/tls/b?w", "/tls/c?w")]),
            f"exchanges:\n    {exchange_listing(xs)}")
-        check(all(x["pid"] == curl_pid for x in xs if x["side"] == "client"), "client exchanges are curl's")
+        check(all(x["pid"] == (wget_pid if x["target"].endswith("?w") else curl_pid)
+                  for x in xs if x["side"] == "client"), f"client exchanges are curl's and wget's:\n    {exchange_listing(xs)}")
         check(all(x["pid"] in workers for x in xs if x["side"] == "server"), "server exchanges are nginx's")
+        for side in ("client", "server"):
+            cookies = {x["cookie"] for x in xs if x["side"] == side and x["target"].endswith("?w")}
+            eq(len(cookies), 1, f"connections of wget's kept-alive requests at the {side} end")
         http_line = [line for line in weft.stderr_lines if line.startswith("weft exchanges: http1:")]
         check(http_line and "parse_errors=0 " in http_line[0], f"HTTP/1 counters: {http_line}")
-        eq(read_as_plaintext, 2, "connections read as plaintext (curl's end and nginx's end)")
+        eq(read_as_plaintext, 4, "connections read as plaintext (curl's, wget's, and nginx's two ends)")
         check(not_parsed > 0, "ciphertext bytes counted as not parsed")
-        check(calls["calls"] >= 8, f"TLS calls reported ({calls})")
+        check(calls["calls"] >= 14, f"TLS calls reported ({calls})")
+        eq(calls["nested"], 0, f"wget's gnutls_record_send into gnutls_record_send2 is one call ({calls})")
+
+
+@case(timeout=60)
+def tls_gnutls_serv_server_spans(ctx):
+    """gnutls-serv --http (GnuTLS, a connection per request) hit by curl (OpenSSL) twice: two
+    server spans of gnutls-serv with the path and status, https, each the child of curl's client
+    span in one trace."""
+    port, serv = start_gnutls_serv(ctx)
+    out = ctx.path("traces.jsonl")
+    weft = start_weft(ctx, ["run", "--exporter", "otlp-file", "--output", out, "--trace-wait", "1"], label="run")
+    pids = [https_curl(ctx, port, [p]) for p in ("/gnutls/one", "/gnutls/two")]
+
+    def spans():
+        return [s for s in otlp_spans(out) if s["attrs"].get("server.port") == str(port)]
+    wait_until(lambda: len(spans()) >= 4, 20, "4 spans of the requests to gnutls-serv in the OTLP file")
+    weft.stop()
+    weft.expect_clean_exit()
+    got = spans()
+    servers = sorted((s for s in got if s["pid"] == serv.pid), key=lambda s: int(s["startTimeUnixNano"]))
+    eq([(s["kind"], s["attrs"]["http.request.method"], s["attrs"]["url.path"], s["attrs"]["http.response.status_code"],
+         s["attrs"]["url.scheme"]) for s in servers],
+       [(2, "GET", "/gnutls/one", "200", "https"), (2, "GET", "/gnutls/two", "200", "https")],
+       "gnutls-serv's server spans")
+    for s in servers:
+        parent = [c for c in got if c["spanId"] == s.get("parentSpanId")]
+        check(len(parent) == 1 and parent[0]["pid"] in pids and parent[0]["kind"] == 3,
+              f"server span {s['attrs']['url.path']}: the child of a curl client span, got parent {parent}")
+        eq(parent[0]["traceId"], s["traceId"], "trace of the server span")
+        eq(parent[0]["attrs"]["url.path"], s["attrs"]["url.path"], "path the client asked for")
+    eq(len(got), 4, "spans on gnutls-serv's port")
 
 
 # A process whose TLS library is a file weft has not hooked (a copy of libssl.so.3, loaded
@@ -310,7 +390,7 @@ sys.stdin.read()
 
 @case(timeout=60)
 def tls_doctor_lists_libraries(ctx):
-    """`weft doctor` lists each TLS library file: the host's, hooked; a copy one process maps,
+    """`weft doctor` lists each TLS library file: the host's OpenSSL and GnuTLS, hooked; a copy one process maps,
     hooked, with that process counted; a file that only looks like one, not hooked, with why;
     and names what is not supported yet."""
     copy = copy_libssl(ctx, "lib")
@@ -336,12 +416,14 @@ def tls_doctor_lists_libraries(ctx):
     host = next((line for line in lines if line.strip().startswith("hooked") and "/libssl.so.3 " in line
                  and ctx.tmp not in line), None)
     check(host, f"doctor lists the host's libssl.so.3 as hooked:\n{text}")
+    gnutls = [line for line in lines if line.strip().startswith("hooked") and " GnuTLS " in line and "/libgnutls.so.30" in line]
+    check(gnutls, f"doctor lists the host's libgnutls.so.30 as hooked:\n{text}")
     copied = line_of(f"/proc/{holder.pid}/root{copy}")
     check(copied.strip().startswith("hooked") and "OpenSSL 3" in copied and " 1 process(es)" in copied,
           f"the copy: hooked, one process: {copied}")
     faked = line_of(f"/proc/{faker.pid}/root{fake}")
     check(faked.strip().startswith("NOT HOOKED") and "SSL_write" in faked, f"the fake: not hooked, and why: {faked}")
-    check(any("not supported yet: GnuTLS" in line for line in lines), f"doctor names what is not supported:\n{text}")
+    check(any("not supported yet: " in line for line in lines), f"doctor names what is not supported:\n{text}")
 
 
 # asyncio's TLS runs OpenSSL on memory BIOs (SSLObject + MemoryBIO): SSL_read_ex/SSL_write_ex
@@ -385,3 +467,150 @@ def tls_memory_bio_counted_never_misattributed(ctx):
     check(all(x["pid"] in workers for x in xs), "the exchanges are nginx's")
     calls = tls_call_counts(weft)
     check(calls["unmapped"] >= 6, f"the asyncio client's 3 writes and 3+ reads counted as unmapped ({calls})")
+
+
+def build_static_client(ctx, name, flags):
+    """tls/static_client.c built into ctx.tmp/name with OpenSSL linked in (`flags` say how)."""
+    check(shutil.which("gcc"), "gcc is not installed (scripts/setup.sh installs build-essential)")
+    out = ctx.path(name)
+    r = run(["gcc", "-O1", "-o", out, STATIC_CLIENT_C] + flags, timeout=120)
+    eq(r.returncode, 0, f"building {name} ({r.stderr.decode(errors='replace')[-800:]})")
+    return out
+
+
+def weft_hooked(weft, path):
+    """Whether this weft process holds a uprobe link on the file at `path` (its link ids from
+    /proc/PID/fdinfo, their files from bpftool: other tracers on the machine may hook it too)."""
+    ids = set()
+    fdinfo = f"/proc/{weft.proc.pid}/fdinfo"
+    for fd in os.listdir(fdinfo):
+        m = re.search(r"^link_id:\s+(\d+)$", read(os.path.join(fdinfo, fd)), re.M)
+        if m:
+            ids.add(int(m.group(1)))
+    r = run(["bpftool", "-j", "link", "show"], timeout=20)
+    # The file as weft named it: through the process's root (/proc/PID/root/...).
+    return any(link["id"] in ids and link.get("file", "").endswith("/root" + path)
+               for link in json.loads(r.stdout or b"[]"))
+
+
+def held_static_client(ctx, exe, port, paths, weft=None):
+    """Runs a static client (once `weft` has hooked its executable, if given) to the end of its
+    requests and keeps it alive (stdin open) so that `weft doctor` sees it; returns the process."""
+    proc = ctx.spawn([exe, str(port)] + list(paths), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                     stderr=subprocess.PIPE, env={**os.environ, "WEFT_HOLD": "1"}, stop_signal=signal.SIGKILL)
+    eq(proc.stdout.readline().decode().strip(), "ready", f"{os.path.basename(exe)} started")
+    if weft:  # a new file is hooked from the new process's exec on, within a second
+        wait_until(lambda: weft_hooked(weft, exe), 10, f"weft hooking {exe}", interval=0.1)
+    proc.stdin.write(b"go\n")
+    proc.stdin.flush()
+    lines = [proc.stdout.readline().decode().strip() for _ in range(len(paths) + 1)]
+    eq(lines, ["200"] * len(paths) + ["holding"], f"{os.path.basename(exe)}'s statuses")
+    return proc
+
+
+def doctor_tls_lines():
+    r = run([harness.WEFT, "doctor"], timeout=60)
+    text = r.stdout.decode(errors="replace")
+    return text, text[text.find("tls libraries:"):].splitlines()
+
+
+@case(timeout=120)
+def tls_openssl_linked_into_executable(ctx):
+    """A client with OpenSSL linked in statically (SSL_read/SSL_write found in its .symtab, not
+    exported) is hooked at those functions and traced like one on libssl.so.3: its three
+    kept-alive requests are three client exchanges on one connection. The same client built
+    static and stripped cannot be looked into: `weft doctor` says so (no symbol table), and
+    its connection gives no client exchange (nginx's end is read as usual)."""
+    port, workers = start_nginx_tls(ctx)
+    linked = build_static_client(ctx, "linked_client", ["-Wl,-Bstatic", "-lssl", "-lcrypto", "-Wl,-Bdynamic",
+                                                        "-ldl", "-pthread"])
+    stripped = build_static_client(ctx, "stripped_client", ["-static", "-s", "-lssl", "-lcrypto", "-ldl",
+                                                            "-pthread"])
+    weft = start_weft(ctx, ["exchanges", "--json", "--port", str(port)], label="exchanges")
+    a = held_static_client(ctx, linked, port, ["/tls/a?l", "/tls/b?l", "/tls/c?l"], weft=weft)
+    b = held_static_client(ctx, stripped, port, ["/tls/a?s", "/tls/b?s"])
+    text, lines = doctor_tls_lines()
+    mine = [line for line in lines if f"/proc/{a.pid}/root{linked}" in line]
+    check(mine and mine[0].split()[:4] == ["hooked", "OpenSSL", "(linked", "in)"] and "found in .symtab (not exported)" in mine[0],
+          f"doctor lists the linked client as hooked, found in .symtab:\n{text}")
+    mine = [line for line in lines if f"/proc/{b.pid}/root{stripped}" in line]
+    check(mine and mine[0].strip().startswith("NOT HOOKED") and
+          "no symbol table: statically linked TLS cannot be found" in mine[0],
+          f"doctor lists the stripped client as not hooked, and why:\n{text}")
+    wait_until(lambda: len(http_of(exchanges_json(weft))) >= 8, 15, "8 HTTP exchanges")
+    weft.stop()
+    weft.expect_clean_exit()
+    xs = http_of(exchanges_json(weft))
+    clients = [x for x in xs if x["side"] == "client"]
+    eq(sorted((x["pid"], x["target"], x["status"]) for x in clients),
+       [(a.pid, "/tls/a?l", 200), (a.pid, "/tls/b?l", 200), (a.pid, "/tls/c?l", 200)],
+       f"client exchanges (the linked client's only):\n    {exchange_listing(xs)}")
+    eq(len({x["cookie"] for x in clients}), 1, "connections of the linked client's kept-alive requests")
+    eq(sorted(x["target"] for x in xs if x["side"] == "server" and x["pid"] in workers),
+       ["/tls/a?l", "/tls/a?s", "/tls/b?l", "/tls/b?s", "/tls/c?l"], "nginx's exchanges")
+
+
+NODE_SERVER = r"""
+const https = require("https"), fs = require("fs");
+const [port, key, cert] = process.argv.slice(1);  // node -e CODE ARGS: ARGS from argv[1]
+https.createServer({key: fs.readFileSync(key), cert: fs.readFileSync(cert)}, (req, res) => {
+  res.end("node " + req.url + "\n");
+}).listen(+port, "127.0.0.1", () => console.log("listening"));
+"""
+
+# Three requests on one kept-alive connection; prints each status.
+NODE_CLIENT = r"""
+const https = require("https");
+const [port, ...paths] = process.argv.slice(1);
+const agent = new https.Agent({keepAlive: true, maxSockets: 1});
+(async () => {
+  for (const path of paths) {
+    const status = await new Promise((resolve, reject) => {
+      https.get({host: "127.0.0.1", port: +port, path, agent, rejectUnauthorized: false}, (res) => {
+        res.resume();
+        res.on("end", () => resolve(res.statusCode));
+      }).on("error", reject);
+    });
+    console.log(status);
+  }
+  agent.destroy();
+})();
+"""
+
+
+@case(timeout=120)
+def tls_node_hooked_calls_unmapped_never_misattributed(ctx):
+    """node's https server and client: weft hooks the OpenSSL node runs on (linked into the node
+    executable here, or a shared libssl), but node does its socket I/O outside SSL_read/SSL_write
+    (memory BIOs), so every call with plaintext is counted as unmapped and none is attributed to
+    any connection: no HTTP exchange on the port at all."""
+    node = shutil.which("node")
+    check(node, "node is not installed (scripts/setup.sh installs nodejs)")
+    make_certificate(ctx)
+    port = free_port()
+    weft = start_weft(ctx, ["exchanges", "--json", "--port", str(port)], label="exchanges")
+    server = ctx.spawn([node, "-e", NODE_SERVER, str(port), ctx.path("key.pem"), ctx.path("cert.pem")],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    eq(server.stdout.readline().decode().strip(), "listening", "node server")
+    text, lines = doctor_tls_lines()
+    exe = os.path.realpath(node)
+    maps = read(f"/proc/{server.pid}/maps")
+    if "/libssl.so" in maps:  # a node linking libssl dynamically (Debian's own nodejs)
+        check(any(line.strip().startswith("hooked") and "/libssl.so" in line for line in lines),
+              f"doctor lists the libssl node maps as hooked:\n{text}")
+    else:
+        mine = [line for line in lines if f"/proc/{server.pid}/root{exe}" in line]
+        check(mine and mine[0].split()[:4] == ["hooked", "OpenSSL", "(linked", "in)"] and
+              "found in .dynsym (exported)" in mine[0],
+              f"doctor lists node's executable {exe} as hooked OpenSSL (linked in), exported:\n{text}")
+    client = ctx.spawn([node, "-e", NODE_CLIENT, str(port), "/node/a", "/node/b", "/node/c"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = client.communicate(timeout=30)
+    eq((client.returncode, out.decode().split()), (0, ["200", "200", "200"]),
+       f"node client ({err.decode(errors='replace')[-500:]})")
+    weft.stop()
+    weft.expect_clean_exit()
+    xs = http_of(exchanges_json(weft))
+    eq(len(xs), 0, f"HTTP exchanges on node's port (none can be tied):\n    {exchange_listing(xs)}")
+    calls = tls_call_counts(weft)
+    check(calls["unmapped"] >= 12, f"node's 3+3 writes and 3+3 reads counted as unmapped ({calls})")
