@@ -91,6 +91,7 @@ class KernelCapture : public EventSource {
   std::unique_ptr<proc::GoTlsBinaries> go_tls_;  // driven by tls_'s thread: outlives it
   std::unique_ptr<proc::TlsLibraries> tls_;      // its uprobe links go before the programs do
   bool tls_enabled_ = true;
+  bool tls_multi_ = false;         // the TLS programs were loaded for uprobe_multi links
   bool go_tls_supported_ = false;  // uprobe_multi (Linux 6.6+) and TLS on
   std::vector<HookStatus> hooks_;
   bool scan_existing_ = true;

@@ -1,10 +1,12 @@
 #include "proc/tls_libraries.h"
 
+#include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <dirent.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -106,7 +108,18 @@ bool all_digits_and_dots(std::string_view s) {
 bpf_link* attach_one(const TlsProbePrograms& programs, const Probe& p, const std::string& path,
                      const std::map<std::string, uint64_t>* offsets, std::string* why) {
   bpf_link* link = nullptr;
-  if (!offsets) {
+  if (programs.multi) {
+    // uprobe_multi links take file offsets (read once per file, elf_symbols.h).
+    auto at =
+        offsets ? offsets->find(p.function) : std::map<std::string, uint64_t>::const_iterator();
+    if (!offsets || at == offsets->end()) {
+      *why = std::string(p.function) + ": not defined in the file";
+      return nullptr;
+    }
+    unsigned long offset = at->second;
+    LIBBPF_OPTS(bpf_uprobe_multi_opts, opts, .offsets = &offset, .cnt = 1, .retprobe = p.retprobe);
+    link = bpf_program__attach_uprobe_multi(programs.*p.program, -1, path.c_str(), nullptr, &opts);
+  } else if (!offsets) {
     // libbpf finds the function by name in the library's symbols.
     LIBBPF_OPTS(bpf_uprobe_opts, opts, .retprobe = p.retprobe, .func_name = p.function);
     // -1: every process that maps this file, now or later.
@@ -125,9 +138,10 @@ bpf_link* attach_one(const TlsProbePrograms& programs, const Probe& p, const std
   return link;
 }
 
-// Removing a uprobe waits for the kernel (~55 ms each here, serialized by a kernel-wide lock, as
-// strace shows): ten of them made weft take 0.8-1.1 s to exit (10 ms without TLS). Released
-// from several threads at once, the part that can overlap does: 0.54-0.63 s.
+// Removing a perf-event uprobe waits for the kernel (~55 ms each here, serialized by a
+// kernel-wide lock, as strace shows): ten of them made weft take 0.8-1.1 s to exit (10 ms
+// without TLS); released from several threads at once, 0.54-0.63 s. uprobe_multi links (used
+// where the kernel has them) take no such lock, so their removals overlap fully.
 void destroy_in_parallel(const std::vector<bpf_link*>& links) {
   constexpr size_t kMaxThreads = 16;
   size_t n = std::min(kMaxThreads, links.size());
@@ -140,6 +154,18 @@ void destroy_in_parallel(const std::vector<bpf_link*>& links) {
 }
 
 }  // namespace
+
+// A trivial program of the uprobe_multi attach type loads only where the kernel knows it.
+bool uprobe_multi_supported() {
+  bpf_insn insns[2] = {};
+  insns[0].code = BPF_ALU64 | BPF_MOV | BPF_K;  // r0 = 0
+  insns[1].code = BPF_JMP | BPF_EXIT;
+  LIBBPF_OPTS(bpf_prog_load_opts, opts, .expected_attach_type = BPF_TRACE_UPROBE_MULTI);
+  int fd = bpf_prog_load(BPF_PROG_TYPE_KPROBE, nullptr, "GPL", insns, 2, &opts);
+  if (fd < 0) return false;
+  close(fd);
+  return true;
+}
 
 const char* to_string(TlsLibraryKind kind) {
   switch (kind) {
@@ -386,6 +412,14 @@ TlsLibraries::Library* TlsLibraries::library_at(const std::string& path, FileKey
 void TlsLibraries::attach(Library& lib, const std::string& path,
                           const std::map<std::string, uint64_t>* offsets) {
   lib.status.path = path;
+  // uprobe_multi links are placed at file offsets: a library found by name has them read here.
+  ElfFunctions found;
+  if (programs_.multi && !offsets) {
+    std::vector<const char*> names;
+    for (const Probe& p : probes_for(lib.status.kind)) names.push_back(p.function);
+    found = elf_functions(path, names);
+    offsets = &found.offsets;
+  }
   std::string missing;
   for (const Probe& p : probes_for(lib.status.kind)) {
     std::string why;

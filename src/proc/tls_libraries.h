@@ -69,7 +69,14 @@ struct TlsProbePrograms {
   bpf_program* read_ex_enter = nullptr;
   bpf_program* exit = nullptr;
   bpf_program* forget = nullptr;
+  // Loaded as uprobe_multi programs (kernel 6.6+): attached as one uprobe_multi link each,
+  // which the kernel removes in a fraction of the time a perf-event uprobe takes.
+  bool multi = false;
 };
+
+// Whether the kernel knows uprobe_multi links (6.6+): set the TLS programs' expected attach
+// type to BPF_TRACE_UPROBE_MULTI before loading them, and TlsProbePrograms::multi.
+bool uprobe_multi_supported();
 
 struct TlsLibraryStatus {
   std::string path;  // where weft opened it (a container's file: /proc/PID/root/...)
