@@ -236,15 +236,7 @@ static __always_inline struct tls_session *go_session_of(const struct go_tls_cal
 		bpf_map_delete_elem(&weft_tls_sessions, &key);
 		return NULL;
 	}
-	struct tls_session fresh = {
-		.cookie = call->cookie,
-		.sk = call->sk,
-		.fd = call->fd,
-		.role = call->role,
-		.weft_peer = call->weft_peer,
-	};
-	bpf_map_update_elem(&weft_tls_sessions, &key, &fresh, BPF_ANY);
-	return bpf_map_lookup_elem(&weft_tls_sessions, &key);
+	return tls_tie(&key, call->cookie, call->sk, call->fd, call->role, call->weft_peer);
 }
 
 /* At every RET of Read and Write: n in RAX (err, an interface, in RBX/RCX: bytes moved before an

@@ -66,15 +66,7 @@ static __always_inline struct tls_session *tls_session_of(const struct tls_call 
 	struct tls_session *s = bpf_map_lookup_elem(&weft_tls_sessions, &key);
 	if (!call->cookie || (s && s->cookie == call->cookie))
 		return s;
-	struct tls_session fresh = {
-		.cookie = call->cookie,
-		.sk = call->sk,
-		.fd = call->fd,
-		.role = call->role,
-		.weft_peer = call->weft_peer,
-	};
-	bpf_map_update_elem(&weft_tls_sessions, &key, &fresh, BPF_ANY);
-	return bpf_map_lookup_elem(&weft_tls_sessions, &key);
+	return tls_tie(&key, call->cookie, call->sk, call->fd, call->role, call->weft_peer);
 }
 
 static __always_inline void tls_emit(const struct tls_call *call, struct tls_session *s, __u64 pid_tgid, __u32 len)

@@ -61,6 +61,15 @@ struct {
 	__type(value, struct tls_session);
 } weft_tls_sessions SEC(".maps");
 
+/* Ties a TLS object to the connection a call named: its plaintext positions start at 0. */
+static __always_inline struct tls_session *tls_tie(const struct tls_session_key *key, __u64 cookie, __u64 sk,
+						   __s32 fd, __u8 role, __u8 weft_peer)
+{
+	struct tls_session fresh = {.cookie = cookie, .sk = sk, .fd = fd, .role = role, .weft_peer = weft_peer};
+	bpf_map_update_elem(&weft_tls_sessions, key, &fresh, BPF_ANY);
+	return bpf_map_lookup_elem(&weft_tls_sessions, key);
+}
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, WEFT_TLS_COUNT_MAX);

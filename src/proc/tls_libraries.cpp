@@ -195,20 +195,32 @@ TlsLibraryKind tls_library_kind(std::string_view path) {
   return TlsLibraryKind::None;
 }
 
-std::vector<std::string> tls_libraries_in_maps(std::string_view maps) {
-  std::vector<std::string> out;
+namespace {
+
+// Calls `visit(fields, path)` for every line of /proc/PID/maps that maps a file still present:
+// "address perms offset dev inode" and the path, which is what follows the first '/'.
+template <typename Visit>
+void for_each_mapped_file(std::string_view maps, Visit visit) {
   while (!maps.empty()) {
     size_t end = maps.find('\n');
     std::string_view line = maps.substr(0, end);
     maps = end == std::string_view::npos ? std::string_view() : maps.substr(end + 1);
-    // address perms offset dev inode path: the path is what follows the first '/'.
     size_t slash = line.find('/');
     if (slash == std::string_view::npos) continue;
     std::string_view path = line.substr(slash);
     if (path.ends_with(" (deleted)")) continue;
-    if (tls_library_kind(path) == TlsLibraryKind::None) continue;
-    if (std::find(out.begin(), out.end(), path) == out.end()) out.emplace_back(path);
+    visit(line.substr(0, slash), path);
   }
+}
+
+}  // namespace
+
+std::vector<std::string> tls_libraries_in_maps(std::string_view maps) {
+  std::vector<std::string> out;
+  for_each_mapped_file(maps, [&](std::string_view, std::string_view path) {
+    if (tls_library_kind(path) == TlsLibraryKind::None) return;
+    if (std::find(out.begin(), out.end(), path) == out.end()) out.emplace_back(path);
+  });
   return out;
 }
 
@@ -240,24 +252,18 @@ bool parse_maps_fields(std::string_view fields, MappedFile* out) {
 
 std::vector<MappedFile> executable_files_in_maps(std::string_view maps) {
   std::vector<MappedFile> out;
-  while (!maps.empty()) {
-    size_t end = maps.find('\n');
-    std::string_view line = maps.substr(0, end);
-    maps = end == std::string_view::npos ? std::string_view() : maps.substr(end + 1);
-    size_t slash = line.find('/');
-    if (slash == std::string_view::npos) continue;
-    std::string_view path = line.substr(slash);
-    if (path.ends_with(" (deleted)") || tls_library_kind(path) != TlsLibraryKind::None) continue;
+  for_each_mapped_file(maps, [&](std::string_view fields, std::string_view path) {
+    if (tls_library_kind(path) != TlsLibraryKind::None) return;
     // GnuTLS's own files (its OpenSSL compatibility layer defines SSL_read over GnuTLS's
     // record calls, which are hooked already).
-    if (basename_of(path).starts_with("libgnutls")) continue;
+    if (basename_of(path).starts_with("libgnutls")) return;
     MappedFile file{std::string(path)};
-    if (!parse_maps_fields(line.substr(0, slash), &file)) continue;
+    if (!parse_maps_fields(fields, &file)) return;
     bool seen = std::any_of(out.begin(), out.end(), [&](const MappedFile& f) {
       return f.dev == file.dev && f.inode == file.inode;
     });
     if (!seen) out.push_back(std::move(file));
-  }
+  });
   return out;
 }
 
