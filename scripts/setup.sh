@@ -57,6 +57,8 @@ TEST_PACKAGES+=(redis-server redis-tools python3-redis)
 TEST_PACKAGES+=(wget gnutls-bin)
 # The TLS tests' client with OpenSSL linked in statically (libssl.a, libcrypto.a).
 TEST_PACKAGES+=(libssl-dev)
+# The TLS tests' python3-requests client (urllib3 over the ssl module, a kept-alive session).
+TEST_PACKAGES+=(python3-requests)
 
 missing() {
   local p

@@ -616,3 +616,157 @@ def tls_node_hooked_calls_unmapped_never_misattributed(ctx):
     eq(len(xs), 0, f"HTTP exchanges on node's port (none can be tied):\n    {exchange_listing(xs)}")
     calls = tls_call_counts(weft)
     check(calls["unmapped"] >= 12, f"node's 3+3 writes and 3+3 reads counted as unmapped ({calls})")
+
+
+# A python3 HTTPS server (http.server over the ssl module): HTTP/1.1, keep-alive, 200 for every
+# GET with a short body. argv: port, cert, key. Prints "listening" once ready.
+PY_HTTPS_SERVER = r"""
+import http.server, ssl, sys
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        body = b"hello over tls\n"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+server = http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[2], sys.argv[3])
+server.socket = ctx.wrap_socket(server.socket, server_side=True)
+print("listening", flush=True)
+server.serve_forever()
+"""
+
+# python3-requests: one Session (a kept-alive connection), every path; prints each status.
+PY_REQUESTS_CLIENT = r"""
+import sys, requests, urllib3
+urllib3.disable_warnings()
+port, paths = int(sys.argv[1]), sys.argv[2:]
+with requests.Session() as s:
+    for p in paths:
+        print(s.get(f"https://127.0.0.1:{port}{p}", verify=False, timeout=10).status_code, flush=True)
+"""
+
+
+def server_children(got, client):
+    return [k for k in got if k.get("parentSpanId") == client["spanId"]]
+
+
+@case(timeout=120)
+def tls_openssl_s_server_and_python_requests(ctx):
+    """python3-requests (a kept-alive Session) against a python3 ssl-module server: every request
+    a client span and a server span, https, stitched client -> server as their plaintext variant.
+    curl against `openssl s_server -www`: curl's spans, https; s_server's end is not read (it
+    reads and writes through an SSL BIO, which reaches OpenSSL's record layer without calling
+    SSL_read/SSL_write: docs/probes.md), so it has no span, and nothing of it is attributed
+    elsewhere."""
+    make_certificate(ctx)
+    s_port = free_port()
+    s_server = ctx.spawn(["openssl", "s_server", "-accept", str(s_port), "-cert", ctx.path("cert.pem"), "-key",
+                          ctx.path("key.pem"), "-www", "-quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    wait_listening(s_port, proc=s_server)
+    py_port = free_port()
+    py_server = ctx.spawn([SYSTEM_PYTHON, "-c", PY_HTTPS_SERVER, str(py_port), ctx.path("cert.pem"),
+                           ctx.path("key.pem")], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    eq(py_server.stdout.readline().strip(), b"listening", "the python3 https server started")
+    out = ctx.path("traces.jsonl")
+    weft = start_weft(ctx, ["run", "--exporter", "otlp-file", "--output", out, "--trace-wait", "1"], label="run")
+    curl_pids = [https_curl(ctx, s_port, ["/"]) for _ in range(2)]  # s_server closes after each
+    paths = ["/r/a", "/r/b", "/r/c"]
+    client = ctx.spawn([SYSTEM_PYTHON, "-c", PY_REQUESTS_CLIENT, str(py_port)] + paths, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE)
+    got_out, got_err = client.communicate(timeout=30)
+    eq((client.returncode, got_out.split()), (0, [b"200"] * 3),
+       f"python3-requests' exit status and statuses ({got_err.decode(errors='replace')[-300:]})")
+
+    def spans():
+        return [s for s in otlp_spans(out) if s["attrs"].get("server.port") in (str(s_port), str(py_port))]
+    wait_until(lambda: len(spans()) >= 8, 20, "8 spans of the HTTPS requests in the OTLP file")
+    weft.stop()
+    weft.expect_clean_exit()
+    got = spans()
+    curl_spans = sorted((s for s in got if s["pid"] in curl_pids), key=lambda s: int(s["startTimeUnixNano"]))
+    eq([(s["kind"], s["attrs"]["url.scheme"], s["attrs"]["url.path"], s["attrs"]["http.response.status_code"])
+        for s in curl_spans], [(3, "https", "/", "200")] * 2, "curl's spans to openssl s_server -www")
+    eq([s["name"] for s in got if s["pid"] == s_server.pid], [], "spans of s_server (its SSL BIO is not hooked)")
+    eq([s["name"] for s in got if s["attrs"].get("server.port") == str(s_port) and s["pid"] not in curl_pids], [],
+       "spans on s_server's port from any other process")
+    pids, server_pid, expected = [client.pid], py_server.pid, [(p, "200") for p in paths]
+    clients = sorted((s for s in got if s["pid"] in pids and s["kind"] == 3),
+                     key=lambda s: int(s["startTimeUnixNano"]))
+    eq([(s["attrs"]["url.path"], s["attrs"]["http.response.status_code"]) for s in clients], expected,
+       f"client spans of pids {pids}")
+    for s in clients:
+        eq(s["attrs"]["url.scheme"], "https", "url.scheme of a client span")
+        kids = server_children(got, s)
+        eq([(k["pid"], k["kind"], k["attrs"]["url.scheme"], k["attrs"]["url.path"]) for k in kids],
+           [(server_pid, 2, "https", s["attrs"]["url.path"])], f"the server child of {s['name']} {s['attrs']['url.path']}")
+    eq(len(got), 8, "spans on the two TLS ports")
+
+
+def weft_link_and_session_counts(weft):
+    """(uprobe links weft holds, entries of its weft_tls_sessions map), from its fdinfo and bpftool."""
+    links, maps = set(), set()
+    fdinfo = f"/proc/{weft.proc.pid}/fdinfo"
+    for fd in os.listdir(fdinfo):
+        text = read(os.path.join(fdinfo, fd))
+        m = re.search(r"^link_id:\s+(\d+)$", text, re.M)
+        if m:
+            links.add(int(m.group(1)))
+        m = re.search(r"^map_id:\s+(\d+)$", text, re.M)
+        if m:
+            maps.add(int(m.group(1)))
+    shown = json.loads(run(["bpftool", "-j", "link", "show"], timeout=20).stdout or b"[]")
+    uprobes = sum(1 for link in shown if link["id"] in links and "uprobe" in link.get("type", "") + link.get("link_type", ""))
+    sessions = None
+    for m in json.loads(run(["bpftool", "-j", "map", "show"], timeout=20).stdout or b"[]"):
+        if m["id"] in maps and m.get("name", "").startswith("weft_tls_sessio"):
+            sessions = len(json.loads(run(["bpftool", "-j", "map", "dump", "id", str(m["id"])], timeout=20).stdout or b"[]"))
+    check(sessions is not None, "weft's weft_tls_sessions map was not found")
+    return uprobes, sessions
+
+
+@case(timeout=240)
+def tls_short_lived_clients_traced_and_forgotten(ctx):
+    """1 000 curl processes, one HTTPS request each (eight at a time), to nginx with TLS: every one
+    is traced (a client span per process, https, stitched to nginx's server span), and they leave
+    nothing behind in weft: the same uprobe links as before (one set per file, not per process)
+    and no TLS session entries (SSL_free forgets each)."""
+    port, workers = start_nginx_tls(ctx)
+    out = ctx.path("traces.jsonl")
+    weft = start_weft(ctx, ["run", "--exporter", "otlp-file", "--output", out, "--trace-wait", "1"], label="run")
+    https_curl(ctx, port, ["/tls/a?warm"])  # the host's libssl is hooked at start: this one is traced too
+    links_before, _ = weft_link_and_session_counts(weft)
+    count, parallel = 1000, 8
+    procs, pids = [], []
+    for i in range(count):
+        if len(procs) >= parallel:
+            p = procs.pop(0)
+            eq(p.wait(timeout=30), 0, "a short-lived curl's exit status")
+        p = subprocess.Popen([CURL, "-sk", "-o", "/dev/null", f"https://127.0.0.1:{port}/tls/n{i}"])
+        ctx.on_cleanup(lambda p=p: p.poll() is None and p.kill())
+        procs.append(p)
+        pids.append(p.pid)
+    for p in procs:
+        eq(p.wait(timeout=30), 0, "a short-lived curl's exit status")
+
+    def clients():
+        return [s for s in otlp_spans(out) if s["kind"] == 3 and s["attrs"].get("server.port") == str(port)
+                and s["attrs"].get("url.path", "").startswith("/tls/n")]
+    wait_until(lambda: len(clients()) >= count, 60, f"{count} client spans of the short-lived curls")
+    links_after, sessions = weft_link_and_session_counts(weft)
+    weft.stop()
+    weft.expect_clean_exit()
+    got = otlp_spans(out)
+    traced = clients()
+    eq(sorted(int(s["attrs"]["url.path"][len("/tls/n"):]) for s in traced), list(range(count)),
+       "requests traced, once each")
+    eq({s["attrs"]["url.scheme"] for s in traced}, {"https"}, "url.scheme of the client spans")
+    parents = {k["parentSpanId"] for k in got if k["kind"] == 2 and k["pid"] in workers}
+    unstitched = [s["attrs"]["url.path"] for s in traced if s["spanId"] not in parents]
+    eq(unstitched, [], "client spans without nginx's server span as their child")
+    eq(links_after, links_before, "weft's uprobe links after 1 000 TLS processes")
+    check(sessions <= parallel, f"TLS session entries left after every process freed its objects: {sessions}")
