@@ -35,6 +35,10 @@ struct ConnectionInfo {
   bool seen_from_start = false;
   // The streams hold a TLS library's plaintext (the socket carried TLS): spans say https.
   bool tls = false;
+  // What the ServerHello of a TLS connection seen from its start said ("1.3",
+  // "TLS_AES_128_GCM_SHA256"; static text), empty when weft did not see it or cannot name it.
+  std::string_view tls_version;
+  std::string_view tls_cipher;
 };
 
 // One side (request or response) of an exchange: where it was on the wire and when.

@@ -2,6 +2,11 @@
 
 #include <malloc.h>
 
+#include <algorithm>
+#include <span>
+
+#include "conn/tls_hello.h"
+
 namespace weft::conn {
 namespace {
 
@@ -60,6 +65,7 @@ void ConnectionTracker::on_event(const Event& event) {
   update_identity(c, event);
   c.last_activity_ns = std::max(c.last_activity_ns, event.mono_ns);
   lru_.splice(lru_.end(), lru_, c.lru);
+  if (event.kind == EventKind::Data) read_server_hello(c, event);
   if (event.kind == EventKind::Data && accept_source(c, event)) on_data(c, event);
   account(c);
   enforce_budget(event.cookie);
@@ -120,6 +126,34 @@ bool ConnectionTracker::accept_source(Connection& c, const Event& e) {
   c.seq_known = {};
   send_verdict(c, CaptureMode::Ignore);
   return true;
+}
+
+// The server's first bytes on a connection seen from its start: a TLS ServerHello names, in
+// clear, the version and cipher the two ends chose (its spans say so once plaintext takes over).
+// Decided at most once per connection; every other event costs one test.
+void ConnectionTracker::read_server_hello(Connection& c, const Event& e) {
+  if (c.hello_decided || e.source != ByteSource::Socket || e.role == Role::Unknown) return;
+  Direction server_writes = e.role == Role::Server ? Direction::Send : Direction::Recv;
+  if (e.direction != server_writes) return;
+  std::string& hello = c.server_hello;
+  bool contiguous = e.has_position() && e.stream_pos == hello.size();
+  if (!c.info->seen_from_start || !contiguous || e.data.empty()) return decide_hello(c);
+  hello.append(reinterpret_cast<const char*>(e.data.data()), e.data.size());
+  if (static_cast<uint8_t>(hello[0]) != 0x16) return decide_hello(c);
+  if (hello.size() < 5) return;
+  size_t record_end = 5 + (static_cast<uint8_t>(hello[3]) << 8 | static_cast<uint8_t>(hello[4]));
+  if (hello.size() < std::min(record_end, kMaxServerHelloBytes)) return;
+  auto bytes = std::span(reinterpret_cast<const uint8_t*>(hello.data()), hello.size());
+  if (auto choice = parse_server_hello(bytes)) {
+    c.info->tls_version = tls_version_text(choice->version);
+    c.info->tls_cipher = tls_cipher_name(choice->cipher);
+  }
+  decide_hello(c);
+}
+
+void ConnectionTracker::decide_hello(Connection& c) {
+  c.hello_decided = true;
+  std::string().swap(c.server_hello);
 }
 
 // The kernel computes both from the same socket at the same moment: for one direction they
@@ -328,7 +362,8 @@ const size_t ConnectionTracker::kFixedCost =
     allocated(3 * sizeof(void*)) + allocated(sizeof(ConnectionInfo) + 2 * sizeof(void*));
 
 size_t ConnectionTracker::cost(const Connection& c) {
-  size_t bytes = kFixedCost + c.streams[0].memory_bytes() + c.streams[1].memory_bytes();
+  size_t bytes = kFixedCost + c.streams[0].memory_bytes() + c.streams[1].memory_bytes() +
+                 (c.server_hello.capacity() > 15 ? allocated(c.server_hello.capacity() + 1) : 0);
   // The handler object as allocated (its real size, whatever the protocol), and the containers
   // it keeps (HTTP/1's queue of pending requests: a std::deque allocates its first block at
   // construction).

@@ -6,6 +6,7 @@
 #include <functional>
 #include <list>
 #include <memory>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -107,6 +108,10 @@ class ConnectionTracker {
     uint64_t last_activity_ns = 0;
     uint32_t opaque_reported_tid = 0;  // the last thread reported as opaque_server_io
     CaptureVerdict verdict;            // as last sent to the kernel
+    // The server's first bytes while they may still be a TLS ServerHello being read (a client's
+    // library reads a record's header, then its body); freed once decided.
+    std::string server_hello;
+    bool hello_decided = false;
     // Per direction: TCP sequence number minus stream position, once known (mod 2^32).
     std::array<uint32_t, 2> seq_offset{};
     std::array<bool, 2> seq_known{};
@@ -117,6 +122,8 @@ class ConnectionTracker {
 
   Connection& find_or_create(const Event& event);
   void update_identity(Connection& c, const Event& event);
+  void read_server_hello(Connection& c, const Event& event);
+  static void decide_hello(Connection& c);
   bool accept_source(Connection& c, const Event& event);
   void check_sequence(Connection& c, const Event& event);
   void on_data(Connection& c, const Event& event);
@@ -145,6 +152,9 @@ class ConnectionTracker {
   // A skip verdict costs a map update (a syscall on the pipeline thread, about a microsecond):
   // sent only when the part of a body not seen yet spans several records' worth of copies.
   static constexpr uint64_t kMinSkipBytes = 16 * 1024;
+  // A ServerHello longer than this is not waited for (one with a post-quantum key share is
+  // ~1.2 KB; a classic one ~100 bytes).
+  static constexpr size_t kMaxServerHelloBytes = 2048;
 
   TrackerConfig config_;
   std::unique_ptr<Output> exchange_only_;  // the output of the exchanges-only constructor

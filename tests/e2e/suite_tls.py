@@ -24,6 +24,9 @@ STATIC_CLIENT_C = os.path.join(HERE, "tls", "static_client.c")
 WGET = "/usr/bin/wget"  # Debian's wget links GnuTLS
 GNUTLS_SERV = "/usr/bin/gnutls-serv"
 HOST_LIBSSL = "/lib/x86_64-linux-gnu/libssl.so.3"
+TLS13_CIPHERS = {"TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256"}
+TLS12_CIPHERS = {"TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+                 "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256"}
 
 NGINX_TLS_CONF = """\
 daemon off;
@@ -241,6 +244,13 @@ def tls_nginx_curl_python_wget_spans_stitched(ctx):
             eq(kids[0]["attrs"]["url.scheme"], "https", "url.scheme of a server span")
             check("parentSpanId" not in s or s["parentSpanId"] not in by_id, "a client span is the root here")
     eq(len(got), 18, "spans on the TLS port")
+    # Read from each connection's ServerHello, on both ends' spans (nginx 1.22 offers up to TLS 1.2
+    # unless told otherwise; the python3 server below speaks 1.3).
+    eq({(s["attrs"].get("tls.protocol.name"), s["attrs"].get("tls.protocol.version")) for s in got}, {("tls", "1.2")},
+       "tls.protocol.name and version of every span: " +
+       str(sorted({(s["pid"], s["kind"], s["attrs"].get("tls.protocol.version")) for s in got})))
+    check({s["attrs"].get("tls.cipher") for s in got} <= TLS12_CIPHERS,
+          f"tls.cipher of the spans: {sorted({str(s['attrs'].get('tls.cipher')) for s in got})}")
     check(summary.get("same-node", 0) >= 9, f"same-node links ({summary})")
     tls = [line for line in weft.stderr_lines if "connections read as plaintext" in line]
     check(tls and int(tls[0].split("tls: ")[1].split()[0]) >= 6,
@@ -704,6 +714,9 @@ def tls_openssl_s_server_and_python_requests(ctx):
         kids = server_children(got, s)
         eq([(k["pid"], k["kind"], k["attrs"]["url.scheme"], k["attrs"]["url.path"]) for k in kids],
            [(server_pid, 2, "https", s["attrs"]["url.path"])], f"the server child of {s['name']} {s['attrs']['url.path']}")
+        for span in [s] + kids:  # python's ssl module and OpenSSL 3 agree on TLS 1.3
+            eq(span["attrs"].get("tls.protocol.version"), "1.3", "tls.protocol.version of the python pair")
+            check(span["attrs"].get("tls.cipher") in TLS13_CIPHERS, f"tls.cipher {span['attrs'].get('tls.cipher')}")
     eq(len(got), 8, "spans on the two TLS ports")
 
 

@@ -118,7 +118,7 @@ void describe(const Exchange& ex, const DescribeOptions& options, SpanDescriptio
     host_name = server ? c.local.address() : c.remote.address();
   add_attribute(a, "server.address", host_name);
   add_attribute(a, "server.port", host_port);
-  add_peer_attributes(a, c);
+  add_connection_attributes(a, c);
   if (server) {
     add_attribute(a, "client.address", c.remote.address());
     if (!route.empty()) add_attribute(a, "http.route", route);

@@ -67,7 +67,7 @@ void describe(const Exchange& ex, const DescribeOptions& options, SpanDescriptio
   const Endpoint& server_end = server_endpoint(ex);
   add_attribute(a, "server.address", server_end.address());
   add_attribute(a, "server.port", static_cast<int64_t>(server_end.port));
-  add_peer_attributes(a, c);
+  add_connection_attributes(a, c);
   if (redis.in_transaction) add_attribute(a, "weft.redis.queued", true);
   if (redis.resp_version == 3) add_attribute(a, "weft.redis.resp", static_cast<int64_t>(3));
   if (ex.request.truncated || ex.response.truncated) add_attribute(a, "weft.redis.truncated", true);
