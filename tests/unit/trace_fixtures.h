@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "protocols/http1/http1.h"
+#include "protocols/http1/route.h"
 #include "test_helpers.h"
 #include "trace/context.h"
 #include "trace/span_builder.h"
@@ -66,6 +67,7 @@ inline std::shared_ptr<Exchange> exchange(Role side, std::shared_ptr<const Conne
   ex->connection = std::move(conn);
   http_of(*ex).method = std::move(method);
   http_of(*ex).target = std::move(target);
+  http_of(*ex).route = protocols::http1::route_of_target(http_of(*ex).target);
   http_of(*ex).version = "1.1";
   http_of(*ex).status = status;
   http_of(*ex).request_headers = std::move(request_headers);

@@ -59,12 +59,6 @@ std::string method_of(const HttpExchange& http) {
   return known_method(http.method) ? http.method : "_OTHER";
 }
 
-// The route template of an origin-form target ("/users/{id}"), "" for any other form.
-std::string route_of(std::string_view target) {
-  if (!target.starts_with("/")) return {};
-  return route_template(target.substr(0, target.find('?')));
-}
-
 }  // namespace
 
 std::string redact_query(std::string_view query) {
@@ -96,7 +90,7 @@ void describe(const Exchange& ex, const DescribeOptions& options, SpanDescriptio
   std::string_view query =
       question == std::string_view::npos ? std::string_view() : target.substr(question + 1);
   std::string shown_query = options.query_values ? std::string(query) : redact_query(query);
-  std::string route = route_of(target);
+  const std::string& route = http.route;
   // Semantic conventions: an unknown method is named "HTTP" (the method is unbounded input).
   std::string name_method = method == "_OTHER" ? "HTTP" : method;
   out.name = route.empty() ? name_method : name_method + " " + route;
@@ -155,9 +149,8 @@ void describe(const Exchange& ex, const DescribeOptions& options, SpanDescriptio
 // http.request.method, http.route (url.template for clients), http.response.status_code.
 void metric_labels(const Exchange& ex, SpanKind, std::vector<LabelValue>& out) {
   const HttpExchange& http = http_of(ex);
-  std::string route = route_of(http.target);
   out.emplace_back(method_of(http));
-  out.push_back(route.empty() ? LabelValue() : LabelValue(std::move(route)));
+  out.push_back(http.route.empty() ? LabelValue() : LabelValue(http.route));
   out.push_back(http.status ? LabelValue(static_cast<int64_t>(http.status)) : LabelValue());
 }
 

@@ -12,6 +12,9 @@ struct HttpExchange : ExchangeDetails {
   std::string method;
   std::string target;
   std::string version;  // "1.0" or "1.1"
+  // The route template of an origin-form target ("/users/{id}"), "" for any other form: made
+  // once here, read by the span (http.route, url.template) and the duration metrics alike.
+  std::string route;
   int status = 0;
   HeaderList request_headers;  // only those later stages use (see kKeptHeaders, parser.cpp)
   HeaderList response_headers;

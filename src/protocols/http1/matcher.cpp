@@ -4,6 +4,7 @@
 
 #include "protocols/http1/http1.h"
 #include "protocols/http1/parser.h"
+#include "protocols/http1/route.h"
 #include "stream/message_framing.h"
 
 namespace weft::protocols::http1 {
@@ -142,6 +143,7 @@ class Http1Handler : public ProtocolHandler {
     auto http = std::make_shared<HttpExchange>();
     http->method = std::move(request.method);
     http->target = std::move(request.target);
+    http->route = route_of_target(http->target);
     http->version = std::move(request.version);
     http->status = response.status;
     http->request_headers = std::move(request.headers);

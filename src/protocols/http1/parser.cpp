@@ -274,7 +274,9 @@ bool MessageParser::parse_head(stream::DataStream& s, const ParserCallbacks& cb)
     if (colon == std::string_view::npos || colon == 0) continue;  // tolerated, ignored
     char name_buffer[kLongestUsefulName];
     std::string_view name = lowercase_name(trim(line.substr(0, colon)), name_buffer);
-    if (name.empty()) continue;  // longer than every header weft reads
+    // Every header weft reads is kept (content-length and transfer-encoding too): the others,
+    // most of a message's headers, cost only their name.
+    if (name.empty() || !kept(name)) continue;
     std::string_view value = trim(line.substr(colon + 1));
     if (name == "content-length") {
       uint64_t length = 0;
@@ -284,10 +286,8 @@ bool MessageParser::parse_head(stream::DataStream& s, const ParserCallbacks& cb)
     } else if (name == "transfer-encoding" && contains_token(value, "chunked")) {
       m.chunked = true;
     }
-    if (kept(name)) {
-      m.headers.emplace_back(std::string(name), std::string(value));
-      last_kept = &m.headers.back().second;
-    }
+    m.headers.emplace_back(std::string(name), std::string(value));
+    last_kept = &m.headers.back().second;
   }
   if (bad_length) {
     parse_error(s);

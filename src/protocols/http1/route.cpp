@@ -1,37 +1,44 @@
 #include "protocols/http1/route.h"
 
-#include <algorithm>
-#include <cctype>
-
 namespace weft::protocols::http1 {
 namespace {
 
-bool all_of(std::string_view s, int (*pred)(int)) {
-  return !s.empty() && std::all_of(s.begin(), s.end(),
-                                   [pred](char c) { return pred(static_cast<unsigned char>(c)); });
+bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
+
+bool is_hex(char c) {
+  return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+bool is_token(char c) {
+  return is_hex(c) || (c >= 'g' && c <= 'z') || (c >= 'G' && c <= 'Z') || c == '-' || c == '_' ||
+         c == '.' || c == '~' || c == '=';
 }
 
 bool is_uuid(std::string_view s) {
   if (s.size() != 36) return false;
   for (size_t i = 0; i < s.size(); ++i) {
     bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-    if (dash ? s[i] != '-' : !std::isxdigit(static_cast<unsigned char>(s[i]))) return false;
+    if (dash ? s[i] != '-' : !is_hex(s[i])) return false;
   }
   return true;
 }
 
-// A segment that names one thing among many rather than a kind of thing.
+// A segment that names one thing among many rather than a kind of thing. One pass over its
+// bytes: every request's span and metric series asks (ASCII classes, not the locale's).
 const char* placeholder(std::string_view seg) {
-  if (all_of(seg, isdigit)) return "{id}";
+  if (seg.empty()) return nullptr;
+  size_t digits = 0, hex = 0, token = 0;
+  for (char c : seg) {
+    digits += is_digit(c);
+    hex += is_hex(c);
+    token += is_token(c);
+  }
+  if (digits == seg.size()) return "{id}";
   if (is_uuid(seg)) return "{uuid}";
-  bool has_digit = std::any_of(seg.begin(), seg.end(),
-                               [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
-  if (seg.size() >= 8 && has_digit && all_of(seg, isxdigit)) return "{hex}";
-  bool token_chars = std::all_of(seg.begin(), seg.end(), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.' ||
-           c == '~' || c == '=';
-  });
-  if (seg.size() >= 20 && has_digit && token_chars) return "{token}";
+  if (seg.size() >= 8 && digits > 0 && hex == seg.size()) return "{hex}";
+  if (seg.size() >= 20 && digits > 0 && token == seg.size()) return "{token}";
   return nullptr;
 }
 
@@ -53,6 +60,11 @@ std::string route_template(std::string_view path) {
     at = slash + 1;
   }
   return out.empty() ? "/" : out;
+}
+
+std::string route_of_target(std::string_view target) {
+  if (!target.starts_with("/")) return {};
+  return route_template(target);
 }
 
 }  // namespace weft::protocols::http1
