@@ -375,7 +375,6 @@ void ConnectionTracker::account(Connection& c) {
   size_t now = cost(c);
   memory_used_ = memory_used_ - c.accounted + now;
   c.accounted = now;
-  peak_since_trim_ = std::max(peak_since_trim_, memory_used_);
 }
 
 void ConnectionTracker::enforce_budget(uint64_t keep_cookie) {
@@ -398,18 +397,6 @@ void ConnectionTracker::expire_idle(uint64_t now_mono_ns) {
     ++counters_.idle_expired;
     finish(lru_.front());
   }
-  return_freed_memory();
-}
-
-// glibc keeps freed memory for reuse: after thousands of connections closed at once, their
-// pages stayed resident (170 MB after 10 000 idle connections closed, 38 MB before they
-// opened). Once the connections hold far less than they did, give the pages back. Not on
-// every close: under steady churn the freed memory is reused at once, and a trim walks the
-// whole heap.
-void ConnectionTracker::return_freed_memory() {
-  if (memory_used_ + kTrimAfterFreedBytes > peak_since_trim_) return;
-  malloc_trim(0);
-  peak_since_trim_ = memory_used_;
 }
 
 void ConnectionTracker::close_all() {

@@ -140,15 +140,12 @@ class ConnectionTracker {
   static size_t cost(const Connection& c);
   void account(Connection& c);
   void enforce_budget(uint64_t keep_cookie);
-  void return_freed_memory();
 
   static const size_t kFixedCost;
   // What a handler allocates besides itself, between HTTP/1's ~610 bytes (its queue of pending
   // requests) and Redis's ~990, measured with mallinfo2 (tests/unit/
   // test_connection_tracker_memory.cpp fails when the budget and the heap differ by over 10%).
   static constexpr size_t kHandlerStateBytes = 800;
-  // Connection memory freed (from its high-water mark) before it is returned to the system.
-  static constexpr size_t kTrimAfterFreedBytes = 16u << 20;
   // A skip verdict costs a map update (a syscall on the pipeline thread, about a microsecond):
   // sent only when the part of a body not seen yet spans several records' worth of copies.
   static constexpr uint64_t kMinSkipBytes = 16 * 1024;
@@ -163,7 +160,6 @@ class ConnectionTracker {
   std::unordered_map<uint64_t, Connection> connections_;
   std::list<uint64_t> lru_;  // least recently active first
   size_t memory_used_ = 0;
-  size_t peak_since_trim_ = 0;  // memory_used_'s high-water mark since memory was last returned
   TrackerCounters counters_;
   std::vector<protocols::ProtocolCounters> protocol_counters_;
 };
