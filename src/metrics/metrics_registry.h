@@ -37,12 +37,19 @@ struct SelfSnapshot {
   std::map<std::string, uint64_t> events_lost;   // by cause: ringbuf_full, stream_gap, ...
   std::map<std::string, uint64_t> parse_errors;  // by protocol
   uint64_t connections_evicted = 0;              // freed early to stay within the memory budget
+  uint64_t skip_verdicts = 0;  // verdicts that let the kernel count a body's bytes uncopied
+  uint64_t skipped_bytes = 0;  // bytes the kernel counted without copying them
+  std::map<std::string, uint64_t> tls_calls;  // TLS library calls: all, and by what befell them
   uint64_t spans_built = 0;
   uint64_t traces_sampled_out = 0;
   uint64_t spans_sampled_out = 0;
   double trace_sampling_ratio = 1.0;                   // gauge: the root sampling ratio in force
   std::map<std::string, uint64_t> links;               // parent links by evidence
   std::map<std::string, uint64_t> links_not_inferred;  // inferred links refused, by reason
+  uint64_t link_conflicts = 0;        // wire context that disagreed with stronger evidence
+  uint64_t traces_settled_early = 0;  // left before --trace-wait: nothing could join them
+  uint64_t spans_forced_early = 0;    // resolved before their wait, to stay within the limit
+  uint64_t waited_for_parent = 0;     // client calls held past their wait for an open request
   uint64_t spans_exported = 0;
   uint64_t spans_dropped_queue_full = 0;
   uint64_t spans_dropped_failed = 0;

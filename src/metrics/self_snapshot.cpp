@@ -37,6 +37,10 @@ SelfSnapshot collect_self_snapshot(const capture::SourceStats& source,
   s.events_lost = events_lost(source, stream);
   s.parse_errors = parse_errors(tracker);
   s.connections_evicted = tracker.counters().evicted;
+  s.skip_verdicts = tracker.counters().skip_verdicts;
+  s.skipped_bytes = tracker.counters().skipped_bytes;
+  for (int what = 0; what < WEFT_TLS_COUNT_MAX; ++what)
+    s.tls_calls[capture::tls_count_name(what)] = source.tls[what];
   // The stitcher also counts client spans it deferred to the caller's context; they are
   // never built, so they would make the exported + dropped + sampled-out figures fall short.
   s.spans_built = stitch.spans - stitch.client_spans_deferred;
@@ -52,6 +56,10 @@ SelfSnapshot collect_self_snapshot(const capture::SourceStats& source,
                           {"opaque_server_traffic", stitch.not_inferred_opaque_server_traffic},
                           {"calls_outside_requests", stitch.not_inferred_calls_outside_requests},
                           {"event_loop_runtime", stitch.not_inferred_event_loop_runtime}};
+  s.link_conflicts = stitch.conflicts;
+  s.traces_settled_early = stitch.traces_settled_early;
+  s.spans_forced_early = stitch.forced_early;
+  s.waited_for_parent = stitch.waited_for_parent;
   s.spans_exported = queue.spans_exported;
   s.spans_dropped_queue_full = queue.spans_dropped_full;
   s.spans_dropped_failed = queue.spans_dropped_refused + queue.spans_unsent_at_exit;

@@ -115,6 +115,14 @@ def metrics_prometheus_counts_every_request(ctx):
           "a scrape of /metrics was counted as a request")
     check(total(items, "weft_spans_total") >= 2 * (REQUESTS + 5), "weft_spans_total below the spans made")
     check(any(n == "weft_events_total" and v > 0 for n, _, v in items), "weft_events_total missing or zero")
+    # Each curl call and the server's span of it were both seen here with nothing left to join
+    # them: their traces leave at once, and say so.
+    check(total(items, "weft_traces_settled_early_total") >= REQUESTS,
+          f"weft_traces_settled_early_total below the {REQUESTS} same-node calls")
+    check(any(n == "weft_tls_calls_total" and l.get("kind") == "unmapped" for n, l, _ in items),
+          "weft_tls_calls_total{kind=unmapped} missing")
+    check(any(n == "weft_capture_skipped_bytes_total" for n, _, _ in items),
+          "weft_capture_skipped_bytes_total missing")
 
     weft.stop()
     weft.expect_clean_exit()

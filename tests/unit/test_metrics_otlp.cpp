@@ -277,10 +277,13 @@ TEST_CASE("otlp metrics: weft's own counters are monotonic cumulative sums, gaug
   CHECK_FALSE(find_metric(*weft, "weft.parse_errors"));
   CHECK(metric_names(*weft) ==
         std::vector<std::string>{
-            "weft.events", "weft.events.lost", "weft.connections.evicted", "weft.spans",
-            "weft.traces.sampled_out", "weft.traces.sampling_ratio", "weft.spans.exported",
-            "weft.spans.dropped", "weft.export.failures", "weft.export.retries",
-            "weft.export.queue.spans", "weft.export.queue.bytes", "weft.metric.series_overflow"});
+            "weft.events", "weft.events.lost", "weft.connections.evicted",
+            "weft.capture.skip_verdicts", "weft.capture.skipped_bytes", "weft.spans",
+            "weft.traces.sampled_out", "weft.traces.sampling_ratio", "weft.links.conflicts",
+            "weft.traces.settled_early", "weft.spans.forced_early", "weft.spans.waited_for_parent",
+            "weft.spans.exported", "weft.spans.dropped", "weft.export.failures",
+            "weft.export.retries", "weft.export.queue.spans", "weft.export.queue.bytes",
+            "weft.metric.series_overflow"});
 }
 
 TEST_CASE("otlp metrics: the request serializes and parses back") {

@@ -269,6 +269,13 @@ TEST_CASE("metrics: the exposition of a small registry, line by line") {
   self.events_lost = {{"ringbuf_full", 3}, {"stream_gap", 1}};
   self.parse_errors = {{"http1", 2}};
   self.connections_evicted = 4;
+  self.skip_verdicts = 11;
+  self.skipped_bytes = 12;
+  self.tls_calls = {{"calls", 13}, {"unmapped", 14}};
+  self.link_conflicts = 15;
+  self.traces_settled_early = 16;
+  self.spans_forced_early = 17;
+  self.waited_for_parent = 18;
   self.spans_built = 40;
   self.traces_sampled_out = 5;
   self.trace_sampling_ratio = 0.05;
@@ -340,6 +347,19 @@ TEST_CASE("metrics: the exposition of a small registry, line by line") {
            "memory budget.",
            "# TYPE weft_connections_evicted_total counter",
            "weft_connections_evicted_total 4",
+           "# HELP weft_capture_skip_verdicts_total Verdicts that let the kernel count a body's "
+           "bytes without copying them.",
+           "# TYPE weft_capture_skip_verdicts_total counter",
+           "weft_capture_skip_verdicts_total 11",
+           "# HELP weft_capture_skipped_bytes_total Body bytes the kernel counted without copying "
+           "them (skip verdicts; not a loss).",
+           "# TYPE weft_capture_skipped_bytes_total counter",
+           "weft_capture_skipped_bytes_total 12",
+           "# HELP weft_tls_calls_total TLS library calls weft's uprobes saw (kind=calls), and "
+           "those it could not tie to a connection or read, by kind.",
+           "# TYPE weft_tls_calls_total counter",
+           "weft_tls_calls_total{kind=\"calls\"} 13",
+           "weft_tls_calls_total{kind=\"unmapped\"} 14",
            "# HELP weft_spans_total Spans built, before sampling.",
            "# TYPE weft_spans_total counter",
            "weft_spans_total 40",
@@ -355,6 +375,22 @@ TEST_CASE("metrics: the exposition of a small registry, line by line") {
            "# HELP weft_links_not_inferred_total Calls a request on their thread could have held, "
            "left without a parent because the thread-per-request premise does not hold, by reason.",
            "# TYPE weft_links_not_inferred_total counter",
+           "# HELP weft_links_conflicts_total Wire trace contexts that disagreed with stronger "
+           "evidence (the evidence won).",
+           "# TYPE weft_links_conflicts_total counter",
+           "weft_links_conflicts_total 15",
+           "# HELP weft_traces_settled_early_total Traces that left before --trace-wait because "
+           "nothing could still join them.",
+           "# TYPE weft_traces_settled_early_total counter",
+           "weft_traces_settled_early_total 16",
+           "# HELP weft_spans_forced_early_total Spans resolved before their wait to stay within "
+           "the pending-span limit.",
+           "# TYPE weft_spans_forced_early_total counter",
+           "weft_spans_forced_early_total 17",
+           "# HELP weft_spans_waited_for_parent_total Client calls held past their wait for a "
+           "request still open on their thread.",
+           "# TYPE weft_spans_waited_for_parent_total counter",
+           "weft_spans_waited_for_parent_total 18",
            "# HELP weft_spans_exported_total Spans the exporter accepted.",
            "# TYPE weft_spans_exported_total counter",
            "weft_spans_exported_total 30",
