@@ -174,6 +174,9 @@ bool MetricsRegistry::bounded_allowed(const DurationMetric& metric,
 }
 
 DurationHistogram& MetricsRegistry::series_for(DurationMetric& metric, SeriesLabels labels) {
+  // A series already made for these labels was allowed when it was made, and a bounded value
+  // once allowed stays allowed: the common case needs only the index.
+  if (auto it = metric.index.find(labels); it != metric.index.end()) return *it->second;
   bool bounded = metric.bounded_index < labels.values.size();
   if (!bounded_allowed(metric, labels)) {
     labels.values[metric.bounded_index] = AttributeValue(std::string(kOverflowLabel));
