@@ -2,6 +2,7 @@
 // conventions (server spans where this process received the request, client spans where it
 // sent it), the http.*.request.duration families, and `weft exchanges` lines.
 #include <algorithm>
+#include <charconv>
 #include <nlohmann/json.hpp>
 #include <optional>
 
@@ -28,7 +29,7 @@ bool split_host(std::string_view host, std::string& name, int64_t& port) {
   if (colon != std::string_view::npos && (bracket == std::string_view::npos || colon > bracket)) {
     std::string_view p = host.substr(colon + 1);
     if (p.empty() || !std::all_of(p.begin(), p.end(), ::isdigit) || p.size() > 5) return false;
-    port = std::stoll(std::string(p));
+    std::from_chars(p.data(), p.data() + p.size(), port);
     if (port > 65535) return false;
     host = host.substr(0, colon);
   }
@@ -40,9 +41,13 @@ bool split_host(std::string_view host, std::string& name, int64_t& port) {
 
 std::optional<int64_t> content_length(const HeaderList& headers) {
   const std::string* v = find_header(headers, "content-length");
-  if (!v || v->empty() || !std::all_of(v->begin(), v->end(), ::isdigit) || v->size() > 18)
+  int64_t n = 0;
+  // Digits only (from_chars alone would take a sign).
+  if (!v || v->empty() || v->size() > 18 || v->front() < '0' || v->front() > '9')
     return std::nullopt;
-  return std::stoll(*v);
+  auto [end, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
+  if (ec != std::errc() || end != v->data() + v->size()) return std::nullopt;
+  return n;
 }
 
 // The OpenTelemetry semantic conventions' advisory bucket bounds for HTTP durations, seconds.
@@ -117,8 +122,10 @@ void describe(const Exchange& ex, const DescribeOptions& options, SpanDescriptio
     add_attribute(a, "client.address", c.remote.address());
     if (!route.empty()) add_attribute(a, "http.route", route);
   } else {
-    std::string full = scheme + "://" + (host ? *host : c.remote.to_string()) + std::string(path);
-    if (!query.empty()) full += "?" + shown_query;
+    std::string full;
+    full.reserve(scheme.size() + 3 + (host ? host->size() : 47) + target.size());
+    full.append(scheme).append("://").append(host ? *host : c.remote.to_string()).append(path);
+    if (!query.empty()) full.append("?").append(shown_query);
     if (origin_form) {
       add_attribute(a, "url.full", full);
     } else if (target.starts_with("http://") || target.starts_with("https://")) {
