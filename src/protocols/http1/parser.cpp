@@ -1,6 +1,7 @@
 #include "protocols/http1/parser.h"
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 
 #include "stream/message_framing.h"
@@ -53,34 +54,42 @@ std::string lowercase(std::string_view v) {
   return out;
 }
 
-// A header name lowercased into `buffer` without allocating; names longer than any weft keeps
-// or looks at come back empty (they are skipped).
+// Longer header names are none weft keeps: they are skipped without a look at their bytes.
 constexpr size_t kLongestUsefulName = 20;
-std::string_view lowercase_name(std::string_view name, char (&buffer)[kLongestUsefulName]) {
-  if (name.size() > sizeof(buffer)) return {};
-  for (size_t i = 0; i < name.size(); ++i) buffer[i] = ascii_lower(name[i]);
-  return {buffer, name.size()};
-}
 
-constexpr bool names_fit() {
-  for (std::string_view name : kKeptHeaders)
-    if (name.size() > kLongestUsefulName) return false;
+// The kept names by length: a header's length picks the few names it could be (most of a
+// message's headers have a length no kept name has, or differ from them in the first byte).
+struct KeptNamesOfLength {
+  std::array<std::string_view, 4> names{};
+  size_t count = 0;
+};
+
+constexpr std::array<KeptNamesOfLength, kLongestUsefulName + 1> kept_by_length() {
+  std::array<KeptNamesOfLength, kLongestUsefulName + 1> table{};
+  for (std::string_view name : kKeptHeaders) {
+    if (name.size() > kLongestUsefulName) throw "a kept header name longer than kLongestUsefulName";
+    KeptNamesOfLength& same = table[name.size()];
+    if (same.count == same.names.size()) throw "more kept names of one length than room for them";
+    same.names[same.count++] = name;
+  }
+  return table;
+}
+constexpr auto kKeptByLength = kept_by_length();
+
+// Whether `raw` is `lower` in any case (ASCII, as header names are: RFC 9110 tokens).
+bool equal_ignoring_case(std::string_view raw, std::string_view lower) {
+  for (size_t i = 0; i < raw.size(); ++i)
+    if (ascii_lower(raw[i]) != lower[i]) return false;
   return true;
 }
-static_assert(names_fit(), "every kept header name must fit lowercase_name's buffer");
 
-// Bit n set: some kept name is n bytes long. Most headers a message carries are not kept, and
-// their length alone usually says so without comparing them to every kept name.
-constexpr uint64_t kept_lengths() {
-  uint64_t mask = 0;
-  for (std::string_view name : kKeptHeaders) mask |= uint64_t{1} << name.size();
-  return mask;
-}
-
-bool kept(std::string_view name) {
-  if (name.size() >= 64 || !(kept_lengths() >> name.size() & 1)) return false;
-  return std::find(std::begin(kKeptHeaders), std::end(kKeptHeaders), name) !=
-         std::end(kKeptHeaders);
+// The kept header a name on the wire is, as kKeptHeaders spells it (lowercase), or empty.
+std::string_view kept_name(std::string_view raw) {
+  if (raw.size() > kLongestUsefulName) return {};
+  const KeptNamesOfLength& same = kKeptByLength[raw.size()];
+  for (size_t i = 0; i < same.count; ++i)
+    if (equal_ignoring_case(raw, same.names[i])) return same.names[i];
+  return {};
 }
 
 // Could these first bytes begin a message of this kind? Catches garbage without waiting for a
@@ -272,11 +281,10 @@ bool MessageParser::parse_head(stream::DataStream& s, const ParserCallbacks& cb)
     size_t colon = line.find(':');
     last_kept = nullptr;
     if (colon == std::string_view::npos || colon == 0) continue;  // tolerated, ignored
-    char name_buffer[kLongestUsefulName];
-    std::string_view name = lowercase_name(trim(line.substr(0, colon)), name_buffer);
     // Every header weft reads is kept (content-length and transfer-encoding too): the others,
-    // most of a message's headers, cost only their name.
-    if (name.empty() || !kept(name)) continue;
+    // most of a message's headers, cost only a look at their name.
+    std::string_view name = kept_name(trim(line.substr(0, colon)));
+    if (name.empty()) continue;
     std::string_view value = trim(line.substr(colon + 1));
     if (name == "content-length") {
       uint64_t length = 0;
