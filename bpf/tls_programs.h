@@ -39,6 +39,12 @@ static __always_inline int tls_enter(__u64 ssl, __u64 buf, __u64 len_out, __u8 d
 	call->fd = -1;
 	call->role = WEFT_ROLE_UNKNOWN;
 	call->weft_peer = 0;
+	call->seq_unknown = 0;
+	call->io_seen = 0;
+	call->bio_seen = 0;
+	call->bio_hdr = 0;
+	call->tx_len = 0;
+	call->bio_read_bio = 0;
 	return 0;
 }
 
@@ -46,6 +52,8 @@ static __always_inline int tls_enter(__u64 ssl, __u64 buf, __u64 len_out, __u8 d
  * _ex variants (which return 1 on success). 0 when nothing moved (WANT_READ, errors). */
 static __always_inline __u32 tls_moved(const struct tls_call *call, int ret)
 {
+	if (call->dir == TLS_DIR_HANDSHAKE)
+		return 0;
 	if (!call->len_out)
 		return ret > 0 ? (__u32)ret : 0;
 	if (ret != 1)
@@ -85,7 +93,7 @@ static __always_inline void tls_emit(const struct tls_call *call, struct tls_ses
 		.source = WEFT_SOURCE_TLS_LIBRARY,
 		.syscall = call->dir == WEFT_DIR_SEND ? WEFT_SYS_TLS_WRITE : WEFT_SYS_TLS_READ,
 	};
-	if (call->cookie)
+	if (call->cookie && !call->seq_unknown)
 		m.seq = call->seq;
 	else
 		m.flags = WEFT_DATA_NO_SEQUENCE;
@@ -103,6 +111,42 @@ static __always_inline void tls_emit(const struct tls_call *call, struct tls_ses
 	capture_syscall(ev, &b, len, m.pos, m.seq, false);
 }
 
+/* A memory-BIO SSL_write whose record can be looked for in the thread's next send: one whole
+ * record written (a larger plaintext spans several; the record carrying its first byte is not
+ * the last one written, so none is looked for). */
+static __always_inline bool tls_bio_defers(const struct tls_call *call, __u32 len)
+{
+	return call->dir == WEFT_DIR_SEND && call->bio_seen && !call->io_seen && call->tx_len &&
+	       len <= TLS_MAX_FRAGMENT && call->tx_len - TLS_RECORD_HEADER >= len;
+}
+
+/* The plaintext waits in the thread's pending record for the send that carries its record. */
+static __always_inline void tls_bio_defer(struct tls_call *call, __u32 len, __u64 pid_tgid)
+{
+	struct tls_pending *p =
+		bpf_task_storage_get(&weft_tls_pending, bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!p) {
+		count_tls(WEFT_TLS_NO_THREAD_STATE);
+		return;
+	}
+	if (p->ssl)
+		tls_bio_flush(p, pid_tgid); /* its record never went out on this thread */
+	__u32 n = len < cfg_max_capture_bytes ? len : cfg_max_capture_bytes;
+	if (n > WEFT_MAX_CHUNK_BYTES) /* verifier: the copy stays inside rec[] */
+		n = WEFT_MAX_CHUNK_BYTES;
+	p->read_failed = 0;
+	if (n && bpf_probe_read_user(p->rec + sizeof(struct weft_data_event), n, (void *)call->buf)) {
+		p->read_failed = 1;
+		n = 0;
+	}
+	p->ssl = call->ssl;
+	p->ts_ns = bpf_ktime_get_ns();
+	p->len = len;
+	p->captured = n;
+	p->rec_len = call->tx_len;
+	__builtin_memcpy(p->head, call->tx_head, sizeof(p->head));
+}
+
 static __always_inline int tls_exit(int ret)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
@@ -110,8 +154,14 @@ static __always_inline int tls_exit(int ret)
 	if (!call || !call->ssl)
 		return 0;
 	__u32 len = tls_moved(call, ret);
+	/* The library moved bytes through a BIO with no syscall: from now on this thread's receives
+	 * are kept (helpers/tls_bio.h); threads that never do this pay nothing for it. */
+	if (call->bio_seen && !call->io_seen)
+		call->memory_bio = 1;
 	struct tls_session *s = tls_session_of(call, pid_tgid >> 32);
-	if (len > 0) {
+	if (len > 0 && tls_bio_defers(call, len)) {
+		tls_bio_defer(call, len, pid_tgid);
+	} else if (len > 0) {
 		if (!s)
 			count_tls(WEFT_TLS_UNMAPPED);
 		else if (!s->weft_peer) {
@@ -121,6 +171,15 @@ static __always_inline int tls_exit(int ret)
 	}
 	call->ssl = 0;
 	return 0;
+}
+
+/* SSL_do_handshake: a call that moves no plaintext, hooked so that a memory-BIO user whose
+ * handshake runs outside SSL_read/SSL_write (Python's asyncio) has its thread marked before its
+ * first request arrives, and its object tied if the handshake's bytes prove its socket. */
+SEC("uprobe")
+int BPF_UPROBE(tls__handshake_enter, void *ssl)
+{
+	return tls_enter((__u64)ssl, 0, 0, TLS_DIR_HANDSHAKE);
 }
 
 SEC("uprobe")
@@ -154,6 +213,56 @@ SEC("uretprobe")
 int BPF_URETPROBE(tls__exit, int ret)
 {
 	return tls_exit(ret);
+}
+
+/* BIO_read and BIO_write (libcrypto, or linked in): OpenSSL's record layer calls them for every
+ * record, whatever the BIO. They run for every BIO of the process (files, PEM buffers), so they
+ * return at once unless a TLS call is in flight on the thread. */
+SEC("uprobe")
+int BPF_UPROBE(tls__bio_read_enter, void *bio, void *data, int dlen)
+{
+	struct tls_call *call = bpf_task_storage_get(&weft_tls_calls, bpf_get_current_task_btf(), 0, 0);
+	if (!call || !call->ssl)
+		return 0;
+	call->bio_read_bio = (__u64)bio;
+	call->bio_read_buf = (__u64)data;
+	return 0;
+}
+
+SEC("uretprobe")
+int BPF_URETPROBE(tls__bio_read_exit, int ret)
+{
+	struct tls_call *call = bpf_task_storage_get(&weft_tls_calls, bpf_get_current_task_btf(), 0, 0);
+	if (!call || !call->ssl || !call->bio_read_bio)
+		return 0;
+	__u64 bio = call->bio_read_bio;
+	call->bio_read_bio = 0;
+	call->bio_seen = 1;
+	if (ret > 0 && !call->io_seen)
+		tls_bio_follow(call, bio, call->bio_read_buf, (__u32)ret);
+	return 0;
+}
+
+/* The call's last whole application-data record (the outer type of every TLS 1.3 record
+ * after the handshake): the one to look for in the thread's next send. A memory BIO takes
+ * every byte it is given, so the record is known at the entry. */
+SEC("uprobe")
+int BPF_UPROBE(tls__bio_write_enter, void *bio, const void *data, int dlen)
+{
+	struct tls_call *call = bpf_task_storage_get(&weft_tls_calls, bpf_get_current_task_btf(), 0, 0);
+	if (!call || !call->ssl)
+		return 0;
+	call->bio_seen = 1;
+	if (call->dir != WEFT_DIR_SEND || dlen < TLS_MATCH_BYTES || dlen > TLS_RECORD_HEADER + TLS_MAX_FRAGMENT + 2048 ||
+	    bpf_probe_read_user(call->scratch, TLS_MATCH_BYTES, data))
+		return 0;
+	const __u8 *h = call->scratch;
+	if (h[0] != TLS_CONTENT_APPLICATION_DATA || h[1] != 3 ||
+	    TLS_RECORD_HEADER + ((__u32)h[3] << 8 | h[4]) != (__u32)dlen)
+		return 0;
+	__builtin_memcpy(call->tx_head, call->scratch, sizeof(call->tx_head));
+	call->tx_len = dlen;
+	return 0;
 }
 
 /* SSL_free, SSL_shutdown (after which an object may be cleared and reused for another

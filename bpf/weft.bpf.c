@@ -156,7 +156,7 @@ static __always_inline int on_data(struct sock *sk, int ret, __u8 dir)
 	if (st && st->pid == 0 && b.fd >= 0)
 		claim_owner(sk, m.cookie, st, b.fd, pid_tgid); /* before the header: keeps time order */
 	/* Whatever the verdict: a connection whose plaintext is known still names its TLS calls. */
-	tls_note_socket(task, sk, m.cookie, b.fd, dir, ret, st);
+	tls_note_socket(task, sk, m.cookie, b.fd, dir, ret, st, &b);
 	if (st) {
 		if (st->weft_peer)
 			return 0;

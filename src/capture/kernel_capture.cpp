@@ -178,7 +178,9 @@ bool KernelCapture::load(const CaptureConfig& config, std::string* error) {
   if (tls_multi_)
     for (bpf_program* p : {skel_->progs.tls__write_enter, skel_->progs.tls__write_ex_enter,
                            skel_->progs.tls__read_enter, skel_->progs.tls__read_ex_enter,
-                           skel_->progs.tls__exit, skel_->progs.tls__forget})
+                           skel_->progs.tls__exit, skel_->progs.tls__forget,
+                           skel_->progs.tls__bio_read_enter, skel_->progs.tls__bio_read_exit,
+                           skel_->progs.tls__bio_write_enter, skel_->progs.tls__handshake_enter})
       bpf_program__set_expected_attach_type(p, BPF_TRACE_UPROBE_MULTI);
   go_tls_supported_ = config.tls && tls_multi_;
   if (!go_tls_supported_) {
@@ -412,6 +414,10 @@ void KernelCapture::start_tls() {
       .read_ex_enter = skel_->progs.tls__read_ex_enter,
       .exit = skel_->progs.tls__exit,
       .forget = skel_->progs.tls__forget,
+      .handshake_enter = skel_->progs.tls__handshake_enter,
+      .bio_read_enter = skel_->progs.tls__bio_read_enter,
+      .bio_read_exit = skel_->progs.tls__bio_read_exit,
+      .bio_write_enter = skel_->progs.tls__bio_write_enter,
       .multi = tls_multi_,
   };
   bool follows = false;

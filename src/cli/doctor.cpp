@@ -121,8 +121,8 @@ void report_tls(const capture::KernelCapture& capture, bool enabled) {
                 proc::to_string(lib.kind), lib.path.c_str(), lib.processes,
                 lib.detail.empty() ? "" : "; ", lib.detail.c_str());
   std::printf(
-      "  not supported yet: memory-BIO users (node, Netty, Envoy: hooked, their calls counted "
-      "as unmapped), OpenSSL linked into a stripped executable that does not export it, "
+      "  not supported yet: memory-BIO users of other libraries than OpenSSL (Netty, Envoy's "
+      "BoringSSL, .NET), OpenSSL linked into a stripped executable that does not export it, "
       "BoringSSL with prefixed symbols, GnuTLS's gnutls_record_recv_packet: their connections "
       "stay ciphertext\n");
   report_go_tls(capture);

@@ -14,7 +14,6 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
-#include <span>
 #include <sstream>
 
 #include "proc/elf_symbols.h"
@@ -45,7 +44,8 @@ constexpr const char* kHostLibraryDirs[] = {"/lib/x86_64-linux-gnu",
                                             "/lib",
                                             "/usr/lib",
                                             "/usr/local/lib"};
-constexpr const char* kHostLibraryNames[] = {"libssl.so.3", "libssl.so.1.1", "libgnutls.so.30"};
+constexpr const char* kHostLibraryNames[] = {"libssl.so.3", "libssl.so.1.1", "libcrypto.so.3",
+                                             "libcrypto.so.1.1", "libgnutls.so.30"};
 
 struct Probe {
   const char* function;
@@ -66,6 +66,16 @@ constexpr Probe kOpenSslProbes[] = {
     {"SSL_read_ex", &TlsProbePrograms::exit, true, false},
     {"SSL_shutdown", &TlsProbePrograms::forget, false, false},
     {"SSL_free", &TlsProbePrograms::forget, false, true},
+    {"SSL_do_handshake", &TlsProbePrograms::handshake_enter, false, false},
+    {"SSL_do_handshake", &TlsProbePrograms::exit, true, false},
+};
+
+// A shared libssl calls BIO_read/BIO_write in its libcrypto: hooked there, for the calls of
+// memory-BIO users (node linking libssl.so.3, Python's asyncio), which make no socket syscall.
+constexpr Probe kOpenSslCryptoProbes[] = {
+    {"BIO_read", &TlsProbePrograms::bio_read_enter, false, true},
+    {"BIO_read", &TlsProbePrograms::bio_read_exit, true, true},
+    {"BIO_write", &TlsProbePrograms::bio_write_enter, false, true},
 };
 
 // GnuTLS's data calls take (session, buffer, size) like SSL_write/SSL_read: the same programs.
@@ -87,11 +97,22 @@ constexpr Probe kGnuTlsProbes[] = {
 
 // What is looked up in files that are no TLS library by name: the OpenSSL set's functions.
 constexpr const char* kOpenSslFunctions[] = {"SSL_write",   "SSL_read",     "SSL_write_ex",
-                                             "SSL_read_ex", "SSL_shutdown", "SSL_free"};
+                                             "SSL_read_ex", "SSL_shutdown", "SSL_free",
+                                             "BIO_read",    "BIO_write",    "SSL_do_handshake"};
 
-std::span<const Probe> probes_for(TlsLibraryKind kind) {
-  if (kind == TlsLibraryKind::GnuTls) return kGnuTlsProbes;
-  return kOpenSslProbes;
+std::vector<Probe> probes_for(TlsLibraryKind kind) {
+  if (kind == TlsLibraryKind::GnuTls) return {std::begin(kGnuTlsProbes), std::end(kGnuTlsProbes)};
+  if (kind == TlsLibraryKind::OpenSslCrypto)
+    return {std::begin(kOpenSslCryptoProbes), std::end(kOpenSslCryptoProbes)};
+  std::vector<Probe> probes(std::begin(kOpenSslProbes), std::end(kOpenSslProbes));
+  // OpenSSL linked into a file has its libcrypto part there too (node's executable): optional,
+  // as a build may keep only what it calls.
+  if (kind == TlsLibraryKind::OpenSslLinked)
+    for (Probe p : kOpenSslCryptoProbes) {
+      p.required = false;
+      probes.push_back(p);
+    }
+  return probes;
 }
 
 std::string_view basename_of(std::string_view path) {
@@ -177,6 +198,8 @@ const char* to_string(TlsLibraryKind kind) {
       return "GnuTLS";
     case TlsLibraryKind::OpenSslLinked:
       return "OpenSSL (linked in)";
+    case TlsLibraryKind::OpenSslCrypto:
+      return "OpenSSL BIOs";
     case TlsLibraryKind::NoSymbols:
       return "unknown";
     case TlsLibraryKind::None:
@@ -189,6 +212,7 @@ TlsLibraryKind tls_library_kind(std::string_view path) {
   std::string_view name = basename_of(path);
   if (name == "libssl.so.3") return TlsLibraryKind::OpenSsl3;
   if (name == "libssl.so.1.1") return TlsLibraryKind::OpenSsl11;
+  if (name == "libcrypto.so.3" || name == "libcrypto.so.1.1") return TlsLibraryKind::OpenSslCrypto;
   constexpr std::string_view kGnuTls = "libgnutls.so.";
   if (name.starts_with(kGnuTls) && all_digits_and_dots(name.substr(kGnuTls.size())))
     return TlsLibraryKind::GnuTls;

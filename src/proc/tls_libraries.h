@@ -31,11 +31,13 @@ enum class TlsLibraryKind {
   OpenSsl11,
   GnuTls,
   OpenSslLinked,  // OpenSSL or BoringSSL linked into another file (node): found by its symbols
+  OpenSslCrypto,  // libcrypto.so.3/.1.1: BIO_read/BIO_write, for memory-BIO users (node, asyncio)
   NoSymbols,      // a file with no symbol table at all: what it links cannot be found
 };
 const char* to_string(TlsLibraryKind kind);
 
-// Which TLS library a file is, by its name: libssl.so.3 (OpenSSL 3), libssl.so.1.1, or GnuTLS's
+// Which TLS library a file is, by its name: libssl.so.3 (OpenSSL 3), libssl.so.1.1, their
+// libcrypto.so.3/.1.1 (whose BIO_read/BIO_write tie memory-BIO calls to sockets), or GnuTLS's
 // libgnutls.so.30 (3.4 on; .so.28 before), as linked (libgnutls.so.30) or as /proc/PID/maps
 // names the file the link resolves to (libgnutls.so.30.34.3). NSS's libssl3.so is not OpenSSL;
 // libgnutls-openssl.so (GnuTLS's OpenSSL compatibility layer) and libgnutlsxx are not GnuTLS's
@@ -69,6 +71,11 @@ struct TlsProbePrograms {
   bpf_program* read_ex_enter = nullptr;
   bpf_program* exit = nullptr;
   bpf_program* forget = nullptr;
+  bpf_program* handshake_enter = nullptr;  // SSL_do_handshake: marks memory-BIO threads early
+  // BIO_read (entry and return) and BIO_write (entry): memory-BIO calls' ciphertext.
+  bpf_program* bio_read_enter = nullptr;
+  bpf_program* bio_read_exit = nullptr;
+  bpf_program* bio_write_enter = nullptr;
   // Loaded as uprobe_multi programs (kernel 6.6+): attached as one uprobe_multi link each,
   // which the kernel removes in a fraction of the time a perf-event uprobe takes.
   bool multi = false;

@@ -15,7 +15,10 @@ TEST_CASE("tls libraries: OpenSSL 3 and 1.1 by file name, not NSS's libssl3.so")
   CHECK(tls_library_kind("/usr/lib/x86_64-linux-gnu/libssl.so.3") == TlsLibraryKind::OpenSsl3);
   CHECK(tls_library_kind("libssl.so.1.1") == TlsLibraryKind::OpenSsl11);
   CHECK(tls_library_kind("/usr/lib/x86_64-linux-gnu/libssl3.so") == TlsLibraryKind::None);
-  CHECK(tls_library_kind("/usr/lib/x86_64-linux-gnu/libcrypto.so.3") == TlsLibraryKind::None);
+  CHECK(tls_library_kind("/usr/lib/x86_64-linux-gnu/libcrypto.so.3") ==
+        TlsLibraryKind::OpenSslCrypto);
+  CHECK(tls_library_kind("libcrypto.so.1.1") == TlsLibraryKind::OpenSslCrypto);
+  CHECK(tls_library_kind("/usr/lib/x86_64-linux-gnu/libcrypto.so.3.bak") == TlsLibraryKind::None);
   CHECK(tls_library_kind("/opt/libssl.so.3.bak") == TlsLibraryKind::None);
 }
 
