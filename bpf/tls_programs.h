@@ -120,27 +120,41 @@ static __always_inline bool tls_bio_defers(const struct tls_call *call, __u32 le
 	       len <= TLS_MAX_FRAGMENT && call->tx_len - TLS_RECORD_HEADER >= len;
 }
 
-/* The plaintext waits in the thread's pending record for the send that carries its record. */
+/* A free slot, else the oldest one, given up on. */
+static __always_inline struct tls_pending *tls_bio_free_slot(struct tls_pending_slots *ps, __u64 pid_tgid)
+{
+	int oldest = 0;
+	for (int i = 0; i < TLS_PENDING_SLOTS; i++) {
+		if (!ps->slot[i].ssl)
+			return &ps->slot[i];
+		if (ps->slot[i].since < ps->slot[oldest].since)
+			oldest = i;
+	}
+	struct tls_pending *p = &ps->slot[oldest & (TLS_PENDING_SLOTS - 1)]; /* verifier: in slot[] */
+	tls_bio_flush(p, pid_tgid);
+	return p;
+}
+
+/* The plaintext waits in a pending slot of the thread for the send that carries its record. */
 static __always_inline void tls_bio_defer(struct tls_call *call, __u32 len, __u64 pid_tgid)
 {
-	struct tls_pending *p =
+	struct tls_pending_slots *ps =
 		bpf_task_storage_get(&weft_tls_pending, bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (!p) {
+	if (!ps) {
 		count_tls(WEFT_TLS_NO_THREAD_STATE);
 		return;
 	}
-	if (p->ssl)
-		tls_bio_flush(p, pid_tgid); /* its record never went out on this thread */
+	struct tls_pending *p = tls_bio_free_slot(ps, pid_tgid);
 	__u32 n = len < cfg_max_capture_bytes ? len : cfg_max_capture_bytes;
-	if (n > WEFT_MAX_CHUNK_BYTES) /* verifier: the copy stays inside rec[] */
-		n = WEFT_MAX_CHUNK_BYTES;
+	if (n > TLS_PENDING_CAPTURE) /* verifier: the copy stays inside rec[] */
+		n = TLS_PENDING_CAPTURE;
 	p->read_failed = 0;
 	if (n && bpf_probe_read_user(p->rec + sizeof(struct weft_data_event), n, (void *)call->buf)) {
 		p->read_failed = 1;
 		n = 0;
 	}
 	p->ssl = call->ssl;
-	p->ts_ns = bpf_ktime_get_ns();
+	p->since = bpf_ktime_get_ns();
 	p->len = len;
 	p->captured = n;
 	p->rec_len = call->tx_len;

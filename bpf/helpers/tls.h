@@ -7,9 +7,14 @@
 #include "../maps.h"
 #include "sock.h"
 
-/* Bytes compared to prove that a memory BIO's ciphertext is a socket's: a TLS record's body is
+/* Bytes compared to find a memory BIO's record in a send: a protected TLS record's body is
  * indistinguishable from random, so equal bytes of it name one record on the machine. */
 #define TLS_MATCH_BYTES 32
+/* Bytes of a protected record's body that prove a receive: what an AEAD cipher output is (past
+ * TLS 1.2's 8-byte explicit nonce, which OpenSSL fills with the record number). Handshake
+ * records in the clear are not random enough: a server's certificate, or the key name that
+ * opens its session tickets, are the same on every connection. */
+#define TLS_PROOF_BYTES 16
 
 /* tls_call.dir of SSL_do_handshake: no plaintext, and no socket direction names it. */
 #define TLS_DIR_HANDSHAKE 0xff
@@ -27,9 +32,12 @@ struct tls_rx {
 	__s32 fd;
 	__u8 role;
 	__u8 weft_peer;
-	__u8 proven; /* `bio` returned its first TLS_MATCH_BYTES bytes: its bytes are this socket's */
+	__u8 proven; /* `bio` returned the proof bytes at their offset: its bytes are this socket's */
 	__u8 pad;
-	__u8 head[TLS_MATCH_BYTES]; /* its first bytes */
+	__u32 proof_at; /* offset of the proof bytes: inside its first protected record's body */
+	__u32 pad2;
+	__u64 proof[TLS_PROOF_BYTES / 8];
+	__u8 head[TLS_MATCH_BYTES]; /* its first bytes: which BIO follows it (not a proof) */
 };
 
 /* The TLS call in flight on a thread, if any. Task storage: found without hashing, and freed

@@ -9,8 +9,8 @@
  *  - receive: what BIO_read returns inside a call is compared with the bytes the thread's last
  *    receive returned, from that receive's first byte on (tls_bio_follow);
  *  - send: the last whole record a call's BIO_write produced is looked for, at a record
- *    boundary, in the thread's next send (tls_bio_note_io); the call's plaintext waits for it in
- *    the thread's pending record (copied at the call's return, sent with its own time).
+ *    boundary, in the thread's sends (tls_bio_send); the call's plaintext, copied at its return,
+ *    waits for it in a pending slot of the thread and is sent, dated, when its ciphertext is.
  * Only threads whose library moved bytes with no syscall (call->memory_bio) keep receives. */
 #ifndef WEFT_HELPERS_TLS_BIO_H
 #define WEFT_HELPERS_TLS_BIO_H
@@ -20,27 +20,35 @@
 #define TLS_CONTENT_APPLICATION_DATA 0x17 /* also TLS 1.3's outer type of every protected record */
 #define TLS_SEND_WALK_RECORDS 8		  /* records of one send looked at for a call's record */
 
-/* A memory-BIO call's plaintext that waits for the send carrying its record: one per thread (a
- * thread writes its records to the socket before it calls SSL_write again; when it does not,
- * the older one is sent without a sequence number). Only memory-BIO threads have one. */
+/* Memory-BIO calls' plaintext waiting for the sends that carry their records, per thread (only
+ * memory-BIO threads have them). A few slots: a thread may encrypt for several connections
+ * before it writes their sockets (and in any order). When all are taken, the oldest is sent
+ * without a sequence number, under its object's earlier tie. */
+#define TLS_PENDING_SLOTS 4
+#define TLS_PENDING_CAPTURE 4096 /* plaintext bytes kept per call (beyond: flagged truncated) */
+
 struct tls_pending {
-	__u64 ssl;   /* 0: nothing waits */
-	__u64 ts_ns; /* the call's return: when the plaintext moved */
+	__u64 ssl;   /* 0: free */
+	__u64 since; /* when it began to wait (oldest goes first when all are taken) */
 	__u32 len;   /* plaintext bytes the call moved */
 	__u32 captured;
 	__u32 rec_len; /* the record's length, header included */
 	__u8 read_failed;
 	__u8 pad[3];
 	__u64 head[TLS_MATCH_BYTES / 8]; /* its first bytes */
-	__u64 scratch[TLS_MATCH_BYTES / 8];
-	__u8 rec[sizeof(struct weft_data_event) + WEFT_MAX_CHUNK_BYTES]; /* the record, built in place */
+	__u8 rec[sizeof(struct weft_data_event) + TLS_PENDING_CAPTURE]; /* the record, built in place */
+};
+
+struct tls_pending_slots {
+	__u64 scratch[TLS_MATCH_BYTES / 8]; /* a send's record, read for comparison (off the stack) */
+	struct tls_pending slot[TLS_PENDING_SLOTS];
 };
 
 struct {
 	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, int);
-	__type(value, struct tls_pending);
+	__type(value, struct tls_pending_slots);
 } weft_tls_pending SEC(".maps");
 
 static __always_inline bool tls_header_shape(const __u8 *h)
@@ -73,9 +81,37 @@ static __always_inline bool first_segment(const struct syscall_buffer *b, __u32 
 	return true;
 }
 
+#define TLS_NONCE_BYTES 8 /* TLS 1.2 AEAD explicit nonce: skipped, it may be predictable */
+
+/* The proof bytes of a receive: inside the body of its first protected (application data, TLS
+ * 1.3's every record after the ServerHello) record long enough, found by walking the record
+ * headers from its first byte. */
+static __always_inline bool tls_bio_find_proof(struct tls_call *call, __u64 base, __u32 seg)
+{
+	struct tls_rx *rx = &call->rx;
+	__u32 off = 0;
+	for (int i = 0; i < TLS_SEND_WALK_RECORDS; i++) {
+		if (off + TLS_RECORD_HEADER > seg || bpf_probe_read_user(call->scratch, TLS_RECORD_HEADER, (void *)(base + off)))
+			return false;
+		const __u8 *h = call->scratch;
+		if (!tls_header_shape(h))
+			return false; /* not at a record boundary: nothing here can be told */
+		__u32 body = (__u32)h[3] << 8 | h[4];
+		__u32 at = off + TLS_RECORD_HEADER + TLS_NONCE_BYTES;
+		if (h[0] == TLS_CONTENT_APPLICATION_DATA && body >= TLS_NONCE_BYTES + TLS_PROOF_BYTES) {
+			if (at + TLS_PROOF_BYTES > seg || bpf_probe_read_user(rx->proof, TLS_PROOF_BYTES, (void *)(base + at)))
+				return false;
+			rx->proof_at = at;
+			return true;
+		}
+		off += TLS_RECORD_HEADER + body;
+	}
+	return false;
+}
+
 /* A receive on a memory-BIO thread: kept for the BIO_reads of the calls that follow. */
-static __always_inline void tls_bio_keep_receive(struct tls_call *call, struct sock *sk, __u64 cookie,
-						 __s32 fd, int len, const struct weft_conn_state *st,
+static __always_inline void tls_bio_keep_receive(struct tls_call *call, struct sock *sk, __u64 cookie, __s32 fd,
+						 int len, const struct weft_conn_state *st,
 						 const struct syscall_buffer *b)
 {
 	struct tls_rx *rx = &call->rx;
@@ -86,7 +122,7 @@ static __always_inline void tls_bio_keep_receive(struct tls_call *call, struct s
 	__u64 base = 0, seg = 0;
 	if (len < TLS_MATCH_BYTES || !first_segment(b, len, &base, &seg) || seg < TLS_MATCH_BYTES)
 		return; /* too short to prove anything */
-	if (bpf_probe_read_user(rx->head, TLS_MATCH_BYTES, (void *)base))
+	if (bpf_probe_read_user(rx->head, TLS_MATCH_BYTES, (void *)base) || !tls_bio_find_proof(call, base, seg))
 		return;
 	rx->cookie = cookie;
 	rx->sk = (__u64)sk;
@@ -97,32 +133,16 @@ static __always_inline void tls_bio_keep_receive(struct tls_call *call, struct s
 	rx->weft_peer = st ? st->weft_peer : 0;
 }
 
-/* The record a pending call wrote, looked for at the record boundaries of a send's first
- * segment (the send starts at a record: what the library wrote before went out whole). */
-static __always_inline bool tls_bio_find_record(struct tls_pending *p, const struct syscall_buffer *b,
-						__u32 len, __u32 *at)
+/* The slot whose record this is (the first TLS_MATCH_BYTES bytes of a record, and its length). */
+static __always_inline int tls_bio_slot_of(struct tls_pending_slots *ps, __u32 rec)
 {
-	__u64 base = 0, seg = 0;
-	if (!first_segment(b, len, &base, &seg))
-		return false;
-	__u32 off = 0;
-	for (int i = 0; i < TLS_SEND_WALK_RECORDS; i++) {
-		if (off + TLS_MATCH_BYTES > seg)
-			return false; /* a record shorter than that is none of ours, nor is one cut off */
-		if (bpf_probe_read_user(p->scratch, TLS_MATCH_BYTES, (void *)(base + off)))
-			return false;
-		const __u8 *h = (const __u8 *)p->scratch;
-		if (!tls_header_shape(h))
-			return false; /* not at a record boundary: nothing here can be told */
-		__u32 rec = TLS_RECORD_HEADER + ((__u32)h[3] << 8 | h[4]);
-		if (rec == p->rec_len && p->scratch[0] == p->head[0] && p->scratch[1] == p->head[1] &&
-		    p->scratch[2] == p->head[2] && p->scratch[3] == p->head[3]) {
-			*at = off;
-			return true;
-		}
-		off += rec;
+	for (int i = 0; i < TLS_PENDING_SLOTS; i++) {
+		struct tls_pending *p = &ps->slot[i];
+		if (p->ssl && rec == p->rec_len && ps->scratch[0] == p->head[0] && ps->scratch[1] == p->head[1] &&
+		    ps->scratch[2] == p->head[2] && ps->scratch[3] == p->head[3])
+			return i;
 	}
-	return false;
+	return -1;
 }
 
 /* The pending plaintext, sent as the record of its call under session `s`. */
@@ -132,7 +152,7 @@ static __always_inline void tls_bio_emit(struct tls_pending *p, struct tls_sessi
 	struct data_meta m = {
 	    /* verifier: a BTF pointer, as in tls_emit */
 	    .sk = bpf_core_cast((void *)s->sk, struct sock),
-	    .ts_ns = p->ts_ns,
+	    .ts_ns = 0, /* now: when its ciphertext went out (or was given up on) */
 	    .cookie = s->cookie,
 	    .pid_tgid = pid_tgid,
 	    .len = p->len,
@@ -147,8 +167,8 @@ static __always_inline void tls_bio_emit(struct tls_pending *p, struct tls_sessi
 	m.pos = __sync_fetch_and_add(&s->send_pos, (__u64)p->len);
 	struct weft_data_event *ev = (struct weft_data_event *)p->rec;
 	__u32 n = p->captured;
-	if (n > WEFT_MAX_CHUNK_BYTES) /* verifier: bounds the record size */
-		n = WEFT_MAX_CHUNK_BYTES;
+	if (n > TLS_PENDING_CAPTURE) /* verifier: bounds the record size */
+		n = TLS_PENDING_CAPTURE;
 	fill_data_header(ev, &m, n);
 	ev->flags |= WEFT_DATA_LAST_CHUNK;
 	if (n < p->len) {
@@ -163,8 +183,9 @@ static __always_inline void tls_bio_emit(struct tls_pending *p, struct tls_sessi
 	ring_output(ev, sizeof(*ev) + n);
 }
 
-/* The pending plaintext when no send carried its record: under the connection its object was
- * tied to before, without a sequence number; counted as unmapped when there is none. */
+/* A pending plaintext given up on (its slot is needed and no send carried its record yet):
+ * under the connection its object was tied to before, without a sequence number; counted as
+ * unmapped when there is none. */
 static __always_inline void tls_bio_flush(struct tls_pending *p, __u64 pid_tgid)
 {
 	struct tls_session_key key = {.ssl = p->ssl, .tgid = pid_tgid >> 32};
@@ -176,27 +197,70 @@ static __always_inline void tls_bio_flush(struct tls_pending *p, __u64 pid_tgid)
 		tls_bio_emit(p, s, pid_tgid, 0, false);
 }
 
-/* A send on a memory-BIO thread: the pending call's record in it names its socket and the
- * sequence number of its first byte; any other send means the record left some other way. */
-static __always_inline void tls_bio_send(struct task_struct *task, struct sock *sk, __u64 cookie, __s32 fd,
-					 int len, const struct weft_conn_state *st,
-					 const struct syscall_buffer *b)
+/* One send's record walk (a bpf_loop: the verifier looks at one step, not at every record times
+ * every slot). */
+struct tls_send_walk {
+	struct tls_pending_slots *ps;
+	__u64 base;
+	__u64 seg;
+	__u64 sk;
+	__u64 cookie;
+	__u64 pid_tgid;
+	__u32 first_seq;
+	__u32 off;
+	__s32 fd;
+	__u8 role;
+	__u8 weft_peer;
+};
+
+static long tls_bio_send_step(__u64 index, struct tls_send_walk *w)
 {
-	struct tls_pending *p = bpf_task_storage_get(&weft_tls_pending, task, 0, 0);
-	if (!p || !p->ssl)
-		return;
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u32 at = 0;
-	if (!tls_bio_find_record(p, b, len, &at))
-		return tls_bio_flush(p, pid_tgid);
-	struct tls_session_key key = {.ssl = p->ssl, .tgid = pid_tgid >> 32};
+	struct tls_pending_slots *ps = w->ps;
+	__u32 off = w->off;
+	if (off + TLS_MATCH_BYTES > w->seg)
+		return 1; /* a record shorter than that is none of ours, nor is one cut off */
+	if (bpf_probe_read_user(ps->scratch, TLS_MATCH_BYTES, (void *)(w->base + off)))
+		return 1;
+	const __u8 *h = (const __u8 *)ps->scratch;
+	if (!tls_header_shape(h))
+		return 1; /* not at a record boundary: nothing here can be told */
+	__u32 rec = TLS_RECORD_HEADER + ((__u32)h[3] << 8 | h[4]);
+	w->off = off + rec;
+	int i = tls_bio_slot_of(ps, rec);
+	if (i < 0 || i >= TLS_PENDING_SLOTS) /* verifier: the index stays in slot[] */
+		return 0;
+	struct tls_pending *p = &ps->slot[i];
+	struct tls_session_key key = {.ssl = p->ssl, .tgid = w->pid_tgid >> 32};
 	p->ssl = 0;
 	struct tls_session *s = bpf_map_lookup_elem(&weft_tls_sessions, &key);
-	if (!s || s->cookie != cookie)
-		s = tls_tie(&key, cookie, (__u64)sk, fd, st ? st->role : WEFT_ROLE_UNKNOWN,
-			    st ? st->weft_peer : 0);
+	if (!s || s->cookie != w->cookie)
+		s = tls_tie(&key, w->cookie, w->sk, w->fd, w->role, w->weft_peer);
 	if (s && !s->weft_peer)
-		tls_bio_emit(p, s, pid_tgid, sock_first_seq(sk, WEFT_DIR_SEND, len) + at, true);
+		tls_bio_emit(p, s, w->pid_tgid, w->first_seq + off, true);
+	return 0;
+}
+
+/* The pending call whose record lies in a send names its socket and the sequence number of its
+ * first byte. The send's records are walked from its first byte (what the library wrote before
+ * went out whole), each compared with every waiting record. */
+static __always_inline void tls_bio_send(struct task_struct *task, struct sock *sk, __u64 cookie, __s32 fd, int len,
+					 const struct weft_conn_state *st, const struct syscall_buffer *b)
+{
+	struct tls_pending_slots *ps = bpf_task_storage_get(&weft_tls_pending, task, 0, 0);
+	if (!ps || !(ps->slot[0].ssl | ps->slot[1].ssl | ps->slot[2].ssl | ps->slot[3].ssl))
+		return;
+	struct tls_send_walk w = {
+	    .ps = ps,
+	    .sk = (__u64)sk,
+	    .cookie = cookie,
+	    .pid_tgid = bpf_get_current_pid_tgid(),
+	    .first_seq = sock_first_seq(sk, WEFT_DIR_SEND, len),
+	    .fd = fd,
+	    .role = st ? st->role : WEFT_ROLE_UNKNOWN,
+	    .weft_peer = st ? st->weft_peer : 0,
+	};
+	if (first_segment(b, len, &w.base, &w.seg))
+		bpf_loop(TLS_SEND_WALK_RECORDS, tls_bio_send_step, &w, 0);
 }
 
 static __always_inline void tls_bio_note_io(struct task_struct *task, struct tls_call *call, struct sock *sk,
@@ -238,9 +302,10 @@ static __always_inline void tls_bio_release(struct tls_call *call)
 }
 
 /* BIO_read(bio) returned n bytes at buf inside a call: the same bytes, at the running offset, as
- * the thread's last receive? A BIO is taken at the receive's first byte; from then on its
- * reads are that receive's bytes in order, compared while they lie in its first
- * TLS_MATCH_BYTES; once all of those were equal the socket is proven. */
+ * the thread's last receive? A BIO is taken at the receive's first byte (its first bytes
+ * equal); from then on its reads are that receive's bytes in order, compared while they lie in
+ * its first TLS_MATCH_BYTES; the socket is proven when the proof bytes (random: inside a
+ * protected record) are equal where they lie. Until then a BIO that differs is let go. */
 static __always_inline void tls_bio_follow(struct tls_call *call, __u64 bio, __u64 buf, __u32 n)
 {
 	struct tls_rx *rx = &call->rx;
@@ -273,10 +338,20 @@ static __always_inline void tls_bio_follow(struct tls_call *call, __u64 bio, __u
 		   bpf_probe_read_user(call->scratch, TLS_RECORD_HEADER, (void *)buf)) {
 		return;
 	}
+	if (!rx->proven && o <= rx->proof_at && o + n >= rx->proof_at + TLS_PROOF_BYTES) {
+		/* The chunk covers the proof bytes: compared where they lie in it. */
+		__u64 got[TLS_PROOF_BYTES / 8];
+		if (bpf_probe_read_user(got, sizeof(got), (void *)(buf + (rx->proof_at - o))))
+			return;
+		if (got[0] != rx->proof[0] || got[1] != rx->proof[1]) {
+			if (rx->bio)
+				tls_bio_release(call);
+			return;
+		}
+		rx->proven = 1;
+	}
 	rx->bio = bio;
 	rx->off = o + n;
-	if (rx->off >= TLS_MATCH_BYTES)
-		rx->proven = 1;
 	if (n == TLS_RECORD_HEADER && tls_header_shape(call->scratch)) {
 		call->bio_hdr = 1;
 		call->bio_hdr_seq = rx->seq + o;
