@@ -116,7 +116,7 @@ static __always_inline void tls_emit(const struct tls_call *call, struct tls_ses
  * the last one written, so none is looked for). */
 static __always_inline bool tls_bio_defers(const struct tls_call *call, __u32 len)
 {
-	return call->dir == WEFT_DIR_SEND && call->bio_seen && !call->io_seen && call->tx_len &&
+	return call->dir == WEFT_DIR_SEND && !call->io_seen && call->tx_len &&
 	       len <= TLS_MAX_FRAGMENT && call->tx_len - TLS_RECORD_HEADER >= len;
 }
 
@@ -168,12 +168,14 @@ static __always_inline int tls_exit(int ret)
 	if (!call || !call->ssl)
 		return 0;
 	__u32 len = tls_moved(call, ret);
+	bool defer = len > 0 && tls_bio_defers(call, len);
 	/* The library moved bytes through a BIO with no syscall: from now on this thread's receives
-	 * are kept (helpers/tls_bio.h); threads that never do this pay nothing for it. */
-	if (call->bio_seen && !call->io_seen)
+	 * are kept (helpers/tls_bio.h); threads that never do this pay nothing for it. (A socket
+	 * BIO's read that found nothing, EAGAIN, returned no bytes: it marks nothing.) */
+	if ((call->bio_seen || defer) && !call->io_seen)
 		call->memory_bio = 1;
 	struct tls_session *s = tls_session_of(call, pid_tgid >> 32);
-	if (len > 0 && tls_bio_defers(call, len)) {
+	if (defer) {
 		tls_bio_defer(call, len, pid_tgid);
 	} else if (len > 0) {
 		if (!s)
@@ -251,9 +253,10 @@ int BPF_URETPROBE(tls__bio_read_exit, int ret)
 		return 0;
 	__u64 bio = call->bio_read_bio;
 	call->bio_read_bio = 0;
-	call->bio_seen = 1;
-	if (ret > 0 && !call->io_seen)
+	if (ret > 0 && !call->io_seen) {
+		call->bio_seen = 1;
 		tls_bio_follow(call, bio, call->bio_read_buf, (__u32)ret);
+	}
 	return 0;
 }
 
@@ -266,7 +269,6 @@ int BPF_UPROBE(tls__bio_write_enter, void *bio, const void *data, int dlen)
 	struct tls_call *call = bpf_task_storage_get(&weft_tls_calls, bpf_get_current_task_btf(), 0, 0);
 	if (!call || !call->ssl)
 		return 0;
-	call->bio_seen = 1;
 	if (call->dir != WEFT_DIR_SEND || dlen < TLS_MATCH_BYTES || dlen > TLS_RECORD_HEADER + TLS_MAX_FRAGMENT + 2048 ||
 	    bpf_probe_read_user(call->scratch, TLS_MATCH_BYTES, data))
 		return 0;

@@ -58,7 +58,7 @@ struct tls_call {
 			   */
 	/* Memory BIOs (helpers/tls_bio.h). */
 	__u8 io_seen;	 /* a socket syscall (either direction) ran inside the call */
-	__u8 bio_seen;	 /* BIO_read or BIO_write ran inside the call */
+	__u8 bio_seen;	 /* a BIO_read inside the call returned bytes with no syscall */
 	__u8 memory_bio; /* kept across calls: this thread's library moved bytes with no syscall */
 	__u8 bio_hdr;	 /* the call read a record header from a receive's bytes: at bio_hdr_seq */
 	__u32 bio_hdr_seq;
