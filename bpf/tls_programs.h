@@ -287,6 +287,13 @@ int BPF_UPROBE(tls__bio_write_enter, void *bio, const void *data, int dlen)
 SEC("uprobe")
 int BPF_UPROBE(tls__forget, void *ssl)
 {
+	/* A record still waiting for its send is given up on first: a pointer handed out again
+	 * must not be re-tied by an old record's bytes. */
+	struct tls_pending_slots *ps = bpf_task_storage_get(&weft_tls_pending, bpf_get_current_task_btf(), 0, 0);
+	if (ps)
+		for (int i = 0; i < TLS_PENDING_SLOTS; i++)
+			if (ps->slot[i].ssl == (__u64)ssl)
+				tls_bio_flush(&ps->slot[i], bpf_get_current_pid_tgid());
 	struct tls_session_key key = {.ssl = (__u64)ssl, .tgid = bpf_get_current_pid_tgid() >> 32};
 	bpf_map_delete_elem(&weft_tls_sessions, &key);
 	return 0;
