@@ -35,7 +35,7 @@ struct tls_pending {
 	__u32 rec_len; /* the record's length, header included */
 	__u8 read_failed;
 	__u8 pad[3];
-	__u64 head[TLS_MATCH_BYTES / 8]; /* its first bytes */
+	__u64 head[TLS_MATCH_BYTES / 8];				/* its first bytes */
 	__u8 rec[sizeof(struct weft_data_event) + TLS_PENDING_CAPTURE]; /* the record, built in place */
 };
 
@@ -91,7 +91,8 @@ static __always_inline bool tls_bio_find_proof(struct tls_call *call, __u64 base
 	struct tls_rx *rx = &call->rx;
 	__u32 off = 0;
 	for (int i = 0; i < TLS_SEND_WALK_RECORDS; i++) {
-		if (off + TLS_RECORD_HEADER > seg || bpf_probe_read_user(call->scratch, TLS_RECORD_HEADER, (void *)(base + off)))
+		if (off + TLS_RECORD_HEADER > seg ||
+		    bpf_probe_read_user(call->scratch, TLS_RECORD_HEADER, (void *)(base + off)))
 			return false;
 		const __u8 *h = call->scratch;
 		if (!tls_header_shape(h))
@@ -99,7 +100,8 @@ static __always_inline bool tls_bio_find_proof(struct tls_call *call, __u64 base
 		__u32 body = (__u32)h[3] << 8 | h[4];
 		__u32 at = off + TLS_RECORD_HEADER + TLS_NONCE_BYTES;
 		if (h[0] == TLS_CONTENT_APPLICATION_DATA && body >= TLS_NONCE_BYTES + TLS_PROOF_BYTES) {
-			if (at + TLS_PROOF_BYTES > seg || bpf_probe_read_user(rx->proof, TLS_PROOF_BYTES, (void *)(base + at)))
+			if (at + TLS_PROOF_BYTES > seg ||
+			    bpf_probe_read_user(rx->proof, TLS_PROOF_BYTES, (void *)(base + at)))
 				return false;
 			rx->proof_at = at;
 			return true;
@@ -110,8 +112,8 @@ static __always_inline bool tls_bio_find_proof(struct tls_call *call, __u64 base
 }
 
 /* A receive on a memory-BIO thread: kept for the BIO_reads of the calls that follow. */
-static __always_inline void tls_bio_keep_receive(struct tls_call *call, struct sock *sk, __u64 cookie, __s32 fd,
-						 int len, const struct weft_conn_state *st,
+static __always_inline void tls_bio_keep_receive(struct tls_call *call, struct sock *sk, __u64 cookie,
+						 __s32 fd, int len, const struct weft_conn_state *st,
 						 const struct syscall_buffer *b)
 {
 	struct tls_rx *rx = &call->rx;
@@ -122,7 +124,8 @@ static __always_inline void tls_bio_keep_receive(struct tls_call *call, struct s
 	__u64 base = 0, seg = 0;
 	if (len < TLS_MATCH_BYTES || !first_segment(b, len, &base, &seg) || seg < TLS_MATCH_BYTES)
 		return; /* too short to prove anything */
-	if (bpf_probe_read_user(rx->head, TLS_MATCH_BYTES, (void *)base) || !tls_bio_find_proof(call, base, seg))
+	if (bpf_probe_read_user(rx->head, TLS_MATCH_BYTES, (void *)base) ||
+	    !tls_bio_find_proof(call, base, seg))
 		return;
 	rx->cookie = cookie;
 	rx->sk = (__u64)sk;
@@ -138,8 +141,9 @@ static __always_inline int tls_bio_slot_of(struct tls_pending_slots *ps, __u32 r
 {
 	for (int i = 0; i < TLS_PENDING_SLOTS; i++) {
 		struct tls_pending *p = &ps->slot[i];
-		if (p->ssl && rec == p->rec_len && ps->scratch[0] == p->head[0] && ps->scratch[1] == p->head[1] &&
-		    ps->scratch[2] == p->head[2] && ps->scratch[3] == p->head[3])
+		if (p->ssl && rec == p->rec_len && ps->scratch[0] == p->head[0] &&
+		    ps->scratch[1] == p->head[1] && ps->scratch[2] == p->head[2] &&
+		    ps->scratch[3] == p->head[3])
 			return i;
 	}
 	return -1;
@@ -243,8 +247,9 @@ static long tls_bio_send_step(__u64 index, struct tls_send_walk *w)
 /* The pending call whose record lies in a send names its socket and the sequence number of its
  * first byte. The send's records are walked from its first byte (what the library wrote before
  * went out whole), each compared with every waiting record. */
-static __always_inline void tls_bio_send(struct task_struct *task, struct sock *sk, __u64 cookie, __s32 fd, int len,
-					 const struct weft_conn_state *st, const struct syscall_buffer *b)
+static __always_inline void tls_bio_send(struct task_struct *task, struct sock *sk, __u64 cookie, __s32 fd,
+					 int len, const struct weft_conn_state *st,
+					 const struct syscall_buffer *b)
 {
 	struct tls_pending_slots *ps = bpf_task_storage_get(&weft_tls_pending, task, 0, 0);
 	if (!ps || !(ps->slot[0].ssl | ps->slot[1].ssl | ps->slot[2].ssl | ps->slot[3].ssl))
@@ -298,6 +303,7 @@ static __always_inline void tls_bio_release(struct tls_call *call)
 {
 	call->rx.bio = 0;
 	call->rx.off = 0;
+	call->rx.proven = 0;
 	call->bio_hdr = 0;
 }
 
@@ -313,9 +319,12 @@ static __always_inline void tls_bio_follow(struct tls_call *call, __u64 bio, __u
 		return; /* nothing kept, or another BIO (the handshake's buffer, a PEM file) */
 	__u32 o = rx->bio ? rx->off : 0;
 	if (o + n > rx->len) {
-		/* More bytes than the receive held: this BIO had others too. */
-		if (rx->bio)
+		/* More bytes than the receive held: this BIO had others too. Nothing more of this
+		 * receive can be told (a proof never passes to another BIO). */
+		if (rx->bio) {
 			tls_bio_release(call);
+			rx->len = 0;
+		}
 		return;
 	}
 	if (o < TLS_MATCH_BYTES) {
@@ -334,9 +343,6 @@ static __always_inline void tls_bio_follow(struct tls_call *call, __u64 bio, __u
 				return;
 			}
 		}
-	} else if (n == TLS_RECORD_HEADER &&
-		   bpf_probe_read_user(call->scratch, TLS_RECORD_HEADER, (void *)buf)) {
-		return;
 	}
 	if (!rx->proven && o <= rx->proof_at && o + n >= rx->proof_at + TLS_PROOF_BYTES) {
 		/* The chunk covers the proof bytes: compared where they lie in it. */
@@ -352,7 +358,8 @@ static __always_inline void tls_bio_follow(struct tls_call *call, __u64 bio, __u
 	}
 	rx->bio = bio;
 	rx->off = o + n;
-	if (n == TLS_RECORD_HEADER && tls_header_shape(call->scratch)) {
+	if (n == TLS_RECORD_HEADER && !bpf_probe_read_user(call->scratch, TLS_RECORD_HEADER, (void *)buf) &&
+	    tls_header_shape(call->scratch)) {
 		call->bio_hdr = 1;
 		call->bio_hdr_seq = rx->seq + o;
 	}
