@@ -32,22 +32,20 @@ class HttpServer:
         self.exe = os.readlink(f"/proc/{self.pid}/exe")
 
 
-NGINX_CONF = """\
-daemon off;
-master_process on;
-worker_processes 1;
-user root root;
-pid {tmp}/nginx.pid;
-error_log {tmp}/nginx-error.log warn;
-events {{ worker_connections 128; }}
-http {{
-    access_log off;
+def nginx_conf(tmp, http, worker_connections=128, main=""):
+    """A whole nginx.conf for one worker running as root from the test's temp dir: pid, error
+    log and every temp path inside it (nginx's defaults are not writable here); `main` goes in
+    the main context, `http` inside the http block (settings, upstreams, servers)."""
+    temp_paths = "".join(f"    {kind}_temp_path {tmp}/{kind};\n"
+                         for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    return (f"daemon off;\nmaster_process on;\nworker_processes 1;\nuser root root;\n{main}"
+            f"pid {tmp}/nginx.pid;\nerror_log {tmp}/nginx-error.log warn;\n"
+            f"events {{ worker_connections {worker_connections}; }}\n"
+            f"http {{\n    access_log off;\n{temp_paths}{http}}}\n")
+
+
+NGINX_HTTP = """\
     default_type application/octet-stream;
-    client_body_temp_path {tmp}/client_body;
-    proxy_temp_path {tmp}/proxy;
-    fastcgi_temp_path {tmp}/fastcgi;
-    uwsgi_temp_path {tmp}/uwsgi;
-    scgi_temp_path {tmp}/scgi;
     sendfile {sendfile};
     limit_rate {limit_rate};
     keepalive_timeout 30s;
@@ -57,7 +55,6 @@ http {{
         listen [::1]:{port};
         root {root};
     }}
-}}
 """
 
 
@@ -69,8 +66,8 @@ class Nginx:
         self.port = port
         conf = ctx.path(f"nginx-{port}.conf")
         with open(conf, "w") as f:
-            f.write(NGINX_CONF.format(tmp=ctx.tmp, port=port, root=root, sendfile="on" if sendfile else "off",
-                                      limit_rate=limit_rate))
+            f.write(nginx_conf(ctx.tmp, NGINX_HTTP.format(port=port, root=root, sendfile="on" if sendfile else "off",
+                                                          limit_rate=limit_rate)))
         self.log = open(ctx.path(f"nginx-{port}.out"), "wb")
         ctx.on_cleanup(self.log.close)
         self.proc = ctx.spawn([NGINX, "-p", ctx.tmp, "-e", ctx.path("nginx-error.log"), "-c", conf],

@@ -28,7 +28,7 @@ import time
 
 from harness import (TestFailure, case, check, children_of, eq, free_port, read_comm, run,
                      stop_process, wait_listening, wait_until)
-from peers import CURL, NGINX, curl, read_line
+from peers import CURL, NGINX, curl, nginx_conf, read_line
 # Spans carry their resource's process.pid: an nginx worker's environment is overwritten by
 # its process title, so weft names it after its executable and the tests tell it apart by pid.
 from suite_tracing import otlp_spans, run_weft
@@ -237,22 +237,7 @@ def inference_node_timer(ctx):
 # 2. nginx: upstream calls for TLS requests while a plaintext request is in flight
 
 
-NGINX_PROXY_CONF = """\
-daemon off;
-master_process on;
-worker_processes 1;
-user root root;
-env OTEL_SERVICE_NAME;
-pid {tmp}/nginx.pid;
-error_log {tmp}/nginx-error.log warn;
-events {{ worker_connections 256; }}
-http {{
-    access_log off;
-    client_body_temp_path {tmp}/client_body;
-    proxy_temp_path {tmp}/proxy;
-    fastcgi_temp_path {tmp}/fastcgi;
-    uwsgi_temp_path {tmp}/uwsgi;
-    scgi_temp_path {tmp}/scgi;
+NGINX_PROXY_HTTP = """\
     keepalive_timeout 30s;
     upstream backend {{ server 127.0.0.1:{backend}; {upstream_keepalive} }}
     server {{
@@ -265,7 +250,6 @@ http {{
         listen 127.0.0.1:{plain_port};
         location / {{ proxy_pass http://backend; {proxy_keepalive} }}
     }}
-}}
 """
 
 
@@ -281,10 +265,11 @@ def start_nginx_proxy(ctx, backend, tls_port, plain_port, upstream_keepalive):
         os.chmod(ctx.path(f), 0o644)
     conf = ctx.path("nginx-proxy.conf")
     with open(conf, "w") as f:
-        f.write(NGINX_PROXY_CONF.format(
+        f.write(nginx_conf(ctx.tmp, NGINX_PROXY_HTTP.format(
             tmp=ctx.tmp, backend=backend, tls_port=tls_port, plain_port=plain_port,
             upstream_keepalive="keepalive 4;" if upstream_keepalive else "",
-            proxy_keepalive='proxy_http_version 1.1; proxy_set_header Connection "";' if upstream_keepalive else ""))
+            proxy_keepalive='proxy_http_version 1.1; proxy_set_header Connection "";' if upstream_keepalive else ""),
+            worker_connections=256, main="env OTEL_SERVICE_NAME;\n"))
     log = open(ctx.path("nginx.out"), "wb")
     ctx.on_cleanup(log.close)
     proc = ctx.spawn([NGINX, "-p", ctx.tmp, "-e", ctx.path("nginx-error.log"), "-c", conf],

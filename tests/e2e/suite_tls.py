@@ -15,7 +15,7 @@ import time
 
 import harness
 from harness import TestFailure, case, check, eq, free_port, run, start_weft, wait_listening, wait_until
-from peers import CURL, NGINX, curl
+from peers import CURL, NGINX, curl, nginx_conf
 from suite_tracing import otlp_spans
 
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -28,21 +28,7 @@ TLS13_CIPHERS = {"TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA
 TLS12_CIPHERS = {"TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
                  "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256"}
 
-NGINX_TLS_CONF = """\
-daemon off;
-master_process on;
-worker_processes 1;
-user root root;
-pid {tmp}/nginx.pid;
-error_log {tmp}/nginx-error.log warn;
-events {{ worker_connections 128; }}
-http {{
-    access_log off;
-    client_body_temp_path {tmp}/client_body;
-    proxy_temp_path {tmp}/proxy;
-    fastcgi_temp_path {tmp}/fastcgi;
-    uwsgi_temp_path {tmp}/uwsgi;
-    scgi_temp_path {tmp}/scgi;
+NGINX_TLS_HTTP = """\
     keepalive_timeout 30s;
     server {{
         listen 127.0.0.1:{port} ssl;
@@ -50,7 +36,6 @@ http {{
         ssl_certificate_key {tmp}/key.pem;
         root {tmp}/www;
     }}
-}}
 """
 
 # Requests on one kept-alive connection through Python's ssl module; prints each status.
@@ -89,7 +74,7 @@ def start_nginx_tls(ctx):
     port = free_port()
     conf = ctx.path("nginx-tls.conf")
     with open(conf, "w") as f:
-        f.write(NGINX_TLS_CONF.format(tmp=ctx.tmp, port=port))
+        f.write(nginx_conf(ctx.tmp, NGINX_TLS_HTTP.format(tmp=ctx.tmp, port=port)))
     log = open(ctx.path("nginx.out"), "wb")
     ctx.on_cleanup(log.close)
     proc = ctx.spawn([NGINX, "-p", ctx.tmp, "-e", ctx.path("nginx-error.log"), "-c", conf],
