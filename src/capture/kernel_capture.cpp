@@ -98,6 +98,7 @@ std::unique_ptr<KernelCapture> KernelCapture::open(const CaptureConfig& config,
   std::unique_ptr<KernelCapture> capture(new KernelCapture());
   capture->scan_existing_ = config.scan_existing;
   capture->tls_enabled_ = config.tls;
+  capture->tls_memory_bio_ = config.tls_memory_bio;
   if (!capture->load(config, error) || !capture->attach(error)) return nullptr;
   // After the socket hooks: a TLS call made from now on finds them ready to name its socket.
   capture->start_tls();
@@ -418,6 +419,7 @@ void KernelCapture::start_tls() {
       .bio_read_enter = skel_->progs.tls__bio_read_enter,
       .bio_read_exit = skel_->progs.tls__bio_read_exit,
       .bio_write_enter = skel_->progs.tls__bio_write_enter,
+      .shared_libcrypto_bios = tls_memory_bio_,
       .multi = tls_multi_,
   };
   bool follows = false;

@@ -33,6 +33,9 @@ struct CaptureConfig {
   // Uprobes on the TLS libraries processes map (OpenSSL 3 and 1.1): their plaintext replaces
   // the ciphertext of the connection.
   bool tls = true;
+  // BIO_read/BIO_write uprobes in shared libcrypto, for memory-BIO users of libssl.so (node
+  // linking it, Python's asyncio): off by default, as every OpenSSL user would take the traps.
+  bool tls_memory_bio = false;
 };
 
 // One line describing what is wrong with a config, or empty when it is fine.
@@ -91,6 +94,7 @@ class KernelCapture : public EventSource {
   std::unique_ptr<proc::GoTlsBinaries> go_tls_;  // driven by tls_'s thread: outlives it
   std::unique_ptr<proc::TlsLibraries> tls_;      // its uprobe links go before the programs do
   bool tls_enabled_ = true;
+  bool tls_memory_bio_ = false;    // BIO uprobes in shared libcrypto too (--tls-memory-bio)
   bool tls_multi_ = false;         // the TLS programs were loaded for uprobe_multi links
   bool go_tls_supported_ = false;  // uprobe_multi (Linux 6.6+) and TLS on
   std::vector<HookStatus> hooks_;

@@ -44,6 +44,9 @@ void add_capture_options(CLI::App& cmd, CaptureConfig& c) {
   cmd.add_flag("!--no-existing", c.scan_existing, "Do not report connections open before start");
   cmd.add_flag("!--no-tls", c.tls,
                "Do not hook TLS libraries (OpenSSL, GnuTLS): TLS connections stay ciphertext");
+  cmd.add_flag("--tls-memory-bio", c.tls_memory_bio,
+               "Also hook BIO_read/BIO_write in shared libcrypto, for node linking libssl.so and "
+               "Python asyncio (every OpenSSL user then pays ~10 more uprobe traps per request)");
   cmd.add_flag(
       "--exact-accept", c.exact_accept,
       "Attach the accept() syscall tracepoints for exact accept times (slows every syscall)");

@@ -442,6 +442,13 @@ TlsLibraries::Library* TlsLibraries::library_at(const std::string& path, FileKey
 void TlsLibraries::attach(Library& lib, const std::string& path,
                           const std::map<std::string, uint64_t>* offsets) {
   lib.status.path = path;
+  if (lib.status.kind == TlsLibraryKind::OpenSslCrypto && !programs_.shared_libcrypto_bios) {
+    lib.status.hooked = false;
+    lib.status.detail =
+        "not hooked: memory-BIO calls of node linking libssl.so.3 and Python's asyncio need "
+        "--tls-memory-bio (its BIO_read/BIO_write uprobes would trap in every OpenSSL user)";
+    return;
+  }
   // uprobe_multi links are placed at file offsets: a library found by name has them read here.
   ElfFunctions found;
   if (programs_.multi && !offsets) {

@@ -76,6 +76,11 @@ struct TlsProbePrograms {
   bpf_program* bio_read_enter = nullptr;
   bpf_program* bio_read_exit = nullptr;
   bpf_program* bio_write_enter = nullptr;
+  // BIO_read/BIO_write hooked in a shared libcrypto too (--tls-memory-bio): every process
+  // using OpenSSL then takes their traps (~10 per HTTP request), not only the memory-BIO users
+  // they are for (node linking libssl.so.3, Python's asyncio). OpenSSL linked into an
+  // executable (node's own build) has them hooked either way: only that program pays.
+  bool shared_libcrypto_bios = false;
   // Loaded as uprobe_multi programs (kernel 6.6+): attached as one uprobe_multi link each,
   // which the kernel removes in a fraction of the time a perf-event uprobe takes.
   bool multi = false;

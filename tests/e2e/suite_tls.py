@@ -480,7 +480,9 @@ def tls_python_asyncio_client_and_server_traced(ctx):
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     eq(a_server.stdout.readline().strip(), b"listening", "the asyncio https server started")
     out = ctx.path("traces.jsonl")
-    weft = start_weft(ctx, ["run", "--exporter", "otlp-file", "--output", out, "--trace-wait", "1"], label="run")
+    # Python's ssl runs on the shared libssl.so: its BIO hooks in libcrypto are opt-in.
+    weft = start_weft(ctx, ["run", "--exporter", "otlp-file", "--output", out, "--trace-wait", "1",
+                            "--tls-memory-bio"], label="run")
     https_curl(ctx, a_port, ["/warmup"])
     proc = ctx.spawn([SYSTEM_PYTHON, "-c", ASYNCIO_CLIENT, str(port), "/tls/a", "/tls/b", "/tls/c"],
                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -572,7 +574,7 @@ def tls_memory_bio_interleaved_never_crossed(ctx):
     and every request is reported once (a call whose socket its bytes could not prove is reported
     under the connection its object was tied to before, without a sequence number)."""
     port, workers = start_nginx_tls(ctx)
-    weft = start_weft(ctx, ["exchanges", "--json", "--port", str(port)], label="exchanges")
+    weft = start_weft(ctx, ["exchanges", "--json", "--port", str(port), "--tls-memory-bio"], label="exchanges")
     rounds = 6
     proc = ctx.spawn([SYSTEM_PYTHON, "-c", MEMORY_BIO_INTERLEAVED, str(port), str(rounds)],
                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -776,6 +778,14 @@ def check_node_hooked(server, node):
               f"BIO_write included:\n{text}")
 
 
+def memory_bio_flags(node):
+    """node linking libssl.so (Debian's own nodejs) has its BIO calls in the shared libcrypto,
+    whose hooks are opt-in (every OpenSSL user would take their traps); nodesource's node links
+    OpenSSL into its executable, hooked by default."""
+    r = run(["ldd", node], timeout=20)
+    return ["--tls-memory-bio"] if b"libssl.so" in r.stdout else []
+
+
 @case(timeout=120)
 def tls_node_https_server_and_client_traced_and_stitched(ctx):
     """node's https server and client (OpenSSL on memory BIOs: libuv moves the ciphertext outside
@@ -788,7 +798,8 @@ def tls_node_https_server_and_client_traced_and_stitched(ctx):
     check(node, "node is not installed (scripts/setup.sh installs nodejs)")
     make_certificate(ctx)
     out = ctx.path("traces.jsonl")
-    weft = start_weft(ctx, ["run", "--exporter", "otlp-file", "--output", out, "--trace-wait", "1"], label="run")
+    weft = start_weft(ctx, ["run", "--exporter", "otlp-file", "--output", out, "--trace-wait", "1"]
+                      + memory_bio_flags(node), label="run")
     server, port = start_node_server(ctx, node)
     check_node_hooked(server, node)
     paths = ["/node/a", "/node/b?x=1", "/node/c"]
@@ -840,7 +851,7 @@ def tls_node_parallel_connections_never_crossed(ctx):
     check(node, "node is not installed (scripts/setup.sh installs nodejs)")
     make_certificate(ctx)
     server, port = start_node_server(ctx, node)
-    weft = start_weft(ctx, ["exchanges", "--json", "--port", str(port)], label="exchanges")
+    weft = start_weft(ctx, ["exchanges", "--json", "--port", str(port)] + memory_bio_flags(node), label="exchanges")
     connections, requests = 4, 8
     client = ctx.spawn([node, "-e", NODE_PARALLEL_CLIENT, str(port), str(connections), str(requests)],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
