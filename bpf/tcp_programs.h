@@ -9,6 +9,16 @@
 #define WEFT_TCP_STATE_TIME_WAIT 6
 #define WEFT_TCP_STATE_NEW_SYN_RECV 12
 
+/* Per server connection: the application's read position (copied_seq) when its receive queue
+ * was last reported (WEFT_TCP_DATA_QUEUED). LRU: a forgotten entry only reports one arrival
+ * twice; deleted at close. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, __u32);
+} weft_tcp_rx SEC(".maps");
+
 /* A time-wait or request socket shares struct sock_common only: no tcp_sock to read. */
 static __always_inline bool tcp_full_socket(const struct sock *sk)
 {
@@ -64,6 +74,7 @@ static __always_inline void tcp_note_state(const struct sock *sk, __u64 cookie, 
 	if (st->weft_peer)
 		return;
 	if (newstate == TCP_CLOSE) {
+		bpf_map_delete_elem(&weft_tcp_rx, &cookie);
 		ev.what = WEFT_TCP_CLOSED;
 	} else if (newstate == TCP_ESTABLISHED && oldstate == TCP_SYN_SENT) {
 		ev.what = WEFT_TCP_ESTABLISHED;
@@ -121,6 +132,30 @@ int BPF_PROG(tcp__receive_reset, struct sock *sk)
 	if (!st)
 		return 0;
 	struct weft_tcp_event ev = {.what = WEFT_TCP_RESET_RECEIVED};
+	tcp_emit(sk, cookie, st, &ev);
+	return 0;
+}
+
+/* Bytes arrived on a socket (sock_def_readable, so TCP once per segment that makes data
+ * readable). Only server connections report, and only the first arrival after the application
+ * read: the request's bytes then waited in the queue from this moment to the read that takes
+ * them (docs/network.md, receive-queue wait). */
+SEC("tp_btf/sk_data_ready")
+int BPF_PROG(tcp__data_ready, const struct sock *sk)
+{
+	if (!sock_is_tcp_inet(sk))
+		return 0;
+	__u64 cookie = bpf_get_socket_cookie((void *)sk);
+	const struct weft_conn_state *st = tcp_tracked(cookie);
+	if (!st || st->role != WEFT_ROLE_SERVER)
+		return 0;
+	const struct tcp_sock *tp = bpf_core_cast(sk, struct tcp_sock);
+	__u32 copied = tp->copied_seq;
+	__u32 *reported = bpf_map_lookup_elem(&weft_tcp_rx, &cookie);
+	if (reported && *reported == copied)
+		return 0; /* the application has not read since the last report: same wait */
+	bpf_map_update_elem(&weft_tcp_rx, &cookie, &copied, BPF_ANY);
+	struct weft_tcp_event ev = {.what = WEFT_TCP_DATA_QUEUED, .seq = copied, .end_seq = tp->rcv_nxt};
 	tcp_emit(sk, cookie, st, &ev);
 	return 0;
 }

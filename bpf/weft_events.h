@@ -213,6 +213,10 @@ enum weft_tcp_what {
 	WEFT_TCP_RESET_RECEIVED = 3, /* the peer's RST was accepted */
 	WEFT_TCP_ESTABLISHED = 4,    /* handshake done: first RTT sample, handshake retransmissions */
 	WEFT_TCP_CLOSED = 5,         /* the connection reached TCP_CLOSE: the socket's final counters */
+	/* A server socket's receive queue got bytes after the application had read (sk_data_ready):
+	 * seq = copied_seq (next byte the application reads), end_seq = rcv_nxt. Once per batch of
+	 * arrivals between two reads, not per segment. */
+	WEFT_TCP_DATA_QUEUED = 6,
 };
 
 /* The socket's own counters (struct tcp_sock) at the moment of a TCP record. */
@@ -228,8 +232,9 @@ struct weft_tcp_counters {
 struct weft_tcp_event {
 	struct weft_event_header hdr;
 	struct weft_tcp_counters counters; /* zero for a socket that is no full TCP socket */
-	__u32 seq;     /* RETRANSMIT: first sequence number of the segment */
-	__u32 end_seq; /* RETRANSMIT: sequence number after it (SYN and FIN count one) */
+	__u32 seq;     /* RETRANSMIT: first sequence number of the segment; DATA_QUEUED: copied_seq */
+	__u32 end_seq; /* RETRANSMIT: sequence number after it (SYN and FIN count one); DATA_QUEUED:
+			* rcv_nxt */
 	__s32 detail;  /* RETRANSMIT: the send's error (0 sent); RESET_SENT: enum sk_rst_reason */
 	__u16 segs;    /* RETRANSMIT: segments the retransmitted buffer holds (TSO/GSO) */
 	__u8 what;     /* enum weft_tcp_what */

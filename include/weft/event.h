@@ -48,6 +48,8 @@ enum class TcpWhat : uint8_t {
   ResetReceived = 3,  // the peer's RST was accepted
   Established = 4,    // handshake done: first RTT sample, handshake retransmissions
   Closed = 5,         // the connection reached TCP_CLOSE: the socket's final counters
+  DataQueued = 6,     // a server's receive queue got bytes after a read: tcp_seq = copied_seq,
+                      // tcp_end_seq = rcv_nxt
 };
 
 // The socket's own counters (struct tcp_sock) when a Tcp event was raised.

@@ -17,6 +17,7 @@
 #include "metrics/self_snapshot.h"
 #include "net/span_facts.h"
 #include "net/tcp_facts.h"
+#include "net/tcp_metrics.h"
 #include "trace/span_builder.h"
 #include "trace/stitcher.h"
 #include "trace/thread_evidence_feed.h"
@@ -189,6 +190,7 @@ int run_traces(const RunOptions& options) {
       [&](Event&& e) {
         now_wall = std::max(now_wall, e.mono_ns + wall_offset);
         tcp_facts.on_event(e);
+        if (record_metrics) net::record_connect(registry, e);
         tracker.on_event(e);
       },
       [&](uint64_t now_mono) {

@@ -27,6 +27,8 @@ void annotate_span(const ExchangeFacts& facts, int64_t wall_offset_ns, trace::Sp
   }
   if (facts.retransmitted_segments)
     attrs.push_back({"weft.tcp.retransmits", static_cast<int64_t>(facts.retransmitted_segments)});
+  if (facts.has_receive_queue_wait)
+    attrs.push_back({"weft.tcp.receive_queue.wait", seconds(facts.receive_queue_wait_ns)});
   if (facts.srtt_us) attrs.push_back({"weft.tcp.rtt", seconds(uint64_t{facts.srtt_us} * 1000)});
   for (const Retransmission& r : facts.retransmissions)
     span.events.push_back(retransmit_event(r, wall_offset_ns));

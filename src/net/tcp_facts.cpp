@@ -12,6 +12,11 @@ bool in_handshake(uint8_t state) {
   return state == kStateSynSent || state == kStateSynRecv;
 }
 
+// Whether `seq` lies in [from, to), in sequence-number space (it wraps at 2^32).
+bool seq_within(uint32_t seq, uint32_t from, uint32_t to) {
+  return seq - from < to - from;
+}
+
 bool is_lifecycle(EventKind kind) {
   return kind == EventKind::Connect || kind == EventKind::Accept || kind == EventKind::Existing ||
          kind == EventKind::Close || kind == EventKind::Tcp;
@@ -108,6 +113,10 @@ void TcpFacts::on_tcp(ConnectionFacts& f, const Event& e) {
     case TcpWhat::Closed:
       f.bytes_acked = e.tcp.bytes_acked;
       break;
+    case TcpWhat::DataQueued:
+      if (f.arrivals.size() >= kMaxArrivalsKept) f.arrivals.erase(f.arrivals.begin());
+      f.arrivals.push_back({e.mono_ns, e.tcp_seq, e.tcp_end_seq});
+      break;
   }
 }
 
@@ -159,7 +168,21 @@ ExchangeFacts TcpFacts::for_exchange(const Exchange& ex) const {
     out.retransmissions.push_back(r);
   }
   out.srtt_us = f->srtt_us;
+  if (ex.side == Role::Server) receive_queue_wait(*f, ex, out);
   return out;
+}
+
+// The latest arrival before the read whose range holds the request's first byte: that byte
+// has been in the queue since then. A byte that came in a later segment of the same batch
+// (no record: the queue was not empty) would give a bound, not the wait, so it gives nothing.
+void TcpFacts::receive_queue_wait(const ConnectionFacts& f, const Exchange& ex, ExchangeFacts& out) {
+  for (auto it = f.arrivals.rbegin(); it != f.arrivals.rend(); ++it) {
+    if (it->mono_ns > ex.request.start_ns) continue;
+    if (!seq_within(ex.request.tcp_seq, it->seq, it->end_seq)) return;
+    out.has_receive_queue_wait = true;
+    out.receive_queue_wait_ns = ex.request.start_ns - it->mono_ns;
+    return;
+  }
 }
 
 }  // namespace weft::net

@@ -23,6 +23,14 @@ struct Retransmission {
   uint8_t state = 0;  // TCP state when it was sent again (2: SYN_SENT)
 };
 
+// Bytes arrived on a server socket whose application had read everything before: from `seq`
+// (the application's read position then) to `end_seq` they waited in the receive queue.
+struct Arrival {
+  uint64_t mono_ns = 0;
+  uint32_t seq = 0;
+  uint32_t end_seq = 0;
+};
+
 struct ConnectionFacts {
   uint64_t cookie = 0;
   uint32_t pid = 0;
@@ -40,6 +48,7 @@ struct ConnectionFacts {
   uint64_t retransmitted_segments = 0;          // after the handshake, from tcp_retransmit_skb
   std::vector<Retransmission> retransmissions;  // the last kMaxRetransmissionsKept
   uint64_t retransmissions_forgotten = 0;       // older ones no longer in the list
+  std::vector<Arrival> arrivals;  // the last kMaxArrivalsKept (server connections)
   uint32_t resets_sent = 0;
   uint32_t resets_received = 0;
   // RTT: the latest smoothed value and the range of smoothed values seen (microseconds).
@@ -65,6 +74,10 @@ struct ExchangeFacts {
   uint32_t retransmitted_segments = 0;  // sent again between the request's start and the end
   std::vector<Retransmission> retransmissions;  // those, in time order
   uint32_t srtt_us = 0;  // latest smoothed RTT known at the exchange's end; 0 unknown
+  // Server: from the request's first byte arriving to the read that took it; unknown when no
+  // arrival record covers that byte.
+  bool has_receive_queue_wait = false;
+  uint64_t receive_queue_wait_ns = 0;
 };
 
 struct NetCounters {
@@ -80,6 +93,7 @@ struct NetCounters {
 class TcpFacts {
  public:
   static constexpr size_t kMaxRetransmissionsKept = 64;
+  static constexpr size_t kMaxArrivalsKept = 16;
   // How long a closed connection's facts stay for exchanges finished at its close.
   static constexpr uint64_t kClosedGraceNs = 5'000'000'000;
 
@@ -102,6 +116,7 @@ class TcpFacts {
   void on_tcp(ConnectionFacts& f, const Event& e);
   void note_rtt(ConnectionFacts& f, const TcpCounters& c);
   void evict_one();
+  static void receive_queue_wait(const ConnectionFacts& f, const Exchange& ex, ExchangeFacts& out);
 
   size_t max_connections_;
   std::unordered_map<uint64_t, ConnectionFacts> facts_;

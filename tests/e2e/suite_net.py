@@ -118,11 +118,22 @@ table inet weftsyn {{
 }}""")
     out = ctx.path("spans.jsonl")
     events_weft = start_weft(ctx, ["events", "--json", "--port", str(net.port)], label="events")
-    run_weft = start_weft(ctx, ["run", "--exporter", "otlp-file", "--output", out, "--trace-wait", "0.2"],
-                          label="run")
+    metrics_port = free_port()
+    run_weft = start_weft(ctx, ["run", "--exporter", "otlp-file", "--output", out, "--trace-wait", "0.2",
+                                "--metrics-address", f"127.0.0.1:{metrics_port}"], label="run")
     _, r = curl(ctx, ["-o", "/dev/null", f"http://{NS_IP}:{net.port}/small.txt"])
     eq(r.returncode, 0, f"curl ({r.stderr.decode(errors='replace').strip()})")
     wait_until(lambda: any(e["kind"] == "close" for e in events_weft.events()), 10, "the connection's close")
+    connects = {}
+
+    def connect_histogram():
+        _, r = curl(ctx, [f"http://127.0.0.1:{metrics_port}/metrics"])
+        eq(r.returncode, 0, "scraping weft's /metrics")
+        for line in r.stdout.decode().splitlines():
+            if line.startswith("weft_tcp_connect_duration_seconds") and f'server_address="{NS_IP}"' in line:
+                connects[line.rsplit(" ", 1)[0]] = float(line.rsplit(" ", 1)[1])
+        return connects
+    wait_until(connect_histogram, 5, f"weft_tcp_connect_duration_seconds series for {NS_IP}")
     events_weft.stop()
     run_weft.stop()
     events_weft.expect_clean_exit()
@@ -145,6 +156,11 @@ table inet weftsyn {{
     duration = float(span["attrs"].get("weft.tcp.connect.duration", 0))
     check(duration >= 0.9, f"weft.tcp.connect.duration={duration}, expected >= 0.9; attrs: {span['attrs']}")
     eq(span["attrs"].get("weft.tcp.connect.syn_retransmits"), "1", "weft.tcp.connect.syn_retransmits")
+    count = [v for k, v in connects.items() if k.startswith("weft_tcp_connect_duration_seconds_count")]
+    below = [v for k, v in connects.items() if 'le="0.5"' in k]
+    above = [v for k, v in connects.items() if 'le="2.5"' in k]
+    eq((count, below, above), ([1.0], [0.0], [1.0]),
+       f"connect histogram (count, bucket le=0.5, bucket le=2.5) for {NS_IP}: {connects}")
 
 
 def connection_retransmits(events, port):
@@ -193,3 +209,67 @@ table netdev weftloss {{
     eq(total, after - before, f"segments weft saw retransmitted vs the namespace's RetransSegs delta ({per})")
     for cookie, c in per.items():
         eq(c["segments"], c["closed_total"], f"connection {cookie}: retransmitted segments vs total_retrans at close")
+
+
+SLOW_SERVER = r"""
+import socket, sys, time
+port, ip, pause, where = int(sys.argv[1]), sys.argv[2], float(sys.argv[3]), sys.argv[4]
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind((ip, port))
+srv.listen(8)
+print("ready", flush=True)
+while True:
+    conn, _ = srv.accept()
+    if where == "before-read":
+        time.sleep(pause)  # the request waits in the receive queue
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = conn.recv(4096)
+        if not chunk:
+            break
+        head += chunk
+    if where == "before-write":
+        time.sleep(pause)  # the application works: nothing waits in the queue
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n")
+    conn.close()
+"""
+
+
+def slow_server_span(ctx, net, where, pause):
+    """The server span of one curl request to a server in the namespace that sleeps `pause`
+    seconds `where` ("before-read" or "before-write")."""
+    port = free_port()
+    server = ctx.spawn(net.in_ns(sys.executable, "-c", SLOW_SERVER, str(port), NS_IP, str(pause), where),
+                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    check(server.stdout.readline().strip() == b"ready", "the slow server did not start")
+    out = ctx.path(f"spans-{where}.jsonl")
+    weft = start_weft(ctx, ["run", "--exporter", "otlp-file", "--output", out, "--trace-wait", "0.2"],
+                      label=f"run-{where}")
+    _, r = curl(ctx, ["-o", "/dev/null", f"http://{NS_IP}:{port}/slow"])
+    eq(r.returncode, 0, f"curl ({r.stderr.decode(errors='replace').strip()})")
+
+    def server_spans():
+        return [s for s in otlp_spans(out) if s["kind"] == 2 and s["attrs"].get("url.path") == "/slow"]
+    wait_until(lambda: server_spans(), 10, "the server span of the request")
+    weft.stop()
+    weft.expect_clean_exit()
+    return harness.one(server_spans(), "server span")
+
+
+@case(timeout=60)
+def net_receive_queue_wait(ctx):
+    """A server that sleeps 0.5 s before reading: its span's weft.tcp.receive_queue.wait is about
+    the sleep; one that sleeps before writing instead shows (almost) none: the time is the
+    application's."""
+    net = lab()
+    waited = slow_server_span(ctx, net, "before-read", 0.5)
+    wait = float(waited["attrs"].get("weft.tcp.receive_queue.wait", -1))
+    check(0.45 <= wait <= 0.7, f"sleep before read: weft.tcp.receive_queue.wait={wait}, expected ~0.5; "
+                               f"attrs: {waited['attrs']}")
+    worked = slow_server_span(ctx, net, "before-write", 0.5)
+    wait = float(worked["attrs"].get("weft.tcp.receive_queue.wait", -1))
+    check(0 <= wait < 0.05, f"sleep before write: weft.tcp.receive_queue.wait={wait}, expected ~0; "
+                            f"attrs: {worked['attrs']}")
+    duration = (int(worked["endTimeUnixNano"]) - int(worked["startTimeUnixNano"])) / 1e9
+    check(duration >= 0.45, f"the span of the server that sleeps before writing lasts {duration} s")

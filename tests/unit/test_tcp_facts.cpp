@@ -119,6 +119,29 @@ TEST_CASE("retransmissions count in the exchange whose time they fall in") {
   CHECK(facts.find(kCookie)->retransmitted_segments == 3);
 }
 
+TEST_CASE("receive-queue wait: from the arrival that holds the request's first byte to its read") {
+  TcpFacts facts;
+  Event accept = lifecycle(EventKind::Accept, 1 * kMs);
+  accept.role = Role::Server;
+  facts.on_event(accept);
+  Event queued = tcp(TcpWhat::DataQueued, 100 * kMs, 1);
+  queued.tcp_seq = 0xfffffff0;  // the range wraps around 2^32
+  queued.tcp_end_seq = 0x40;
+  facts.on_event(queued);
+  Exchange ex = client_exchange(600 * kMs, 601 * kMs, 0);
+  ex.side = Role::Server;
+  ex.request.tcp_seq = 0xfffffff0;
+  ExchangeFacts f = facts.for_exchange(ex);
+  CHECK(f.has_receive_queue_wait);
+  CHECK(f.receive_queue_wait_ns == 500 * kMs);
+
+  ex.request.tcp_seq = 0x50;  // came in a later segment of the batch: unknown, not guessed
+  CHECK_FALSE(facts.for_exchange(ex).has_receive_queue_wait);
+  ex.request.tcp_seq = 0xfffffff0;
+  ex.request.start_ns = 50 * kMs;  // read before any recorded arrival
+  CHECK_FALSE(facts.for_exchange(ex).has_receive_queue_wait);
+}
+
 TEST_CASE("a failed connect ends the connection's facts; closed ones are forgotten after a grace") {
   TcpFacts facts;
   int closed = 0;
