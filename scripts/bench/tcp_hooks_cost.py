@@ -59,7 +59,8 @@ def one_round(weft, url, requests):
     try:
         wait_capturing(proc)
         before = program_stats(proc.pid)
-        subprocess.run(["curl", "-s", "-o", "/dev/null", "-H", "Connection: close"] + [url] * requests, check=True)
+        subprocess.run(["curl", "-s", "-H", "Connection: close"] + [url] * requests, check=True,
+                       stdout=subprocess.DEVNULL)
         time.sleep(0.5)  # closes (TIME_WAIT is after TCP_CLOSE) and the last arrivals
         after = program_stats(proc.pid)
     finally:

@@ -35,7 +35,7 @@ const std::vector<HookSpec>& hook_table() {
       {"tcp__data_ready", "tp_btf/sk_data_ready", false, false,
        "when a server's request bytes arrived, for the time they waited before the read",
        "no receive-queue wait on server spans",
-       [](weft_bpf* s) { return s->progs.tcp__data_ready; }},
+       [](weft_bpf* s) { return s->progs.tcp__data_ready; }, true},
       {"conn__accept4", "tracepoint/syscalls/sys_exit_accept4", false, true,
        "accept4() returning a TCP socket: accepting pid, tid and fd",
        "exact accept4() times; accepts are reported at the server's first bytes instead",

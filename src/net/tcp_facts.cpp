@@ -34,6 +34,10 @@ void TcpFacts::on_event(const Event& e) {
       f.connect_end_ns = e.mono_ns;
       f.connect_duration_ns = e.duration_ns;
       f.connect_result = e.result;
+      // A clean handshake has no TCP record: SYN to SYN-ACK was the first RTT sample.
+      if (e.result == 0 && f.srtt_us == 0 && f.handshake_retransmits == 0)
+        note_rtt(f, TcpCounters{.srtt_us = static_cast<uint32_t>(e.duration_ns / 1000),
+                                .min_rtt_us = static_cast<uint32_t>(e.duration_ns / 1000)});
       if (e.result != 0) {  // a failed connect ends the connection: no close follows
         ++counters_.failed_connects;
         f.closed = true;
@@ -175,7 +179,8 @@ ExchangeFacts TcpFacts::for_exchange(const Exchange& ex) const {
 // The latest arrival before the read whose range holds the request's first byte: that byte
 // has been in the queue since then. A byte that came in a later segment of the same batch
 // (no record: the queue was not empty) would give a bound, not the wait, so it gives nothing.
-void TcpFacts::receive_queue_wait(const ConnectionFacts& f, const Exchange& ex, ExchangeFacts& out) {
+void TcpFacts::receive_queue_wait(const ConnectionFacts& f, const Exchange& ex,
+                                  ExchangeFacts& out) {
   for (auto it = f.arrivals.rbegin(); it != f.arrivals.rend(); ++it) {
     if (it->mono_ns > ex.request.start_ns) continue;
     if (!seq_within(ex.request.tcp_seq, it->seq, it->end_seq)) return;

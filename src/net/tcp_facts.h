@@ -48,7 +48,7 @@ struct ConnectionFacts {
   uint64_t retransmitted_segments = 0;          // after the handshake, from tcp_retransmit_skb
   std::vector<Retransmission> retransmissions;  // the last kMaxRetransmissionsKept
   uint64_t retransmissions_forgotten = 0;       // older ones no longer in the list
-  std::vector<Arrival> arrivals;  // the last kMaxArrivalsKept (server connections)
+  std::vector<Arrival> arrivals;                // the last kMaxArrivalsKept (server connections)
   uint32_t resets_sent = 0;
   uint32_t resets_received = 0;
   // RTT: the latest smoothed value and the range of smoothed values seen (microseconds).

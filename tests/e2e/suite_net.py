@@ -244,8 +244,8 @@ def slow_server_span(ctx, net, where, pause):
                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     check(server.stdout.readline().strip() == b"ready", "the slow server did not start")
     out = ctx.path(f"spans-{where}.jsonl")
-    weft = start_weft(ctx, ["run", "--exporter", "otlp-file", "--output", out, "--trace-wait", "0.2"],
-                      label=f"run-{where}")
+    weft = start_weft(ctx, ["run", "--exporter", "otlp-file", "--output", out, "--trace-wait", "0.2",
+                            "--receive-queue-wait"], label=f"run-{where}")
     _, r = curl(ctx, ["-o", "/dev/null", f"http://{NS_IP}:{port}/slow"])
     eq(r.returncode, 0, f"curl ({r.stderr.decode(errors='replace').strip()})")
 

@@ -105,6 +105,15 @@ TEST_CASE("a connect with a SYN sent twice: its first exchange carries both, a l
   CHECK(facts.counters().handshake_retransmits == 1);
 }
 
+TEST_CASE("a clean handshake sends no TCP record: its connect time is the first RTT sample") {
+  TcpFacts facts;
+  Event connect = lifecycle(EventKind::Connect, 10 * kMs);
+  connect.duration_ns = 250'000;
+  facts.on_event(connect);
+  CHECK(facts.find(kCookie)->srtt_us == 250);
+  CHECK(facts.for_exchange(client_exchange(11 * kMs, 12 * kMs, 0)).srtt_us == 250);
+}
+
 TEST_CASE("retransmissions count in the exchange whose time they fall in") {
   TcpFacts facts;
   facts.on_event(lifecycle(EventKind::Connect, 1 * kMs));
