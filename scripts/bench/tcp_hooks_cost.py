@@ -5,7 +5,7 @@ page N times with `Connection: close` from python3 http.server on loopback while
 traces; kernel.bpf_stats_enabled=1; run_time_ns/run_cnt of the weft process's own programs are
 read from /proc/PID/fdinfo (another weft on the machine is not counted).
 
-    sudo scripts/bench/tcp_hooks_cost.py [--requests N] [--rounds R] WEFT [WEFT...]
+    sudo scripts/bench/tcp_hooks_cost.py [--requests N] [--rounds R] [--weft-args=FLAGS] WEFT...
 
 Binaries are interleaved round by round. Prints, per round and program, ns per run and runs per
 request, and all programs' ns per request."""
@@ -53,8 +53,8 @@ def wait_capturing(proc):
     sys.exit(f"weft exited before capturing ({proc.wait()})")
 
 
-def one_round(weft, url, requests):
-    proc = subprocess.Popen([weft, "run", "--exporter", "otlp-file", "--output", "/dev/null"],
+def one_round(weft, url, requests, extra):
+    proc = subprocess.Popen([weft, "run", "--exporter", "otlp-file", "--output", "/dev/null"] + extra,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         wait_capturing(proc)
@@ -74,6 +74,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--weft-args", default="", help="more flags for weft run, e.g. --receive-queue-wait")
     parser.add_argument("wefts", nargs="+")
     args = parser.parse_args()
     stats_before = open("/proc/sys/kernel/bpf_stats_enabled").read().strip()
@@ -89,7 +90,7 @@ def main():
         url = f"http://127.0.0.1:{port}/page.txt"
         for r in range(args.rounds):
             for weft in args.wefts:
-                stats = one_round(weft, url, args.requests)
+                stats = one_round(weft, url, args.requests, args.weft_args.split())
                 total = sum(t for t, _ in stats.values())
                 print(f"round {r + 1} {weft}: all programs {total / args.requests:.0f} ns per request")
                 for name, (t, n) in sorted(stats.items()):
