@@ -170,6 +170,18 @@ TEST_CASE("a failed connect ends the connection's facts; closed ones are forgott
   CHECK(facts.size() == 0);
 }
 
+TEST_CASE("the table is bounded: one more connection than it holds evicts one, counted") {
+  TcpFacts facts(2);
+  for (uint64_t cookie = 1; cookie <= 3; ++cookie) {
+    Event e = lifecycle(EventKind::Connect, cookie * kMs);
+    e.cookie = cookie;
+    facts.on_event(e);
+  }
+  CHECK(facts.size() == 2);
+  CHECK(facts.counters().evicted == 1);
+  CHECK(facts.counters().connections == 3);
+}
+
 TEST_CASE("the span carries connect time, retransmissions and one event per retransmission") {
   ExchangeFacts f;
   f.opened_connection = true;
