@@ -273,6 +273,8 @@ static __always_inline void on_untracked_state(const struct sock *sk, __u64 cook
 	}
 }
 
+#include "tcp_programs.h"
+
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(conn__state, const struct sock *sk, const int oldstate, const int newstate)
 {
@@ -291,6 +293,7 @@ int BPF_PROG(conn__state, const struct sock *sk, const int oldstate, const int n
 		if (bpf_map_update_elem(&weft_conns, &cookie, &st, BPF_NOEXIST) &&
 		    !bpf_map_lookup_elem(&weft_conns, &cookie))
 			count_loss(WEFT_LOSS_MAP_FULL);
+		tcp_note_state(sk, cookie, &st, oldstate, newstate);
 		return 0;
 	}
 
@@ -299,6 +302,7 @@ int BPF_PROG(conn__state, const struct sock *sk, const int oldstate, const int n
 		on_untracked_state(sk, cookie, oldstate, newstate);
 		return 0; /* weft never saw data or a handshake on it: nothing to report */
 	}
+	tcp_note_state(sk, cookie, st, oldstate, newstate);
 	if (oldstate == TCP_SYN_SENT && newstate == TCP_ESTABLISHED) {
 		emit_conn_event(sk, cookie, WEFT_EVENT_CONNECT, st, 0, 0);
 		st->start_ns = bpf_ktime_get_ns();

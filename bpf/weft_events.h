@@ -22,6 +22,7 @@ enum weft_event_kind {
 	WEFT_EVENT_ACCEPT = 3,   /* accept()/accept4() returned a TCP socket */
 	WEFT_EVENT_CLOSE = 4,    /* the connection reached TCP_CLOSE */
 	WEFT_EVENT_EXISTING = 5, /* a connection open before weft started (from userspace scan) */
+	WEFT_EVENT_TCP = 6,      /* what the kernel's TCP did to a connection (struct weft_tcp_event) */
 };
 
 enum weft_direction {
@@ -203,6 +204,41 @@ struct weft_conn_event {
 	__u64 duration_ns;    /* CONNECT: SYN sent to result; CLOSE: lifetime when known */
 	__u64 bytes_sent;     /* CLOSE: stream totals seen by weft */
 	__u64 bytes_received;
+};
+
+/* What a TCP record (WEFT_EVENT_TCP) reports; docs/network.md. */
+enum weft_tcp_what {
+	WEFT_TCP_RETRANSMIT = 1,     /* tcp_retransmit_skb sent a segment again (a SYN in SYN_SENT) */
+	WEFT_TCP_RESET_SENT = 2,     /* this side sent a RST on the connection */
+	WEFT_TCP_RESET_RECEIVED = 3, /* the peer's RST was accepted */
+	WEFT_TCP_ESTABLISHED = 4,    /* handshake done: first RTT sample, handshake retransmissions */
+	WEFT_TCP_CLOSED = 5,         /* the connection reached TCP_CLOSE: the socket's final counters */
+	/* A server socket's receive queue got bytes after the application had read (sk_data_ready):
+	 * seq = copied_seq (next byte the application reads), end_seq = rcv_nxt. Once per batch of
+	 * arrivals between two reads, not per segment. */
+	WEFT_TCP_DATA_QUEUED = 6,
+};
+
+/* The socket's own counters (struct tcp_sock) at the moment of a TCP record. */
+struct weft_tcp_counters {
+	__u32 srtt_us;       /* smoothed RTT (srtt_us >> 3); 0 before the first sample */
+	__u32 rttvar_us;     /* mean deviation (mdev_us >> 2) */
+	__u32 min_rtt_us;    /* lowest RTT seen (windowed minimum); ~0U before the first sample */
+	__u32 total_retrans; /* segments retransmitted so far, handshake included (kernel's count) */
+	__u64 bytes_acked;   /* bytes the peer acknowledged (RFC 4898 tcpEStatsAppHCThruOctetsAcked) */
+	__u64 bytes_received; /* bytes received in order (tcpEStatsAppHCThruOctetsReceived) */
+};
+
+struct weft_tcp_event {
+	struct weft_event_header hdr;
+	struct weft_tcp_counters counters; /* zero for a socket that is no full TCP socket */
+	__u32 seq;     /* RETRANSMIT: first sequence number of the segment; DATA_QUEUED: copied_seq */
+	__u32 end_seq; /* RETRANSMIT: sequence number after it (SYN and FIN count one); DATA_QUEUED:
+			* rcv_nxt */
+	__s32 detail;  /* RETRANSMIT: the send's error (0 sent); RESET_SENT: enum sk_rst_reason */
+	__u16 segs;    /* RETRANSMIT: segments the retransmitted buffer holds (TSO/GSO) */
+	__u8 what;     /* enum weft_tcp_what */
+	__u8 state;    /* TCP state of the socket when it happened (TCP_ESTABLISHED = 1, ...) */
 };
 
 /* Per-connection state kept in the kernel, keyed by socket cookie. Userspace writes it too,

@@ -45,7 +45,7 @@ BACKPORT_PACKAGES=(libbpf-dev bpftool opentelemetry-cpp-dev libopentelemetry-pro
 BACKPORT_PACKAGES+=(golang-go)
 # Real peers and tools used by the end-to-end tests and benchmarks: the OTLP test receiver
 # decodes with Debian's protobuf and gRPC for Python, promtool checks /metrics.
-TEST_PACKAGES=(nginx-light curl python3 iproute2 valgrind wrk python3-protobuf python3-grpcio openssl
+TEST_PACKAGES=(nginx-light curl python3 iproute2 nftables valgrind wrk python3-protobuf python3-grpcio openssl
   prometheus)
 # The inference tests' thread-pool service (com.sun.net.httpserver, run as `java Service.java`).
 TEST_PACKAGES+=(openjdk-17-jdk-headless)

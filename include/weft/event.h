@@ -11,7 +11,14 @@
 
 namespace weft {
 
-enum class EventKind : uint16_t { Data = 1, Connect = 2, Accept = 3, Close = 4, Existing = 5 };
+enum class EventKind : uint16_t {
+  Data = 1,
+  Connect = 2,
+  Accept = 3,
+  Close = 4,
+  Existing = 5,
+  Tcp = 6,  // what the kernel's TCP did to a connection (docs/network.md)
+};
 enum class Direction : uint8_t { Send = 0, Recv = 1 };
 enum class Role : uint8_t { Unknown = 0, Client = 1, Server = 2 };
 
@@ -33,6 +40,27 @@ struct CaptureVerdict {
 
 // Whose bytes a data event carries (enum weft_byte_source); each has its own positions.
 enum class ByteSource : uint8_t { Socket = 0, TlsLibrary = 1 };
+
+// What a Tcp event reports (enum weft_tcp_what).
+enum class TcpWhat : uint8_t {
+  Retransmit = 1,     // a segment sent again (a SYN while connecting)
+  ResetSent = 2,      // this side sent a RST
+  ResetReceived = 3,  // the peer's RST was accepted
+  Established = 4,    // handshake done: first RTT sample, handshake retransmissions
+  Closed = 5,         // the connection reached TCP_CLOSE: the socket's final counters
+  DataQueued = 6,     // a server's receive queue got bytes after a read: tcp_seq = copied_seq,
+                      // tcp_end_seq = rcv_nxt
+};
+
+// The socket's own counters (struct tcp_sock) when a Tcp event was raised.
+struct TcpCounters {
+  uint32_t srtt_us = 0;         // smoothed RTT; 0 before the first sample
+  uint32_t rttvar_us = 0;       // its mean deviation
+  uint32_t min_rtt_us = 0;      // lowest RTT seen; ~0u before the first sample
+  uint32_t total_retrans = 0;   // segments retransmitted so far, handshake included
+  uint64_t bytes_acked = 0;     // bytes the peer acknowledged
+  uint64_t bytes_received = 0;  // bytes received in order
+};
 
 struct Endpoint {
   std::array<uint8_t, 16> addr{};  // IPv4 as v4-mapped IPv6
@@ -91,6 +119,14 @@ struct Event {
   uint64_t bytes_sent = 0;
   uint64_t bytes_received = 0;
 
+  // Tcp events (tcp_seq above is a retransmitted segment's first sequence number).
+  TcpWhat tcp_what = TcpWhat::Retransmit;
+  uint8_t tcp_state = 0;     // TCP state of the socket (1 ESTABLISHED, 2 SYN_SENT, ...)
+  uint16_t tcp_segs = 0;     // Retransmit: segments sent again
+  uint32_t tcp_end_seq = 0;  // Retransmit: sequence number after the segment
+  int32_t tcp_detail = 0;    // ResetSent: the kernel's reason (enum sk_rst_reason)
+  TcpCounters tcp;
+
   bool truncated() const;
   // The syscall's last record: its uncaptured rest (if any) will never be seen.
   bool last_chunk() const;
@@ -109,6 +145,7 @@ struct Event {
 const char* to_string(EventKind kind);
 const char* to_string(Direction direction);
 const char* to_string(Role role);
+const char* to_string(TcpWhat what);
 const char* syscall_name(uint16_t syscall);
 
 // Decodes one record as the BPF programs write it (struct weft_*_event). Returns nothing and

@@ -168,6 +168,43 @@ bool Event::skipped() const {
   return flags & WEFT_DATA_SKIPPED;
 }
 
+namespace {
+
+bool decode_tcp(std::span<const uint8_t> raw, Event& e, std::string* error) {
+  if (raw.size() != sizeof(weft_tcp_event)) return fail(error, "TCP record has the wrong length");
+  auto t = load<weft_tcp_event>(raw);
+  if (t.what < WEFT_TCP_RETRANSMIT || t.what > WEFT_TCP_DATA_QUEUED)
+    return fail(error, "TCP record of unknown type " + std::to_string(t.what));
+  decode_header(t.hdr, e);
+  e.tcp_what = static_cast<TcpWhat>(t.what);
+  e.tcp_state = t.state;
+  e.tcp_seq = t.seq;
+  e.tcp_end_seq = t.end_seq;
+  e.tcp_segs = t.segs;
+  e.tcp_detail = t.detail;
+  e.tcp = TcpCounters{t.counters.srtt_us,       t.counters.rttvar_us,   t.counters.min_rtt_us,
+                      t.counters.total_retrans, t.counters.bytes_acked, t.counters.bytes_received};
+  return true;
+}
+
+std::vector<uint8_t> encode_tcp(const Event& e) {
+  weft_tcp_event t{};
+  encode_header(e, t.hdr);
+  t.what = static_cast<uint8_t>(e.tcp_what);
+  t.state = e.tcp_state;
+  t.seq = e.tcp_seq;
+  t.end_seq = e.tcp_end_seq;
+  t.segs = e.tcp_segs;
+  t.detail = e.tcp_detail;
+  t.counters = {e.tcp.srtt_us,       e.tcp.rttvar_us,   e.tcp.min_rtt_us,
+                e.tcp.total_retrans, e.tcp.bytes_acked, e.tcp.bytes_received};
+  std::vector<uint8_t> out(sizeof(t));
+  std::memcpy(out.data(), &t, sizeof(t));
+  return out;
+}
+
+}  // namespace
+
 const char* to_string(EventKind kind) {
   switch (kind) {
     case EventKind::Data:
@@ -180,6 +217,26 @@ const char* to_string(EventKind kind) {
       return "close";
     case EventKind::Existing:
       return "existing";
+    case EventKind::Tcp:
+      return "tcp";
+  }
+  return "unknown";
+}
+
+const char* to_string(TcpWhat what) {
+  switch (what) {
+    case TcpWhat::Retransmit:
+      return "retransmit";
+    case TcpWhat::ResetSent:
+      return "reset_sent";
+    case TcpWhat::ResetReceived:
+      return "reset_received";
+    case TcpWhat::Established:
+      return "established";
+    case TcpWhat::Closed:
+      return "closed";
+    case TcpWhat::DataQueued:
+      return "data_queued";
   }
   return "unknown";
 }
@@ -220,6 +277,8 @@ bool decode_event_into(std::span<const uint8_t> raw, Event& e, std::string* erro
     case WEFT_EVENT_CLOSE:
     case WEFT_EVENT_EXISTING:
       return decode_conn(raw, e, error);
+    case WEFT_EVENT_TCP:
+      return decode_tcp(raw, e, error);
   }
   return fail(error, "record of unknown kind " + std::to_string(kind));
 }
@@ -249,6 +308,7 @@ std::vector<uint8_t> encode_event(const Event& e) {
     if (!e.data.empty()) std::memcpy(out.data() + sizeof(d), e.data.data(), e.data.size());
     return out;
   }
+  if (e.kind == EventKind::Tcp) return encode_tcp(e);
   weft_conn_event c{};
   encode_header(e, c.hdr);
   c.result = e.result;

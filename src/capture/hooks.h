@@ -19,6 +19,8 @@ struct HookSpec {
   std::string_view provides;
   std::string_view lost_without;
   bpf_program* (*find)(weft_bpf*);
+  // Runs for every segment that arrives on any socket: off unless --receive-queue-wait.
+  bool costs_every_segment = false;
 };
 
 const std::vector<HookSpec>& hook_table();

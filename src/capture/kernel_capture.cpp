@@ -153,6 +153,11 @@ bool KernelCapture::load(const CaptureConfig& config, std::string* error) {
       hooks_.push_back(
           {&spec, HookState::Skipped, "off by default: it slows every syscall; --exact-accept"});
     }
+    if (spec.costs_every_segment && !config.receive_queue_wait && !listed) {
+      bpf_program__set_autoload(spec.find(skel_), false);
+      hooks_.push_back({&spec, HookState::Skipped,
+                        "off by default: it runs for every arriving segment; --receive-queue-wait"});
+    }
   }
   for (const HookSpec& spec : hook_table()) {
     bool disabled = false;

@@ -30,6 +30,9 @@ struct CaptureConfig {
   // Attach the accept() syscall tracepoints for exact accept times. Off by default: any
   // syscall tracepoint sends every syscall on the machine through the slow path.
   bool exact_accept = false;
+  // Attach sk_data_ready for the receive-queue wait of server spans. Off by default: it runs
+  // for every arriving segment of every socket (docs/performance.md, "Kernel TCP facts").
+  bool receive_queue_wait = false;
   // Uprobes on the TLS libraries processes map (OpenSSL 3 and 1.1): their plaintext replaces
   // the ciphertext of the connection.
   bool tls = true;

@@ -160,6 +160,13 @@ std::string format_event_text(const Event& e) {
       break;
     case EventKind::Existing:
       break;
+    case EventKind::Tcp:
+      line += " " + std::string(to_string(e.tcp_what)) + " state=" + std::to_string(e.tcp_state);
+      if (e.tcp_what == TcpWhat::Retransmit)
+        line += " seq=" + std::to_string(e.tcp_seq) + " segs=" + std::to_string(e.tcp_segs);
+      line += " srtt=" + std::to_string(e.tcp.srtt_us) +
+              "us retrans=" + std::to_string(e.tcp.total_retrans);
+      break;
   }
   return line;
 }
@@ -220,6 +227,20 @@ std::string format_event_json(const Event& e) {
       j["duration_ns"] = e.duration_ns;
       break;
     case EventKind::Existing:
+      break;
+    case EventKind::Tcp:
+      j["tcp"] = {{"what", to_string(e.tcp_what)},
+                  {"state", e.tcp_state},
+                  {"seq", e.tcp_seq},
+                  {"end_seq", e.tcp_end_seq},
+                  {"segs", e.tcp_segs},
+                  {"detail", e.tcp_detail},
+                  {"srtt_us", e.tcp.srtt_us},
+                  {"rttvar_us", e.tcp.rttvar_us},
+                  {"min_rtt_us", e.tcp.min_rtt_us},
+                  {"total_retrans", e.tcp.total_retrans},
+                  {"bytes_acked", e.tcp.bytes_acked},
+                  {"bytes_received", e.tcp.bytes_received}};
       break;
   }
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);

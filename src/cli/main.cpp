@@ -50,6 +50,9 @@ void add_capture_options(CLI::App& cmd, CaptureConfig& c) {
   cmd.add_flag(
       "--exact-accept", c.exact_accept,
       "Attach the accept() syscall tracepoints for exact accept times (slows every syscall)");
+  cmd.add_flag("--receive-queue-wait", c.receive_queue_wait,
+               "Attach sk_data_ready: how long each request waited in the server's receive queue "
+               "(runs for every arriving segment)");
   cmd.add_option("--disable-hook", c.disabled_hooks,
                  "Do not attach this optional hook (program or attach name; repeatable)");
 }

@@ -15,6 +15,9 @@
 #include "metrics/metrics_registry.h"
 #include "metrics/metrics_server.h"
 #include "metrics/self_snapshot.h"
+#include "net/span_facts.h"
+#include "net/tcp_facts.h"
+#include "net/tcp_metrics.h"
 #include "trace/span_builder.h"
 #include "trace/stitcher.h"
 #include "trace/thread_evidence_feed.h"
@@ -157,11 +160,14 @@ int run_traces(const RunOptions& options) {
       [&](trace::Span& s) { spans.describe(s); });
   bool record_metrics = metrics_server || pusher;
   uint64_t now_wall = 0;
+  net::TcpFacts tcp_facts;  // fed before the tracker: an exchange finds what preceded its end
   trace::TraceFeed feed(stitcher, wall_offset, [&](Exchange&& ex) {
     auto shared = std::make_shared<const Exchange>(std::move(ex));
+    net::ExchangeFacts kernel_facts = tcp_facts.for_exchange(*shared);
     bool labels_need_attributes = record_metrics && !shared->protocol->has_metric_labels();
     trace::Span span = labels_need_attributes ? spans.build(std::move(shared))
                                               : spans.build_deferred(std::move(shared));
+    net::annotate_span(kernel_facts, wall_offset, span);
     if (record_metrics) registry.record_span(span);  // every request counts, sampled or not
     stitcher.add(std::move(span), now_wall);
   });
@@ -183,11 +189,14 @@ int run_traces(const RunOptions& options) {
       stream, options.duration_s,
       [&](Event&& e) {
         now_wall = std::max(now_wall, e.mono_ns + wall_offset);
+        tcp_facts.on_event(e);
+        if (record_metrics) net::record_connect(registry, e);
         tracker.on_event(e);
       },
       [&](uint64_t now_mono) {
         now_wall = std::max(now_wall, now_mono + wall_offset);
         tracker.expire_idle(now_mono);
+        tcp_facts.expire(now_mono);
         stitcher.flush_ready(now_wall);
         if (now_mono - self_published_at >= kSelfMetricsPeriodNs) {  // weft's own counters, ~1/s
           publish_self();

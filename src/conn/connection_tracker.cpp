@@ -55,6 +55,7 @@ ConnectionTracker::ConnectionTracker(TrackerConfig config,
 ConnectionTracker::~ConnectionTracker() = default;
 
 void ConnectionTracker::on_event(const Event& event) {
+  if (event.kind == EventKind::Tcp) return;  // kernel TCP facts: net::TcpFacts keeps them
   if (event.kind == EventKind::Close) {
     if (!connections_.contains(event.cookie)) return;
     finish(event.cookie);

@@ -290,7 +290,23 @@ uint32_t span_flags(const trace::Span& s) {
 size_t span_bound(const trace::Span& s) {
   size_t n = 128 + string_bound(s.tracestate) + string_bound(s.name);
   for (const auto& a : s.attributes) n += key_value_bound(a);
+  for (const auto& ev : s.events) {
+    n += 16 + string_bound(ev.name);
+    for (const auto& a : ev.attributes) n += key_value_bound(a);
+  }
   return n;
+}
+
+// trace.proto Span.Event, as Span field 11: {1: time, 2: name, 3: attributes}.
+char* put_span_event(char* p, const trace::SpanEvent& ev) {
+  *p++ = tag(11, kLen);
+  char* len_at = p;
+  p += 2;  // an event with a few attributes stays below 16 KiB
+  *p++ = tag(1, kFixed64);
+  p = put_fixed(p, ev.time_ns);
+  p = put_string(p, tag(2, kLen), ev.name);
+  for (const auto& a : ev.attributes) p = put_key_value(p, tag(3, kLen), a);
+  return close_len(len_at, p, 2);
 }
 
 // trace.proto Span, as ScopeSpans field 2.
@@ -322,6 +338,7 @@ char* put_span(char* p, const trace::Span& s) {
     p = put_fixed(p, s.end_ns);
   }
   for (const auto& a : s.attributes) p = put_key_value(p, tag(9, kLen), a);
+  for (const auto& ev : s.events) p = put_span_event(p, ev);
   if (s.status != trace::StatusCode::Unset) {  // Status {3: code}; no message
     *p++ = tag(15, kLen);
     *p++ = 2;
@@ -608,7 +625,30 @@ char* put_json_attribute(char* p, const Attribute& a) {
 size_t json_span_bound(const trace::Span& s) {
   size_t n = 384 + json_string_bound(s.name) + json_string_bound(s.tracestate);
   for (const auto& a : s.attributes) n += json_attribute_bound(a);
+  for (const auto& ev : s.events) {
+    n += 64 + json_string_bound(ev.name);
+    for (const auto& a : ev.attributes) n += json_attribute_bound(a);
+  }
   return n;
+}
+
+char* put_json_span_events(char* p, const std::vector<trace::SpanEvent>& events) {
+  p = put(p, ",\"events\":[");
+  for (size_t i = 0; i < events.size(); ++i) {
+    if (i) *p++ = ',';
+    p = put(p, "{\"attributes\":[");
+    for (size_t j = 0; j < events[i].attributes.size(); ++j) {
+      if (j) *p++ = ',';
+      p = put_json_attribute(p, events[i].attributes[j]);
+    }
+    p = put(p, "],\"name\":");
+    p = put_json_string(p, events[i].name);
+    p = put(p, ",\"timeUnixNano\":\"");
+    p = put_integer(p, events[i].time_ns);
+    p = put(p, "\"}");
+  }
+  *p++ = ']';
+  return p;
 }
 
 char* put_json_span(char* p, const trace::Span& s) {
@@ -617,9 +657,12 @@ char* put_json_span(char* p, const trace::Span& s) {
     if (i) *p++ = ',';
     p = put_json_attribute(p, s.attributes[i]);
   }
-  p = put(p, "],\"endTimeUnixNano\":\"");
+  *p++ = ']';
+  p = put(p, ",\"endTimeUnixNano\":\"");
   p = put_integer(p, s.end_ns);
-  p = put(p, "\",\"flags\":");
+  p = put(p, "\"");
+  if (!s.events.empty()) p = put_json_span_events(p, s.events);
+  p = put(p, ",\"flags\":");
   p = put_integer(p, span_flags(s));
   p = put(p, ",\"kind\":");
   p = put_integer(p, static_cast<int>(s.kind));

@@ -162,6 +162,13 @@ void MetricsRegistry::record_span(const trace::Span& span) {
   observe(series_for(metric, std::move(labels)), metric.bounds_ns, duration_ns);
 }
 
+void MetricsRegistry::record_duration(const MetricFamily* family, SeriesLabels labels,
+                                      uint64_t duration_ns) {
+  std::lock_guard lock(mutex_);
+  DurationMetric& metric = metric_for(family);
+  observe(series_for(metric, std::move(labels)), metric.bounds_ns, duration_ns);
+}
+
 // A bounded label value a service has not used before is only taken while the service has room.
 bool MetricsRegistry::bounded_allowed(const DurationMetric& metric,
                                       const SeriesLabels& labels) const {

@@ -119,6 +119,9 @@ class MetricsRegistry {
   // Every span built, before sampling: sampling decides which traces are kept, while these
   // metrics count every request.
   void record_span(const trace::Span& span);
+  // One measurement of a family no protocol declares (weft.tcp.connect.duration: src/net/);
+  // the family must outlive the registry. Same limits as the spans' histograms.
+  void record_duration(const MetricFamily* family, SeriesLabels labels, uint64_t duration_ns);
   void set_self(const SelfSnapshot& self);
 
   MetricsSnapshot snapshot() const;

@@ -24,6 +24,13 @@ struct Resource {
   std::vector<Attribute> attributes;  // service.name first
 };
 
+// A moment inside a span (OTLP Span.Event), e.g. a TCP retransmission during the exchange.
+struct SpanEvent {
+  uint64_t time_ns = 0;  // wall clock, ns since the Unix epoch
+  std::string name;
+  std::vector<Attribute> attributes;
+};
+
 struct Span {
   TraceId trace_id{};
   SpanId span_id{};
@@ -35,6 +42,7 @@ struct Span {
   uint64_t end_ns = 0;
   StatusCode status = StatusCode::Unset;
   std::vector<Attribute> attributes;
+  std::vector<SpanEvent> events;  // usually none
   std::shared_ptr<const Resource> resource;
   bool sampled = true;
   // One short word for consoles ("200", "OK", "ERR"), from the exchange's protocol.

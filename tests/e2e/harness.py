@@ -402,6 +402,7 @@ KIND_FIELDS = {
     "accept": ("queued_ns",),
     "close": ("closed_by", "bytes_sent", "bytes_received", "duration_ns"),
     "existing": (),
+    "tcp": ("tcp",),  # kernel TCP facts (docs/network.md)
 }
 
 

@@ -35,6 +35,7 @@ import suite_robustness  # noqa: E402,F401
 import suite_sampling  # noqa: E402,F401
 import suite_tls  # noqa: E402,F401
 import suite_go_tls  # noqa: E402,F401
+import suite_net  # noqa: E402,F401
 
 
 class TestTimeout(Exception):

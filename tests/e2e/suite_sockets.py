@@ -389,6 +389,12 @@ def failed_connect(ctx):
     # Nothing listens on the port, so another process's outgoing connection could, rarely, get
     # it as its local port: look only at curl and this process.
     events = [e for e in events if e["pid"] in (pid, os.getpid())]
+    # The kernel's TCP facts (docs/network.md) say why: each socket received a reset while in
+    # SYN_SENT (2), then closed.
+    for p in (pid, os.getpid()):
+        tcp = [(e["tcp"]["what"], e["tcp"]["state"]) for e in events if e["kind"] == "tcp" and e["pid"] == p]
+        eq(tcp, [("reset_received", 2), ("closed", 2)], f"TCP records of pid {p}")
+    events = [e for e in events if e["kind"] != "tcp"]
     eq(sorted({e["kind"] for e in events}), ["connect"], f"event kinds; got:\n    {describe(events)}")
     eq(len(events), 2, f"connect events (curl + python); got:\n    {describe(events)}")
     by_pid = {e["pid"]: e for e in events}

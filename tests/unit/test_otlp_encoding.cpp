@@ -503,3 +503,30 @@ TEST_CASE("otlp resource extras: the SDK's telemetry.sdk.* and service.name, ove
   CHECK(extras.count("service.name") == 1);
   CHECK(std::get<std::string>(extras.at("deployment.environment.name")) == "prod");
 }
+
+TEST_CASE("otlp encoders: span events (tcp.retransmit) in protobuf and in JSON") {
+  auto r1 = fx::resource("front", 100);
+  auto r2 = fx::resource("back", 300);
+  std::vector<Trace> batch{fx::sample_trace(r1, r2)};
+  SpanEvent ev{1'700'000'000'500'000'000ull, "tcp.retransmit", {}};
+  ev.attributes.push_back({"weft.tcp.seq", int64_t{4000}});
+  ev.attributes.push_back({"weft.tcp.segments", int64_t{2}});
+  batch[0].spans[0].events = {ev, ev};
+  batch[0].spans[0].events[1].time_ns += 7;
+
+  auto check_events = [](const Request& r) {
+    const auto& span = r.resource_spans(0).scope_spans(0).spans(0);
+    REQUIRE(span.events_size() == 2);
+    CHECK(span.events(0).name() == "tcp.retransmit");
+    CHECK(span.events(0).time_unix_nano() == 1'700'000'000'500'000'000ull);
+    CHECK(span.events(1).time_unix_nano() == 1'700'000'000'500'000'007ull);
+    REQUIRE(span.events(0).attributes_size() == 2);
+    CHECK(span.events(0).attributes(0).key() == "weft.tcp.seq");
+    CHECK(span.events(0).attributes(0).value().int_value() == 4000);
+    CHECK(span.events(0).attributes(1).value().int_value() == 2);
+    CHECK(r.resource_spans(0).scope_spans(0).spans(1).events_size() == 0);
+  };
+  auto extras = exporter::resource_extras({});
+  check_events(parse_protobuf(exporter::encode_traces(batch, extras, Encoding::Protobuf)));
+  check_events(parse_otlp_json(exporter::encode_traces(batch, extras, Encoding::Json)));
+}
