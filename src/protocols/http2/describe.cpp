@@ -285,6 +285,7 @@ void render_json(const Exchange& ex, nlohmann::json& out) {
   out["grpc"] = h.grpc;
   if (h.grpc) out["grpc_status"] = h.grpc_status;
   out["reset_code"] = h.reset_code;
+  out["fields"] = h.fields;
   out["unknown_fields"] = h.unknown_fields;
   out["path_unknown"] = h.path_unknown;
   out["request_headers"] = headers(h.request_headers);

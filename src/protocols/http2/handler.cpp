@@ -110,6 +110,8 @@ class BlockFields : public FieldSink {
       x_.grpc_status = parse_int(value);
     } else if (name == "grpc-message") {
       x_.grpc_message = bounded(value, 256);
+    } else if (name == "content-type" && value.starts_with("application/grpc")) {
+      x_.grpc = true;
     } else if (kept(name) && x_.response_headers.size() < kMaxKeptHeaders) {
       x_.response_headers.emplace_back(std::string(name), bounded(value));
     }
@@ -596,6 +598,9 @@ class Http2Handler : public ProtocolHandler {
 
   // A response block's fields (decoded apart) into the stream's exchange.
   static void merge_response(Http2Exchange& x, Http2Exchange& block) {
+    // A grpc-status (or a gRPC content-type) answers only gRPC: the call is gRPC even when its
+    // request's content-type was a table entry weft never saw.
+    if (block.grpc_status >= 0 || block.grpc) x.grpc = true;
     if (block.grpc_status >= 0) x.grpc_status = block.grpc_status;
     if (!block.grpc_message.empty()) x.grpc_message = std::move(block.grpc_message);
     for (auto& header : block.response_headers) {
@@ -605,6 +610,7 @@ class Http2Handler : public ProtocolHandler {
   }
 
   static void note_unknown(Http2Exchange& x, const HpackDecoder::Result& r, bool lost) {
+    x.fields += r.fields;
     x.unknown_fields += r.unknown_fields;
     if (lost || r.cut || r.malformed) x.headers_damaged = true;
   }

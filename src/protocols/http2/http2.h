@@ -34,7 +34,9 @@ struct Http2Exchange : ExchangeDetails {
   uint32_t response_messages = 0;
   // RST_STREAM ended the stream: its error code (RFC 9113, 7); -1 when none.
   int64_t reset_code = -1;
-  // Header fields that named HPACK table entries weft never saw (joined late, lost blocks).
+  // Header fields of the exchange's blocks, and those that named HPACK table entries weft never
+  // saw (joined late, lost blocks).
+  uint32_t fields = 0;
   uint32_t unknown_fields = 0;
   bool method_unknown = false;  // :method may be among the unknown fields
   bool path_unknown = false;    // :path may be among the unknown fields
