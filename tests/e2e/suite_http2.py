@@ -309,6 +309,8 @@ def grpc_unary_streaming_and_error_calls_on_both_ends(ctx):
         # NOT_FOUND: an error for the client; the server did its job.
         eq(got[2]["status"].get("code"), 2 if what == "client" else None, f"{what} status of the failed call")
         eq(got[0]["status"].get("code"), None, f"{what} status of a successful call")
+        eq([int(s["attrs"].get("weft.grpc.response_messages", -1)) for s in got[:2]], [1, 3],
+           f"{what} response messages of the unary and the server-streaming call")
 
 
 @case(timeout=90)

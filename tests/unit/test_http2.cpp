@@ -283,6 +283,8 @@ TEST_CASE("http2: gRPC calls are described by the RPC conventions, status from t
     s.close();
     REQUIRE(cap.exchanges.size() == 3);
     for (const Exchange& ex : cap.exchanges) CHECK(ex.protocol_name() == "grpc");
+    CHECK(http2_of(cap.exchanges[0]).request_messages == 1);
+    CHECK(http2_of(cap.exchanges[0]).response_messages == 1);
     auto ok = describe(cap.exchanges[0]);
     CHECK(ok.name == "helloworld.Greeter/SayHello");
     CHECK(sattr(ok, "rpc.system") == "grpc");
@@ -304,6 +306,30 @@ TEST_CASE("http2: gRPC calls are described by the RPC conventions, status from t
     REQUIRE(family != nullptr);
     CHECK(family->name == (side == Role::Server ? "rpc.server.duration" : "rpc.client.duration"));
   }
+}
+
+TEST_CASE("http2: gRPC messages are counted across DATA frames, padding left out") {
+  Capture cap;
+  Socket s(cap, 16, Role::Client);
+  s.open();
+  handshake(s);
+  s.request(grpc_request(1, "/demo.Echo/Items"));
+  // Three messages (5, 0 and 4 bytes): the second's prefix is split across frames, the first
+  // frame is padded with bytes that look like a prefix.
+  std::string m1 = std::string("\0\0\0\0\5", 5) + "hello";
+  std::string m2 = std::string("\0\0\0\0\0", 5);
+  std::string m3 = std::string("\0\0\0\0\4", 5) + "abcd";
+  s.response(
+      frame(kHeaders, kEndHeaders, 1, indexed(kStatus200) + lit(kContentType, "application/grpc")));
+  s.response(frame(kData, kPadded, 1,
+                   std::string(1, '\x06') + m1 + m2.substr(0, 2) + std::string(6, '\0')));
+  s.response(frame(kData, 0, 1, m2.substr(2) + m3));
+  s.response(frame(kHeaders, kEndHeaders | kEndStream, 1, lit("grpc-status", "0")));
+  s.close();
+  REQUIRE(cap.exchanges.size() == 1);
+  CHECK(http2_of(cap.exchanges[0]).request_messages == 1);
+  CHECK(http2_of(cap.exchanges[0]).response_messages == 3);
+  CHECK(iattr(describe(cap.exchanges[0]), "weft.grpc.response_messages") == 3);
 }
 
 TEST_CASE("http2: floods, oversized blocks and malformed frames are counted, never fatal") {

@@ -199,6 +199,10 @@ void describe_grpc(const Exchange& ex, const DescribeOptions&, SpanDescription& 
   add_attribute(a, "server.port", port);
   add_connection_attributes(a, c);
   if (server) add_attribute(a, "client.address", c.remote.address());
+  if (h.request_messages || h.response_messages) {
+    add_attribute(a, "weft.grpc.request_messages", static_cast<int64_t>(h.request_messages));
+    add_attribute(a, "weft.grpc.response_messages", static_cast<int64_t>(h.response_messages));
+  }
   if (h.status && h.status != 200)
     add_attribute(a, "http.response.status_code", static_cast<int64_t>(h.status));
   add_recovery_flags(a, ex, h);
@@ -283,7 +287,11 @@ void render_json(const Exchange& ex, nlohmann::json& out) {
   out["status"] = h.status;
   out["version"] = "2";
   out["grpc"] = h.grpc;
-  if (h.grpc) out["grpc_status"] = h.grpc_status;
+  if (h.grpc) {
+    out["grpc_status"] = h.grpc_status;
+    out["request_messages"] = h.request_messages;
+    out["response_messages"] = h.response_messages;
+  }
   out["reset_code"] = h.reset_code;
   out["fields"] = h.fields;
   out["unknown_fields"] = h.unknown_fields;

@@ -139,6 +139,8 @@ struct Side {
   std::string payload;
   bool payload_lost = false;                       // bytes of the kept part were never seen
   uint32_t max_frame_size = kDefaultMaxFrameSize;  // what the receiving peer allows
+  bool carries_requests = false;
+  uint32_t counted_stream = 0;  // the gRPC stream whose messages the current DATA frame carries
   // A header block under assembly (HEADERS or PUSH_PROMISE, then CONTINUATION frames).
   bool in_block = false;
   bool block_push = false;
@@ -155,11 +157,39 @@ struct Message {
   MessageTiming timing;
 };
 
+// gRPC's length-prefixed messages in one direction of a stream (a flag byte, a 4-byte length,
+// the message), counted from DATA payloads as they pass, never kept.
+struct MessageCounter {
+  uint64_t left = 0;  // bytes of the current message still to come
+  uint8_t prefix_have = 0;
+  uint8_t prefix[5] = {};
+  uint32_t count = 0;
+  bool lost = false;  // bytes never seen: the count cannot be trusted
+
+  void feed(std::span<const uint8_t> bytes) {
+    while (!bytes.empty() && !lost) {
+      if (left > 0) {
+        uint64_t n = std::min<uint64_t>(left, bytes.size());
+        left -= n;
+        bytes = bytes.subspan(n);
+        continue;
+      }
+      prefix[prefix_have++] = bytes[0];
+      bytes = bytes.subspan(1);
+      if (prefix_have < sizeof(prefix)) continue;
+      prefix_have = 0;
+      left = read_u32(std::string_view(reinterpret_cast<const char*>(prefix) + 1, 4), 0);
+      ++count;
+    }
+  }
+};
+
 struct StreamState {
   uint32_t id = 0;
   std::shared_ptr<Http2Exchange> http;
   Message request;
   Message response;
+  MessageCounter messages[2];        // request, response
   uint64_t informational_bytes = 0;  // 1xx responses before the final one
 };
 
@@ -212,6 +242,7 @@ class Http2Handler : public ProtocolHandler {
 
   void read(Direction dir, stream::DataStream& s) {
     Side& side = sides_[index(dir)];
+    side.carries_requests = dir == request_dir_;
     if (!side.started) start(side, s);
     for (;;) {
       if (!side.in_frame) {
@@ -279,7 +310,32 @@ class Http2Handler : public ProtocolHandler {
     side.payload.clear();
     side.payload_lost = false;
     side.keep = keep_of(h);
+    side.counted_stream = 0;
+    if (h.kind() == FrameType::Data) {
+      auto it = find_stream(h.stream, side.carries_requests);
+      if (it != streams_.end() && it->http->grpc) side.counted_stream = h.stream;
+    }
     return true;
+  }
+
+  MessageCounter* counter_of(const Side& side) {
+    if (side.counted_stream == 0) return nullptr;
+    auto it = find_stream(side.counted_stream, side.carries_requests);
+    return it == streams_.end() ? nullptr : &it->messages[side.carries_requests ? 0 : 1];
+  }
+
+  // DATA payload bytes at payload offset `pos`, without the pad length byte and the padding.
+  void count_messages(Side& side, std::span<const uint8_t> bytes, uint64_t pos) {
+    MessageCounter* counter = counter_of(side);
+    if (!counter) return;
+    const bool padded = side.frame.has(flags::kPadded);
+    if (padded && side.payload.empty()) return;  // the pad length byte itself
+    uint64_t begin = padded ? 1 : 0;
+    uint64_t pad = padded ? static_cast<uint8_t>(side.payload[0]) : 0;
+    uint64_t end = side.frame.length > pad ? side.frame.length - pad : begin;
+    uint64_t lo = std::max(pos, begin);
+    uint64_t hi = std::min<uint64_t>(pos + bytes.size(), end);
+    if (lo < hi) counter->feed(bytes.subspan(lo - pos, hi - lo));
   }
 
   bool read_preface(Side& side, stream::DataStream& s) {
@@ -381,6 +437,7 @@ class Http2Handler : public ProtocolHandler {
         side.payload_left -= n;
         counters_.skipped_bytes += n;
         if (side.payload.size() < side.keep) side.payload_lost = true;
+        if (MessageCounter* counter = counter_of(side)) counter->lost = true;
         continue;
       }
       size_t n = static_cast<size_t>(std::min<uint64_t>(r.size(), side.payload_left));
@@ -388,6 +445,8 @@ class Http2Handler : public ProtocolHandler {
         size_t k = std::min(n, side.keep - side.payload.size());
         side.payload.append(reinterpret_cast<const char*>(r.data()), k);
       }
+      if (side.counted_stream)
+        count_messages(side, r.first(n), side.frame.length - side.payload_left);
       s.consume(n);
       side.payload_left -= n;
     }
@@ -678,6 +737,10 @@ class Http2Handler : public ProtocolHandler {
     StreamState st = std::move(*it);
     streams_.erase(it);
     st.http->route = http1::route_of_target(st.http->path);
+    if (st.http->grpc && !st.messages[0].lost && !st.messages[1].lost) {
+      st.http->request_messages = st.messages[0].count;
+      st.http->response_messages = st.messages[1].count;
+    }
     Exchange ex;
     ex.protocol = st.http->grpc ? &grpc_protocol() : &protocol();
     ex.side = request_dir_ == Direction::Send ? weft::Role::Client : weft::Role::Server;

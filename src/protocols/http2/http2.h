@@ -29,8 +29,9 @@ struct Http2Exchange : ExchangeDetails {
   bool grpc = false;
   // grpc-status from the trailers or a trailers-only response; -1 when absent.
   int grpc_status = -1;
-  std::string grpc_message;       // its first bytes
-  uint32_t request_messages = 0;  // gRPC length-prefixed messages each way (0: not counted)
+  std::string grpc_message;  // its first bytes
+  // gRPC length-prefixed messages each way (0 and 0: not counted, e.g. DATA bytes were lost).
+  uint32_t request_messages = 0;
   uint32_t response_messages = 0;
   // RST_STREAM ended the stream: its error code (RFC 9113, 7); -1 when none.
   int64_t reset_code = -1;
