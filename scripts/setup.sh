@@ -59,6 +59,8 @@ TEST_PACKAGES+=(wget gnutls-bin)
 TEST_PACKAGES+=(libssl-dev)
 # The TLS tests' python3-requests client (urllib3 over the ssl module, a kept-alive session).
 TEST_PACKAGES+=(python3-requests)
+# The HTTP/2 tests' load generator with many concurrent streams (h2load, tests/e2e/suite_http2.py).
+TEST_PACKAGES+=(nghttp2-client)
 
 missing() {
   local p

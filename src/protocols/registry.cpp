@@ -1,4 +1,5 @@
 #include "protocols/http1/http1.h"
+#include "protocols/http2/http2.h"
 #include "protocols/protocol.h"
 #include "protocols/redis/redis.h"
 
@@ -8,6 +9,7 @@ const std::vector<const Protocol*>& registry() {
   static const std::vector<const Protocol*> protocols = {
       &http1::protocol(),
       &redis::protocol(),
+      &http2::protocol(),
   };
   return protocols;
 }

@@ -410,7 +410,10 @@ def grpc_handler(receiver, sig, grpc, relay):
 # gRPC compression, seen on the wire. grpc hides the request's grpc-encoding from handlers, so
 # the public gRPC port is a relay in front of the grpc server that reads HTTP/2 frames as they
 # pass: each gRPC message starts with a 1-byte compressed flag and a 4-byte length inside DATA
-# frames. A handler finds the flags of its connection by its peer address (the relay's side).
+# frames. The relay reaches the grpc server over a Unix socket: a TCP hop would be an HTTP/2
+# connection of this process that weft traces (it is not weft's own), and every export would
+# make spans to export (a loop). A handler reads the flag of the last message the relay saw
+# (one exporter at a time talks to a test's receiver).
 
 
 class GrpcRelay:
@@ -419,7 +422,8 @@ class GrpcRelay:
     def __init__(self, port):
         import socket
         self.socket = socket
-        self.inner_port = None
+        self.inner_path = None
+        self.last_flag = None
         self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.listener.bind(("127.0.0.1", port))
@@ -430,19 +434,14 @@ class GrpcRelay:
         self.closing = False
         self.conns = []
 
-    def start(self, inner_port):
-        self.inner_port = inner_port
+    def start(self, inner_path):
+        self.inner_path = inner_path
         threading.Thread(target=self._accept, daemon=True).start()
 
     def compressed(self, peer):
-        """True/False for the messages seen so far on the connection `peer` ('ipv4:H:P')."""
-        try:
-            port = int(peer.rsplit(":", 1)[1])
-        except (ValueError, IndexError):
-            return None
+        """True/False for the last message the relay passed on (None before any)."""
         with self.lock:
-            seen = self.flags.get(port)
-            return bool(seen[-1]) if seen else None
+            return None if self.last_flag is None else bool(self.last_flag)
 
     def _accept(self):
         while not self.closing:
@@ -451,12 +450,14 @@ class GrpcRelay:
             except OSError:
                 return
             try:
-                inner = self.socket.create_connection(("127.0.0.1", self.inner_port), timeout=5)
+                inner = self.socket.socket(self.socket.AF_UNIX, self.socket.SOCK_STREAM)
+                inner.settimeout(5)
+                inner.connect(self.inner_path)
                 inner.settimeout(None)
             except OSError:
                 client.close()
                 continue
-            key = inner.getsockname()[1]
+            key = len(self.flags)
             with self.lock:
                 self.flags[key] = []
                 self.conns += [client, inner]
@@ -509,6 +510,7 @@ class GrpcRelay:
                 if len(state[0]) == 5:
                     with self.lock:
                         self.flags[key].append(state[0][0])
+                        self.last_flag = state[0][0]
                     state[1] = int.from_bytes(state[0][1:5], "big")
                     state[0] = b""
             else:
@@ -615,7 +617,8 @@ def main(argv=None):
                 response_serializer=sig.response_cls.SerializeToString)
             grpc_server.add_generic_rpc_handlers(
                 (grpc.method_handlers_generic_handler(sig.service, {"Export": handler}),))
-        address = f"127.0.0.1:{0 if use_relay else int(args.grpc_port)}"
+        inner_path = os.path.join(gen_dir, "grpc.sock")
+        address = f"unix:{inner_path}" if use_relay else f"127.0.0.1:{int(args.grpc_port)}"
         if args.tls_cert:
             with open(args.tls_key, "rb") as k, open(args.tls_cert, "rb") as c:
                 client_ca = open(args.tls_client_ca, "rb").read() if args.tls_client_ca else None
@@ -628,7 +631,7 @@ def main(argv=None):
             sys.exit(f"otlp_receiver: cannot listen for gRPC on {address}")
         grpc_server.start()
         if relay:
-            relay.start(bound)
+            relay.start(inner_path)
             grpc_port = relay.port
         else:
             grpc_port = bound

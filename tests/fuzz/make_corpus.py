@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes the seed corpora of the stream fuzzers (tests/fuzz/stream_fuzz.cpp) in its input
 format: per syscall u8 control, u8 arg, u16 length (little endian), payload.
-Run from anywhere: python3 tests/fuzz/make_corpus.py (rewrites tests/fuzz/corpus/{http1,redis})."""
+Run from anywhere: python3 tests/fuzz/make_corpus.py (rewrites tests/fuzz/corpus/{http1,redis,http2})."""
 import os
 import struct
 
@@ -102,3 +102,56 @@ write(redis, "lost_and_swapped",
       syscall("-ERR", RECV, CLOSE))
 write(redis, "one_byte_segments",
       b"".join(syscall(c, SEND) for c in set_kv) + b"".join(syscall(c, RECV) for c in "+OK\r\n"))
+
+# ---- HTTP/2 (frames and HPACK) ----
+
+
+def frame(ftype, flags, stream, payload=b""):
+    if isinstance(payload, str):
+        payload = payload.encode("latin-1")
+    return struct.pack(">I", len(payload))[1:] + bytes([ftype, flags]) + struct.pack(">I", stream) + payload
+
+
+def hstr(s):
+    s = s.encode("latin-1") if isinstance(s, str) else s
+    return bytes([len(s)]) + s
+
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+H_DATA, H_HEADERS, H_PRIORITY, H_RST, H_SETTINGS, H_PUSH, H_PING, H_GOAWAY, H_WINDOW, H_CONT = range(10)
+END_STREAM, END_HEADERS, PADDED, PRIO = 1, 4, 8, 0x20
+# :method GET, :scheme http, :path literal with incremental indexing, :authority literal.
+req1 = b"\x82\x86\x44" + hstr("/a/1") + b"\x01" + hstr("x")
+req2 = b"\x82\x86\xbe\x01" + hstr("x")  # :path by the dynamic index 62
+# :path in Huffman ("/b" = 0x61 0x83 ... via the code), and a table size update first.
+req3 = b"\x3f\xe1\x1f\x83\x86\x44\x82\x60\x5f"
+resp_ok = b"\x88\x5f" + hstr("application/grpc")
+trailers = b"\x40" + hstr("grpc-status") + hstr("0")
+settings = frame(H_SETTINGS, 0, 0, b"\x00\x01\x00\x00\x10\x00\x00\x05\x00\x00\x40\x00")
+h2 = os.path.join(HERE, "corpus", "http2")
+write(h2, "preface_and_streams",
+      syscall(PREFACE + settings + frame(H_WINDOW, 0, 0, b"\x00\x01\x00\x00"), SEND) +
+      syscall(settings + frame(H_SETTINGS, 1, 0), RECV) +
+      syscall(frame(H_HEADERS, END_HEADERS | END_STREAM, 1, req1) +
+              frame(H_HEADERS, END_HEADERS | END_STREAM, 3, req2), SEND) +
+      syscall(frame(H_HEADERS, END_HEADERS, 3, resp_ok) + frame(H_DATA, 0, 3, b"\x00\x00\x00\x00\x01z") +
+              frame(H_HEADERS, END_HEADERS | END_STREAM, 3, trailers) +
+              frame(H_HEADERS, END_HEADERS, 1, b"\x8d") + frame(H_DATA, END_STREAM, 1, "nope"), RECV) +
+      syscall(frame(H_PING, 0, 0, "12345678") + frame(H_GOAWAY, 0, 0, b"\x00\x00\x00\x03\x00\x00\x00\x00"), SEND))
+write(h2, "continuation_padding_priority",
+      conversation([(frame(H_HEADERS, PADDED | PRIO, 1, b"\x02" + b"\x00\x00\x00\x00\x10" + req1[:4] + b"\x00\x00") +
+                     frame(H_CONT, END_HEADERS, 1, req1[4:]) + frame(H_PRIORITY, 0, 1, b"\x00\x00\x00\x00\x10") +
+                     frame(H_DATA, PADDED | END_STREAM, 1, b"\x01ab\x00"),
+                     frame(H_HEADERS, END_HEADERS | END_STREAM, 1, b"\x88"))], client=False))
+write(h2, "late_join_unknown_entries",
+      conversation([(frame(H_HEADERS, END_HEADERS | END_STREAM, 41, req2 + b"\xc0"),
+                     frame(H_HEADERS, END_HEADERS | END_STREAM, 41, b"\x88\xbf")),
+                    (frame(H_HEADERS, END_HEADERS | END_STREAM, 43, req3),
+                     frame(H_RST, 0, 43, b"\x00\x00\x00\x08"))]))
+write(h2, "lost_and_cut_blocks",
+      syscall(PREFACE + settings, SEND) +
+      syscall(frame(H_HEADERS, END_HEADERS | END_STREAM, 1, req1)[:12], SEND, PREFIX, 12) +
+      syscall(frame(H_HEADERS, END_HEADERS | END_STREAM, 3, req2), SEND, LOST) +
+      syscall(frame(H_HEADERS, END_HEADERS | END_STREAM, 3, b"\x88"), RECV) +
+      syscall(frame(H_HEADERS, END_HEADERS | END_STREAM, 5, req1), SEND, CHUNKS | SWAP, 0x07) +
+      syscall(frame(H_HEADERS, END_HEADERS | END_STREAM, 5, b"\x88"), RECV, CLOSE))

@@ -4,7 +4,8 @@
 // WEFT_DATA_LAST_CHUNK), records delivered out of order, unpositioned records, pauses and
 // closes. Every registered protocol detects; the seed corpus decides which one the fuzzer
 // mostly exercises (fuzz_http1_stream: tests/fuzz/corpus/http1, fuzz_redis_stream:
-// tests/fuzz/corpus/redis). Every exchange is described and rendered, as the later stages do.
+// tests/fuzz/corpus/redis, fuzz_http2_stream: tests/fuzz/corpus/http2, its frames and HPACK).
+// Every exchange is described and rendered, as the later stages do.
 // Wire bytes must never crash weft, hang it or grow its memory without bound.
 //
 // Input: a sequence of syscalls, each

@@ -3,6 +3,8 @@
 
 #include <map>
 
+#include "http2_wire.h"
+
 namespace weft::test::conformance {
 namespace {
 
@@ -77,10 +79,55 @@ ProtocolSamples redis() {
   return s;
 }
 
+// ---- http2 ----------------------------------------------------------------------------------
+// Frames without the connection preface: each pair is found by its HEADERS frame alone (the
+// way weft joins a connection late). Blocks use static entries and literals without indexing,
+// so each decodes wherever it appears; stream ids repeat when the conversation does.
+
+Message h2_with_body(const std::string& head, uint32_t stream, size_t length) {
+  Message body = with_body("", length);
+  std::string data = h2::frame(h2::kData, h2::kEndStream, stream, body.bytes);
+  return Message{head + data, head.size() + 9, length};
+}
+
+ProtocolSamples http2() {
+  using namespace h2;
+  ProtocolSamples s;
+  s.conversation.push_back(
+      {"GET with a response body",
+       plain(frame(kHeaders, kEndHeaders | kEndStream, 1, request_block("GET", "/items/42?c=r"))),
+       plain(
+           frame(kHeaders, kEndHeaders, 1, indexed(kStatus200) + lit(kContentType, "text/plain")) +
+           frame(kData, kEndStream, 1, "hello"))});
+  s.conversation.push_back(
+      {"POST with a small body",
+       plain(frame(kHeaders, kEndHeaders, 3, request_block("POST", "/orders")) +
+             frame(kData, kEndStream, 3, "{\"item\":42}")),
+       plain(frame(kHeaders, kEndHeaders | kEndStream, 3, indexed(kStatus204)))});
+  s.conversation.push_back(
+      {"error status, headers in HEADERS and CONTINUATION",
+       plain(frame(kHeaders, kEndStream, 5, request_block("DELETE", "/items/9").substr(0, 12)) +
+             frame(kContinuation, kEndHeaders, 5,
+                   request_block("DELETE", "/items/9").substr(12))),
+       plain(frame(kHeaders, kEndHeaders | kEndStream, 5, indexed(kStatus404)))});
+  s.bodied.push_back(
+      {"PUT with a 6000-byte body",
+       h2_with_body(frame(kHeaders, kEndHeaders, 7, request_block("PUT", "/blobs/1")), 7, 6000),
+       plain(frame(kHeaders, kEndHeaders | kEndStream, 7, indexed(kStatus204)))});
+  s.bodied.push_back(
+      {"GET answered with a 5000-byte body",
+       plain(frame(kHeaders, kEndHeaders | kEndStream, 9, request_block("GET", "/blobs/1"))),
+       h2_with_body(frame(kHeaders, kEndHeaders, 9,
+                          indexed(kStatus200) + lit(kContentType, "application/octet-stream")),
+                    9, 5000)});
+  return s;
+}
+
 const std::map<std::string, ProtocolSamples, std::less<>>& all() {
   static const std::map<std::string, ProtocolSamples, std::less<>> samples = {
       {"http1", http1()},
       {"redis", redis()},
+      {"http2", http2()},
   };
   return samples;
 }
