@@ -44,6 +44,41 @@ def nginx_conf(tmp, http, worker_connections=128, main=""):
             f"http {{\n    access_log off;\n{temp_paths}{http}}}\n")
 
 
+def start_nginx(ctx, name, conf_text, port):
+    """Runs nginx on `conf_text` (nginx_conf(): one worker) until the test ends, once `port`
+    listens and its worker is up; returns the worker pids. Stopped master first, then any worker
+    it left behind."""
+    conf = ctx.path(f"{name}.conf")
+    with open(conf, "w") as f:
+        f.write(conf_text)
+    log = open(ctx.path(f"{name}.out"), "wb")
+    ctx.on_cleanup(log.close)
+    proc = ctx.spawn([NGINX, "-p", ctx.tmp, "-e", ctx.path("nginx-error.log"), "-c", conf],
+                     stdout=log, stderr=subprocess.STDOUT)
+    workers = []
+    try:
+        wait_listening(port, proc=proc)
+        workers = wait_until(lambda: children_of(proc.pid), 10, "nginx worker process")
+    except TestFailure as e:
+        try:
+            with open(ctx.path("nginx-error.log")) as f:
+                error_log = f.read()[-1500:]
+        except OSError:
+            error_log = ""
+        raise TestFailure(f"{e}; nginx error log: {error_log}")
+
+    def stop():
+        stop_process(proc, signal.SIGTERM)
+        for pid in workers:
+            try:
+                if read_comm(pid) == "nginx":
+                    os.kill(pid, signal.SIGKILL)
+            except (OSError, ValueError):
+                pass
+    ctx.on_cleanup(stop)
+    return workers
+
+
 NGINX_HTTP = """\
     default_type application/octet-stream;
     sendfile {sendfile};

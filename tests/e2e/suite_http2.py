@@ -12,9 +12,8 @@ import shutil
 import signal
 import subprocess
 
-import harness
 from harness import TestFailure, case, check, eq, free_port, start_weft, wait_listening, wait_until
-from peers import CURL, NGINX, read_line, tell
+from peers import CURL, NGINX, nginx_conf, read_line, start_nginx, tell
 from suite_redis import exchanges_json
 from suite_tracing import otlp_spans
 
@@ -26,21 +25,7 @@ NGHTTP = "/usr/bin/nghttp"
 # 16384 is the most this kernel's verifier loads (tls__exit exceeds 1M instructions beyond).
 CAPTURE_BYTES = "16384"
 
-NGINX_H2C_CONF = """\
-daemon off;
-master_process on;
-worker_processes 1;
-user root root;
-pid {tmp}/nginx.pid;
-error_log {tmp}/nginx-error.log warn;
-events {{ worker_connections 256; }}
-http {{
-    access_log off;
-    client_body_temp_path {tmp}/client_body;
-    proxy_temp_path {tmp}/proxy;
-    fastcgi_temp_path {tmp}/fastcgi;
-    uwsgi_temp_path {tmp}/uwsgi;
-    scgi_temp_path {tmp}/scgi;
+NGINX_H2C_HTTP = """\
     keepalive_timeout 30s;
     keepalive_requests 100000;
     server {{
@@ -48,7 +33,6 @@ http {{
         root {tmp}/www;
         location = /created {{ return 201 "made\\n"; }}
     }}
-}}
 """
 
 
@@ -61,29 +45,8 @@ def start_nginx_h2c(ctx):
         with open(ctx.path("www", "h2", name), "w") as f:
             f.write(f"page {name}\n" * 10)
     port = free_port()
-    conf = ctx.path("nginx-h2c.conf")
-    with open(conf, "w") as f:
-        f.write(NGINX_H2C_CONF.format(tmp=ctx.tmp, port=port))
-    log = open(ctx.path("nginx.out"), "wb")
-    ctx.on_cleanup(log.close)
-    proc = ctx.spawn([NGINX, "-p", ctx.tmp, "-e", ctx.path("nginx-error.log"), "-c", conf],
-                     stdout=log, stderr=subprocess.STDOUT)
-    workers = []
-    try:
-        wait_listening(port, proc=proc)
-        workers = wait_until(lambda: harness.children_of(proc.pid), 10, "nginx worker process")
-    except TestFailure as e:
-        raise TestFailure(f"{e}; nginx error log: {read(ctx.path('nginx-error.log'))[-1500:]}")
-
-    def stop():  # the master, then any worker it left behind, by pid
-        harness.stop_process(proc, signal.SIGTERM)
-        for pid in workers:
-            try:
-                if harness.read_comm(pid) == "nginx":
-                    os.kill(pid, signal.SIGKILL)
-            except (OSError, ValueError):
-                pass
-    ctx.on_cleanup(stop)
+    workers = start_nginx(ctx, "nginx-h2c", nginx_conf(ctx.tmp, NGINX_H2C_HTTP.format(tmp=ctx.tmp, port=port),
+                                                     worker_connections=256), port)
     return port, workers
 
 

@@ -15,7 +15,7 @@ import time
 
 import harness
 from harness import TestFailure, case, check, eq, free_port, run, start_weft, wait_listening, wait_until
-from peers import CURL, NGINX, curl, nginx_conf
+from peers import CURL, NGINX, curl, nginx_conf, start_nginx
 from suite_tracing import otlp_spans
 
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -72,29 +72,7 @@ def start_nginx_tls(ctx):
             f.write(f"page {name}\n")
     make_certificate(ctx)
     port = free_port()
-    conf = ctx.path("nginx-tls.conf")
-    with open(conf, "w") as f:
-        f.write(nginx_conf(ctx.tmp, NGINX_TLS_HTTP.format(tmp=ctx.tmp, port=port)))
-    log = open(ctx.path("nginx.out"), "wb")
-    ctx.on_cleanup(log.close)
-    proc = ctx.spawn([NGINX, "-p", ctx.tmp, "-e", ctx.path("nginx-error.log"), "-c", conf],
-                     stdout=log, stderr=subprocess.STDOUT)
-    workers = []
-    try:
-        wait_listening(port, proc=proc)
-        workers = wait_until(lambda: harness.children_of(proc.pid), 10, "nginx worker process")
-    except TestFailure as e:
-        raise TestFailure(f"{e}; nginx error log: {read(ctx.path('nginx-error.log'))[-1500:]}")
-
-    def stop():  # the master, then any worker it left behind, by pid
-        harness.stop_process(proc, signal.SIGTERM)
-        for pid in workers:
-            try:
-                if harness.read_comm(pid) == "nginx":
-                    os.kill(pid, signal.SIGKILL)
-            except (OSError, ValueError):
-                pass
-    ctx.on_cleanup(stop)
+    workers = start_nginx(ctx, "nginx-tls", nginx_conf(ctx.tmp, NGINX_TLS_HTTP.format(tmp=ctx.tmp, port=port)), port)
     return port, workers
 
 
