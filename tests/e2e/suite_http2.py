@@ -15,6 +15,7 @@ import subprocess
 from harness import TestFailure, case, check, eq, free_port, start_weft, wait_listening, wait_until
 from peers import CURL, NGINX, nginx_conf, read_line, start_nginx, tell
 from suite_redis import exchanges_json
+from suite_tls import make_certificate
 from suite_tracing import otlp_spans
 
 SYSTEM_PYTHON = "/usr/bin/python3"  # where python3-grpcio is installed
@@ -80,6 +81,49 @@ def wait_for(weft, what, predicate, timeout=20):
     except TestFailure as e:
         raise TestFailure(f"{e}; exchanges:\n    {listing(exchanges_json(weft))}\n  stderr: {weft.stderr_tail(8)}")
     return exchanges_json(weft)
+
+
+NGINX_H2_TLS_HTTP = """\
+    keepalive_timeout 30s;
+    server {{
+        listen 127.0.0.1:{port} ssl http2;
+        ssl_certificate {tmp}/cert.pem;
+        ssl_certificate_key {tmp}/key.pem;
+        root {tmp}/www;
+    }}
+"""
+
+
+@case(timeout=120)
+def http2_over_tls_nginx_and_nghttp(ctx):
+    """HTTP/2 inside TLS (ALPN h2): nghttp's four requests on one connection to nginx over TLS,
+    read as plaintext from OpenSSL's calls at both ends, are the same four HTTP/2 exchanges at
+    each end as in h2c, with every field known."""
+    check(os.path.exists(NGHTTP), "nghttp is not installed (Debian: nghttp2-client; scripts/setup.sh)")
+    os.chmod(ctx.tmp, 0o755)  # the worker reads the pages; mkdtemp makes 0700
+    os.makedirs(ctx.path("www", "h2"))
+    for name in ("a", "b"):
+        with open(ctx.path("www", "h2", name), "w") as f:
+            f.write(f"page {name}\n")
+    make_certificate(ctx)
+    port = free_port()
+    start_nginx(ctx, "nginx-h2-tls", nginx_conf(ctx.tmp, NGINX_H2_TLS_HTTP.format(tmp=ctx.tmp, port=port)), port)
+    weft = start_exchanges(ctx, port)
+    base = f"https://127.0.0.1:{port}"
+    nghttp = ctx.spawn([NGHTTP, "-n", f"{base}/h2/a", f"{base}/h2/b?q=1", f"{base}/missing", f"{base}/h2/b"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = nghttp.communicate(timeout=20)
+    eq(nghttp.returncode, 0, f"nghttp exit status ({err.decode(errors='replace').strip()})")
+    want = sorted([("GET", "/h2/a", 200), ("GET", "/h2/b?q=1", 200), ("GET", "/missing", 404), ("GET", "/h2/b", 200)])
+    wait_for(weft, "nghttp's and nginx's four HTTP/2 exchanges over TLS",
+             lambda xs: len(h2_of(xs, "client", pid=nghttp.pid)) >= 4 and len(h2_of(xs, "server", comm="nginx")) >= 4)
+    weft.stop()
+    xs = exchanges_json(weft)
+    for what, got in (("client (nghttp)", h2_of(xs, "client", pid=nghttp.pid)),
+                      ("server (nginx)", h2_of(xs, "server", comm="nginx"))):
+        eq(sorted((x["method"], x["path"], x["status"]) for x in got), want, f"{what} exchanges:\n    {listing(got)}\n  ")
+        eq([x["unknown_fields"] for x in got], [0] * 4, f"{what} unknown fields")
+        eq(len({x["stream_id"] for x in got}), 4, f"{what}: distinct stream ids")
 
 
 @case(timeout=60)
