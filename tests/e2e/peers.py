@@ -44,20 +44,21 @@ def nginx_conf(tmp, http, worker_connections=128, main=""):
             f"http {{\n    access_log off;\n{temp_paths}{http}}}\n")
 
 
-def start_nginx(ctx, name, conf_text, port):
-    """Runs nginx on `conf_text` (nginx_conf(): one worker) until the test ends, once `port`
-    listens and its worker is up; returns the worker pids. Stopped master first, then any worker
-    it left behind."""
+def start_nginx(ctx, name, conf_text, ports, env=None):
+    """Runs nginx on `conf_text` (nginx_conf(): one worker) until the test ends, once every port
+    of `ports` (one or several) listens and its worker is up; returns the worker pids. Stopped
+    master first, then any worker it left behind."""
     conf = ctx.path(f"{name}.conf")
     with open(conf, "w") as f:
         f.write(conf_text)
     log = open(ctx.path(f"{name}.out"), "wb")
     ctx.on_cleanup(log.close)
     proc = ctx.spawn([NGINX, "-p", ctx.tmp, "-e", ctx.path("nginx-error.log"), "-c", conf],
-                     stdout=log, stderr=subprocess.STDOUT)
+                     env=env, stdout=log, stderr=subprocess.STDOUT)
     workers = []
     try:
-        wait_listening(port, proc=proc)
+        for port in ports if isinstance(ports, (list, tuple)) else [ports]:
+            wait_listening(port, proc=proc)
         workers = wait_until(lambda: children_of(proc.pid), 10, "nginx worker process")
     except TestFailure as e:
         try:

@@ -28,7 +28,7 @@ import time
 
 from harness import (TestFailure, case, check, children_of, eq, free_port, read_comm, run,
                      stop_process, wait_listening, wait_until)
-from peers import CURL, NGINX, curl, nginx_conf, read_line
+from peers import CURL, curl, nginx_conf, read_line, start_nginx
 # Spans carry their resource's process.pid: an nginx worker's environment is overwritten by
 # its process title, so weft names it after its executable and the tests tell it apart by pid.
 from suite_tracing import otlp_spans, run_weft
@@ -263,41 +263,11 @@ def start_nginx_proxy(ctx, backend, tls_port, plain_port, upstream_keepalive):
     eq(r.returncode, 0, f"openssl req exit status ({r.stderr.decode(errors='replace')[-300:]})")
     for f in ("key.pem", "cert.pem"):
         os.chmod(ctx.path(f), 0o644)
-    conf = ctx.path("nginx-proxy.conf")
-    with open(conf, "w") as f:
-        f.write(nginx_conf(ctx.tmp, NGINX_PROXY_HTTP.format(
-            tmp=ctx.tmp, backend=backend, tls_port=tls_port, plain_port=plain_port,
-            upstream_keepalive="keepalive 4;" if upstream_keepalive else "",
-            proxy_keepalive='proxy_http_version 1.1; proxy_set_header Connection "";' if upstream_keepalive else ""),
-            worker_connections=256, main="env OTEL_SERVICE_NAME;\n"))
-    log = open(ctx.path("nginx.out"), "wb")
-    ctx.on_cleanup(log.close)
-    proc = ctx.spawn([NGINX, "-p", ctx.tmp, "-e", ctx.path("nginx-error.log"), "-c", conf],
-                     env=service_env("inf-nginx"), stdout=log, stderr=subprocess.STDOUT)
-
-    def error_log():
-        try:
-            with open(ctx.path("nginx-error.log")) as f:
-                return f.read()[-1500:]
-        except OSError:
-            return ""
-    try:
-        wait_listening(tls_port, proc=proc)
-        wait_listening(plain_port, proc=proc)
-        workers = wait_until(lambda: children_of(proc.pid), 10, "nginx worker process")
-    except TestFailure as e:
-        raise TestFailure(f"{e}; nginx error log: {error_log()}")
-
-    def stop():  # the master, then any worker it left behind, by pid
-        stop_process(proc, signal.SIGTERM)
-        for pid in workers:
-            try:
-                if read_comm(pid) == "nginx":
-                    os.kill(pid, signal.SIGKILL)
-            except (OSError, ValueError):
-                pass
-    ctx.on_cleanup(stop)
-    return workers
+    return start_nginx(ctx, "nginx-proxy", nginx_conf(ctx.tmp, NGINX_PROXY_HTTP.format(
+        tmp=ctx.tmp, backend=backend, tls_port=tls_port, plain_port=plain_port,
+        upstream_keepalive="keepalive 4;" if upstream_keepalive else "",
+        proxy_keepalive='proxy_http_version 1.1; proxy_set_header Connection "";' if upstream_keepalive else ""),
+        worker_connections=256, main="env OTEL_SERVICE_NAME;\n"), (tls_port, plain_port), env=service_env("inf-nginx"))
 
 
 def drive_tls_mix(ctx, backend_proc, tls_port, plain_port, rounds, per_round):
