@@ -51,10 +51,14 @@ size_t utf8_sequence_length(std::string_view s, size_t i) {
 
 // Label values come from the wire (paths, service names). Prometheus rejects a whole scrape and
 // protobuf a whole request over one invalid UTF-8 byte, so each becomes U+FFFD here.
+bool is_ascii(std::string_view s) {
+  return std::all_of(s.begin(), s.end(),
+                     [](char c) { return static_cast<unsigned char>(c) < 0x80; });
+}
+
 std::string valid_utf8(std::string_view s) {
   // Nearly every label is ASCII: one pass to see that, then one copy.
-  if (std::all_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; }))
-    return std::string(s);
+  if (is_ascii(s)) return std::string(s);
   std::string out;
   out.reserve(s.size());
   for (size_t i = 0; i < s.size();) {
@@ -76,9 +80,7 @@ LabelValue label_value(const trace::Span& span, std::string_view key) {
 void make_valid_utf8(LabelValue& value) {
   if (!value) return;
   if (auto* text = std::get_if<std::string>(&*value)) {
-    bool ascii = std::all_of(text->begin(), text->end(),
-                             [](char c) { return static_cast<unsigned char>(c) < 0x80; });
-    if (!ascii) *text = valid_utf8(*text);
+    if (!is_ascii(*text)) *text = valid_utf8(*text);
   }
 }
 
@@ -93,13 +95,17 @@ bool labels_from_exchange(const trace::Span& span, const MetricFamily& family,
   return true;
 }
 
-SeriesLabels labels_of(const trace::Span& span, const MetricFamily& family) {
-  SeriesLabels labels;
-  labels.service = valid_utf8(span.resource ? span.resource->service_name : "");
-  labels.values.reserve(family.label_keys.size());
-  if (labels_from_exchange(span, family, labels.values)) return labels;
+// Into `labels`, whose strings and vector keep their capacity from the previous span.
+void fill_labels(const trace::Span& span, const MetricFamily& family, SeriesLabels& labels) {
+  std::string_view service = span.resource ? span.resource->service_name : "";
+  if (is_ascii(service))
+    labels.service.assign(service);
+  else
+    labels.service = valid_utf8(service);
+  labels.values.clear();
+  labels.overflow = false;
+  if (labels_from_exchange(span, family, labels.values)) return;
   for (const std::string& key : family.label_keys) labels.values.push_back(label_value(span, key));
-  return labels;
 }
 
 void mix(size_t& seed, size_t h) {
@@ -156,17 +162,19 @@ MetricsRegistry::DurationMetric& MetricsRegistry::metric_for(const MetricFamily*
 void MetricsRegistry::record_span(const trace::Span& span) {
   if (!span.metric_family) return;
   uint64_t duration_ns = span.end_ns > span.start_ns ? span.end_ns - span.start_ns : 0;
-  SeriesLabels labels = labels_of(span, *span.metric_family);
   std::lock_guard lock(mutex_);
+  // Built in a scratch kept across spans: a series seen before (nearly every span) costs no
+  // allocation.
+  fill_labels(span, *span.metric_family, span_labels_);
   DurationMetric& metric = metric_for(span.metric_family);
-  observe(series_for(metric, std::move(labels)), metric.bounds_ns, duration_ns);
+  observe(series_for(metric, span_labels_), metric.bounds_ns, duration_ns);
 }
 
 void MetricsRegistry::record_duration(const MetricFamily* family, SeriesLabels labels,
                                       uint64_t duration_ns) {
   std::lock_guard lock(mutex_);
   DurationMetric& metric = metric_for(family);
-  observe(series_for(metric, std::move(labels)), metric.bounds_ns, duration_ns);
+  observe(series_for(metric, labels), metric.bounds_ns, duration_ns);
 }
 
 // A bounded label value a service has not used before is only taken while the service has room.
@@ -180,10 +188,11 @@ bool MetricsRegistry::bounded_allowed(const DurationMetric& metric,
   return known->second.size() < limits_.max_routes_per_service;
 }
 
-DurationHistogram& MetricsRegistry::series_for(DurationMetric& metric, SeriesLabels labels) {
+DurationHistogram& MetricsRegistry::series_for(DurationMetric& metric, const SeriesLabels& seen) {
   // A series already made for these labels was allowed when it was made, and a bounded value
   // once allowed stays allowed: the common case needs only the index.
-  if (auto it = metric.index.find(labels); it != metric.index.end()) return *it->second;
+  if (auto it = metric.index.find(seen); it != metric.index.end()) return *it->second;
+  SeriesLabels labels = seen;
   bool bounded = metric.bounded_index < labels.values.size();
   if (!bounded_allowed(metric, labels)) {
     labels.values[metric.bounded_index] = AttributeValue(std::string(kOverflowLabel));

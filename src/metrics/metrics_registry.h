@@ -141,13 +141,14 @@ class MetricsRegistry {
   };
 
   DurationMetric& metric_for(const MetricFamily* family);
-  DurationHistogram& series_for(DurationMetric& metric, SeriesLabels labels);
+  DurationHistogram& series_for(DurationMetric& metric, const SeriesLabels& labels);
   bool bounded_allowed(const DurationMetric& metric, const SeriesLabels& labels) const;
 
   const MetricsLimits limits_;
   const uint64_t start_ns_;
   mutable std::mutex mutex_;
   std::vector<DurationMetric> metrics_;  // one per family, registry order first
+  SeriesLabels span_labels_;             // record_span's scratch
   SeriesOverflow overflow_;
   SelfSnapshot self_;
 };

@@ -7,6 +7,7 @@ namespace weft::trace {
 namespace {
 
 constexpr size_t kMaxServersPerThread = 1024;
+constexpr size_t kMinThreadsBeforeSweep = 4096;
 
 uint64_t mix(uint64_t x) {  // splitmix64's finaliser
   x ^= x >> 30;
@@ -478,8 +479,19 @@ void Stitcher::forget(uint64_t id) {
   // their thread's queue, and skipped where a later one left first (never searched for).
   if (auto t = thread_key ? by_thread.find(thread_key) : by_thread.end(); t != by_thread.end()) {
     while (!t->second.empty() && !find(t->second.front())) t->second.pop_front();
-    if (t->second.empty()) by_thread.erase(t);
+    if (t->second.empty()) sweep_idle_threads(by_thread);
   }
+}
+
+// A thread's queue stays when it empties: a thread serving or calling one request at a time
+// would otherwise build and free it (three allocations) per span. Empty queues are swept once
+// they outnumber twice what the last sweep left, so threads that are gone cost bounded memory
+// and sweeping stays linear overall.
+void Stitcher::sweep_idle_threads(ThreadQueues& by_thread) {
+  size_t& sweep_at = &by_thread == &clients_by_thread_ ? sweep_clients_at_ : sweep_servers_at_;
+  if (by_thread.size() <= sweep_at) return;
+  std::erase_if(by_thread, [](const auto& entry) { return entry.second.empty(); });
+  sweep_at = std::max(kMinThreadsBeforeSweep, 2 * by_thread.size());
 }
 
 }  // namespace weft::trace

@@ -154,6 +154,8 @@ class Stitcher {
   bool subtree_resolved(uint64_t id) const;
   void emit(uint64_t root);
   void forget(uint64_t id);
+  using ThreadQueues = std::unordered_map<uint64_t, std::deque<uint64_t>>;
+  void sweep_idle_threads(ThreadQueues& by_thread);
   TraceId new_trace_id();
   SpanId new_span_id();
 
@@ -176,8 +178,10 @@ class Stitcher {
   std::unordered_map<BytesKey, uint64_t, BytesKeyHash> servers_by_bytes_;
   // Server spans per serving thread, oldest first. Bounded: an event-loop thread serving
   // thousands of requests a second would otherwise make every inference a long scan.
-  std::unordered_map<uint64_t, std::deque<uint64_t>> servers_by_thread_;
-  std::unordered_map<uint64_t, std::deque<uint64_t>> clients_by_thread_;  // by the calling thread
+  ThreadQueues servers_by_thread_;
+  ThreadQueues clients_by_thread_;  // by the calling thread
+  size_t sweep_servers_at_ = 4096;  // see sweep_idle_threads
+  size_t sweep_clients_at_ = 4096;
   InferenceEvidence evidence_;
   struct Exited {
     uint64_t at_ns;
