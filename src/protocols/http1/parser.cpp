@@ -107,17 +107,6 @@ bool plausible_prefix(std::string_view text, MessageKind kind) {
   return text.size() <= kMaxMethodLength;
 }
 
-// End of the header section (just past the empty line), or npos.
-size_t header_end(std::string_view text) {
-  size_t limit = std::min(text.size(), kMaxHeaderBytes);
-  for (size_t i = text.find('\n'); i != std::string_view::npos && i < limit;
-       i = text.find('\n', i + 1)) {
-    if (i + 1 < text.size() && text[i + 1] == '\n') return i + 2;
-    if (i + 2 < text.size() && text[i + 1] == '\r' && text[i + 2] == '\n') return i + 3;
-  }
-  return std::string_view::npos;
-}
-
 bool parse_decimal(std::string_view v, uint64_t& out) {
   v = trim(v);
   if (v.empty()) return false;
@@ -211,6 +200,52 @@ void MessageParser::parse_error(stream::DataStream& s) {
   s.consume(nl == std::string_view::npos ? text.size() : nl + 1);
 }
 
+namespace {
+
+// The request or status line, already validated, into `m`.
+void read_start_line(std::string_view start, Message& m) {
+  if (m.kind == MessageKind::Request) {
+    size_t sp1 = start.find(' ');
+    size_t sp2 = start.rfind(' ');
+    m.method = start.substr(0, sp1);
+    m.target = start.substr(sp1 + 1, sp2 - sp1 - 1);
+    m.version = start.substr(sp2 + 6);
+  } else {
+    m.version = start.substr(5, 3);
+    m.status = (start[9] - '0') * 100 + (start[10] - '0') * 10 + (start[11] - '0');
+  }
+}
+
+// One header line (CR and LF removed) into `m`. `last_kept`: the value an obsolete folded line
+// continues, null when the previous header was not kept. Returns false for a bad length.
+bool read_header_line(std::string_view line, Message& m, std::string*& last_kept) {
+  if (line.front() == ' ' || line.front() == '\t') {  // obsolete line folding
+    if (last_kept) last_kept->append(" ").append(trim(line));
+    return true;
+  }
+  last_kept = nullptr;
+  size_t colon = line.find(':');
+  if (colon == std::string_view::npos || colon == 0) return true;  // tolerated, ignored
+  // Every header weft reads is kept (content-length and transfer-encoding too): the others,
+  // most of a message's headers, cost only a look at their name.
+  std::string_view name = kept_name(trim(line.substr(0, colon)));
+  if (name.empty()) return true;
+  std::string_view value = trim(line.substr(colon + 1));
+  bool good = true;
+  if (name == "content-length") {
+    uint64_t length = 0;
+    good = parse_decimal(value, length) && (!m.content_length || *m.content_length == length);
+    m.content_length = length;
+  } else if (name == "transfer-encoding" && contains_token(value, "chunked")) {
+    m.chunked = true;
+  }
+  m.headers.emplace_back(std::string(name), std::string(value));
+  last_kept = &m.headers.back().second;
+  return good;
+}
+
+}  // namespace
+
 bool MessageParser::parse_head(stream::DataStream& s, const ParserCallbacks& cb) {
   std::string_view text = as_text(s.readable());
   if (text.empty()) {
@@ -231,22 +266,13 @@ bool MessageParser::parse_head(stream::DataStream& s, const ParserCallbacks& cb)
     parse_error(s);
     return true;
   }
-  size_t head_len = header_end(text);
-  bool truncated = false;
-  if (head_len == std::string_view::npos) {
-    if (text.size() >= kMaxHeaderBytes) {
-      parse_error(s);
-      return true;
-    }
-    if (!head_cut_ && s.missing_after_readable() == 0) return false;  // the rest is on its way
-    // The header section runs past the capture limit: keep what was captured.
-    truncated = true;
-    head_len = text.size();
+  size_t eol = text.find('\n');
+  if (eol == std::string_view::npos) {
+    if (waits_for_rest(s, text)) return false;
+    parse_error(s);
+    return true;
   }
-
-  std::string_view head = text.substr(0, head_len);
-  size_t eol = head.find('\n');
-  if (eol == std::string_view::npos || !valid_start_line(head.substr(0, eol), kind_, false)) {
+  if (!valid_start_line(text.substr(0, eol), kind_, false)) {
     parse_error(s);
     return true;
   }
@@ -254,48 +280,34 @@ bool MessageParser::parse_head(stream::DataStream& s, const ParserCallbacks& cb)
   m.kind = kind_;
   // Room for the kept headers a message usually has: growing 1, 2, 4 moved every string.
   m.headers.reserve(kUsualKeptHeaders);
-  std::string_view start = trim(head.substr(0, eol));
-  if (kind_ == MessageKind::Request) {
-    size_t sp1 = start.find(' ');
-    size_t sp2 = start.rfind(' ');
-    m.method = start.substr(0, sp1);
-    m.target = start.substr(sp1 + 1, sp2 - sp1 - 1);
-    m.version = start.substr(sp2 + 6);
-  } else {
-    m.version = start.substr(5, 3);
-    m.status = (start[9] - '0') * 100 + (start[10] - '0') * 10 + (start[11] - '0');
-  }
+  read_start_line(trim(text.substr(0, eol)), m);
 
+  // One pass over the header lines finds the end of the head too: the head is parsed as it
+  // arrives, and thrown away in the rare case that its end has not arrived yet.
+  size_t limit = std::min(text.size(), kMaxHeaderBytes);
+  size_t head_len = std::string_view::npos;
   bool bad_length = false;
   std::string* last_kept = nullptr;
-  for (size_t pos = eol + 1; pos < head.size();) {
-    size_t end = head.find('\n', pos);
-    if (end == std::string_view::npos) break;  // a cut line of a truncated head
-    std::string_view line = head.substr(pos, end - pos);
+  for (size_t pos = eol + 1; pos < limit;) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string_view::npos || end >= limit) break;  // a cut line of a truncated head
+    std::string_view line = text.substr(pos, end - pos);
     pos = end + 1;
-    if (line.empty() || line == "\r") break;            // the empty line that ends the head
-    if (line.front() == ' ' || line.front() == '\t') {  // obsolete line folding
-      if (last_kept) last_kept->append(" ").append(trim(line));
-      continue;
+    if (line.empty() || line == "\r") {  // the empty line that ends the head
+      head_len = pos;
+      break;
     }
-    size_t colon = line.find(':');
-    last_kept = nullptr;
-    if (colon == std::string_view::npos || colon == 0) continue;  // tolerated, ignored
-    // Every header weft reads is kept (content-length and transfer-encoding too): the others,
-    // most of a message's headers, cost only a look at their name.
-    std::string_view name = kept_name(trim(line.substr(0, colon)));
-    if (name.empty()) continue;
-    std::string_view value = trim(line.substr(colon + 1));
-    if (name == "content-length") {
-      uint64_t length = 0;
-      if (!parse_decimal(value, length) || (m.content_length && *m.content_length != length))
-        bad_length = true;
-      m.content_length = length;
-    } else if (name == "transfer-encoding" && contains_token(value, "chunked")) {
-      m.chunked = true;
+    if (!read_header_line(line, m, last_kept)) bad_length = true;
+  }
+  bool truncated = head_len == std::string_view::npos;
+  if (truncated) {
+    if (waits_for_rest(s, text)) return false;
+    if (text.size() >= kMaxHeaderBytes) {
+      parse_error(s);
+      return true;
     }
-    m.headers.emplace_back(std::string(name), std::string(value));
-    last_kept = &m.headers.back().second;
+    // The header section runs past the capture limit: keep what was captured.
+    head_len = text.size();
   }
   if (bad_length) {
     parse_error(s);
@@ -315,6 +327,12 @@ bool MessageParser::parse_head(stream::DataStream& s, const ParserCallbacks& cb)
   }
   begin_body(s, cb);
   return true;
+}
+
+// No end of the head among the readable bytes, and the rest can still come: neither cut by
+// the capture limit nor lost, and the head is not already longer than any weft accepts.
+bool MessageParser::waits_for_rest(const stream::DataStream& s, std::string_view text) const {
+  return text.size() < kMaxHeaderBytes && !head_cut_ && s.missing_after_readable() == 0;
 }
 
 void MessageParser::begin_body(stream::DataStream& s, const ParserCallbacks& cb) {

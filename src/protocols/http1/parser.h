@@ -59,6 +59,7 @@ class MessageParser {
 
   bool step(stream::DataStream& s, const ParserCallbacks& cb);  // false: needs more bytes
   bool parse_head(stream::DataStream& s, const ParserCallbacks& cb);
+  bool waits_for_rest(const stream::DataStream& s, std::string_view text) const;
   bool skip_body(stream::DataStream& s, const ParserCallbacks& cb);
   bool read_line(stream::DataStream& s, std::string_view& line, size_t& consumed);
   bool chunk_step(stream::DataStream& s, const ParserCallbacks& cb);
