@@ -30,7 +30,10 @@ inline bool split_host(std::string_view host, std::string& name, int64_t& port) 
   size_t bracket = host.rfind(']');
   if (colon != std::string_view::npos && (bracket == std::string_view::npos || colon > bracket)) {
     std::string_view p = host.substr(colon + 1);
-    if (p.empty() || !std::all_of(p.begin(), p.end(), ::isdigit) || p.size() > 5) return false;
+    // ASCII digits by comparison: ::isdigit asks the locale for every byte.
+    if (p.empty() || p.size() > 5 ||
+        !std::all_of(p.begin(), p.end(), [](char c) { return c >= '0' && c <= '9'; }))
+      return false;
     std::from_chars(p.data(), p.data() + p.size(), port);
     if (port > 65535) return false;
     host = host.substr(0, colon);
