@@ -523,9 +523,10 @@ void TlsLibraries::run() {
       timeout_ms =
           due <= now ? 0 : static_cast<int>(std::min<uint64_t>(50, (due - now) / 1'000'000 + 1));
     }
-    if (ring_)
-      ring_buffer__poll(ring_, timeout_ms);
-    else
+    if (ring_) {
+      // Exits are written without a wakeup: a poll that timed out still reads them.
+      if (ring_buffer__poll(ring_, timeout_ms) >= 0) ring_buffer__consume(ring_);
+    } else
       std::this_thread::sleep_for(std::chrono::milliseconds(timeout_ms));
     uint64_t now = now_ns();
     while (!checks_.empty() && checks_.front().due_ns <= now) {
