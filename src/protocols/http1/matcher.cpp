@@ -68,7 +68,7 @@ class Http1Handler : public ProtocolHandler {
  private:
   struct Pending {
     uint64_t number;  // the request's place on the connection, to match its completion
-    Message request;  // headers only until complete
+    Message request;  // taken at its head; timing final once complete
     bool complete;
   };
 
@@ -76,14 +76,15 @@ class Http1Handler : public ProtocolHandler {
 
   ParserCallbacks make_request_callbacks() {
     return {
-        [this](const Message& head) {
+        [this](Message& head) {
           if (pending_.size() >= kMaxPendingRequests) {
             pending_.pop_front();
             ++counters_.unmatched_requests;
           }
-          pending_.push_back({heads_++, head, false});
           if (request_dir_ == Direction::Recv && out_)
             out_->request_started(*connection_, head.timing.start_tid, head.timing.start_ns);
+          // Taken, not copied: the parser keeps framing and timing, handed back at the end.
+          pending_.push_back({heads_++, std::move(head), false});
         },
         [this](Message&& done) {
           // Requests complete in the order they started; one answered early is gone already.
@@ -91,7 +92,9 @@ class Http1Handler : public ProtocolHandler {
           confirmed_ = true;
           for (auto& p : pending_) {
             if (p.number == number) {
-              p.request = std::move(done);
+              // What the parser learnt after the head: where and when the message ended.
+              p.request.timing = done.timing;
+              p.request.end_inferred = done.end_inferred;
               p.complete = true;
               break;
             }

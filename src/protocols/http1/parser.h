@@ -16,8 +16,11 @@ namespace weft::protocols::http1 {
 inline constexpr size_t kMaxHeaderBytes = 64 * 1024;
 
 struct ParserCallbacks {
-  std::function<void(const Message&)> head;  // start line and headers parsed
-  std::function<void(Message&&)> complete;   // the whole message seen
+  // Start line and headers parsed. The callee may take them (method, target, version,
+  // headers): from here on the parser needs only the framing fields and the timing, and
+  // `complete` hands over what it kept.
+  std::function<void(Message&)> head;
+  std::function<void(Message&&)> complete;  // the whole message seen
   // Responses only: the method of the request the next response answers ("" if unknown).
   std::function<std::string_view()> request_method;
 };
