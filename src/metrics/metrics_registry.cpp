@@ -167,7 +167,17 @@ void MetricsRegistry::record_span(const trace::Span& span) {
   // allocation.
   fill_labels(span, *span.metric_family, span_labels_);
   DurationMetric& metric = metric_for(span.metric_family);
-  observe(series_for(metric, span_labels_), metric.bounds_ns, duration_ns);
+  if (metric.last_series && metric.last_labels == span_labels_) {
+    observe(*metric.last_series, metric.bounds_ns, duration_ns);
+    return;
+  }
+  SeriesOverflow before = overflow_;
+  DurationHistogram& series = series_for(metric, span_labels_);
+  observe(series, metric.bounds_ns, duration_ns);
+  // Labels that overflowed are not remembered: every span recorded as "other" is counted.
+  bool overflowed = overflow_.routes != before.routes || overflow_.series != before.series;
+  metric.last_series = overflowed ? nullptr : &series;
+  if (!overflowed) metric.last_labels = span_labels_;
 }
 
 void MetricsRegistry::record_duration(const MetricFamily* family, SeriesLabels labels,

@@ -210,6 +210,21 @@ TEST_CASE("metrics: routes past a service's route limit are recorded as route \"
                  "weft_metric_series_overflow_total{limit=\"routes_per_service\"} 2"));
 }
 
+TEST_CASE("metrics: spans of one series in a row, and of an overflowed route, each count once") {
+  // The previous span's series is remembered: a run of one label set, a different set in
+  // between, and a run of an overflowed route must all land where a lookup would put them.
+  MetricsRegistry registry({.max_series_per_metric = 100, .max_routes_per_service = 1});
+  for (int i = 0; i < 3; ++i) registry.record_span(server("front", "/a", kMs));
+  registry.record_span(server("front", "/a", kMs, 500));
+  registry.record_span(server("front", "/a", kMs));
+  for (int i = 0; i < 4; ++i) registry.record_span(server("front", "/b", kMs));  // "other"
+  MetricsSnapshot s = registry.snapshot();
+  CHECK(server_series(s).at(L("front", "GET", "/a", 200)).count == 4);
+  CHECK(server_series(s).at(L("front", "GET", "/a", 500)).count == 1);
+  CHECK(server_series(s).at(L("front", "GET", "other", 200)).count == 4);
+  CHECK(s.overflow.routes == 4);
+}
+
 TEST_CASE("metrics: label sets past the series limit go to one overflow series, all \"other\"") {
   MetricsRegistry registry({.max_series_per_metric = 2, .max_routes_per_service = 100});
   registry.record_span(server("a", "/x", kMs));
