@@ -19,8 +19,8 @@ using http::known_method;
 using http::split_host;
 
 // The method as the conventions report it: one they know, else "_OTHER" (unbounded input).
-std::string method_of(const HttpExchange& http) {
-  return known_method(http.method) ? http.method : "_OTHER";
+std::string_view method_of(const HttpExchange& http) {
+  return known_method(http.method) ? std::string_view(http.method) : "_OTHER";
 }
 
 }  // namespace
@@ -46,7 +46,7 @@ void describe(const Exchange& ex, const DescribeOptions& options, SpanDescriptio
   out.kind = server ? SpanKind::Server : SpanKind::Client;
   out.context_carrier = &http.request_headers;
 
-  std::string method = method_of(http);
+  std::string_view method = method_of(http);
   std::string_view target = http.target;
   bool origin_form = target.starts_with("/");
   size_t question = target.find('?');
@@ -56,14 +56,16 @@ void describe(const Exchange& ex, const DescribeOptions& options, SpanDescriptio
   std::string shown_query = options.query_values ? std::string(query) : redact_query(query);
   const std::string& route = http.route;
   // Semantic conventions: an unknown method is named "HTTP" (the method is unbounded input).
-  std::string name_method = method == "_OTHER" ? "HTTP" : method;
-  out.name = route.empty() ? name_method : name_method + " " + route;
+  std::string_view name_method = method == "_OTHER" ? "HTTP" : method;
+  out.name.reserve(name_method.size() + 1 + route.size());
+  out.name.append(name_method);
+  if (!route.empty()) out.name.append(" ").append(route);
 
   auto& a = out.attributes;
-  add_attribute(a, "http.request.method", method);
+  add_attribute(a, "http.request.method", std::string(method));
   if (method == "_OTHER") add_attribute(a, "http.request.method_original", http.method);
-  std::string scheme = c.tls ? "https" : "http";
-  add_attribute(a, "url.scheme", scheme);
+  std::string_view scheme = c.tls ? "https" : "http";
+  add_attribute(a, "url.scheme", std::string(scheme));
   if (origin_form) add_attribute(a, "url.path", std::string(path));
   if (!query.empty()) add_attribute(a, "url.query", shown_query);
   if (http.status) add_attribute(a, "http.response.status_code", static_cast<int64_t>(http.status));
@@ -72,13 +74,14 @@ void describe(const Exchange& ex, const DescribeOptions& options, SpanDescriptio
   std::string host_name;
   int64_t host_port = server ? c.local.port : c.remote.port;
   const std::string* host = find_header(http.request_headers, "host");
+  std::string peer = c.remote.address();  // network.peer.address, and client.address
   if (!host || !split_host(*host, host_name, host_port))
-    host_name = server ? c.local.address() : c.remote.address();
-  add_attribute(a, "server.address", host_name);
+    host_name = server ? c.local.address() : peer;
+  add_attribute(a, "server.address", std::move(host_name));
   add_attribute(a, "server.port", host_port);
-  add_connection_attributes(a, c);
+  add_connection_attributes(a, c, server ? peer : std::move(peer));
   if (server) {
-    add_attribute(a, "client.address", c.remote.address());
+    add_attribute(a, "client.address", std::move(peer));
     if (!route.empty()) add_attribute(a, "http.route", route);
   } else {
     std::string full;
@@ -86,7 +89,7 @@ void describe(const Exchange& ex, const DescribeOptions& options, SpanDescriptio
     full.append(scheme).append("://").append(host ? *host : c.remote.to_string()).append(path);
     if (!query.empty()) full.append("?").append(shown_query);
     if (origin_form) {
-      add_attribute(a, "url.full", full);
+      add_attribute(a, "url.full", std::move(full));
     } else if (target.starts_with("http://") || target.starts_with("https://")) {
       // Absolute form (a request to a proxy): the target is the URL.
       std::string absolute(target.substr(0, question));
@@ -115,7 +118,7 @@ void describe(const Exchange& ex, const DescribeOptions& options, SpanDescriptio
 // http.request.method, http.route (url.template for clients), http.response.status_code.
 void metric_labels(const Exchange& ex, SpanKind, std::vector<LabelValue>& out) {
   const HttpExchange& http = http_of(ex);
-  out.emplace_back(method_of(http));
+  out.emplace_back(std::string(method_of(http)));
   out.push_back(http.route.empty() ? LabelValue() : LabelValue(http.route));
   out.push_back(http.status ? LabelValue(static_cast<int64_t>(http.status)) : LabelValue());
 }
