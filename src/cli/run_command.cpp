@@ -168,7 +168,10 @@ int run_traces(const RunOptions& options) {
     trace::Span span = labels_need_attributes ? spans.build(std::move(shared))
                                               : spans.build_deferred(std::move(shared));
     net::annotate_span(kernel_facts, wall_offset, span);
-    if (record_metrics) registry.record_span(span);  // every request counts, sampled or not
+    if (record_metrics) {  // every request counts, sampled or not
+      registry.record_span(span);
+      net::record_receive_queue_wait(registry, span, kernel_facts);
+    }
     stitcher.add(std::move(span), now_wall);
   });
   conn::TrackerOutputs outputs = feed.outputs();
@@ -189,8 +192,14 @@ int run_traces(const RunOptions& options) {
       stream, options.duration_s,
       [&](Event&& e) {
         now_wall = std::max(now_wall, e.mono_ns + wall_offset);
-        tcp_facts.on_event(e);
-        if (record_metrics) net::record_connect(registry, e);
+        if (record_metrics && (e.kind == EventKind::Tcp || e.kind == EventKind::Close)) {
+          net::NetCounters before = tcp_facts.counters();  // what this event adds is counted
+          tcp_facts.on_event(e);
+          net::record_tcp(registry, e, before, tcp_facts.counters(), tcp_facts.find(e.cookie));
+        } else {
+          tcp_facts.on_event(e);
+          if (record_metrics) net::record_connect(registry, e);
+        }
         tracker.on_event(e);
       },
       [&](uint64_t now_mono) {

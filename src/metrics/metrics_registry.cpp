@@ -187,6 +187,11 @@ void MetricsRegistry::record_duration(const MetricFamily* family, SeriesLabels l
   observe(series_for(metric, labels), metric.bounds_ns, duration_ns);
 }
 
+void MetricsRegistry::record_count(const MetricFamily* family, SeriesLabels labels, uint64_t n) {
+  std::lock_guard lock(mutex_);
+  series_for(metric_for(family), std::move(labels)).count += n;
+}
+
 // A bounded label value a service has not used before is only taken while the service has room.
 bool MetricsRegistry::bounded_allowed(const DurationMetric& metric,
                                       const SeriesLabels& labels) const {

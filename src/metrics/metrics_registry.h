@@ -61,6 +61,12 @@ struct SelfSnapshot {
 
 using weft::LabelValue;
 
+// A family without bucket bounds is a counter (weft.tcp.retransmits): each series'
+// DurationHistogram holds its value in `count` and nothing else. Same label limits.
+inline bool is_counter(const MetricFamily& family) {
+  return family.bucket_bounds.empty();
+}
+
 // The labels of one duration series.
 struct SeriesLabels {
   std::string service;             // service.name of the span's resource
@@ -122,6 +128,8 @@ class MetricsRegistry {
   // One measurement of a family no protocol declares (weft.tcp.connect.duration: src/net/);
   // the family must outlive the registry. Same limits as the spans' histograms.
   void record_duration(const MetricFamily* family, SeriesLabels labels, uint64_t duration_ns);
+  // Adds `n` to a counter family's series (is_counter), recorded like record_duration.
+  void record_count(const MetricFamily* family, SeriesLabels labels, uint64_t n);
   void set_self(const SelfSnapshot& self);
 
   MetricsSnapshot snapshot() const;

@@ -113,6 +113,18 @@ sdk::metrics::HistogramPointData histogram_point(const MetricFamily& family,
   return p;
 }
 
+// A counter family's series is a monotonic sum; a duration family's a histogram.
+PointDataAttributes series_point(const MetricFamily& family, const SeriesLabels& labels,
+                                 const DurationHistogram& h) {
+  if (is_counter(family)) {
+    sdk::metrics::SumPointData sum;
+    sum.value_ = static_cast<int64_t>(h.count);
+    sum.is_monotonic_ = true;
+    return {point_attributes(family, labels), std::move(sum)};
+  }
+  return {point_attributes(family, labels), histogram_point(family, h)};
+}
+
 // Per service, its duration metrics: one MetricData per family with points.
 using MetricsByService = std::map<std::string, std::vector<MetricData>>;
 
@@ -121,13 +133,16 @@ void add_family(MetricsByService& out, const FamilySeries& durations, const Time
   std::map<std::string, std::vector<PointDataAttributes>> points;
   for (const auto& [labels, histogram] : durations.series) {
     const std::string& service = labels.overflow ? kOverflowLabel : labels.service;
-    points[service].push_back(
-        {point_attributes(family, labels), histogram_point(family, histogram)});
+    points[service].push_back(series_point(family, labels, histogram));
   }
   for (auto& [service, list] : points) {
-    MetricData m =
-        metric_data(family.name, family.description, "s", sdk::metrics::InstrumentType::kHistogram,
-                    sdk::metrics::InstrumentValueType::kDouble, times);
+    MetricData m = is_counter(family)
+                       ? metric_data(family.name, family.description, "1",
+                                     sdk::metrics::InstrumentType::kCounter,
+                                     sdk::metrics::InstrumentValueType::kLong, times)
+                       : metric_data(family.name, family.description, "s",
+                                     sdk::metrics::InstrumentType::kHistogram,
+                                     sdk::metrics::InstrumentValueType::kDouble, times);
     m.point_data_attr_ = std::move(list);
     out[service].push_back(std::move(m));
   }

@@ -74,8 +74,17 @@ void append_histogram(std::string& out, const MetricFamily& family, const std::s
   append_sample(out, name + "_count", base, std::to_string(h.count));
 }
 
+void append_counter(std::string& out, const FamilySeries& counts) {
+  const MetricFamily& family = *counts.family;
+  std::string name = prometheus_name(family.name) + "_total";
+  append_family_header(out, name, family.description, "counter");
+  for (const auto& [labels, value] : counts.series)
+    append_sample(out, name, series_labels(family, labels), std::to_string(value.count));
+}
+
 void append_durations(std::string& out, const FamilySeries& durations) {
   const MetricFamily& family = *durations.family;
+  if (is_counter(family)) return append_counter(out, durations);
   std::string name = prometheus_name(family.name) + "_seconds";
   append_family_header(out, name, family.description, "histogram");
   for (const auto& [labels, histogram] : durations.series)

@@ -34,7 +34,70 @@ std::string service_of(const Event& e) {
   return e.comm;
 }
 
+// RTTs from a loopback's tens of microseconds to a satellite link's seconds.
+const std::vector<double> kRttBounds{0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005,
+                                     0.001,   0.0025,   0.005,   0.01,   0.025,   0.05,
+                                     0.1,     0.25,     0.5,     1,      2.5,     5};
+
+metrics::SeriesLabels peer_labels(std::string service, const Endpoint& peer) {
+  metrics::SeriesLabels labels;
+  labels.service = std::move(service);
+  labels.values = {AttributeValue(peer.address())};
+  return labels;
+}
+
+void count_resets(metrics::MetricsRegistry& registry, const Event& e, uint64_t n,
+                  const char* direction) {
+  if (n == 0) return;
+  metrics::SeriesLabels labels = peer_labels(service_of(e), e.remote);
+  labels.values.push_back(AttributeValue(std::string(direction)));
+  registry.record_count(&resets_family(), std::move(labels), n);
+}
+
 }  // namespace
+
+const MetricFamily& retransmits_family() {
+  static const MetricFamily family{
+      "weft.tcp.retransmits",
+      "TCP segments sent again (SYN, SYN-ACK and data), as the kernel's RetransSegs counts them.",
+      {"network.peer.address"},
+      "network.peer.address",
+      {}};
+  return family;
+}
+
+const MetricFamily& resets_family() {
+  static const MetricFamily family{
+      "weft.tcp.resets",
+      "TCP resets sent (transmit) or received (receive) on traced connections.",
+      {"network.peer.address", "network.io.direction"},
+      "network.peer.address",
+      {}};
+  return family;
+}
+
+const MetricFamily& rtt_family() {
+  static const MetricFamily family{
+      "weft.tcp.rtt",
+      "Smoothed TCP round-trip time of each connection when it closed (the latest the kernel "
+      "reported for it).",
+      {"network.peer.address"},
+      "network.peer.address",
+      kRttBounds};
+  return family;
+}
+
+const MetricFamily& receive_queue_wait_family() {
+  static const MetricFamily family{
+      "weft.tcp.receive_queue.wait",
+      "Time a request's first byte waited in a server's receive queue before the application "
+      "read it.",
+      {"network.peer.address"},
+      "network.peer.address",
+      {0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+       0.1, 0.25, 0.5, 1, 2.5, 5, 10}};
+  return family;
+}
 
 const MetricFamily& connect_duration_family() {
   static const MetricFamily family{
@@ -55,6 +118,32 @@ void record_connect(metrics::MetricsRegistry& registry, const Event& e) {
   std::string error = error_type(e.result);
   labels.values.push_back(error.empty() ? LabelValue() : LabelValue(AttributeValue(error)));
   registry.record_duration(&connect_duration_family(), std::move(labels), e.duration_ns);
+}
+
+}  // namespace weft::net
+
+namespace weft::net {
+
+void record_tcp(metrics::MetricsRegistry& registry, const Event& e, const NetCounters& before,
+                const NetCounters& after, const ConnectionFacts* facts) {
+  uint64_t retransmits = (after.retransmitted_segments - before.retransmitted_segments) +
+                         (after.handshake_retransmits - before.handshake_retransmits);
+  if (retransmits)
+    registry.record_count(&retransmits_family(), peer_labels(service_of(e), e.remote), retransmits);
+  count_resets(registry, e, after.resets_sent - before.resets_sent, "transmit");
+  count_resets(registry, e, after.resets_received - before.resets_received, "receive");
+  if (e.kind == EventKind::Close && facts && facts->srtt_us)
+    registry.record_duration(&rtt_family(), peer_labels(service_of(e), e.remote),
+                             uint64_t{facts->srtt_us} * 1000);
+}
+
+void record_receive_queue_wait(metrics::MetricsRegistry& registry, const trace::Span& span,
+                               const ExchangeFacts& facts) {
+  if (!facts.has_receive_queue_wait || !span.exchange || !span.exchange->connection) return;
+  std::string service = span.resource ? span.resource->service_name : "";
+  registry.record_duration(&receive_queue_wait_family(),
+                           peer_labels(std::move(service), span.exchange->connection->remote),
+                           facts.receive_queue_wait_ns);
 }
 
 }  // namespace weft::net

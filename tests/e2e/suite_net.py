@@ -20,8 +20,10 @@ class NetLab:
     """One namespace with a python3 http.server, shared by every case of this suite; removed at
     exit (the cases remove their own nftables tables)."""
 
-    def __init__(self):
-        tag = os.getpid() % 100000
+    def __init__(self, host_ip=HOST_IP, ns_ip=NS_IP, suffix=""):
+        """A lab on its own addresses (and `suffix` in its names) can run beside this suite's."""
+        tag = f"{os.getpid() % 100000}{suffix}"
+        self.host_ip, self.ns_ip = host_ip, ns_ip
         self.ns, self.host_if, self.ns_if = f"weftnet{tag}", f"wnh{tag}", f"wnn{tag}"
         self.port = free_port()
         self.server = None
@@ -30,9 +32,9 @@ class NetLab:
         for argv in (["ip", "netns", "add", self.ns],
                      ["ip", "link", "add", self.host_if, "type", "veth", "peer", "name", self.ns_if],
                      ["ip", "link", "set", self.ns_if, "netns", self.ns],
-                     ["ip", "addr", "add", f"{HOST_IP}/24", "dev", self.host_if],
+                     ["ip", "addr", "add", f"{host_ip}/24", "dev", self.host_if],
                      ["ip", "link", "set", self.host_if, "up"],
-                     self.in_ns("ip", "addr", "add", f"{NS_IP}/24", "dev", self.ns_if),
+                     self.in_ns("ip", "addr", "add", f"{ns_ip}/24", "dev", self.ns_if),
                      self.in_ns("ip", "link", "set", self.ns_if, "up"),
                      self.in_ns("ip", "link", "set", "lo", "up")):
             r = harness.run(argv)
@@ -44,11 +46,11 @@ class NetLab:
         with open(os.path.join(self.www, "big.bin"), "wb") as f:
             f.write(os.urandom(BIG_FILE_BYTES))
         self.server = subprocess.Popen(self.in_ns(sys.executable, "-m", "http.server", str(self.port), "--bind",
-                                                  NS_IP, "--directory", self.www),
+                                                  ns_ip, "--directory", self.www),
                                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                        stderr=subprocess.DEVNULL)
         wait_until(lambda: f":{self.port} " in self.in_ns_out("ss", "-Htln"), 10,
-                   f"http.server listening on {NS_IP}:{self.port} in {self.ns}")
+                   f"http.server listening on {ns_ip}:{self.port} in {self.ns}")
 
     def in_ns(self, *argv):
         return ["ip", "netns", "exec", self.ns] + list(argv)
@@ -177,12 +179,27 @@ def connection_retransmits(events, port):
     return per
 
 
+def scrape(ctx, port, label):
+    """Per metric name, the sum of the /metrics samples whose labels hold `label` (le buckets
+    left out)."""
+    _, r = curl(ctx, [f"http://127.0.0.1:{port}/metrics"])
+    eq(r.returncode, 0, "scraping weft's /metrics")
+    found = {}
+    for line in r.stdout.decode().splitlines():
+        if line.startswith("#") or label not in line or "_bucket{" in line:
+            continue
+        name, value = line.split("{", 1)[0], float(line.rsplit(" ", 1)[1])
+        found[name] = found.get(name, 0) + value
+    return found
+
+
 @case(timeout=120)
 def net_data_retransmits_match_kernel(ctx):
     """nftables drops a tenth of the server's data packets where they arrive (the veth's end in
     this namespace: a drop on the sender's own output hook is no loss, TCP sends it again as if
     new): the retransmissions weft reports per connection add up to the server namespace's
-    RetransSegs delta, and each connection's equal the kernel's tcp_sock.total_retrans at close."""
+    RetransSegs delta, and each connection's equal the kernel's tcp_sock.total_retrans at close;
+    `weft run`'s weft_tcp_retransmits_total for those connections' peer equals the same delta."""
     net = lab()
     net.nft(ctx, "netdev", "weftloss", f"""
 table netdev weftloss {{
@@ -192,6 +209,9 @@ table netdev weftloss {{
   }}
 }}""", in_ns=False)
     weft = start_weft(ctx, ["events", "--json", "--port", str(net.port)], label="events")
+    metrics_port = free_port()
+    run_weft = start_weft(ctx, ["run", "--exporter", "otlp-file", "--output", ctx.path("spans.jsonl"),
+                                "--metrics-address", f"127.0.0.1:{metrics_port}"], label="run")
     before = net.retrans_segs()
     for _ in range(4):
         _, r = curl(ctx, ["-o", "/dev/null", f"http://{NS_IP}:{net.port}/big.bin"], timeout=60)
@@ -207,6 +227,16 @@ table netdev weftloss {{
     total = sum(c["segments"] for c in per.values())
     check(after - before > 0, "no retransmission happened: the drop rule did not work")
     eq(total, after - before, f"segments weft saw retransmitted vs the namespace's RetransSegs delta ({per})")
+
+    # The same count as a metric: the server's connections are those whose peer is the host end.
+    def server_metrics():
+        found = scrape(ctx, metrics_port, f'network_peer_address="{HOST_IP}"')
+        return found if found.get("weft_tcp_rtt_seconds_count") == 4 else None
+    found = wait_until(server_metrics, 10, f"weft_tcp_rtt_seconds_count 4 for peer {HOST_IP}", interval=0.2)
+    run_weft.stop()
+    run_weft.expect_clean_exit()
+    eq(found.get("weft_tcp_retransmits_total"), after - before,
+       f"weft_tcp_retransmits_total for peer {HOST_IP} vs the namespace's RetransSegs delta ({found})")
     for cookie, c in per.items():
         eq(c["segments"], c["closed_total"], f"connection {cookie}: retransmitted segments vs total_retrans at close")
 
