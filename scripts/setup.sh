@@ -61,6 +61,9 @@ TEST_PACKAGES+=(libssl-dev)
 TEST_PACKAGES+=(python3-requests)
 # The HTTP/2 tests' load generator with many concurrent streams (h2load, tests/e2e/suite_http2.py).
 TEST_PACKAGES+=(nghttp2-client)
+# The network tests' reference for connection lifetimes and byte counts (tcplife, as
+# /usr/sbin/tcplife; tests/e2e/suite_net.py).
+TEST_PACKAGES+=(libbpf-tools)
 
 missing() {
   local p

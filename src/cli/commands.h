@@ -21,7 +21,8 @@ struct EventFilter {
   std::optional<uint32_t> pid;
   std::optional<uint16_t> port;  // local or remote
   std::string comm;
-  bool matches(uint32_t pid, const std::string& comm, const Endpoint& local, const Endpoint& remote) const;
+  bool matches(uint32_t pid, const std::string& comm, const Endpoint& local,
+               const Endpoint& remote) const;
   bool matches(const Event& e) const { return matches(e.pid, e.comm, e.local, e.remote); }
   bool matches(const ConnectionInfo& c) const { return matches(c.pid, c.comm, c.local, c.remote); }
 };
@@ -60,7 +61,20 @@ struct RunOptions {
 };
 std::string validate(const RunOptions& options);
 
+// `weft net`: per-connection TCP health (src/cli/net_command.cpp).
+struct NetOptions {
+  bool json = false;
+  double duration_s = 0;
+  double interval_s = 1;  // between rounds
+  std::string sort = "retrans";
+  EventFilter filter;
+  std::string replay_path;
+  capture::CaptureConfig capture;
+};
+std::string validate(const NetOptions& options);
+
 int run_events(const EventsOptions& options);
+int run_net(const NetOptions& options);
 int run_traces(const RunOptions& options);
 int run_exchanges(const ExchangesOptions& options);
 int run_record(const RecordOptions& options);

@@ -4,6 +4,7 @@
 #include <cstdlib>
 
 #include "cli/commands.h"
+#include "net/connection_table.h"
 
 namespace {
 
@@ -309,6 +310,32 @@ int main(int argc, char** argv) {
   add_tracker_options(*exchanges_cmd, exchanges_tracker, exchanges.tracker);
   add_capture_options(*exchanges_cmd, exchanges.capture);
 
+  weft::cli::NetOptions net;
+  uint32_t net_pid = 0;
+  uint16_t net_port = 0;
+  auto* net_cmd = app.add_subcommand(
+      "net",
+      "Show TCP health per connection, live: RTT, retransmissions, resets, queue waits, "
+      "connect time, bytes (docs/network.md)");
+  net_cmd->add_flag("--json", net.json, "One JSON object per connection per round");
+  net_cmd->add_option("--duration", net.duration_s, "Stop after this many seconds (0: never)")
+      ->check(kSeconds)
+      ->type_name("SECONDS");
+  net_cmd->add_option("--interval", net.interval_s, "Seconds between rounds")
+      ->check(number_of("seconds", false, 3600))
+      ->type_name("SECONDS")
+      ->capture_default_str();
+  std::string sort_help = "Order rows by this field, largest first (names: alphabetical): ";
+  for (std::string_view f : weft::net::sort_fields())
+    sort_help += std::string(f) + (f == weft::net::sort_fields().back() ? "" : ", ");
+  net_cmd->add_option("--sort", net.sort, sort_help)->type_name("FIELD")->capture_default_str();
+  auto* net_pid_opt = net_cmd->add_option("--pid", net_pid, "Only this process");
+  auto* net_port_opt =
+      net_cmd->add_option("--port", net_port, "Only connections with this local or remote port");
+  net_cmd->add_option("--comm", net.filter.comm, "Only processes with this command name");
+  net_cmd->add_option("--replay", net.replay_path, "Read events from a `weft record` file");
+  add_capture_options(*net_cmd, net.capture);
+
   weft::cli::RecordOptions record;
   auto* record_cmd = app.add_subcommand("record", "Record live events to a file for replay");
   record_cmd->add_option("-o,--output", record.output_path, "File to write")->required();
@@ -350,6 +377,17 @@ int main(int argc, char** argv) {
       return weft::cli::kExitUsage;
     }
     return weft::cli::run_events(events);
+  }
+  if (*net_cmd) {
+    if (*net_pid_opt) net.filter.pid = net_pid;
+    if (*net_port_opt) net.filter.port = net_port;
+    std::string bad = weft::cli::validate(net);
+    if (bad.empty()) bad = weft::capture::validate(net.capture);
+    if (!bad.empty()) {
+      std::fprintf(stderr, "weft: %s\n", bad.c_str());
+      return weft::cli::kExitUsage;
+    }
+    return weft::cli::run_net(net);
   }
   if (*run_cmd) {
     run.stitch.wait_ns = static_cast<uint64_t>(wait_s * 1e9);

@@ -204,7 +204,7 @@ SUMMARY_CAPTURE_LIMIT = re.compile(r"^weft (?:events|record|exchanges|run): capt
                                    r"--capture-bytes \(by design, not a loss: byte counts and stream positions stay "
                                    r"exact\)$")
 SUMMARY_TLS = re.compile(r"^weft (?:events|record|exchanges|run): tls library calls: ((?:[a-z_]+=\d+ ?)+)$")
-CAPTURING = re.compile(r"^weft (events|record|exchanges|run): capturing \(Ctrl-C to stop\)$")
+CAPTURING = re.compile(r"^weft (events|record|exchanges|run|net): capturing \(Ctrl-C to stop\)$")
 
 
 def is_summary_line(line):

@@ -37,6 +37,7 @@ import suite_sampling  # noqa: E402,F401
 import suite_tls  # noqa: E402,F401
 import suite_go_tls  # noqa: E402,F401
 import suite_net  # noqa: E402,F401
+import suite_net_view  # noqa: E402,F401
 
 
 class TestTimeout(Exception):
