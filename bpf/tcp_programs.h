@@ -119,11 +119,19 @@ int BPF_PROG(tcp__send_reset, const struct sock *sk, const struct sk_buff *skb, 
 	if (!sk) /* a reset answering a segment no socket owns */
 		return 0;
 	__u64 cookie = bpf_get_socket_cookie((void *)sk);
-	const struct weft_conn_state *st = tcp_tracked(cookie);
-	if (!st)
-		return 0;
 	struct weft_tcp_event ev = {.what = WEFT_TCP_RESET_SENT, .detail = reason};
-	tcp_emit(sk, cookie, st, &ev);
+	const struct weft_conn_state *st = tcp_tracked(cookie);
+	if (st) {
+		tcp_emit(sk, cookie, st, &ev);
+		return 0;
+	}
+	/* An abortive close (SO_LINGER 0, unread data, an ABORTONDATA segment) moves the socket
+	 * to CLOSE, where conn__state forgets it, before the reset goes: reported without an owner
+	 * (pid 0), and userspace gives it to the connection of that cookie if it knows one. */
+	if (sk->__sk_common.skc_state == TCP_CLOSE) {
+		struct weft_conn_state no_owner = {};
+		tcp_emit(sk, cookie, &no_owner, &ev);
+	}
 	return 0;
 }
 

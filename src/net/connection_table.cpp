@@ -75,7 +75,8 @@ void sort_rows(std::vector<NetRow>& rows, std::string_view field) {
 ConnectionTable::Seen* ConnectionTable::seen_for(const Event& e) {
   auto it = seen_.find(e.cookie);
   if (it == seen_.end()) {
-    if (!connection_event(e.kind)) return nullptr;  // a close of a connection never seen
+    // A close, or a reset sent after it, of a connection not (or no longer) in the table.
+    if (!connection_event(e.kind) || is_reset_after_close(e)) return nullptr;
     if (seen_.size() >= max_connections_) {  // any one, counted: only live connections fill it
       seen_.erase(seen_.begin());
       ++evicted_;

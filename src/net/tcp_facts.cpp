@@ -7,6 +7,7 @@ namespace {
 
 constexpr uint8_t kStateSynSent = 2;
 constexpr uint8_t kStateSynRecv = 3;
+constexpr uint8_t kStateClose = 7;
 
 bool in_handshake(uint8_t state) {
   return state == kStateSynSent || state == kStateSynRecv;
@@ -24,9 +25,14 @@ bool is_lifecycle(EventKind kind) {
 
 }  // namespace
 
+bool is_reset_after_close(const Event& e) {
+  return e.kind == EventKind::Tcp && e.tcp_what == TcpWhat::ResetSent &&
+         e.tcp_state == kStateClose && e.pid == 0;
+}
+
 void TcpFacts::on_event(const Event& e) {
   if (!is_lifecycle(e.kind)) return;
-  if (e.kind == EventKind::Close && !facts_.contains(e.cookie)) return;
+  if ((e.kind == EventKind::Close || is_reset_after_close(e)) && !facts_.contains(e.cookie)) return;
   ConnectionFacts& f = facts_for(e);
   switch (e.kind) {
     case EventKind::Connect:
@@ -75,6 +81,7 @@ ConnectionFacts& TcpFacts::facts_for(const Event& e) {
     f.pid = e.pid;
     f.comm = e.comm;
   }
+  if (e.process) f.process = e.process;
   if (e.role != Role::Unknown) f.role = e.role;
   f.local = e.local;
   f.remote = e.remote;

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -35,6 +36,7 @@ struct ConnectionFacts {
   uint64_t cookie = 0;
   uint32_t pid = 0;
   std::string comm;
+  std::shared_ptr<const ProcessInfo> process;  // may be null
   Role role = Role::Unknown;
   Endpoint local;
   Endpoint remote;
@@ -89,6 +91,10 @@ struct NetCounters {
   uint64_t resets_received = 0;
   uint64_t failed_connects = 0;
 };
+
+// A reset the kernel sent after the socket reached CLOSE (an abortive close): the record has
+// no owner, only the cookie of a connection weft may know (bpf/tcp_programs.h).
+bool is_reset_after_close(const Event& e);
 
 class TcpFacts {
  public:

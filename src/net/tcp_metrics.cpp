@@ -25,13 +25,23 @@ std::string error_type(int32_t result) {
   }
 }
 
-std::string service_of(const Event& e) {
-  if (e.process && !e.process->service_name.empty()) return e.process->service_name;
-  if (e.process && !e.process->exe.empty()) {
-    size_t slash = e.process->exe.rfind('/');
-    return slash == std::string::npos ? e.process->exe : e.process->exe.substr(slash + 1);
+std::string service_of(const ProcessInfo* process, const std::string& comm) {
+  if (process && !process->service_name.empty()) return process->service_name;
+  if (process && !process->exe.empty()) {
+    size_t slash = process->exe.rfind('/');
+    return slash == std::string::npos ? process->exe : process->exe.substr(slash + 1);
   }
-  return e.comm;
+  return comm;
+}
+
+std::string service_of(const Event& e) {
+  return service_of(e.process.get(), e.comm);
+}
+
+// A record without an owner (a reset sent after close) takes the connection's.
+std::string service_of(const Event& e, const ConnectionFacts* facts) {
+  if (e.pid == 0 && facts) return service_of(facts->process.get(), facts->comm);
+  return service_of(e);
 }
 
 // RTTs from a loopback's tens of microseconds to a satellite link's seconds.
@@ -46,10 +56,10 @@ metrics::SeriesLabels peer_labels(std::string service, const Endpoint& peer) {
   return labels;
 }
 
-void count_resets(metrics::MetricsRegistry& registry, const Event& e, uint64_t n,
-                  const char* direction) {
+void count_resets(metrics::MetricsRegistry& registry, const Event& e, const ConnectionFacts* facts,
+                  uint64_t n, const char* direction) {
   if (n == 0) return;
-  metrics::SeriesLabels labels = peer_labels(service_of(e), e.remote);
+  metrics::SeriesLabels labels = peer_labels(service_of(e, facts), e.remote);
   labels.values.push_back(AttributeValue(std::string(direction)));
   registry.record_count(&resets_family(), std::move(labels), n);
 }
@@ -130,8 +140,8 @@ void record_tcp(metrics::MetricsRegistry& registry, const Event& e, const NetCou
                          (after.handshake_retransmits - before.handshake_retransmits);
   if (retransmits)
     registry.record_count(&retransmits_family(), peer_labels(service_of(e), e.remote), retransmits);
-  count_resets(registry, e, after.resets_sent - before.resets_sent, "transmit");
-  count_resets(registry, e, after.resets_received - before.resets_received, "receive");
+  count_resets(registry, e, facts, after.resets_sent - before.resets_sent, "transmit");
+  count_resets(registry, e, facts, after.resets_received - before.resets_received, "receive");
   if (e.kind == EventKind::Close && facts && facts->srtt_us)
     registry.record_duration(&rtt_family(), peer_labels(service_of(e), e.remote),
                              uint64_t{facts->srtt_us} * 1000);

@@ -18,7 +18,7 @@ TCPLIFE = "/usr/sbin/tcplife"
 
 # Reads `want` bytes per connection and answers with the number of bytes its first line asks.
 SERVER = r"""
-import socket, sys, threading
+import socket, struct, sys, threading
 srv = socket.socket()
 srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 srv.bind((sys.argv[1], int(sys.argv[2])))
@@ -40,6 +40,9 @@ def serve(conn):
             if not chunk:
                 return
             got += len(chunk)
+        if answer < 0:  # an abortive close: the kernel sends a reset
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            return
         conn.sendall(b"x" * answer)
         while conn.recv(65536):
             pass
@@ -57,11 +60,14 @@ s = socket.create_connection((host, port))
 head = f"{send} {answer}\n".encode()
 s.sendall(head + b"y" * send)
 got = 0
-while got < answer:
-    chunk = s.recv(65536)
-    if not chunk:
-        break
-    got += len(chunk)
+try:
+    while got < answer or answer < 0:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        got += len(chunk)
+except ConnectionResetError:
+    pass
 print(s.getsockname()[1], len(head) + send, got, flush=True)
 sys.stdin.readline()
 s.close()
@@ -93,7 +99,7 @@ class Client:
         line = self.proc.stdout.readline().split()
         check(len(line) == 3, f"the client did not finish its exchange (printed {line})")
         self.port, self.sent, self.received = (int(x) for x in line)
-        eq(self.received, answer, "bytes the client received")
+        eq(self.received, max(answer, 0), "bytes the client received")
 
     def close(self):
         self.proc.stdin.write(b"\n")
@@ -179,6 +185,50 @@ table netdev weftviewloss {{
     eq(closed["bytes_sent"], lossy.sent, "bytes the lossy client sent")
     eq(sum(r["state"] == "closed" for r in view.rows_of(client.port)), 1,
        "rounds that show the first client closed (once, then it leaves)")
+
+
+def scrape(port, label):
+    """Per metric name, the sum of weft's /metrics samples whose labels hold `label`."""
+    r = harness.run(["curl", "-sS", f"http://127.0.0.1:{port}/metrics"])
+    eq(r.returncode, 0, "scraping weft's /metrics")
+    found = {}
+    for line in r.stdout.decode().splitlines():
+        if not line.startswith("#") and label in line and "_bucket{" not in line:
+            name = line.split("{", 1)[0]
+            found[name] = found.get(name, 0) + float(line.rsplit(" ", 1)[1])
+    return found
+
+
+@case(timeout=90)
+def net_view_resets(ctx):
+    """A server that closes abortively (SO_LINGER 0) after reading: its row shows one reset
+    sent, the client's one received, and `weft run`'s weft_tcp_resets_total has one of each
+    under the right peers. The kernel sends that reset after the socket reached CLOSE, where
+    weft has already forgotten the connection: the reset is tied to it by its cookie."""
+    net = lab(ctx)
+    metrics_port = free_port()
+    run = harness.start_weft(ctx, ["run", "--exporter", "otlp-file", "--output", ctx.path("spans.jsonl"),
+                                   "--metrics-address", f"127.0.0.1:{metrics_port}"], label="run")
+    view = NetView(ctx, net.view_port)
+    client = Client(ctx, net, 100, -1)
+    client.close()
+    client_row = wait_until(lambda: view.closed_row(client.port), 10, "the client's closed row", interval=0.1)
+    eq((client_row["resets_received"], client_row["resets_sent"]), (1, 0), "client row: resets received, sent")
+
+    def server_row():
+        rows = [r for r in view.rows() if r["peer"]["port"] == client.port and r["state"] == "closed"]
+        return rows[0] if rows else None
+    row = wait_until(server_row, 10, "the server's closed row", interval=0.1)
+    eq((row["resets_sent"], row["resets_received"]), (1, 0), f"server row: resets sent, received ({row})")
+    eq(row["pid"], net.view_server.pid, "server row's pid")
+    view.stop()
+    sent = f'network_peer_address="{NS_IP}",network_io_direction="transmit"'
+    received = f'network_peer_address="{HOST_IP}",network_io_direction="receive"'
+    wait_until(lambda: scrape(metrics_port, sent).get("weft_tcp_resets_total") == 1
+               and scrape(metrics_port, received).get("weft_tcp_resets_total") == 1, 10,
+               "weft_tcp_resets_total: one sent to the client, one received from the server", interval=0.2)
+    run.stop()
+    run.expect_clean_exit()
 
 
 def parse_tcplife(text, port):

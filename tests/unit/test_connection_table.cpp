@@ -121,6 +121,24 @@ TEST_CASE(
   CHECK(rows[0].connect_result == -111);
 }
 
+TEST_CASE("weft net: a reset sent after close is the closed row's; after the row left, no row") {
+  ConnectionTable table;
+  table.on_event(event(EventKind::Accept, 5, kMs, Role::Server));
+  table.on_event(event(EventKind::Close, 5, 2 * kMs, Role::Server));
+  Event reset = tcp(TcpWhat::ResetSent, 5, 2 * kMs);
+  reset.tcp_state = 7;  // CLOSE: the record of an abortive close has no owner
+  reset.pid = 0;
+  reset.role = Role::Unknown;
+  table.on_event(reset);
+  std::vector<NetRow> rows = table.take_round(3 * kMs);
+  const NetRow* r = row(rows, 5);
+  REQUIRE(r);
+  CHECK(r->resets_sent == 1);
+  CHECK(r->pid == 42);
+  table.on_event(reset);
+  CHECK(table.take_round(4 * kMs).empty());
+}
+
 TEST_CASE("weft net: a receive-queue wait runs from the arrival record to the next read") {
   ConnectionTable table;
   table.on_event(event(EventKind::Accept, 4, 0, Role::Server));
@@ -130,7 +148,8 @@ TEST_CASE("weft net: a receive-queue wait runs from the arrival record to the ne
   table.on_event(data(4, 520 * kMs, Direction::Recv, 100));  // no arrival since: no wait
   table.on_event(tcp(TcpWhat::DataQueued, 4, 600 * kMs));
   table.on_event(data(4, 601 * kMs, Direction::Recv, 100));
-  const NetRow* r = row(table.take_round(700 * kMs), 4);
+  std::vector<NetRow> rows = table.take_round(700 * kMs);
+  const NetRow* r = row(rows, 4);
   REQUIRE(r);
   CHECK(r->receive_queue_waits == 2);
   CHECK(r->receive_queue_wait_max_ns == 500 * kMs);

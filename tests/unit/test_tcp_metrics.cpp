@@ -114,6 +114,30 @@ TEST_CASE("tcp metrics: resets sent and received are separate series") {
                     "2\",network_io_direction=\"receive\"} 2"));
 }
 
+TEST_CASE("tcp metrics: a reset sent after close counts for the connection of its cookie") {
+  Feed feed;
+  Event accept = event(EventKind::Accept, 1, 2, Role::Server);
+  auto process = std::make_shared<ProcessInfo>();
+  process->exe = "/usr/bin/api-server";
+  accept.process = process;
+  feed(accept);
+  feed(event(EventKind::Close, 1, 2, Role::Server));
+  // The kernel's record of an abortive close: no owner, state CLOSE.
+  Event reset = tcp(TcpWhat::ResetSent, 1, 2, 7);
+  reset.pid = 0;
+  reset.comm.clear();
+  reset.role = Role::Unknown;
+  feed(reset);
+  Event unknown = reset;
+  unknown.cookie = 99;  // a socket weft never tracked (its own, a peer of it): nothing
+  feed(unknown);
+  CHECK(feed.facts.find(99) == nullptr);
+  CHECK(
+      feed.has_line("weft_tcp_resets_total{service_name=\"api-server\",network_peer_address="
+                    "\"10.0.0.2\",network_io_direction=\"transmit\"} 1"));
+  CHECK(feed.facts.counters().resets_sent == 1);
+}
+
 TEST_CASE("tcp metrics: each connection's latest smoothed RTT at its close, once") {
   Feed feed;
   Event closing = tcp(TcpWhat::Closed, 1, 2);
