@@ -4,10 +4,13 @@ namespace talks to a server outside it, over a veth pair; faults from nftables."
 import atexit
 import json
 import os
+import pty
 import re
+import select
 import signal
 import subprocess
 import sys
+import time
 
 import harness
 from harness import case, check, eq, free_port, wait_until
@@ -282,3 +285,55 @@ def net_view_agrees_with_tcplife(ctx):
               f"vs tcplife's {tx:.0f}/{rx:.0f}")
         check(abs(row["age_s"] * 1000 - ms) <= 0.5,
               f"port {c.port}: lifetime {row['age_s'] * 1000:.3f} ms vs tcplife's {ms} ms")
+
+
+def read_pty(master, proc, timeout):
+    """Everything written to a pseudo-terminal until its process exits (bounded)."""
+    out = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.1)
+        if ready:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # the other end closed
+                break
+            out += chunk
+        elif proc.poll() is not None:
+            break
+    return out
+
+
+@case(timeout=60)
+def net_view_output_modes(ctx):
+    """An unknown --sort field is refused with the list of fields (exit 2); with stdout not a
+    terminal each round is plain text (title, header, rows, no escape codes); on a terminal each
+    round clears the screen and redraws in place."""
+    r = harness.run([harness.WEFT, "net", "--sort", "latency"])
+    eq(r.returncode, 2, "exit code of `weft net --sort latency`")
+    check(b"weft: --sort: unknown field 'latency' (one of: retrans, rtt," in r.stderr,
+          f"stderr of a bad --sort: {r.stderr!r}")
+
+    net = lab(ctx)
+    args = ["net", "--duration", "2", "--interval", "0.5", "--port", str(net.view_port)]
+    plain = harness.start_weft(ctx, args, label="plain")  # stdout: a file
+    client = Client(ctx, net, 10, 20)  # opened while weft watches: both ends are seen
+    plain.wait_exit(15)
+    plain.expect_clean_exit()
+    text = plain.stdout_bytes().decode()
+    check("\x1b" not in text, f"escape codes in plain output: {text[:300]!r}")
+    rounds = re.findall(r"^weft net \S+: (\d+) connections, sorted by retrans$", text, re.M)
+    check(len(rounds) >= 2, f"expected at least two rounds: {text[:500]!r}")
+    check(re.search(r"^PID +COMM +ROLE +LOCAL +PEER +STATE +RTT", text, re.M), f"no header: {text[:300]!r}")
+    check(re.search(rf"^{client.proc.pid} .* {NS_IP}:{client.port} +{HOST_IP}:{net.view_port} +open ", text, re.M),
+          f"no open row for the client (pid {client.proc.pid}, port {client.port}): {text[:800]!r}")
+
+    master, slave = pty.openpty()
+    proc = ctx.spawn([harness.WEFT] + args, stdout=slave, stderr=subprocess.DEVNULL)
+    os.close(slave)
+    ctx.on_cleanup(lambda: os.close(master))
+    screen = read_pty(master, proc, 20).decode("utf-8", "replace")
+    eq(proc.wait(timeout=5), 0, "weft net on a terminal exit code")
+    check(screen.count("\x1b[H\x1b[2J") >= 2, f"no redraw on a terminal: {screen[:300]!r}")
+    check(f"{NS_IP}:{client.port}" in screen, f"the client's row is not on the terminal: {screen[:500]!r}")
+    client.close()
