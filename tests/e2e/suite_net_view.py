@@ -14,7 +14,8 @@ import time
 
 import harness
 from harness import case, check, eq, free_port, wait_until
-from suite_net import NetLab
+from peers import curl
+from suite_net import SLOW_SERVER, NetLab
 
 HOST_IP, NS_IP = "10.214.10.1", "10.214.10.2"  # not suite_net's: both labs can exist at once
 TCPLIFE = "/usr/sbin/tcplife"
@@ -113,9 +114,9 @@ class Client:
 class NetView:
     """One `weft net --json` run; its rounds read from its stdout."""
 
-    def __init__(self, ctx, port, label="net"):
+    def __init__(self, ctx, port, label="net", extra=()):
         self.weft = harness.start_weft(ctx, ["net", "--json", "--duration", "60", "--interval", "0.2",
-                                             "--port", str(port)], label=label)
+                                             "--port", str(port)] + list(extra), label=label)
 
     def rows(self):
         rows = []
@@ -337,3 +338,28 @@ def net_view_output_modes(ctx):
     check(screen.count("\x1b[H\x1b[2J") >= 2, f"no redraw on a terminal: {screen[:300]!r}")
     check(f"{NS_IP}:{client.port}" in screen, f"the client's row is not on the terminal: {screen[:500]!r}")
     client.close()
+
+
+@case(timeout=60)
+def net_view_receive_queue_wait(ctx):
+    """With --receive-queue-wait, a server (in the namespace) that sleeps 0.5 s after accepting
+    before it reads: its row shows one wait of about the sleep, from the request's arrival to
+    the read that took it."""
+    net = lab(ctx)
+    port = free_port()
+    server = ctx.spawn(net.in_ns(sys.executable, "-c", SLOW_SERVER, str(port), NS_IP, "0.5", "before-read"),
+                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    check(server.stdout.readline().strip() == b"ready", "the slow server did not start")
+    view = NetView(ctx, port, extra=["--receive-queue-wait"])
+    _, r = curl(ctx, ["-o", "/dev/null", f"http://{NS_IP}:{port}/slow"])
+    eq(r.returncode, 0, f"curl ({r.stderr.decode(errors='replace').strip()})")
+
+    def server_row():
+        rows = [r for r in view.rows() if r["local"]["port"] == port and r["state"] == "closed"]
+        return rows[0] if rows else None
+    row = wait_until(server_row, 10, "the slow server's closed row", interval=0.1)
+    view.stop()
+    eq(row["pid"], server.pid, "server row's pid")
+    eq(row["receive_queue_waits"], 1, f"receive-queue waits ({row})")
+    check(0.45 <= row["receive_queue_wait_max_s"] <= 0.7,
+          f"receive-queue wait {row['receive_queue_wait_max_s']} s, expected ~0.5 ({row})")
