@@ -17,7 +17,20 @@ from harness import case, check, eq, free_port, wait_until
 from peers import curl
 from suite_net import SLOW_SERVER, NetLab
 
-HOST_IP, NS_IP = "10.214.10.1", "10.214.10.2"  # not suite_net's: both labs can exist at once
+
+
+def free_subnet():
+    """A 10.214.N.0/24 (N from 216, above the range suite_net's labs take) no interface here has:
+    this suite's lab, suite_net's and other sessions' runs of both can exist at once."""
+    used = subprocess.run(["ip", "-br", "addr"], capture_output=True, text=True).stdout
+    for i in range(39):
+        n = 216 + (os.getpid() + i) % 39
+        if f" 10.214.{n}." not in used:
+            return f"10.214.{n}.1", f"10.214.{n}.2"
+    raise RuntimeError("no free 10.214.N.0/24 subnet")
+
+
+HOST_IP, NS_IP = free_subnet()
 TCPLIFE = "/usr/sbin/tcplife"
 
 # Reads `want` bytes per connection and answers with the number of bytes its first line asks.
