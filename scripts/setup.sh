@@ -64,6 +64,10 @@ TEST_PACKAGES+=(nghttp2-client)
 # The network tests' reference for connection lifetimes and byte counts (tcplife, as
 # /usr/sbin/tcplife; tests/e2e/suite_net.py).
 TEST_PACKAGES+=(libbpf-tools)
+# The PostgreSQL tests' server (initdb, pg_ctl, postgres), psql, pgbench and psycopg2
+# (tests/e2e/suite_postgres.py); PostgreSQL's own parser, measured against weft's SQL sanitiser
+# (scripts/bench/sql_sanitise_bench.cpp, docs/protocols.md).
+TEST_PACKAGES+=(postgresql python3-psycopg2 libpg-query-dev)
 
 missing() {
   local p
