@@ -38,8 +38,8 @@ double ns_per_call(F&& call) {
 
 std::string normalise(const char* s) {
   PgQueryNormalizeResult r = pg_query_normalize(s);
-  std::string out = r.error ? std::string("(error: ") + r.error->message + ")"
-                            : std::string(r.normalized_query);
+  std::string out =
+      r.error ? std::string("(error: ") + r.error->message + ")" : std::string(r.normalized_query);
   pg_query_free_normalize_result(r);
   return out;
 }
@@ -54,8 +54,8 @@ int main() {
       weft::protocols::sql::sanitise(s, Dialect::PostgreSQL);
       weft::protocols::sql::read_facts(s, Dialect::PostgreSQL);
     });
-    std::printf("%s\n  pg_query_normalize %8.0f ns: %s\n  weft sanitise+facts %7.0f ns: %s\n\n",
-                s, pg_ns, normalise(s).c_str(), weft_ns,
+    std::printf("%s\n  pg_query_normalize %8.0f ns: %s\n  weft sanitise+facts %7.0f ns: %s\n\n", s,
+                pg_ns, normalise(s).c_str(), weft_ns,
                 weft::protocols::sql::sanitise(s, Dialect::PostgreSQL).c_str());
   }
   pg_query_exit();

@@ -13,8 +13,12 @@
 namespace weft::protocols::sql {
 namespace {
 
-std::string pg(std::string_view s) { return sanitise(s, Dialect::PostgreSQL); }
-std::string my(std::string_view s) { return sanitise(s, Dialect::MySQL); }
+std::string pg(std::string_view s) {
+  return sanitise(s, Dialect::PostgreSQL);
+}
+std::string my(std::string_view s) {
+  return sanitise(s, Dialect::MySQL);
+}
 
 struct Facts {
   std::string operation;
@@ -175,11 +179,11 @@ TEST_CASE("sql text: cost per statement (printed)") {
       sink += sanitise(s, Dialect::PostgreSQL).size();
       sink += read_facts(s, Dialect::PostgreSQL).operation.size();
     }
-    auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                  std::chrono::steady_clock::now() - t0)
-                  .count();
+    auto ns =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0)
+            .count();
     MESSAGE("sanitise+facts " << ns / kRounds << " ns: " << std::string(s).substr(0, 40)
-                              << (sink ? "" : "?"));
+                              << std::string(sink ? "" : "?"));
   }
 }
 

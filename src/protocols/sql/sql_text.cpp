@@ -15,14 +15,28 @@ struct Token {
   std::string_view text;
 };
 
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f'; }
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
-bool is_hex(char c) { return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
-bool is_letter(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+bool is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f';
+}
+bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
+bool is_hex(char c) {
+  return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+bool is_letter(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
 // Identifier bytes: UTF-8 letters are bytes >= 0x80; '$' is allowed after the first byte.
-bool starts_word(char c) { return is_letter(c) || c == '_' || static_cast<uint8_t>(c) >= 0x80; }
-bool in_word(char c) { return starts_word(c) || is_digit(c) || c == '$'; }
-char upper(char c) { return c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + 'A') : c; }
+bool starts_word(char c) {
+  return is_letter(c) || c == '_' || static_cast<uint8_t>(c) >= 0x80;
+}
+bool in_word(char c) {
+  return starts_word(c) || is_digit(c) || c == '$';
+}
+char upper(char c) {
+  return c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + 'A') : c;
+}
 
 bool equals_upper(std::string_view word, std::string_view keyword) {
   if (word.size() != keyword.size()) return false;
@@ -202,10 +216,10 @@ bool is_punct(const Token& t, char c) {
 // Words that end a table reference's alias position (they begin the next clause).
 bool is_clause_word(const Token& t) {
   static constexpr std::string_view kWords[] = {
-      "WHERE", "JOIN",      "INNER",     "LEFT",     "RIGHT",  "FULL",   "CROSS",   "NATURAL",
-      "ON",    "USING",     "GROUP",     "ORDER",    "LIMIT",  "OFFSET", "HAVING",  "WINDOW",
-      "UNION", "INTERSECT", "EXCEPT",    "RETURNING", "FOR",   "SET",    "VALUES",  "SELECT",
-      "DEFAULT", "OVERRIDING", "WITH",   "FETCH",    "TABLESAMPLE", "FROM", "DO"};
+      "WHERE",   "JOIN",       "INNER",  "LEFT",      "RIGHT",       "FULL",   "CROSS",  "NATURAL",
+      "ON",      "USING",      "GROUP",  "ORDER",     "LIMIT",       "OFFSET", "HAVING", "WINDOW",
+      "UNION",   "INTERSECT",  "EXCEPT", "RETURNING", "FOR",         "SET",    "VALUES", "SELECT",
+      "DEFAULT", "OVERRIDING", "WITH",   "FETCH",     "TABLESAMPLE", "FROM",   "DO"};
   if (t.kind != Kind::Word) return false;
   for (std::string_view w : kWords)
     if (equals_upper(t.text, w)) return true;
@@ -231,7 +245,9 @@ std::string upper_word(std::string_view w) {
   return out;
 }
 
-bool is_name(const Token& t) { return t.kind == Kind::Word || t.kind == Kind::QuotedIdent; }
+bool is_name(const Token& t) {
+  return t.kind == Kind::Word || t.kind == Kind::QuotedIdent;
+}
 
 // What one statement (tokens [begin, end) of the text) names.
 class StatementReader {
@@ -263,9 +279,9 @@ class StatementReader {
     for (size_t k = i + 1; k < end_; ++k) {
       if (is_punct(t_[k], '(')) ++depth;
       if (is_punct(t_[k], ')')) --depth;
-      if (depth == 0 && (is_word(t_[k], "SELECT") || is_word(t_[k], "INSERT") ||
-                         is_word(t_[k], "UPDATE") || is_word(t_[k], "DELETE") ||
-                         is_word(t_[k], "MERGE")))
+      if (depth == 0 &&
+          (is_word(t_[k], "SELECT") || is_word(t_[k], "INSERT") || is_word(t_[k], "UPDATE") ||
+           is_word(t_[k], "DELETE") || is_word(t_[k], "MERGE")))
         return k;
     }
     return i;
@@ -310,8 +326,8 @@ class StatementReader {
     } else if (!table_word_optional) {
       return;
     }
-    while (i < end_ && (is_word(t_[i], "IF") || is_word(t_[i], "NOT") ||
-                        is_word(t_[i], "EXISTS") || is_word(t_[i], "ONLY")))
+    while (i < end_ && (is_word(t_[i], "IF") || is_word(t_[i], "NOT") || is_word(t_[i], "EXISTS") ||
+                        is_word(t_[i], "ONLY")))
       ++i;
     table_at(i, false);
   }
