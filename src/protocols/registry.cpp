@@ -1,5 +1,6 @@
 #include "protocols/http1/http1.h"
 #include "protocols/http2/http2.h"
+#include "protocols/postgres/postgres.h"
 #include "protocols/protocol.h"
 #include "protocols/redis/redis.h"
 
@@ -10,6 +11,7 @@ const std::vector<const Protocol*>& registry() {
       &http1::protocol(),
       &redis::protocol(),
       &http2::protocol(),
+      &postgres::protocol(),
   };
   return protocols;
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes the seed corpora of the stream fuzzers (tests/fuzz/stream_fuzz.cpp) in its input
 format: per syscall u8 control, u8 arg, u16 length (little endian), payload.
-Run from anywhere: python3 tests/fuzz/make_corpus.py (rewrites tests/fuzz/corpus/{http1,redis,http2})."""
+Run from anywhere: python3 tests/fuzz/make_corpus.py (rewrites tests/fuzz/corpus/{http1,redis,http2,postgres})."""
 import os
 import struct
 
@@ -155,3 +155,49 @@ write(h2, "lost_and_cut_blocks",
       syscall(frame(H_HEADERS, END_HEADERS | END_STREAM, 3, b"\x88"), RECV) +
       syscall(frame(H_HEADERS, END_HEADERS | END_STREAM, 5, req1), SEND, CHUNKS | SWAP, 0x07) +
       syscall(frame(H_HEADERS, END_HEADERS | END_STREAM, 5, b"\x88"), RECV, CLOSE))
+
+# ---- PostgreSQL (protocol 3) ----
+
+
+def pgmsg(t, body=b""):
+    body = body.encode("latin-1") if isinstance(body, str) else body
+    return t.encode() + struct.pack(">I", len(body) + 4) + body
+
+
+def pgstr(s):
+    return s.encode("latin-1") + b"\x00"
+
+
+pg_startup = struct.pack(">II", 8 + len(b"user\x00app\x00database\x00shop\x00\x00"), 196608) + \
+    b"user\x00app\x00database\x00shop\x00\x00"
+pg_ready = pgmsg("Z", "I")
+pg_auth = pgmsg("R", struct.pack(">I", 0)) + pgmsg("S", pgstr("server_version") + pgstr("15")) + \
+    pgmsg("K", struct.pack(">II", 7, 9)) + pg_ready
+pg_q = pgmsg("Q", pgstr("SELECT name FROM users WHERE id = 42"))
+pg_rows = pgmsg("T", b"\x00\x01" + pgstr("name") + b"\x00" * 18) + pgmsg("D", b"\x00\x01\x00\x00\x00\x03ann") + \
+    pgmsg("C", pgstr("SELECT 1")) + pg_ready
+pg_err = pgmsg("E", b"SERROR\x00VERROR\x00C42601\x00Msyntax\x00\x00") + pg_ready
+pg_ext = pgmsg("P", pgstr("s1") + pgstr("UPDATE t SET a = $1 WHERE id = $2") + b"\x00\x00") + \
+    pgmsg("B", pgstr("") + pgstr("s1") + b"\x00\x00\x00\x02\x00\x00\x00\x011\x00\x00\x00\x012\x00\x00") + \
+    pgmsg("E", pgstr("") + b"\x00\x00\x00\x00") + \
+    pgmsg("B", pgstr("") + pgstr("s1") + b"\x00\x00\x00\x00\x00\x00") + pgmsg("E", pgstr("") + b"\x00\x00\x00\x00") + \
+    pgmsg("S")
+pg_ext_reply = pgmsg("1") + pgmsg("2") + pgmsg("C", pgstr("UPDATE 1")) + pgmsg("2") + \
+    pgmsg("E", b"SERROR\x00C23505\x00\x00") + pg_ready
+pg_big_row = pgmsg("T", b"\x00\x01" + pgstr("d") + b"\x00" * 18) + \
+    pgmsg("D", b"\x00\x01" + struct.pack(">I", 3000) + b"r" * 3000) + pgmsg("C", pgstr("SELECT 1")) + pg_ready
+pg = os.path.join(HERE, "corpus", "postgres")
+write(pg, "startup_simple_error",
+      conversation([(pg_startup, pg_auth), (pg_q, pg_rows), (pgmsg("Q", pgstr("SELEC 1")), pg_err)]))
+write(pg, "server_extended", conversation([(pg_ext, pg_ext_reply), (pg_q, pg_rows)], client=False))
+write(pg, "ssl_then_plain",
+      conversation([(struct.pack(">II", 8, 80877103), "N"), (pg_startup, pg_auth), (pg_q, pg_rows)]))
+write(pg, "copy_and_notify",
+      conversation([(pgmsg("Q", pgstr("COPY t FROM STDIN")), pgmsg("G", b"\x00\x00\x00"))]) +
+      syscall(pgmsg("d", "1\tx\n" * 500) + pgmsg("c"), SEND) +
+      syscall(pgmsg("C", pgstr("COPY 500")) + pg_ready + pgmsg("A", b"\x00\x00\x00\x01" + pgstr("ch") + pgstr("p")), RECV))
+write(pg, "truncated_and_lost",
+      syscall(pg_q, SEND) + syscall(pg_big_row, RECV, PREFIX | CHUNKS, 0x21) + syscall(pg_q[:7], SEND) +
+      syscall(pg_q[7:20], SEND, LOST) + syscall(pg_q[20:], SEND) + syscall(pg_rows, RECV, SWAP) +
+      syscall(pg_ext, SEND, CLOSE) + syscall(pg_ext_reply[:9], RECV))
+write(pg, "mid_connection", syscall(pg_rows, RECV) + conversation([(pg_ext, pg_ext_reply), (pg_q, pg_rows)]))

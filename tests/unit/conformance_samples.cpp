@@ -4,6 +4,7 @@
 #include <map>
 
 #include "http2_wire.h"
+#include "postgres_wire.h"
 
 namespace weft::test::conformance {
 namespace {
@@ -79,6 +80,42 @@ ProtocolSamples redis() {
   return s;
 }
 
+// ---- postgresql (protocol 3) ----------------------------------------------------------------
+
+ProtocolSamples postgresql() {
+  using namespace pg;
+  ProtocolSamples s;
+  s.conversation.push_back(
+      {"simple query with rows",
+       plain(query("SELECT name FROM users WHERE id = 42")),
+       plain(row_description("name") + data_row("ann") + command_complete("SELECT 1") + ready())});
+  s.conversation.push_back({"simple INSERT",
+                            plain(query("INSERT INTO users (id, name) VALUES (7, 'bob')")),
+                            plain(command_complete("INSERT 0 1") + ready('I'))});
+  s.conversation.push_back(
+      {"extended Parse/Bind/Execute/Sync",
+       plain(parse("", "SELECT name FROM users WHERE id = $1") + bind("", "", {"42"}) +
+             describe_portal("") + execute() + sync()),
+       plain(parse_complete() + bind_complete() + row_description("name") + data_row("ann") +
+             command_complete("SELECT 1") + ready())});
+  s.conversation.push_back({"syntax error", plain(query("SELEC 1")),
+                            plain(error("42601", "syntax error at or near \"SELEC\"") + ready())});
+  Message row = with_body("", 5000);
+  std::string row_head = data_row(row.bytes).substr(0, 11);
+  s.bodied.push_back(
+      {"SELECT answered with a 5000-byte row", plain(query("SELECT data FROM blobs WHERE id = 1")),
+       Message{row_description("data") + row_head + row.bytes + command_complete("SELECT 1") +
+                   ready(),
+               row_description("data").size() + row_head.size(), 5000}});
+  Message copy = with_body("", 6000);
+  std::string copy_head = copy_data(copy.bytes).substr(0, 5);
+  s.bodied.push_back({"COPY FROM STDIN with 6000 bytes of data",
+                      Message{query("COPY blobs FROM STDIN") + copy_head + copy.bytes + copy_done(),
+                              query("COPY blobs FROM STDIN").size() + copy_head.size(), 6000},
+                      plain(copy_in_response() + command_complete("COPY 1") + ready())});
+  return s;
+}
+
 // ---- http2 ----------------------------------------------------------------------------------
 // Frames without the connection preface: each pair is found by its HEADERS frame alone (the
 // way weft joins a connection late). Blocks use static entries and literals without indexing,
@@ -128,6 +165,7 @@ const std::map<std::string, ProtocolSamples, std::less<>>& all() {
       {"http1", http1()},
       {"redis", redis()},
       {"http2", http2()},
+      {"postgresql", postgresql()},
   };
   return samples;
 }

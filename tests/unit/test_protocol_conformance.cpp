@@ -773,7 +773,9 @@ TEST_CASE("conformance: a stream first seen mid-conversation is picked up at its
           },
           start);
       CHECK_SAME_EXCHANGES(r.exchanges, keys_from(want, 1));
-      CHECK(r.counters.tracker.detect_bytes > 0);
+      // The half request was looked past: by detection, or by the parser when the response
+      // decided the protocol first (a half request without a line end leaves HTTP/1 waiting).
+      CHECK(r.counters.tracker.detect_bytes + r.counters.resyncs > 0);
     }
     SUBCASE("the first syscall is inside a body") {
       const size_t b = s.conversation.size();  // the first bodied pair

@@ -84,8 +84,8 @@ void describe(const Exchange& ex, const DescribeOptions& options, SpanDescriptio
   }
 }
 
-// Both families: db.system.name, db.operation.name, db.namespace, db.response.status_code,
-// server.address, server.port.
+// Both families (shared with every database protocol): db.system.name, db.operation.name,
+// db.namespace, db.collection.name, db.response.status_code, server.address, server.port.
 void metric_labels(const Exchange& ex, SpanKind, std::vector<LabelValue>& out) {
   const RedisExchange& redis = redis_of(ex);
   std::string op = operation(redis);
@@ -93,6 +93,7 @@ void metric_labels(const Exchange& ex, SpanKind, std::vector<LabelValue>& out) {
   out.emplace_back(std::string("redis"));
   out.push_back(op.empty() ? LabelValue() : LabelValue(std::move(op)));
   out.push_back(redis.db ? LabelValue(std::to_string(*redis.db)) : LabelValue());
+  out.emplace_back();  // db.collection.name: Redis has none
   out.push_back(redis.is_error() ? LabelValue(error_code(redis)) : LabelValue());
   out.emplace_back(server_end.address());
   out.emplace_back(static_cast<int64_t>(server_end.port));
@@ -107,20 +108,22 @@ const MetricFamily& client_duration_family() {
   static const MetricFamily family{"db.client.operation.duration",
                                    "Duration of database client operations.",
                                    {"db.system.name", "db.operation.name", "db.namespace",
-                                    "db.response.status_code", "server.address", "server.port"},
+                                    "db.collection.name", "db.response.status_code",
+                                    "server.address", "server.port"},
                                    "db.operation.name",
                                    kDbBuckets};
   return family;
 }
 
 // The conventions define no server-side database metric; the contract wants one per span kind.
+// Every database protocol records into these two (one metric per name).
 // weft's own name says so; the labels are the client family's (server.* is this process).
 const MetricFamily& server_duration_family() {
   static const MetricFamily family{
       "weft.db.server.operation.duration",
       "Duration of database operations served, from request to reply (weft's own metric).",
-      {"db.system.name", "db.operation.name", "db.namespace", "db.response.status_code",
-       "server.address", "server.port"},
+      {"db.system.name", "db.operation.name", "db.namespace", "db.collection.name",
+       "db.response.status_code", "server.address", "server.port"},
       "db.operation.name",
       kDbBuckets};
   return family;
