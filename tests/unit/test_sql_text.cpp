@@ -90,6 +90,8 @@ TEST_CASE("sql facts: operation names") {
   CHECK(facts("").operation.empty());
   CHECK(facts("'not a keyword'").operation.empty());
   CHECK(facts("$1").operation.empty());
+  CHECK(facts("SELEC 1").operation.empty());  // not a statement keyword: no operation
+  CHECK(facts("hello world").operation.empty());
   CHECK(facts("BEGIN; UPDATE t SET a = 1; COMMIT").operation == "BATCH");
   CHECK(facts("INSERT INTO t VALUES (1); INSERT INTO t VALUES (2);").operation == "BATCH INSERT");
   CHECK(facts("SELECT 1;").operation == "SELECT");

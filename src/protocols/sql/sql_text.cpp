@@ -226,6 +226,26 @@ bool is_clause_word(const Token& t) {
   return false;
 }
 
+// Words a statement begins with in PostgreSQL or MySQL: anything else (a typo the server
+// rejects, bytes that are no SQL) names no operation, so db.operation.name stays a short list.
+bool is_statement_keyword(const Token& t) {
+  static constexpr std::string_view kWords[] = {
+      "SELECT",   "INSERT",  "UPDATE",     "DELETE",   "MERGE",    "WITH",      "VALUES",
+      "TABLE",    "CREATE",  "ALTER",      "DROP",     "TRUNCATE", "COPY",      "BEGIN",
+      "START",    "COMMIT",  "END",        "ROLLBACK", "ABORT",    "SAVEPOINT", "RELEASE",
+      "PREPARE",  "EXECUTE", "DEALLOCATE", "SET",      "RESET",    "SHOW",      "EXPLAIN",
+      "ANALYZE",  "ANALYSE", "VACUUM",     "GRANT",    "REVOKE",   "LOCK",      "LISTEN",
+      "UNLISTEN", "NOTIFY",  "DECLARE",    "FETCH",    "MOVE",     "CLOSE",     "DISCARD",
+      "CALL",     "DO",      "COMMENT",    "CLUSTER",  "REINDEX",  "REFRESH",   "CHECKPOINT",
+      "LOAD",     "IMPORT",  "SECURITY",   "REASSIGN", "REPLACE",  "USE",       "DESCRIBE",
+      "DESC",     "HANDLER", "RENAME",     "OPTIMIZE", "REPAIR",   "CHECK",     "KILL",
+      "FLUSH",    "INSTALL", "UNINSTALL",  "XA",       "UNLOCK"};
+  if (t.kind != Kind::Word) return false;
+  for (std::string_view w : kWords)
+    if (equals_upper(t.text, w)) return true;
+  return false;
+}
+
 // The text of an identifier token, quotes removed (a doubled quote is one).
 std::string identifier_text(const Token& t) {
   if (t.kind != Kind::QuotedIdent || t.text.size() < 2) return std::string(t.text);
@@ -271,9 +291,7 @@ class StatementReader {
   size_t operation_at() const {
     size_t i = begin_;
     while (i < end_ && is_punct(t_[i], '(')) ++i;
-    if (i >= end_ || t_[i].kind != Kind::Word || t_[i].text.size() > 32) return end_;
-    for (char c : t_[i].text)
-      if (!is_letter(c)) return end_;
+    if (i >= end_ || !is_statement_keyword(t_[i])) return end_;
     if (!is_word(t_[i], "WITH")) return i;
     int depth = 0;
     for (size_t k = i + 1; k < end_; ++k) {
