@@ -333,3 +333,88 @@ def postgres_spans_client_and_server_sanitised(ctx):
         check(syntax and syntax[0]["status"].get("code") == 2, f"{what}: the syntax error is no span error")
         for s in got:
             check(no_literal(s["attrs"].get("db.query.text", ""), ("secret",)), f"{what}: a literal: {s['attrs']}")
+
+
+SHOP = r'''
+import http.server, socketserver, sys, psycopg2
+pg_port = int(sys.argv[2])
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        # One connection per request, on the thread that serves it.
+        c = psycopg2.connect(host="127.0.0.1", port=pg_port, user="postgres", dbname="postgres")
+        c.autocommit = True  # no BEGIN first: one statement per request
+        cur = c.cursor()
+        cur.execute("SELECT count(*) FROM pg_class WHERE relname <> %s", ("secret",))
+        body = f"{cur.fetchone()[0]}\n".encode()
+        c.close()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+
+Server(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+'''
+
+
+@case(timeout=120)
+def http_service_querying_postgres_is_one_trace_per_request(ctx):
+    """An uninstrumented python3 HTTP service (thread per request) querying PostgreSQL for each
+    request: curl -> shop server span -> its database client span -> the postgres backend's
+    server span, one trace per request."""
+    pg_port = start_postgres(ctx)
+    port = free_port()
+    proc = ctx.spawn([SYSTEM_PYTHON, "-c", SHOP, str(port), str(pg_port)],
+                     env={**os.environ, "OTEL_SERVICE_NAME": "shop"}, stdout=subprocess.DEVNULL)
+    wait_listening(port, proc=proc)
+    out_path = ctx.path("spans.jsonl")
+    weft = start_weft(ctx, ["run", "--exporter", "otlp-file", "--output", out_path, "--trace-wait", "0.3",
+                            "--export-interval", "0.1"], label="run")
+    weft.wait_capturing()
+    total = 8
+    args = []
+    for n in range(total):
+        args += ["-s", "-o", "/dev/null", f"http://127.0.0.1:{port}/item/{n}"]
+    r = subprocess.run(["curl", *args], capture_output=True, timeout=60)
+    eq(r.returncode, 0, f"curl exit status ({r.stderr.decode(errors='replace')})")
+
+    def traces():
+        by_trace = {}
+        for s in otlp_spans(out_path):
+            by_trace.setdefault(s["traceId"], []).append(s)
+        return [t for t in by_trace.values() if any(s["service"] == "shop" and s["kind"] == 2 for s in t)]
+
+    def shape(t):
+        def who(s):
+            if s["attrs"].get("db.system.name") == "postgresql":
+                return ("db", s["kind"])
+            return (s["service"], s["kind"])
+        roots = [s for s in t if "parentSpanId" not in s]
+        if len(roots) != 1:
+            return [("roots", len(roots))]
+        chain, s = [who(roots[0])], roots[0]
+        while True:
+            kids = [c for c in t if c.get("parentSpanId") == s["spanId"]]
+            if len(kids) != 1:
+                return chain + ([("children", len(kids))] if kids else [])
+            s = kids[0]
+            chain.append(who(s))
+    want = [("curl", 3), ("shop", 2), ("db", 3), ("db", 2)]
+    try:
+        wait_until(lambda: sum(1 for t in traces() if shape(t) == want) >= total, 30,
+                   f"{total} traces of curl -> shop -> database client -> database server")
+    except TestFailure as e:
+        raise TestFailure(f"{e}; shapes: {[shape(t) for t in traces()][:5]}")
+    finally:
+        weft.stop()
+    for t in traces():
+        for s in t:
+            check("secret" not in s["attrs"].get("db.query.text", ""), f"a literal in {s['attrs']}")
