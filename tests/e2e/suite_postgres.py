@@ -15,7 +15,7 @@ import subprocess
 
 from harness import TestFailure, case, check, eq, free_port, start_weft, wait_listening, wait_until
 from peers import read_line, tell
-from suite_redis import exchanges_json, wait_for
+from suite_redis import exchanges_json, scrape, wait_for
 from suite_tracing import otlp_spans
 
 SYSTEM_PYTHON = "/usr/bin/python3"  # where python3-psycopg2 is installed
@@ -94,6 +94,7 @@ PSQL_STATEMENTS = [
     "INSERT INTO kv VALUES (1, 'secret-one')",
     "SELECT v FROM kv WHERE k = 1",
     "UPDATE kv SET v = 'secret-two' WHERE k = 1",
+    "COPY kv TO STDOUT",
     "SELEC 1",
     "INSERT INTO kv VALUES (1, 'secret-dup')",
     "DELETE FROM kv WHERE k = 1",
@@ -121,10 +122,13 @@ def psql_statements_are_exchanges_on_both_ends(ctx):
     server = server_view(xs, client)
     for what, got in (("client (psql)", client), ("server (postgres)", server)):
         eq(len(got), n, f"{what} exchanges, one per statement:\n    {listing(got)}\n  ")
-        eq([x["operation"] for x in got], ["CREATE", "INSERT", "SELECT", "UPDATE", "", "INSERT", "DELETE"],
-           f"{what} operations")
-        eq([x["sqlstate"] for x in got], [None, None, None, None, "42601", "23505", None], f"{what} SQLSTATEs")
-        eq([x["collection"] for x in got], ["kv", "kv", "kv", "kv", "", "kv", "kv"], f"{what} tables")
+        eq([x["operation"] for x in got],
+           ["CREATE", "INSERT", "SELECT", "UPDATE", "COPY", "", "INSERT", "DELETE"], f"{what} operations")
+        eq([x["sqlstate"] for x in got], [None, None, None, None, None, "42601", "23505", None],
+           f"{what} SQLSTATEs")
+        eq([x["collection"] for x in got], ["kv", "kv", "kv", "kv", "kv", "", "kv", "kv"], f"{what} tables")
+        eq((got[4]["copy"], got[4]["copy_bytes"], got[4]["command_tag"]), (True, len("1\tsecret-two\n"), "COPY 1"),
+           f"{what} COPY TO STDOUT (one row, counted not kept)")
         eq(got[2]["query_text"], "SELECT v FROM kv WHERE k = ?;", f"{what} sanitised text")
         eq(got[2]["rows"], 1, f"{what} rows of the SELECT")
         eq(got[1]["command_tag"], "INSERT 0 1", f"{what} command tag")
@@ -299,8 +303,10 @@ def pgbench_pipelined_extended_protocol_is_one_exchange_per_execute(ctx):
 def postgres_spans_client_and_server_sanitised(ctx):
     port = start_postgres(ctx)
     out_path = ctx.path("spans.jsonl")
+    metrics_port = free_port()
     weft = start_weft(ctx, ["run", "--exporter", "otlp-file", "--output", out_path, "--trace-wait", "0.3",
-                            "--export-interval", "0.1"], label="run")
+                            "--export-interval", "0.1", "--metrics-address", f"127.0.0.1:{metrics_port}"],
+                      label="run")
     weft.wait_capturing()
     pid, _, err = psql(ctx, port, PSQL_STATEMENTS)
 
@@ -311,8 +317,17 @@ def postgres_spans_client_and_server_sanitised(ctx):
         wait_until(lambda: len([s for s in pg_spans() if s["pid"] == pid]) >= len(PSQL_STATEMENTS) and
                    len([s for s in pg_spans() if s["kind"] == 2]) >= len(PSQL_STATEMENTS), 30,
                    "the psql client spans and the postgres server spans")
+        text = wait_until(lambda: (lambda t: t if 'db_system_name="postgresql"' in t else None)(scrape(metrics_port)),
+                          10, "PostgreSQL series of db_client_operation_duration_seconds on /metrics")
     finally:
         weft.stop()
+    series = [line for line in text.splitlines() if 'db_system_name="postgresql"' in line and "_count{" in line]
+    check(any(line.startswith("db_client_operation_duration_seconds_count{") and 'db_operation_name="SELECT"' in line
+              and 'db_collection_name="kv"' in line for line in series),
+          "no db.client.operation.duration series for SELECT kv:\n" + "\n".join(series))
+    check(any(line.startswith("weft_db_server_operation_duration_seconds_count{") and
+              'db_response_status_code="23505"' in line for line in series),
+          "no server-side series for the unique violation:\n" + "\n".join(series))
     spans = pg_spans()
     client = [s for s in spans if s["pid"] == pid]
     server = [s for s in spans if s["kind"] == 2]
