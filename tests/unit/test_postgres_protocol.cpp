@@ -167,6 +167,27 @@ TEST_CASE("PostgreSQL: errors are span errors with their SQLSTATE") {
   }
 }
 
+// Found by fuzz_postgres_stream: after an extended-protocol error whose Sync was not read yet,
+// the server skips what comes before the Sync, and so does the handler (it once wrote through
+// a reference to a request it had not queued).
+TEST_CASE(
+    "PostgreSQL: requests after an error and before its Sync are skipped, as the server does") {
+  Capture cap;
+  Socket s(cap, 10, Role::Client);
+  start_session(s);
+  s.request(parse("", "INSERT INTO t VALUES ($1)") + bind("", "", {"1"}) + execute());
+  s.response(parse_complete() + bind_complete() + error("23505"));
+  s.request(query("SELECT 1") + bind("", "", {"2"}) + execute());
+  s.request(sync());
+  s.response(ready());
+  s.request(query("SELECT 2"));
+  s.response(row_description("x") + data_row("2") + command_complete("SELECT 1") + ready());
+  REQUIRE(cap.exchanges.size() == 2);
+  CHECK(postgres_of(cap.exchanges[0]).sqlstate == "23505");
+  CHECK(postgres_of(cap.exchanges[1]).query == "SELECT 2");
+  CHECK(pg_counters(cap).unmatched_responses == 0);
+}
+
 TEST_CASE("PostgreSQL: notices, notifications and parameter changes answer nothing") {
   Capture cap;
   Socket s(cap, 6, Role::Client);

@@ -136,7 +136,8 @@ class PostgresHandler : public ProtocolHandler {
       case 'E':
         return on_execute(m);
       case 'D':
-        return push(Item::Describe, m);
+        push(Item::Describe, m);
+        return;
       case 'C':
         return on_close_message(m);
       case 'S':
@@ -144,7 +145,8 @@ class PostgresHandler : public ProtocolHandler {
         unit_open_ = false;
         return;
       case 'F':
-        return push(Item::Call, m);
+        push(Item::Call, m);
+        return;
       case 'd':
         // COPY FROM STDIN data: counted on the statement it feeds, never kept.
         if (!pending_.empty()) pending_.back().result.copy_bytes += m.body_length;
@@ -178,8 +180,9 @@ class PostgresHandler : public ProtocolHandler {
   void on_query(const Message& m) {
     size_t at = 0;
     std::string_view text = read_cstring(m.body, at);
-    push(Item::Query, m);
-    pending_.back().statement = make_statement(text);
+    Pending* p = push(Item::Query, m);
+    if (!p) return;
+    p->statement = make_statement(text);
     if (request_dir_ == Direction::Recv && out_)
       out_->request_started(*connection_, m.timing.start_tid, m.timing.start_ns);
   }
@@ -190,10 +193,8 @@ class PostgresHandler : public ProtocolHandler {
     std::string_view text = read_cstring(m.body, at);
     auto statement = make_statement(text);
     remember(statements_, name, statement);
-    push(Item::Parse, m);
     // A Parse that fails is the span: its statement names it.
-    if (!pending_.empty() && pending_.back().item == Item::Parse)
-      pending_.back().statement = std::move(statement);
+    if (Pending* p = push(Item::Parse, m)) p->statement = std::move(statement);
   }
 
   void on_bind(const Message& m) {
@@ -203,26 +204,25 @@ class PostgresHandler : public ProtocolHandler {
     auto it = statements_.find(name);
     std::shared_ptr<const Statement> statement = it == statements_.end() ? nullptr : it->second;
     remember(portals_, portal, PortalStatement{name, statement});
-    push(Item::Bind, m);
-    if (!pending_.empty() && pending_.back().item == Item::Bind) {
-      pending_.back().statement = std::move(statement);
-      pending_.back().statement_name = name;
+    if (Pending* p = push(Item::Bind, m)) {
+      p->statement = std::move(statement);
+      p->statement_name = name;
     }
   }
 
   void on_execute(const Message& m) {
     size_t at = 0;
     std::string portal(read_cstring(m.body, at));
-    push(Item::Execute, m);
-    Pending& p = pending_.back();
+    Pending* p = push(Item::Execute, m);
+    unit_open_ = false;
+    if (!p) return;
     auto it = portals_.find(portal);
     if (it != portals_.end()) {
-      p.statement_name = it->second.name;
-      p.statement = it->second.statement;
+      p->statement_name = it->second.name;
+      p->statement = it->second.statement;
     }
     if (request_dir_ == Direction::Recv && out_)
-      out_->request_started(*connection_, p.timing.start_tid, p.timing.start_ns);
-    unit_open_ = false;
+      out_->request_started(*connection_, p->timing.start_tid, p->timing.start_ns);
   }
 
   void on_close_message(const Message& m) {
@@ -233,10 +233,11 @@ class PostgresHandler : public ProtocolHandler {
     push(Item::Close, m);
   }
 
-  // A request that draws an answer. An Execute's request starts at the first message of its
-  // unit (the Parse or Bind sent with it).
-  void push(Item item, const Message& m) {
-    if (discarding_ && item != Item::Sync) return;  // the server skips these after an error
+  // A request that draws an answer, now at the back of the queue; null when the server will
+  // not read it (after an extended-protocol error, up to the Sync). An Execute's request starts
+  // at the first message of its unit (the Parse or Bind sent with it).
+  Pending* push(Item item, const Message& m) {
+    if (discarding_ && item != Item::Sync) return nullptr;
     if (item == Item::Sync) discarding_ = false;
     if (pending_.size() >= kMaxPending) {
       pending_.pop_front();
@@ -261,6 +262,7 @@ class PostgresHandler : public ProtocolHandler {
     if (unit_part) unit_bytes_ += m.timing.wire_bytes;
     p.result.database = database_;
     pending_.push_back(std::move(p));
+    return &pending_.back();
   }
 
   struct PortalStatement {
