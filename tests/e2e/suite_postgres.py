@@ -16,14 +16,16 @@ import subprocess
 from harness import TestFailure, case, check, eq, free_port, start_weft, wait_listening, wait_until
 from peers import read_line, tell
 from suite_redis import exchanges_json, scrape, wait_for
+from suite_tls import exchanges_tls_counts, make_certificate
 from suite_tracing import otlp_spans
 
 SYSTEM_PYTHON = "/usr/bin/python3"  # where python3-psycopg2 is installed
 PG_BIN = "/usr/lib/postgresql/15/bin"
 
 
-def start_postgres(ctx):
-    """A cluster of this test on a free loopback port; returns the port."""
+def start_postgres(ctx, ssl=False):
+    """A cluster of this test on a free loopback port; returns the port. ssl: TLS with a
+    self-signed certificate (clients choose it with sslmode=require)."""
     for tool in ("initdb", "postgres", "psql", "pgbench"):
         check(os.path.exists(os.path.join(PG_BIN, tool)),
               f"{tool} is not installed (Debian: postgresql; scripts/setup.sh installs it)")
@@ -35,13 +37,21 @@ def start_postgres(ctx):
                         "--no-sync", "-E", "UTF8", "--locale=C"], user="postgres", capture_output=True,
                        timeout=120)
     eq(r.returncode, 0, f"initdb exit status ({r.stderr.decode(errors='replace').strip()[-800:]})")
+    options = []
+    if ssl:
+        make_certificate(ctx)
+        for f in ("cert.pem", "key.pem"):
+            shutil.chown(ctx.path(f), "postgres", "postgres")
+            os.chmod(ctx.path(f), 0o600)
+        options = ["-c", "ssl=on", "-c", f"ssl_cert_file={ctx.path('cert.pem')}",
+                   "-c", f"ssl_key_file={ctx.path('key.pem')}"]
     port = free_port()
     log = open(ctx.path("postgres.log"), "wb")
     ctx.on_cleanup(log.close)
     # SIGINT: fast shutdown (ends the backends, whatever clients are still connected).
     proc = ctx.spawn([os.path.join(PG_BIN, "postgres"), "-D", data, "-p", str(port),
                       "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=",
-                      "-c", "fsync=off", "-c", "max_connections=20", "-c", "shared_buffers=16MB"],
+                      "-c", "fsync=off", "-c", "max_connections=20", "-c", "shared_buffers=16MB", *options],
                      user="postgres", stdout=log, stderr=subprocess.STDOUT, stop_signal=signal.SIGINT)
     try:
         wait_listening(port, timeout=30, proc=proc)
@@ -52,13 +62,13 @@ def start_postgres(ctx):
     return port
 
 
-def psql(ctx, port, statements, timeout=30):
+def psql(ctx, port, statements, timeout=30, sslmode="disable"):
     """One psql process running `statements` on one connection (each sent as its own Query);
     returns (pid, stdout, stderr)."""
     script = "".join(s + ";\n" for s in statements).encode()
-    proc = ctx.spawn([os.path.join(PG_BIN, "psql"), "-X", "-q", "-h", "127.0.0.1", "-p", str(port),
-                      "-U", "postgres", "-d", "postgres"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                     stderr=subprocess.PIPE)
+    proc = ctx.spawn([os.path.join(PG_BIN, "psql"), "-X", "-q",
+                      f"host=127.0.0.1 port={port} user=postgres dbname=postgres sslmode={sslmode}"],
+                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out, err = proc.communicate(script, timeout=timeout)
     return proc.pid, out.decode(errors="replace"), err.decode(errors="replace")
 
@@ -433,3 +443,32 @@ def http_service_querying_postgres_is_one_trace_per_request(ctx):
     for t in traces():
         for s in t:
             check("secret" not in s["attrs"].get("db.query.text", ""), f"a literal in {s['attrs']}")
+
+
+@case(timeout=120)
+def psql_over_tls_is_read_from_the_tls_libraries_plaintext(ctx):
+    """SSLRequest answered 'S': the statements travel in TLS; libpq's and the postgres backend's
+    OpenSSL give weft their plaintext, which is parsed as if the connection were clear."""
+    port = start_postgres(ctx, ssl=True)
+    weft = start_exchanges(ctx, port)
+    statements = ["SELECT 1", "SELECT relname FROM pg_class WHERE relname = 'secret'", "SELEC 2"]
+    pid, out, err = psql(ctx, port, statements, sslmode="require")
+    check("syntax error" in err, f"psql over TLS did not run the statements: {err}")
+    try:
+        xs = wait_for(weft, "psql's exchanges over TLS on both ends",
+                      lambda xs: len(pg_of(xs, "client", pid=pid)) >= 3 and
+                      len(server_view(xs, pg_of(xs, "client", pid=pid))) >= 3, timeout=20)
+    except TestFailure as e:
+        raise TestFailure(f"{e}; exchanges:\n    {listing(pg_of(exchanges_json(weft)))}")
+    finally:
+        weft.stop()
+    xs = exchanges_json(weft)
+    plaintext, not_parsed = exchanges_tls_counts(weft)
+    check(plaintext >= 2 and not_parsed > 0,
+          f"connections read as TLS plaintext ({plaintext}), ciphertext bytes not parsed ({not_parsed})")
+    client = pg_of(xs, "client", pid=pid)
+    for what, got in (("client (psql)", client), ("server (postgres)", server_view(xs, client))):
+        eq([(x["operation"], x["sqlstate"]) for x in got], [("SELECT", None), ("SELECT", None), ("", "42601")],
+           f"{what} exchanges over TLS:\n    {listing(got)}\n  ")
+        eq(got[1]["query_text"], "SELECT relname FROM pg_class WHERE relname = ?;", f"{what} sanitised text")
+        eq({x["database"] for x in got}, {"postgres"}, f"{what} database (the startup message, in TLS)")
