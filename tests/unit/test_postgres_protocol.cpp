@@ -188,6 +188,20 @@ TEST_CASE(
   CHECK(pg_counters(cap).unmatched_responses == 0);
 }
 
+TEST_CASE("PostgreSQL: a long statement is kept up to 4 KiB, sanitised, on a character boundary") {
+  Capture cap;
+  Socket s(cap, 11, Role::Client);
+  start_session(s);
+  std::string text = "SELECT 'secret', \"" + std::string(4093 - 18, 'a') + "\u00e9\u00e9 FROM t";
+  s.request(parse("long", text) + bind("", "long") + execute() + sync());
+  s.response(parse_complete() + bind_complete() + command_complete("SELECT 0") + ready());
+  REQUIRE(cap.exchanges.size() == 1);
+  const auto& pg = postgres_of(cap.exchanges[0]);
+  CHECK(pg.query.size() == 4095);  // the second two-byte character would end past 4096
+  CHECK(pg.operation == "SELECT");
+  CHECK(sattr(describe(cap.exchanges[0]), "db.query.text").starts_with("SELECT ?, \"aaa"));
+}
+
 TEST_CASE("PostgreSQL: notices, notifications and parameter changes answer nothing") {
   Capture cap;
   Socket s(cap, 6, Role::Client);

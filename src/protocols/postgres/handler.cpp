@@ -20,6 +20,9 @@ constexpr size_t kMaxPending = 1024;
 // Prepared statements and portals remembered per connection (beyond, one is forgotten: an
 // Execute of a forgotten one is marked unknown, never guessed).
 constexpr size_t kMaxStatements = 256;
+// Statement text kept per statement (the rest is cut, still sanitised): with the limit above,
+// at most 1 MiB of remembered statements per connection.
+constexpr size_t kMaxStatementText = 4096;
 
 enum class Item { Startup, SslRequest, Query, Parse, Bind, Describe, Execute, Close, Sync, Call };
 
@@ -43,6 +46,11 @@ struct Pending {
 
 std::shared_ptr<const Statement> make_statement(std::string_view text) {
   auto s = std::make_shared<Statement>();
+  if (text.size() > kMaxStatementText) {
+    size_t cut = kMaxStatementText;
+    while (cut > 0 && (static_cast<uint8_t>(text[cut]) & 0xC0) == 0x80) --cut;  // whole UTF-8
+    text = text.substr(0, cut);
+  }
   s->text = std::string(text);
   s->facts = sql::read_facts(text, sql::Dialect::PostgreSQL);
   return s;
