@@ -7,16 +7,17 @@ exchanges of both ends; `weft run` exports the gRPC spans and rpc.*.duration.
 
 Each test starts its own servers on free loopback ports and filters weft's output by them.
 """
+import json
 import os
 import shutil
 import signal
 import subprocess
 
-from harness import TestFailure, case, check, eq, free_port, start_weft, wait_listening, wait_until
+from harness import TestFailure, case, check, eq, free_port, start_weft, stop_process, wait_listening, wait_until
 from peers import CURL, NGINX, nginx_conf, read_line, start_nginx, tell
 from suite_redis import exchanges_json
 from suite_tls import make_certificate
-from suite_tracing import otlp_spans
+from suite_tracing import NODE_DIR, otlp_spans
 
 SYSTEM_PYTHON = "/usr/bin/python3"  # where python3-grpcio is installed
 H2LOAD = "/usr/bin/h2load"
@@ -367,3 +368,85 @@ def grpc_channel_opened_before_weft_is_traced_from_its_next_call(ctx):
         print(f"    late join, {what}: {sum(1 for x in got if x['path'])}/5 paths, "
               f"{fields - unknown}/{fields} header fields recovered, "
               f"{sum(1 for x in got if x['protocol'] == 'grpc')}/5 known as gRPC")
+
+
+# The node gRPC service's calls per round (tests/e2e/node/grpc_service.js), with the messages
+# each way: unary, server-streaming, client-streaming, bidirectional, failing (NOT_FOUND).
+NODE_GRPC_CALLS = {"Say": (1, 1), "Items": (1, 3), "Collect": (2, 1), "Chat": (2, 2), "Fail": (1, 0)}
+NODE_GRPC_ROUNDS = 4
+
+
+def start_node_grpc(ctx, role, *args):
+    check(os.path.isdir(os.path.join(NODE_DIR, "node_modules", "@opentelemetry", "instrumentation-grpc")),
+          "@opentelemetry/instrumentation-grpc is not installed (scripts/setup.sh runs npm ci in tests/e2e/node)")
+    spans = ctx.path(f"sdk-grpc-{role}.jsonl")
+    proc = ctx.spawn(["node", os.path.join(NODE_DIR, "grpc_service.js"), role] + [str(a) for a in args],
+                     env={**os.environ, "OTEL_SERVICE_NAME": f"grpc-{role}", "SPANS_FILE": spans},
+                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=NODE_DIR)
+    return proc, spans
+
+
+def sdk_spans(path):
+    with open(path) as f:
+        return [json.loads(line) for line in f]
+
+
+@case(timeout=120)
+def grpc_node_sdk_ground_truth(ctx):
+    """A node gRPC client and server (@grpc/grpc-js) traced by the OpenTelemetry JS SDK: every
+    server span of weft's continues the SDK's client span from the traceparent on the wire (the
+    SDK's trace id, the SDK client span as parent: exactly the SDK server span's place), and says
+    the same rpc.service, rpc.method and rpc.grpc.status_code as the SDK's, for unary, streaming
+    (both ways) and failing calls; the client's calls carried context, so weft builds no client
+    span of its own for them."""
+    server, server_spans = start_node_grpc(ctx, "server")
+    port = int(read_line(server, 20, "the node gRPC server's port"))
+    wait_listening(port, proc=server)
+    out_path = ctx.path("spans.jsonl")
+    weft = start_weft(ctx, ["run", "--exporter", "otlp-file", "--output", out_path, "--trace-wait", "0.3",
+                            "--export-interval", "0.1", "--capture-bytes", CAPTURE_BYTES], label="run")
+    client, client_spans = start_node_grpc(ctx, "client", port, NODE_GRPC_ROUNDS)
+    out, err = client.communicate(timeout=60)
+    eq(client.returncode, 0, f"node gRPC client exit status ({err.decode(errors='replace')[-500:]})")
+    got = [(r["method"], r["messages"], r["code"]) for r in json.loads(out.decode().strip().splitlines()[-1])]
+    want_calls = [(m, NODE_GRPC_CALLS[m][1], 5 if m == "Fail" else 0) for m in NODE_GRPC_CALLS] * NODE_GRPC_ROUNDS
+    eq(got, want_calls, "the node client's calls (method, response messages, status)")
+    n = len(want_calls)
+
+    def weft_spans():
+        return [s for s in otlp_spans(out_path) if s["attrs"].get("rpc.system") == "grpc" and
+                s["attrs"].get("server.port") in (port, str(port))]
+    try:
+        wait_until(lambda: len([s for s in weft_spans() if s["pid"] == server.pid]) >= n, 20,
+                   f"weft's {n} server spans of the node gRPC server")
+    except TestFailure as e:
+        raise TestFailure(f"{e}: {[(s['pid'], s['name']) for s in weft_spans()]}; weft: {weft.stderr_tail(8)}")
+    finally:
+        weft.stop()
+    stop_process(server)  # the server writes its spans when it stops
+    sdk_client = {s["spanId"]: s for s in sdk_spans(client_spans) if s["kind"] == 2}
+    sdk_server = {s["traceId"]: s for s in sdk_spans(server_spans) if s["kind"] == 1}
+    eq(len(sdk_client), n, "the SDK's client spans")
+    eq(len(sdk_server), n, "the SDK's server spans (one trace each)")
+    mine = weft_spans()
+    servers = [s for s in mine if s["pid"] == server.pid]
+    eq(len(servers), n, "weft's server spans")
+    rows = []
+    for s in sorted(servers, key=lambda s: int(s["startTimeUnixNano"])):
+        truth = sdk_server.get(s["traceId"].lower())
+        check(truth is not None, f"weft server span {s['name']} in a trace the SDK does not have: {s['traceId']}")
+        eq(s.get("parentSpanId", "").lower(), truth["parentSpanId"], f"parent of weft's {s['name']} server span")
+        check(truth["parentSpanId"] in sdk_client, f"the SDK server span's parent is an SDK client span: {truth}")
+        for key in ("rpc.service", "rpc.method", "rpc.grpc.status_code"):
+            eq(str(s["attrs"].get(key)), str(truth["attributes"].get(key)), f"{key} of {s['name']}")
+        eq(s["kind"], 2, f"kind of {s['name']}")
+        requests, responses = NODE_GRPC_CALLS[s["attrs"]["rpc.method"]]
+        eq((int(s["attrs"].get("weft.grpc.request_messages", -1)), int(s["attrs"].get("weft.grpc.response_messages", -1))),
+           (requests, responses), f"messages each way of {s['name']}")
+        # NOT_FOUND: the server did its job (the conventions' server rule).
+        eq(s["status"].get("code"), None, f"span status of {s['name']}")
+        rows.append(s["attrs"]["rpc.method"])
+    eq(rows, [m for m, _, _ in want_calls], "weft's server spans in call order")
+    sdk_traces = {s["traceId"] for s in sdk_client.values()}
+    eq([s["name"] for s in mine if s["pid"] == client.pid and s["traceId"].lower() in sdk_traces], [],
+       "weft client spans of calls that carried the SDK's context")
