@@ -516,9 +516,8 @@ TEST_CASE("http2: h2c by HTTP/1.1 Upgrade: the upgrade request is stream 1's exc
     s.open();
     s.request(kUpgradeRequest);
     // The 101 and the server's preface (SETTINGS) in one write, as servers often send them.
-    s.response(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n" +
-        settings(setting(0x3, 100)));
+    s.response("HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n" +
+               settings(setting(0x3, 100)));
     s.request(std::string(kPreface) + settings() + frame(kSettings, kAck, 0, ""));
     s.response(frame(kSettings, kAck, 0, "") +
                frame(kHeaders, kEndHeaders, 1, indexed(kStatus200) + inc(kContentType, "text/x")) +
@@ -563,7 +562,8 @@ TEST_CASE("http2: an upgrade the server declines, or to another protocol, stays 
   Socket w(ws, 25, Role::Server);
   w.open();
   w.request("GET /chat HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n");
-  w.response("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n");
+  w.response(
+      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n");
   w.request(std::string("\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58", 11));
   w.close();
   REQUIRE(ws.exchanges.size() == 1);
