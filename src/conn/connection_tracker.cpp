@@ -232,8 +232,32 @@ void ConnectionTracker::on_data(Connection& c, const Event& e) {
   if (c.state != State::Tracking) return;
   c.handler->on_data(e.direction, c.streams, *outputs_.exchanges);
   if (c.confidence == protocols::Confidence::Weak) reconsider_weak(c, e.direction);
-  if (c.state == State::Tracking && !c.handler->active()) return give_up(c, e);
+  if (c.state == State::Tracking && !c.handler->active() && !hand_off(c)) return give_up(c, e);
   if (c.state == State::Tracking) offer_skip(c, e.direction);
+}
+
+// The protocol left the connection to another on the same bytes (an HTTP Upgrade): the
+// registered protocol the upgrade names takes it from the handoff's positions. False: none.
+bool ConnectionTracker::hand_off(Connection& c) {
+  const protocols::Handoff* h = c.handler->handoff();
+  const protocols::Protocol* next = h ? protocols::protocol_for_upgrade(h->token) : nullptr;
+  if (!next) return false;
+  protocols::Handoff handoff = *h;
+  for (Direction dir : {Direction::Send, Direction::Recv}) {
+    stream::DataStream& s = c.streams[index(dir)];
+    while (s.head() < handoff.from[index(dir)]) {  // the first protocol's bytes it left unread
+      uint64_t here = std::max<uint64_t>(s.readable().size(), s.skippable());
+      if (here == 0) break;
+      s.consume(std::min(here, handoff.from[index(dir)] - s.head()));
+    }
+  }
+  size_t i = protocols::registry_index(next);
+  c.handler = next->take_over(c.info, protocol_counters_[i], std::move(handoff));
+  c.protocol = i;
+  c.confidence = protocols::Confidence::Strong;
+  for (Direction dir : {Direction::Send, Direction::Recv})
+    c.handler->on_data(dir, c.streams, *outputs_.exchanges);
+  return c.handler->active() || hand_off(c);
 }
 
 // Swapped out, not assigned from empty streams: a moved-from std::string that held its bytes

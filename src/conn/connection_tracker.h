@@ -131,6 +131,7 @@ class ConnectionTracker {
   bool try_protocols(Connection& c, Direction dir, std::span<const uint8_t> bytes, bool& undecided);
   void adopt(Connection& c, size_t index, protocols::DetectResult result, Direction dir);
   void reconsider_weak(Connection& c, Direction dir);
+  bool hand_off(Connection& c);
   void give_up(Connection& c, const Event& event);
   static void free_streams(Connection& c);
   void report_opaque(Connection& c, const Event& event);

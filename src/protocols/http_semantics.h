@@ -1,5 +1,6 @@
 // What HTTP/1 and HTTP/2 spans share under the OpenTelemetry HTTP semantic conventions: known
-// methods, the error rule, host[:port] splitting, Content-Length, the duration buckets.
+// methods, the error rule, host[:port] splitting, Content-Length, the duration buckets and the
+// http.*.request.duration families (one metric per name, whatever the HTTP version).
 #pragma once
 
 #include <algorithm>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "weft/exchange.h"
+#include "weft/telemetry.h"
 
 namespace weft::protocols::http {
 
@@ -60,6 +62,27 @@ inline const std::vector<double>& duration_buckets() {
   static const std::vector<double> buckets = {0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25,
                                               0.5,   0.75, 1,     2.5,  5,     7.5, 10};
   return buckets;
+}
+
+// Function-local statics in inline functions: one family for the whole program.
+inline const MetricFamily& server_duration_family() {
+  static const MetricFamily family{
+      "http.server.request.duration",
+      "Duration of HTTP server requests.",
+      {"http.request.method", "http.route", "http.response.status_code"},
+      "http.route",
+      duration_buckets()};
+  return family;
+}
+
+inline const MetricFamily& client_duration_family() {
+  static const MetricFamily family{
+      "http.client.request.duration",
+      "Duration of HTTP client requests.",
+      {"http.request.method", "url.template", "http.response.status_code"},
+      "url.template",
+      duration_buckets()};
+  return family;
 }
 
 // 5xx is an error on both sides; 4xx only for the client (the server did its job).

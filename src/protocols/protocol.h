@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <nlohmann/json_fwd.hpp>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -62,6 +63,27 @@ class HandlerOutput {
                                uint64_t start_mono_ns) = 0;
 };
 
+// The HTTP request that asked a connection to switch protocols, when the next protocol answers
+// it: HTTP/1.1's request for an Upgrade to h2c is HTTP/2's stream 1, answered in HTTP/2
+// (RFC 7540, 3.2; RFC 9113, 3.1).
+struct UpgradeRequest {
+  std::string method;
+  std::string target;
+  HeaderList headers;  // the fields the first protocol kept (host, trace context...)
+  MessageTiming timing;
+};
+
+// A protocol leaving a connection to another on the same bytes (an HTTP Upgrade the server
+// accepted with 101 Switching Protocols): from `from`, each direction is the protocol `token`
+// names. The tracker gives the connection to the registered protocol whose upgrade_token that
+// is (Protocol::Parts::take_over), or, when none is, stops reading it.
+struct Handoff {
+  std::string token;               // lowercase: "h2c", "websocket"
+  std::array<uint64_t, 2> from{};  // stream positions by Direction where the new protocol begins
+  bool requests_sent = false;      // this process is the client
+  std::optional<UpgradeRequest> request;  // set when the next protocol answers the request
+};
+
 // One connection's protocol state.
 class ProtocolHandler {
  public:
@@ -73,6 +95,9 @@ class ProtocolHandler {
   // False once the protocol left the conversation (e.g. after an HTTP Upgrade): the tracker
   // then stops buffering the connection's bytes and tells the kernel to stop copying them.
   virtual bool active() const = 0;
+  // Once inactive: where the connection went, when another protocol takes the same bytes on
+  // (an Upgrade); null when the bytes just stopped being this protocol (a CONNECT tunnel).
+  virtual const Handoff* handoff() const { return nullptr; }
   // True once a whole valid message was parsed: a weak detection is confirmed.
   virtual bool confirmed() const = 0;
   // Parse errors since the handler was created (a weak detection with errors and nothing
@@ -141,6 +166,16 @@ class Protocol {
     std::string (*render_text)(const Exchange& exchange);
     // The protocol's fields for `weft exchanges --json`, added to `out` (an object).
     void (*render_json)(const Exchange& exchange, nlohmann::json& out);
+    // HTTP Upgrade: the token that switches a connection to this protocol ("h2c"), whether this
+    // protocol answers the request that asked for it (then the first protocol leaves that
+    // request to it instead of making an exchange of it), and the handler of such a connection,
+    // which begins at the handoff's positions. Optional (an empty token: no upgrade leads here;
+    // a token requires take_over).
+    std::string_view upgrade_token = {};
+    bool answers_upgrade_request = false;
+    std::unique_ptr<ProtocolHandler> (*take_over)(std::shared_ptr<const ConnectionInfo> connection,
+                                                  ProtocolCounters& counters,
+                                                  Handoff&& handoff) = nullptr;
   };
 
   explicit Protocol(Parts parts) : parts_(parts) {}
@@ -176,6 +211,12 @@ class Protocol {
   void render_json(const Exchange& exchange, nlohmann::json& out) const {
     parts_.render_json(exchange, out);
   }
+  bool answers_upgrade_request() const { return parts_.answers_upgrade_request; }
+  std::unique_ptr<ProtocolHandler> take_over(std::shared_ptr<const ConnectionInfo> connection,
+                                             ProtocolCounters& counters, Handoff&& handoff) const {
+    return parts_.take_over(std::move(connection), counters, std::move(handoff));
+  }
+  std::string_view upgrade_token() const { return parts_.upgrade_token; }
 
  private:
   Parts parts_;
@@ -187,5 +228,7 @@ const std::vector<const Protocol*>& registry();
 const Protocol* find_protocol(std::string_view name);
 // Its index in registry(): counters are kept per protocol in registry order.
 size_t registry_index(const Protocol* protocol);
+// The registered protocol an HTTP Upgrade to `token` (lowercase) switches to, or null.
+const Protocol* protocol_for_upgrade(std::string_view token);
 
 }  // namespace weft::protocols

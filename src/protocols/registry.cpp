@@ -35,6 +35,12 @@ const MetricFamily* Protocol::metric_family(SpanKind kind) const {
   return nullptr;
 }
 
+const Protocol* protocol_for_upgrade(std::string_view token) {
+  for (const Protocol* p : registry())
+    if (!p->upgrade_token().empty() && p->upgrade_token() == token) return p;
+  return nullptr;
+}
+
 size_t registry_index(const Protocol* protocol) {
   const auto& all = registry();
   for (size_t i = 0; i < all.size(); ++i)

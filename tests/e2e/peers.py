@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 
-from harness import TestFailure, check, children_of, eq, read_comm, stop_process, wait_listening, wait_until
+from harness import TestFailure, check, children_of, eq, read_comm, run, stop_process, wait_listening, wait_until
 
 PYTHON = sys.executable
 NGINX = "/usr/sbin/nginx"
@@ -78,6 +78,51 @@ def start_nginx(ctx, name, conf_text, ports, env=None):
                 pass
     ctx.on_cleanup(stop)
     return workers
+
+
+APACHE = "/usr/sbin/apache2"
+APACHE_MODULES = "/usr/lib/apache2/modules"
+
+
+def start_apache(ctx, conf_text, port, env=None):
+    """Debian's apache2 in the foreground on `conf_text` (ServerRoot, PidFile and ErrorLog in
+    ctx.tmp) until the test ends, once `port` listens and a child is up; returns (parent, child
+    pids). Stopped parent first (it stops its children), then any child it left behind."""
+    check(os.path.exists(APACHE), "apache2 is not installed (scripts/setup.sh installs it)")
+    os.chmod(ctx.tmp, 0o755)  # the children run as www-data; mkdtemp makes 0700
+    conf = ctx.path("apache.conf")
+    with open(conf, "w") as f:
+        f.write(conf_text)
+    r = run([APACHE, "-f", conf, "-t"])
+    eq(r.returncode, 0, f"apache2 -t exit status ({r.stderr.decode(errors='replace')[-600:]})")
+    log = open(ctx.path("apache.out"), "wb")
+    ctx.on_cleanup(log.close)
+    proc = ctx.spawn([APACHE, "-f", conf, "-DFOREGROUND"], stop_signal=signal.SIGTERM, env=env, stdout=log,
+                     stderr=subprocess.STDOUT)
+
+    def error_log():
+        try:
+            with open(ctx.path("apache-error.log")) as f:
+                return f.read()[-1500:]
+        except OSError:
+            return ""
+    try:
+        wait_listening(port, proc=proc)
+        children = wait_until(lambda: [p for p in children_of(proc.pid) if read_comm(p) == "apache2"] or None,
+                              10, "apache2 child processes")
+    except TestFailure as e:
+        raise TestFailure(f"{e}; apache error log: {error_log()}")
+
+    def stop():
+        stop_process(proc, signal.SIGTERM, timeout=10)
+        for pid in children:
+            try:
+                if read_comm(pid) == "apache2":
+                    os.kill(pid, signal.SIGKILL)
+            except (OSError, ValueError):
+                pass
+    ctx.on_cleanup(stop)
+    return proc, children
 
 
 NGINX_HTTP = """\

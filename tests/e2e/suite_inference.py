@@ -28,7 +28,7 @@ import time
 
 from harness import (TestFailure, case, check, children_of, eq, free_port, read_comm, run,
                      stop_process, wait_listening, wait_until)
-from peers import CURL, curl, nginx_conf, read_line, start_nginx
+from peers import APACHE_MODULES, CURL, curl, nginx_conf, read_line, start_apache, start_nginx
 # Spans carry their resource's process.pid: an nginx worker's environment is overwritten by
 # its process title, so weft names it after its executable and the tests tell it apart by pid.
 from suite_tracing import otlp_spans, run_weft
@@ -448,9 +448,6 @@ def inference_python_threaded_kept(ctx):
 # 7. Apache httpd with the event MPM (Debian's default) proxying to the backend
 
 
-APACHE = "/usr/sbin/apache2"
-APACHE_MODULES = "/usr/lib/apache2/modules"
-
 APACHE_PROXY_CONF = """\
 ServerRoot {tmp}
 DefaultRuntimeDir {tmp}
@@ -482,41 +479,8 @@ def start_apache_proxy(ctx, backend, port):
     """Debian's apache2 in the foreground with its default MPM (event: a listener thread and a
     pool of worker threads per child process; a worker reads a request, makes mod_proxy's call
     and writes the answer), proxying everything to the backend. Returns the child pids."""
-    check(os.path.exists(APACHE), "apache2 is not installed (scripts/setup.sh installs it)")
-    os.chmod(ctx.tmp, 0o755)  # the children run as www-data; mkdtemp makes 0700
-    conf = ctx.path("apache.conf")
-    with open(conf, "w") as f:
-        f.write(APACHE_PROXY_CONF.format(tmp=ctx.tmp, port=port, backend=backend, modules=APACHE_MODULES))
-    r = run([APACHE, "-f", conf, "-t"])
-    eq(r.returncode, 0, f"apache2 -t exit status ({r.stderr.decode(errors='replace')[-600:]})")
-    log = open(ctx.path("apache.out"), "wb")
-    ctx.on_cleanup(log.close)
-    proc = ctx.spawn([APACHE, "-f", conf, "-DFOREGROUND"], stop_signal=signal.SIGTERM,
-                     env=service_env("inf-apache"), stdout=log, stderr=subprocess.STDOUT)
-
-    def error_log():
-        try:
-            with open(ctx.path("apache-error.log")) as f:
-                return f.read()[-1500:]
-        except OSError:
-            return ""
-    try:
-        wait_listening(port, proc=proc)
-        children = wait_until(lambda: [p for p in children_of(proc.pid) if read_comm(p) == "apache2"] or None,
-                              10, "apache2 child processes")
-    except TestFailure as e:
-        raise TestFailure(f"{e}; apache error log: {error_log()}")
-
-    def stop():  # the parent (it stops its children), then any child it left behind, by pid
-        stop_process(proc, signal.SIGTERM, timeout=10)
-        for pid in children:
-            try:
-                if read_comm(pid) == "apache2":
-                    os.kill(pid, signal.SIGKILL)
-            except (OSError, ValueError):
-                pass
-    ctx.on_cleanup(stop)
-    return proc, children
+    conf = APACHE_PROXY_CONF.format(tmp=ctx.tmp, port=port, backend=backend, modules=APACHE_MODULES)
+    return start_apache(ctx, conf, port, env=service_env("inf-apache"))
 
 
 @case(timeout=120)

@@ -155,6 +155,23 @@ write(h2, "lost_and_cut_blocks",
       syscall(frame(H_HEADERS, END_HEADERS | END_STREAM, 3, b"\x88"), RECV) +
       syscall(frame(H_HEADERS, END_HEADERS | END_STREAM, 5, req1), SEND, CHUNKS | SWAP, 0x07) +
       syscall(frame(H_HEADERS, END_HEADERS | END_STREAM, 5, b"\x88"), RECV, CLOSE))
+# h2c by HTTP/1.1 Upgrade: the HTTP/1 handler hands the connection to HTTP/2 at the 101, the
+# server's SETTINGS in the same write; stream 1 answers the upgrade request, stream 3 follows.
+write(h2, "h2c_upgrade",
+      syscall("GET /u HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+              "HTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n", SEND) +
+      syscall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n" + settings, RECV) +
+      syscall(PREFACE + settings + frame(H_SETTINGS, 1, 0), SEND) +
+      syscall(frame(H_HEADERS, END_HEADERS, 1, b"\x88") + frame(H_DATA, END_STREAM, 1, "hi"), RECV) +
+      syscall(frame(H_HEADERS, END_HEADERS | END_STREAM, 3, req1), SEND) +
+      syscall(frame(H_HEADERS, END_HEADERS | END_STREAM, 3, b"\x8d"), RECV))
+# A gRPC call joined late: :path, content-type and grpc-status are entries weft never saw; the
+# call is gRPC by its framing (length-prefixed messages, trailers).
+write(h2, "late_join_grpc_framing",
+      conversation([(frame(H_HEADERS, END_HEADERS, 41, b"\x83\x86\xbe\xbf") +
+                     frame(H_DATA, END_STREAM, 41, b"\x00\x00\x00\x00\x02hi"),
+                     frame(H_HEADERS, END_HEADERS, 41, b"\x88\xc0") + frame(H_DATA, 0, 41, b"\x00\x00\x00\x00\x01z") +
+                     frame(H_HEADERS, END_HEADERS | END_STREAM, 41, b"\xc1"))]))
 
 # ---- PostgreSQL (protocol 3) ----
 

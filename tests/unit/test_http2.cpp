@@ -411,3 +411,164 @@ TEST_CASE("http2: a DATA payload beyond 16 KiB is skipped without copying (skip 
 
 }  // namespace
 }  // namespace weft::test
+
+namespace weft::test {
+namespace {
+
+using namespace h2;
+using protocols::http2::http2_of;
+
+std::string grpc_message(std::string_view body) {
+  return std::string("\0\0\0", 3) + static_cast<char>(body.size() >> 8) +
+         static_cast<char>(body.size()) + std::string(body);
+}
+
+// A gRPC call on a connection joined late: its :path, content-type, grpc-status and
+// response content-type are dynamic entries from before weft joined (indexes 62-65).
+void late_grpc_call(Socket& s, uint32_t stream, std::string_view request_data,
+                    std::string_view response_end) {
+  s.request(frame(kHeaders, kEndHeaders, stream,
+                  indexed(kPost) + indexed(kHttp) + indexed(62) + indexed(63)) +
+            frame(kData, kEndStream, stream, request_data));
+  s.response(frame(kHeaders, kEndHeaders, stream, indexed(kStatus200) + indexed(64)) +
+             frame(kData, 0, stream, grpc_message("pong")) + std::string(response_end));
+}
+
+TEST_CASE("http2: a late-joined call is gRPC by its framing; an unread status stays unknown") {
+  for (Role side : kBothSides) {
+    CAPTURE(side);
+    Capture cap;
+    Socket s(cap, 21, side);
+    s.lose(s.request_dir(), 3000);
+    s.lose(s.response_dir(), 3000);
+    // Trailers whose grpc-status is an entry weft never saw.
+    late_grpc_call(s, 41, grpc_message("ping"),
+                   frame(kHeaders, kEndHeaders | kEndStream, 41, indexed(65)));
+    // A status sent as a literal after weft joined is read.
+    late_grpc_call(s, 43, grpc_message("ping") + grpc_message("again"),
+                   frame(kHeaders, kEndHeaders | kEndStream, 43, lit("grpc-status", "5")));
+    // Not gRPC: the response ends with DATA, not trailers.
+    late_grpc_call(s, 45, grpc_message("ping"), frame(kData, kEndStream, 45, ""));
+    // Not gRPC: the request body is not length-prefixed messages (a flag byte of 'x').
+    late_grpc_call(s, 47, "x1234 not a message",
+                   frame(kHeaders, kEndHeaders | kEndStream, 47, indexed(65)));
+    // Not gRPC: the last message's length runs past the end of the request.
+    late_grpc_call(s, 49, grpc_message("ping").substr(0, 7),
+                   frame(kHeaders, kEndHeaders | kEndStream, 49, indexed(65)));
+    s.close();
+    REQUIRE(cap.exchanges.size() == 5);
+    const auto& unknown = http2_of(cap.exchanges[0]);
+    CHECK(cap.exchanges[0].protocol_name() == "grpc");
+    CHECK(unknown.grpc_inferred);
+    CHECK(unknown.grpc_status == -1);
+    CHECK(unknown.grpc_status_unknown);
+    CHECK(unknown.request_messages == 1);
+    CHECK(unknown.response_messages == 1);
+    CHECK(text(cap.exchanges[0]) == "POST ? -> 200 grpc ? [gRPC by framing] [4 fields unknown]");
+    auto d = describe(cap.exchanges[0]);
+    CHECK(d.name == "grpc");
+    CHECK(sattr(d, "rpc.system") == "grpc");
+    CHECK(iattr(d, "rpc.grpc.status_code") == -1);  // absent: never guessed
+    CHECK(battr(d, "weft.grpc.inferred"));
+    CHECK(battr(d, "weft.grpc.status_unknown"));
+    CHECK(d.status == StatusCode::Unset);
+    CHECK(d.outcome == "?");
+    const auto& found = http2_of(cap.exchanges[1]);
+    CHECK(cap.exchanges[1].protocol_name() == "grpc");
+    CHECK(found.grpc_status == 5);
+    CHECK_FALSE(found.grpc_status_unknown);
+    CHECK(found.request_messages == 2);
+    for (size_t i = 2; i < 5; ++i) {
+      CAPTURE(i);
+      CHECK(cap.exchanges[i].protocol_name() == "http2");
+      CHECK_FALSE(http2_of(cap.exchanges[i]).grpc_inferred);
+    }
+  }
+}
+
+TEST_CASE("http2: a GET, or a known non-gRPC content-type, is never inferred to be gRPC") {
+  Capture cap;
+  Socket s(cap, 22, Role::Server);
+  s.lose(s.request_dir(), 100);
+  s.lose(s.response_dir(), 100);
+  s.request(frame(kHeaders, kEndHeaders, 51,
+                  indexed(kPost) + indexed(kHttp) + lit(kPathName, "/a.B/C") +
+                      lit(kContentType, "application/json")) +
+            frame(kData, kEndStream, 51, grpc_message("ping")));
+  s.response(frame(kHeaders, kEndHeaders, 51, indexed(kStatus200)) +
+             frame(kData, 0, 51, grpc_message("pong")) +
+             frame(kHeaders, kEndHeaders | kEndStream, 51, indexed(65)));
+  s.close();
+  REQUIRE(cap.exchanges.size() == 1);
+  CHECK(cap.exchanges[0].protocol_name() == "http2");
+}
+
+const std::string kUpgradeRequest =
+    "GET /a HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+    "Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n"
+    "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n\r\n";
+
+TEST_CASE("http2: h2c by HTTP/1.1 Upgrade: the upgrade request is stream 1's exchange") {
+  for (Role side : kBothSides) {
+    CAPTURE(side);
+    Capture cap;
+    Socket s(cap, 23, side);
+    s.open();
+    s.request(kUpgradeRequest);
+    // The 101 and the server's preface (SETTINGS) in one write, as servers often send them.
+    s.response("HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n" +
+               settings(setting(0x3, 100)));
+    s.request(std::string(kPreface) + settings() + frame(kSettings, kAck, 0, ""));
+    s.response(frame(kSettings, kAck, 0, "") +
+               frame(kHeaders, kEndHeaders, 1, indexed(kStatus200) + inc(kContentType, "text/x")) +
+               frame(kData, kEndStream, 1, "hello"));
+    s.request(frame(kHeaders, kEndHeaders | kEndStream, 3, request_block("GET", "/b")));
+    s.response(frame(kHeaders, kEndHeaders | kEndStream, 3, indexed(kStatus404)));
+    s.close();
+    REQUIRE(cap.exchanges.size() == 2);
+    for (const Exchange& ex : cap.exchanges) CHECK(ex.protocol_name() == "http2");
+    const auto& first = http2_of(cap.exchanges[0]);
+    CHECK(first.stream_id == 1);
+    CHECK(first.upgraded);
+    CHECK(text(cap.exchanges[0]) == "GET /a -> 200 [h2c upgrade]");
+    CHECK(first.authority == "127.0.0.1:8080");
+    CHECK(cap.exchanges[0].request.stream_pos == 0);  // the HTTP/1.1 request's own bytes
+    CHECK(cap.exchanges[0].response.body_bytes == 5);
+    auto d = describe(cap.exchanges[0]);
+    REQUIRE(d.context_carrier != nullptr);
+    CHECK(find_header(*d.context_carrier, "traceparent") != nullptr);
+    CHECK(sattr(d, "network.protocol.version") == "2");
+    CHECK(battr(d, "weft.http2.upgraded"));
+    CHECK(text(cap.exchanges[1]) == "GET /b -> 404");
+    CHECK(h2_counters(cap).parse_errors == 0);
+  }
+}
+
+TEST_CASE("http2: an upgrade the server declines, or to another protocol, stays HTTP/1") {
+  // Declined: answered in HTTP/1.1, and the connection goes on in HTTP/1.1.
+  Capture cap;
+  Socket s(cap, 24, Role::Server);
+  s.open();
+  s.request(kUpgradeRequest);
+  s.response("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+  s.request("GET /next HTTP/1.1\r\nHost: x\r\n\r\n");
+  s.response("HTTP/1.1 204 No Content\r\n\r\n");
+  s.close();
+  REQUIRE(cap.exchanges.size() == 2);
+  CHECK(cap.exchanges[0].protocol_name() == "http1");
+  CHECK(cap.exchanges[1].protocol_name() == "http1");
+  // WebSocket: no protocol takes the token; the handshake is HTTP/1's exchange.
+  Capture ws;
+  Socket w(ws, 25, Role::Server);
+  w.open();
+  w.request("GET /chat HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n");
+  w.response(
+      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n");
+  w.request(std::string("\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58", 11));
+  w.close();
+  REQUIRE(ws.exchanges.size() == 1);
+  CHECK(ws.exchanges[0].protocol_name() == "http1");
+}
+
+}  // namespace
+}  // namespace weft::test

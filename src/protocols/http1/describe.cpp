@@ -131,26 +131,6 @@ void essentials(const Exchange& ex, SpanEssentials& out) {
   if (is_error(http.status, server)) out.status = StatusCode::Error;
 }
 
-const MetricFamily& server_duration_family() {
-  static const MetricFamily family{
-      "http.server.request.duration",
-      "Duration of HTTP server requests.",
-      {"http.request.method", "http.route", "http.response.status_code"},
-      "http.route",
-      http::duration_buckets()};
-  return family;
-}
-
-const MetricFamily& client_duration_family() {
-  static const MetricFamily family{
-      "http.client.request.duration",
-      "Duration of HTTP client requests.",
-      {"http.request.method", "url.template", "http.response.status_code"},
-      "url.template",
-      http::duration_buckets()};
-  return family;
-}
-
 std::string render_text(const Exchange& ex) {
   const HttpExchange& http = http_of(ex);
   std::string line = http.method + " " + http.target + " -> " + std::to_string(http.status);

@@ -1,6 +1,8 @@
 // HTTP/1 messages -> exchanges. Requests wait in arrival order; each final response answers
 // the oldest waiting request, which is what keep-alive and pipelining both need.
+#include <algorithm>
 #include <deque>
+#include <optional>
 
 #include "protocols/http1/http1.h"
 #include "protocols/http1/parser.h"
@@ -41,6 +43,8 @@ class Http1Handler : public ProtocolHandler {
     else
       responses_.parse(streams[index(dir)], response_callbacks_);
     errors_ += counters_.parse_errors - errors_before;
+    // Both parsers stop at an upgrade: what they have not read is the next protocol's.
+    if (handoff_) handoff_->from = {streams[0].head(), streams[1].head()};
     streams_ = nullptr;
     out_ = nullptr;
   }
@@ -58,6 +62,7 @@ class Http1Handler : public ProtocolHandler {
   }
 
   bool active() const override { return !requests_.stopped() || !responses_.stopped(); }
+  const Handoff* handoff() const override { return handoff_ ? &*handoff_ : nullptr; }
   uint64_t skipped_until(Direction dir, const Streams& streams) const override {
     const MessageParser& parser = dir == request_dir_ ? requests_ : responses_;
     return parser.skipped_until(streams[index(dir)]);
@@ -135,11 +140,29 @@ class Http1Handler : public ProtocolHandler {
     }
     bool tunnel = response.status == 101 || (answered.request.method == "CONNECT" &&
                                              response.status >= 200 && response.status < 300);
-    emit(std::move(answered.request), std::move(response));
+    if (!(response.status == 101 && upgrade(answered.request, response)))
+      emit(std::move(answered.request), std::move(response));
     if (tunnel) {  // the connection now carries another protocol
       requests_.stop();
       responses_.stop();
     }
+  }
+
+  // 101 Switching Protocols: the rest of the connection is the protocol the Upgrade token names.
+  // When that protocol answers the request itself (h2c: stream 1), the request goes with the
+  // connection and makes no exchange here (true).
+  bool upgrade(Message& request, const Message& response) {
+    const std::string* token = response.header("upgrade");
+    handoff_.emplace();
+    handoff_->token = token ? *token : "";
+    std::transform(handoff_->token.begin(), handoff_->token.end(), handoff_->token.begin(),
+                   [](unsigned char c) { return std::tolower(c); });
+    handoff_->requests_sent = request_dir_ == Direction::Send;
+    const Protocol* next = protocol_for_upgrade(handoff_->token);
+    if (!next || !next->answers_upgrade_request()) return false;
+    handoff_->request = UpgradeRequest{std::move(request.method), std::move(request.target),
+                                       std::move(request.headers), request.timing};
+    return true;
   }
 
   void emit(Message&& request, Message&& response) {
@@ -176,8 +199,9 @@ class Http1Handler : public ProtocolHandler {
   uint64_t completions_ = 0;
   Streams* streams_ = nullptr;  // set while parsing
   HandlerOutput* out_ = nullptr;
-  bool confirmed_ = false;  // a whole message parsed on this connection
-  uint64_t errors_ = 0;     // parse errors on this connection
+  std::optional<Handoff> handoff_;  // after a 101
+  bool confirmed_ = false;          // a whole message parsed on this connection
+  uint64_t errors_ = 0;             // parse errors on this connection
 };
 
 }  // namespace

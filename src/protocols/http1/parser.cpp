@@ -173,11 +173,10 @@ bool MessageParser::step(stream::DataStream& s, const ParserCallbacks& cb) {
     case State::FramingLost:
     case State::Resync:
       return resync(s, cb);
-    case State::Stopped: {
-      uint64_t n = s.readable().empty() ? s.skippable() : s.readable().size();
-      s.consume(n);
-      return n > 0;
-    }
+    case State::Stopped:
+      // The bytes are another protocol's from here: left where they are for the one the
+      // connection is handed on to (an Upgrade), or dropped with the streams when none is.
+      return false;
   }
   return false;
 }

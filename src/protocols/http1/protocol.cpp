@@ -1,5 +1,6 @@
 // The HTTP/1 protocol object: the contract's parts, each implemented in this folder.
 #include "protocols/http1/http1.h"
+#include "protocols/http_semantics.h"
 
 namespace weft::protocols::http1 {
 
@@ -11,8 +12,8 @@ const Protocol& protocol() {
       .describe = http1::describe,
       .essentials = http1::essentials,
       .metric_labels = http1::metric_labels,
-      .server_family = server_duration_family,
-      .client_family = client_duration_family,
+      .server_family = http::server_duration_family,
+      .client_family = http::client_duration_family,
       .render_text = http1::render_text,
       .render_json = http1::render_json,
   });

@@ -22,16 +22,6 @@ std::string method_of(const Http2Exchange& h) {
   return http::known_method(h.method) ? h.method : "_OTHER";
 }
 
-// "/pkg.Service/Method" -> ("pkg.Service", "Method"); false for any other shape.
-bool split_rpc(std::string_view path, std::string_view& service, std::string_view& method) {
-  if (!path.starts_with("/")) return false;
-  size_t slash = path.find('/', 1);
-  if (slash == std::string_view::npos || slash == 1 || slash + 1 >= path.size()) return false;
-  service = path.substr(1, slash - 1);
-  method = path.substr(slash + 1);
-  return method.find('/') == std::string_view::npos;
-}
-
 // gRPC's status codes, by name, for consoles.
 constexpr std::string_view kGrpcCodes[] = {
     "OK",        "CANCELLED",      "UNKNOWN",           "INVALID_ARGUMENT",   "DEADLINE_EXCEEDED",
@@ -82,9 +72,41 @@ void add_recovery_flags(std::vector<Attribute>& a, const Exchange& ex, const Htt
     add_attribute(a, "weft.http2.headers_truncated", true);
   if (h.reset_code >= 0) add_attribute(a, "weft.http2.reset_code", h.reset_code);
   add_attribute(a, "weft.http2.stream_id", static_cast<int64_t>(h.stream_id));
+  if (h.upgraded) add_attribute(a, "weft.http2.upgraded", true);
+  if (h.grpc_inferred) add_attribute(a, "weft.grpc.inferred", true);
+  if (h.grpc_status_unknown) add_attribute(a, "weft.grpc.status_unknown", true);
+}
+
+// What HTTP and gRPC spans of HTTP/2 both say: the protocol, where the server listens, the
+// connection, the peer, and what weft could not recover.
+void add_common_attributes(std::vector<Attribute>& a, const Exchange& ex, const Http2Exchange& h) {
+  add_attribute(a, "network.protocol.name", std::string("http"));
+  add_attribute(a, "network.protocol.version", std::string("2"));
+  std::string host;
+  int64_t port = 0;
+  server_address(ex, h, host, port);
+  add_attribute(a, "server.address", host);
+  add_attribute(a, "server.port", port);
+  add_connection_attributes(a, *ex.connection);
+  if (is_server(ex)) add_attribute(a, "client.address", ex.connection->remote.address());
+}
+
+// Each exchange is described by one set of conventions, chosen by the same flag that chose its
+// Protocol object (Http2Exchange::grpc, final once the exchange is emitted).
+bool is_error(const Http2Exchange& h, bool server) {
+  return h.grpc ? grpc_error(h, server) : http_error(h, server);
 }
 
 }  // namespace
+
+bool split_rpc(std::string_view path, std::string_view& service, std::string_view& method) {
+  if (!path.starts_with("/")) return false;
+  size_t slash = path.find('/', 1);
+  if (slash == std::string_view::npos || slash == 1 || slash + 1 >= path.size()) return false;
+  service = path.substr(1, slash - 1);
+  method = path.substr(slash + 1);
+  return method.find('/') == std::string_view::npos;
+}
 
 void describe(const Exchange& ex, const DescribeOptions& options, SpanDescription& out) {
   const ConnectionInfo& c = *ex.connection;
@@ -111,16 +133,8 @@ void describe(const Exchange& ex, const DescribeOptions& options, SpanDescriptio
   if (target.starts_with("/")) add_attribute(a, "url.path", std::string(path));
   if (!query.empty()) add_attribute(a, "url.query", shown_query);
   if (h.status) add_attribute(a, "http.response.status_code", static_cast<int64_t>(h.status));
-  add_attribute(a, "network.protocol.name", std::string("http"));
-  add_attribute(a, "network.protocol.version", std::string("2"));
-  std::string host;
-  int64_t port = 0;
-  server_address(ex, h, host, port);
-  add_attribute(a, "server.address", host);
-  add_attribute(a, "server.port", port);
-  add_connection_attributes(a, c);
+  add_common_attributes(a, ex, h);
   if (server) {
-    add_attribute(a, "client.address", c.remote.address());
     if (!h.route.empty()) add_attribute(a, "http.route", h.route);
   } else {
     if (target.starts_with("/")) {
@@ -146,10 +160,21 @@ void describe(const Exchange& ex, const DescribeOptions& options, SpanDescriptio
   }
 }
 
-// The HTTP families' labels: http.request.method, http.route (url.template for clients),
-// http.response.status_code.
+// The duration family's labels, in its label_keys order. HTTP: http.request.method,
+// http.route (url.template for clients), http.response.status_code. gRPC: rpc.system,
+// rpc.service, rpc.method, rpc.grpc.status_code.
 void metric_labels(const Exchange& ex, SpanKind, std::vector<LabelValue>& out) {
   const Http2Exchange& h = http2_of(ex);
+  if (h.grpc) {
+    std::string_view service, method;
+    bool named = split_rpc(h.path, service, method);
+    out.emplace_back(std::string("grpc"));
+    out.push_back(named ? LabelValue(std::string(service)) : LabelValue());
+    out.push_back(named ? LabelValue(std::string(method)) : LabelValue());
+    out.push_back(h.grpc_status >= 0 ? LabelValue(static_cast<int64_t>(h.grpc_status))
+                                     : LabelValue());
+    return;
+  }
   std::string method = method_of(h);
   out.push_back(method.empty() ? LabelValue() : LabelValue(method));
   out.push_back(h.route.empty() ? LabelValue() : LabelValue(h.route));
@@ -161,19 +186,10 @@ void essentials(const Exchange& ex, SpanEssentials& out) {
   bool server = is_server(ex);
   out.kind = server ? SpanKind::Server : SpanKind::Client;
   out.context_carrier = &h.request_headers;
-  if (http_error(h, server)) out.status = StatusCode::Error;
-}
-
-// HTTP/2 records into HTTP/1's families: one metric per name, whatever the version.
-const MetricFamily& server_duration_family() {
-  return http1::server_duration_family();
-}
-const MetricFamily& client_duration_family() {
-  return http1::client_duration_family();
+  if (is_error(h, server)) out.status = StatusCode::Error;
 }
 
 void describe_grpc(const Exchange& ex, const DescribeOptions&, SpanDescription& out) {
-  const ConnectionInfo& c = *ex.connection;
   const Http2Exchange& h = http2_of(ex);
   bool server = is_server(ex);
   out.kind = server ? SpanKind::Server : SpanKind::Client;
@@ -190,15 +206,7 @@ void describe_grpc(const Exchange& ex, const DescribeOptions&, SpanDescription& 
   }
   if (h.grpc_status >= 0)
     add_attribute(a, "rpc.grpc.status_code", static_cast<int64_t>(h.grpc_status));
-  add_attribute(a, "network.protocol.name", std::string("http"));
-  add_attribute(a, "network.protocol.version", std::string("2"));
-  std::string host;
-  int64_t port = 0;
-  server_address(ex, h, host, port);
-  add_attribute(a, "server.address", host);
-  add_attribute(a, "server.port", port);
-  add_connection_attributes(a, c);
-  if (server) add_attribute(a, "client.address", c.remote.address());
+  add_common_attributes(a, ex, h);
   if (h.request_messages || h.response_messages) {
     add_attribute(a, "weft.grpc.request_messages", static_cast<int64_t>(h.request_messages));
     add_attribute(a, "weft.grpc.response_messages", static_cast<int64_t>(h.response_messages));
@@ -210,32 +218,14 @@ void describe_grpc(const Exchange& ex, const DescribeOptions&, SpanDescription& 
   if (h.grpc_status >= 0 && h.grpc_status < static_cast<int>(std::size(kGrpcCodes)))
     out.outcome = std::string(kGrpcCodes[h.grpc_status]);
   else
-    out.outcome = h.grpc_status >= 0 ? std::to_string(h.grpc_status) : "-";
+    out.outcome = h.grpc_status >= 0      ? std::to_string(h.grpc_status)
+                  : h.grpc_status_unknown ? "?"
+                                          : "-";
   if (grpc_error(h, server)) {
     out.status = StatusCode::Error;
     add_attribute(a, "error.type",
                   h.grpc_status >= 0 ? std::to_string(h.grpc_status) : std::string("reset"));
   }
-}
-
-// rpc.system, rpc.service, rpc.method, rpc.grpc.status_code.
-void grpc_metric_labels(const Exchange& ex, SpanKind, std::vector<LabelValue>& out) {
-  const Http2Exchange& h = http2_of(ex);
-  std::string_view service, method;
-  bool named = split_rpc(h.path, service, method);
-  out.emplace_back(std::string("grpc"));
-  out.push_back(named ? LabelValue(std::string(service)) : LabelValue());
-  out.push_back(named ? LabelValue(std::string(method)) : LabelValue());
-  out.push_back(h.grpc_status >= 0 ? LabelValue(static_cast<int64_t>(h.grpc_status))
-                                   : LabelValue());
-}
-
-void grpc_essentials(const Exchange& ex, SpanEssentials& out) {
-  const Http2Exchange& h = http2_of(ex);
-  bool server = is_server(ex);
-  out.kind = server ? SpanKind::Server : SpanKind::Client;
-  out.context_carrier = &h.request_headers;
-  if (grpc_error(h, server)) out.status = StatusCode::Error;
 }
 
 const MetricFamily& grpc_server_duration_family() {
@@ -265,7 +255,12 @@ std::string render_text(const Exchange& ex) {
   std::string path = h.path.empty() ? (h.path_unknown ? "?" : "-") : h.path;
   std::string status = h.status ? std::to_string(h.status) : h.status_unknown ? "?" : "-";
   std::string line = method + " " + path + " -> " + status;
-  if (h.grpc) line += " grpc " + (h.grpc_status >= 0 ? std::to_string(h.grpc_status) : "-");
+  if (h.grpc)
+    line += " grpc " + (h.grpc_status >= 0      ? std::to_string(h.grpc_status)
+                        : h.grpc_status_unknown ? std::string("?")
+                                                : std::string("-"));
+  if (h.grpc_inferred) line += " [gRPC by framing]";
+  if (h.upgraded) line += " [h2c upgrade]";
   if (h.reset_code >= 0) line += " RST_STREAM " + std::to_string(h.reset_code);
   if (h.unknown_fields > 0) line += " [" + std::to_string(h.unknown_fields) + " fields unknown]";
   if (h.headers_damaged) line += " [headers truncated]";
@@ -287,7 +282,10 @@ void render_json(const Exchange& ex, nlohmann::json& out) {
   out["status"] = h.status;
   out["version"] = "2";
   out["grpc"] = h.grpc;
+  out["upgraded"] = h.upgraded;
   if (h.grpc) {
+    out["grpc_inferred"] = h.grpc_inferred;
+    out["grpc_status_unknown"] = h.grpc_status_unknown;
     out["grpc_status"] = h.grpc_status;
     out["request_messages"] = h.request_messages;
     out["response_messages"] = h.response_messages;

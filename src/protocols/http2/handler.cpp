@@ -84,6 +84,7 @@ class BlockFields : public FieldSink {
   int status = 0;
   bool saw_method = false;
   bool saw_path = false;
+  bool saw_content_type = false;  // a request's content-type, whatever it is
 
  private:
   void request_field(std::string_view name, std::string_view value) {
@@ -98,6 +99,7 @@ class BlockFields : public FieldSink {
     } else if (name == ":authority") {
       x_.authority = bounded(value, 256);
     } else if (kept(name) && x_.request_headers.size() < kMaxKeptHeaders) {
+      if (name == "content-type") saw_content_type = true;
       if (name == "content-type" && value.starts_with("application/grpc")) x_.grpc = true;
       x_.request_headers.emplace_back(std::string(name), bounded(value));
     }
@@ -164,15 +166,23 @@ struct MessageCounter {
   uint8_t prefix_have = 0;
   uint8_t prefix[5] = {};
   uint32_t count = 0;
-  bool lost = false;  // bytes never seen: the count cannot be trusted
+  bool lost = false;       // bytes never seen: the count cannot be trusted
+  bool malformed = false;  // a flag byte gRPC never sends (only 0 and 1, "compressed"): not gRPC
+
+  // The bytes so far are whole gRPC messages, ending on a message boundary.
+  bool framed_exactly() const { return !lost && !malformed && left == 0 && prefix_have == 0; }
 
   void feed(std::span<const uint8_t> bytes) {
-    while (!bytes.empty() && !lost) {
+    while (!bytes.empty() && !lost && !malformed) {
       if (left > 0) {
         uint64_t n = std::min<uint64_t>(left, bytes.size());
         left -= n;
         bytes = bytes.subspan(n);
         continue;
+      }
+      if (prefix_have == 0 && bytes[0] > 1) {
+        malformed = true;
+        return;
       }
       prefix[prefix_have++] = bytes[0];
       bytes = bytes.subspan(1);
@@ -191,6 +201,13 @@ struct StreamState {
   Message response;
   MessageCounter messages[2];        // request, response
   uint64_t informational_bytes = 0;  // 1xx responses before the final one
+  // The request's content-type or method rules gRPC out (a known type other than
+  // application/grpc*, a method other than POST): its DATA is not walked for messages.
+  bool not_grpc = false;
+  // The response ended with a header block (trailers, or a trailers-only response), as every
+  // gRPC response does; and fields of that last block named table entries weft never saw.
+  bool ended_by_headers = false;
+  bool last_block_unknown = false;
 };
 
 class Http2Handler : public ProtocolHandler {
@@ -200,6 +217,16 @@ class Http2Handler : public ProtocolHandler {
       : connection_(std::move(connection)),
         request_dir_(requests_sent ? Direction::Send : Direction::Recv),
         counters_(counters) {}
+
+  // A connection an HTTP/1.1 Upgrade to h2c handed on: HTTP/2 begins exactly at the handoff's
+  // positions, with empty HPACK tables (a new HTTP/2 connection), and the upgrade request is
+  // stream 1's request, answered in HTTP/2 (RFC 7540, 3.2).
+  Http2Handler(std::shared_ptr<const ConnectionInfo> connection, ProtocolCounters& counters,
+               Handoff&& handoff)
+      : Http2Handler(std::move(connection), handoff.requests_sent, counters) {
+    upgraded_ = true;
+    if (handoff.request) open_upgrade_stream(std::move(*handoff.request));
+  }
 
   void on_data(Direction dir, Streams& streams, HandlerOutput& out) override {
     out_ = &out;
@@ -259,7 +286,7 @@ class Http2Handler : public ProtocolHandler {
   // begins at a guessed boundary with an unknown table.
   void start(Side& side, const stream::DataStream& s) {
     side.started = true;
-    if (connection_->seen_from_start && s.head() == 0) {
+    if (upgraded_ || (connection_->seen_from_start && s.head() == 0)) {
       side.synced = true;
       return;
     }
@@ -313,7 +340,8 @@ class Http2Handler : public ProtocolHandler {
     side.counted_stream = 0;
     if (h.kind() == FrameType::Data) {
       auto it = find_stream(h.stream, side.carries_requests);
-      if (it != streams_.end() && it->http->grpc) side.counted_stream = h.stream;
+      // Walked for gRPC messages while the stream may be gRPC: the framing is evidence too.
+      if (it != streams_.end() && (it->http->grpc || !it->not_grpc)) side.counted_stream = h.stream;
     }
     return true;
   }
@@ -607,6 +635,8 @@ class Http2Handler : public ProtocolHandler {
       st.http->method_unknown = true;
     if (!fields.saw_path && (r.unknown_fields > 0 || r.cut || r.malformed))
       st.http->path_unknown = true;
+    st.not_grpc = !st.http->grpc &&
+                  ((fields.saw_content_type) || (fields.saw_method && st.http->method != "POST"));
     st.request.seen = true;
     st.request.ended = side.block_end_stream;
     st.request.timing = side.block_timing;
@@ -652,7 +682,11 @@ class Http2Handler : public ProtocolHandler {
     } else {
       extend(st.response.timing, side.block_timing);
     }
-    if (side.block_end_stream) finish(it);
+    if (side.block_end_stream) {
+      st.ended_by_headers = true;
+      st.last_block_unknown = r.unknown_fields > 0 || r.cut || r.malformed || side.block_lost;
+      finish(it);
+    }
   }
 
   // A response block's fields (decoded apart) into the stream's exchange.
@@ -737,6 +771,11 @@ class Http2Handler : public ProtocolHandler {
     StreamState st = std::move(*it);
     streams_.erase(it);
     st.http->route = http1::route_of_target(st.http->path);
+    if (!st.http->grpc && framed_as_grpc(st)) st.http->grpc = st.http->grpc_inferred = true;
+    // A gRPC call always ends with a grpc-status: when its block named entries weft never saw,
+    // the status is unknown (flagged), never taken for OK.
+    if (st.http->grpc && st.http->grpc_status < 0 && st.ended_by_headers && st.last_block_unknown)
+      st.http->grpc_status_unknown = true;
     if (st.http->grpc && !st.messages[0].lost && !st.messages[1].lost) {
       st.http->request_messages = st.messages[0].count;
       st.http->response_messages = st.messages[1].count;
@@ -753,9 +792,54 @@ class Http2Handler : public ProtocolHandler {
     if (out_) out_->exchange(std::move(ex));
   }
 
+  // A stream whose content-type and grpc-status weft could not read (HPACK entries from before
+  // it joined) is gRPC by its shape, when every sign that can be read says so: a POST (or an
+  // unknown method) to a /Service/Method path (or an unknown one), a request that ended after
+  // at least one whole length-prefixed message, a response whose DATA is whole messages too
+  // and that ended with a header block (trailers), a 200 (or an unknown status), no reset.
+  // A plain HTTP/2 exchange seldom passes: its body would have to begin with a 0 or 1 byte
+  // and a length that lands exactly on the end of the body, and its response end in trailers.
+  static bool framed_as_grpc(const StreamState& st) {
+    const Http2Exchange& h = *st.http;
+    if (st.not_grpc || h.reset_code >= 0 || !st.ended_by_headers) return false;
+    if (!(h.method == "POST" || (h.method.empty() && h.method_unknown))) return false;
+    std::string_view service, method;
+    if (!(split_rpc(h.path, service, method) || (h.path.empty() && h.path_unknown))) return false;
+    if (!(h.status == 200 || (h.status == 0 && h.status_unknown))) return false;
+    const MessageCounter& requests = st.messages[0];
+    const MessageCounter& responses = st.messages[1];
+    return st.request.ended && requests.count >= 1 && requests.framed_exactly() &&
+           responses.framed_exactly();
+  }
+
+  // Stream 1 of an upgraded connection: the HTTP/1.1 request, whole (RFC 7540, 3.2: the
+  // stream is half-closed from the client), waiting for its HTTP/2 response.
+  void open_upgrade_stream(UpgradeRequest&& request) {
+    StreamState& st = streams_.emplace_back();
+    st.id = 1;
+    st.http = std::make_shared<Http2Exchange>();
+    Http2Exchange& x = *st.http;
+    x.stream_id = 1;
+    x.upgraded = true;
+    x.method = bounded(request.method, 64);
+    x.path = bounded(request.target);
+    x.scheme = "http";                                             // h2c
+    x.fields = static_cast<uint32_t>(request.headers.size()) + 2;  // with method and target
+    for (auto& [name, value] : request.headers) {
+      if (name == "host") x.authority = bounded(value, 256);
+      if (name == "content-type" && value.starts_with("application/grpc")) x.grpc = true;
+      if (kept(name) && x.request_headers.size() < kMaxKeptHeaders)
+        x.request_headers.emplace_back(std::move(name), bounded(value));
+    }
+    st.not_grpc = true;  // its body, if any, was HTTP/1's: no DATA frames to walk
+    st.request.seen = st.request.ended = true;
+    st.request.timing = request.timing;
+  }
+
   std::shared_ptr<const ConnectionInfo> connection_;
   Direction request_dir_;
   ProtocolCounters& counters_;
+  bool upgraded_ = false;  // begun by an HTTP/1.1 Upgrade
   Side sides_[2];
   std::vector<StreamState> streams_;
   HandlerOutput* out_ = nullptr;
@@ -822,6 +906,11 @@ DetectResult detect(std::span<const uint8_t> bytes) {
 std::unique_ptr<ProtocolHandler> create_handler(std::shared_ptr<const ConnectionInfo> connection,
                                                 bool requests_sent, ProtocolCounters& counters) {
   return std::make_unique<Http2Handler>(std::move(connection), requests_sent, counters);
+}
+
+std::unique_ptr<ProtocolHandler> take_over_upgrade(std::shared_ptr<const ConnectionInfo> connection,
+                                                   ProtocolCounters& counters, Handoff&& handoff) {
+  return std::make_unique<Http2Handler>(std::move(connection), counters, std::move(handoff));
 }
 
 }  // namespace weft::protocols::http2

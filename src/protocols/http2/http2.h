@@ -44,6 +44,14 @@ struct Http2Exchange : ExchangeDetails {
   bool status_unknown = false;  // :status may be among the unknown fields
   // A header block was not wholly captured (lost records, over the size cap).
   bool headers_damaged = false;
+  // gRPC known only by the stream's framing (its content-type and grpc-status were HPACK
+  // entries weft never saw): see framed_as_grpc in handler.cpp.
+  bool grpc_inferred = false;
+  // A gRPC call whose last header block named entries weft never saw and gave no grpc-status:
+  // its status is unknown, never taken for OK.
+  bool grpc_status_unknown = false;
+  // Stream 1 of a connection upgraded from HTTP/1.1 (h2c): its request was HTTP/1.1's.
+  bool upgraded = false;
 };
 
 // The registered protocol: plain HTTP/2, by the HTTP conventions.
@@ -57,14 +65,15 @@ const Http2Exchange& http2_of(const Exchange& exchange);
 DetectResult detect(std::span<const uint8_t> bytes);
 std::unique_ptr<ProtocolHandler> create_handler(std::shared_ptr<const ConnectionInfo> connection,
                                                 bool requests_sent, ProtocolCounters& counters);
+std::unique_ptr<ProtocolHandler> take_over_upgrade(std::shared_ptr<const ConnectionInfo> connection,
+                                                   ProtocolCounters& counters, Handoff&& handoff);
+// "/pkg.Service/Method" -> ("pkg.Service", "Method"); false for any other shape.
+bool split_rpc(std::string_view path, std::string_view& service, std::string_view& method);
 void describe(const Exchange& exchange, const DescribeOptions& options, SpanDescription& out);
+// One of each for both protocol objects: an exchange's conventions follow Http2Exchange::grpc.
 void essentials(const Exchange& exchange, SpanEssentials& out);
 void metric_labels(const Exchange& exchange, SpanKind kind, std::vector<LabelValue>& out);
-const MetricFamily& server_duration_family();
-const MetricFamily& client_duration_family();
 void describe_grpc(const Exchange& exchange, const DescribeOptions& options, SpanDescription& out);
-void grpc_essentials(const Exchange& exchange, SpanEssentials& out);
-void grpc_metric_labels(const Exchange& exchange, SpanKind kind, std::vector<LabelValue>& out);
 const MetricFamily& grpc_server_duration_family();
 const MetricFamily& grpc_client_duration_family();
 std::string render_text(const Exchange& exchange);

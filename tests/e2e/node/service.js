@@ -5,38 +5,11 @@
 // on the event loop between requests and skew the very timings being compared.)
 //   OTEL_SERVICE_NAME=front SPANS_FILE=/tmp/front.jsonl node service.js PORT [NEXT_HOST:PORT]
 'use strict';
-const fs = require('fs');
 const { NodeTracerProvider } = require('@opentelemetry/sdk-trace-node');
 const { SimpleSpanProcessor } = require('@opentelemetry/sdk-trace-base');
 const { registerInstrumentations } = require('@opentelemetry/instrumentation');
 const { HttpInstrumentation } = require('@opentelemetry/instrumentation-http');
-
-const hrToNs = ([s, ns]) => (BigInt(s) * 1000000000n + BigInt(ns)).toString();
-
-class FileSpanExporter {
-  constructor(path) { this.path = path; this.lines = []; }
-  export(spans, done) {
-    for (const s of spans) {
-      const ctx = s.spanContext();
-      this.lines.push(JSON.stringify({
-        service: process.env.OTEL_SERVICE_NAME,
-        traceId: ctx.traceId,
-        spanId: ctx.spanId,
-        parentSpanId: s.parentSpanContext ? s.parentSpanContext.spanId : '',
-        name: s.name,
-        kind: s.kind,  // JS API numbering: SERVER=1, CLIENT=2
-        startNs: hrToNs(s.startTime),
-        endNs: hrToNs(s.endTime),
-        attributes: s.attributes,
-      }));
-    }
-    done({ code: 0 });
-  }
-  shutdown() {
-    fs.writeFileSync(this.path, this.lines.map((l) => l + '\n').join(''), { flag: 'a' });
-    return Promise.resolve();
-  }
-}
+const { FileSpanExporter } = require('./sdk_file_exporter');
 
 const provider = new NodeTracerProvider({ spanProcessors: [new SimpleSpanProcessor(new FileSpanExporter(process.env.SPANS_FILE))] });
 provider.register();
