@@ -94,7 +94,10 @@ if ! command -v node >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm
 fi
 NODE_DIR="$(dirname "$0")/../tests/e2e/node"
-if [[ ! -d $NODE_DIR/node_modules/@opentelemetry/sdk-trace-node ]]; then
+# npm records what it installed in node_modules/.package-lock.json: a lock file changed since
+# (a dependency added) installs again.
+if [[ ! -f $NODE_DIR/node_modules/.package-lock.json ||
+  $NODE_DIR/package-lock.json -nt $NODE_DIR/node_modules/.package-lock.json ]]; then
   npm ci --prefix "$NODE_DIR" --no-audit --no-fund --loglevel=error
 fi
 
