@@ -13,7 +13,20 @@ from harness import case, check, eq, free_port, start_weft, wait_until
 from peers import curl
 from suite_tracing import otlp_spans
 
-HOST_IP, NS_IP = "10.214.9.1", "10.214.9.2"
+
+
+def free_subnet():
+    """A 10.214.N.0/24 no interface of this namespace has: several runs on one machine (other
+    sessions' suites) each get their own, starting from one derived from the pid."""
+    used = subprocess.run(["ip", "-br", "addr"], capture_output=True, text=True).stdout
+    for i in range(200):
+        n = 16 + (os.getpid() + i) % 200
+        if f" 10.214.{n}." not in used:
+            return f"10.214.{n}.1", f"10.214.{n}.2"
+    raise RuntimeError("no free 10.214.N.0/24 subnet")
+
+
+HOST_IP, NS_IP = free_subnet()
 BIG_FILE_BYTES = 1 << 20
 
 
@@ -451,6 +464,10 @@ table netdev weftseqout {{
           f"the client's retransmission fell outside the first exchange ({retrans_wall} vs "
           f"{first_client['startTimeUnixNano']}..{first_client['endTimeUnixNano']}): the test proves nothing")
     first_server, second_server = spans(2)
+    # Held until their ACKs, the server spans still found their client spans (same node).
+    for server_span, client_span in zip(spans(2), spans(3)):
+        eq((server_span["traceId"], server_span.get("parentSpanId")), (client_span["traceId"], client_span["spanId"]),
+           f"parent of the server span of {server_span['attrs']['url.path']}")
     wait_first = float(first_server["attrs"].get("weft.tcp.last_ack.wait", -1))
     wait_second = float(second_server["attrs"].get("weft.tcp.last_ack.wait", -1))
     retrans_after = (retrans["server"][0]["ts_ns"] - int(second_server["endTimeUnixNano"])) / 1e9
