@@ -2,6 +2,7 @@
 // -> an exporter.
 #include <cstdio>
 
+#include "capture/kernel_capture.h"
 #include "cli/commands.h"
 #include "cli/pipeline.h"
 #include "cli/run_summary.h"
@@ -113,6 +114,22 @@ void print_summary(const trace::StitchCounters& s, const conn::ConnectionTracker
   std::fprintf(stderr, "%s\n", export_line(q, queue.last_error()).c_str());
 }
 
+// --ack-wait holds server spans for an ACK record: only when tcp__acked runs (a recording has
+// whatever records it has). Otherwise every span would wait out its bound for nothing.
+bool ack_records_expected(const RunOptions& options, capture::EventSource& source) {
+  if (!options.capture.ack_wait) return false;
+  auto* kernel = dynamic_cast<capture::KernelCapture*>(&source);
+  if (!kernel) return true;
+  for (const capture::HookStatus& h : kernel->hooks()) {
+    if (h.spec->program != "tcp__acked") continue;
+    if (h.state == capture::HookState::Attached) return true;
+    std::fprintf(stderr, "weft run: --ack-wait: tcp__acked is %s (%s): server spans are not held\n",
+                 capture::to_string(h.state), h.detail.c_str());
+    return false;
+  }
+  return false;
+}
+
 void print_ack_wait_summary(const net::AckWaitCounters& a) {
   std::fprintf(stderr,
                "weft run: ack wait: %llu server spans held, %llu acknowledged, %llu by an ACK "
@@ -153,6 +170,7 @@ int run_traces(const RunOptions& options) {
   if (!opened.source) return opened.exit_code;
   if (metrics_server) opened.source->exclude_peers_of(metrics_server->local_endpoint());
   int64_t wall_offset = opened.source->wall_offset_ns();
+  bool hold_for_acks = ack_records_expected(options, *opened.source);
   capture::EventStream stream(std::move(opened.source));
 
   // The export thread: the pipeline never waits for an exporter.
@@ -190,7 +208,7 @@ int run_traces(const RunOptions& options) {
     bool labels_need_attributes = record_metrics && !shared->protocol->has_metric_labels();
     trace::Span span = labels_need_attributes ? spans.build(std::move(shared))
                                               : spans.build_deferred(std::move(shared));
-    if (options.capture.ack_wait)
+    if (hold_for_acks)
       ack_wait.add(std::move(span));
     else
       span_done(std::move(span));
@@ -249,7 +267,7 @@ int run_traces(const RunOptions& options) {
   if (pusher) pusher->stop();  // one last push with the final counts
   metrics_server.reset();
   print_summary(stitcher.counters(), tracker, queue);
-  if (options.capture.ack_wait) print_ack_wait_summary(ack_wait.counters());
+  if (hold_for_acks) print_ack_wait_summary(ack_wait.counters());
   if (pusher) print_push_summary(pusher->counters());
   print_loss_summary("run", stream.source_stats(), stream.stream_stats());
   return finish_source(opened);
