@@ -171,4 +171,50 @@ int BPF_PROG(tcp__data_ready, const struct sock *sk)
 	return 0;
 }
 
+#define WEFT_TCPHDR_ACK 0x10
+
+/* ACK facts from tcp_probe, which fires at the start of tcp_rcv_established for every segment
+ * arriving on an established socket of the machine: before any map lookup it returns unless
+ * the socket has bytes in flight and the segment is an ACK that either leaves nothing in
+ * flight (about once per response) or closes the send window (the peer's buffer is full).
+ * - ACKED (server connections): every byte the server had sent (its response) is acknowledged
+ *   now: the time from a response's last write to its last byte's ACK (docs/network.md).
+ * - ZERO_WINDOW (any tracked connection): the peer advertised a zero receive window while the
+ *   window was open; a zero window with nothing in flight (after an ACK of everything) is not
+ *   seen here. */
+SEC("tp_btf/tcp_probe")
+int BPF_PROG(tcp__acked, const struct sock *sk, const struct sk_buff *skb)
+{
+	const struct tcp_sock *tp = bpf_core_cast(sk, struct tcp_sock);
+	__u32 una = tp->snd_una, nxt = tp->snd_nxt;
+	if (una == nxt)
+		return 0; /* nothing in flight */
+	struct tcp_skb_cb cb;
+	/* verifier: skb->cb is a char array; its TCP view is read as a copy. */
+	if (bpf_probe_read_kernel(&cb, sizeof(cb), skb->cb))
+		return 0;
+	if (!(cb.tcp_flags & WEFT_TCPHDR_ACK))
+		return 0;
+	/* tcp_rcv_established reads the header at skb->data: so does this. */
+	const struct tcphdr *th = bpf_core_cast(skb->data, struct tcphdr);
+	bool zero_window = th->window == 0 && tp->snd_wnd != 0; /* snd_wnd: before this ACK */
+	bool drained = cb.ack_seq == nxt;
+	if (!zero_window && !drained)
+		return 0;
+	__u64 cookie = bpf_get_socket_cookie((void *)sk);
+	const struct weft_conn_state *st = tcp_tracked(cookie);
+	if (!st)
+		return 0;
+	struct weft_tcp_event ev = {.seq = una, .end_seq = cb.ack_seq};
+	if (zero_window) {
+		ev.what = WEFT_TCP_ZERO_WINDOW;
+		tcp_emit(sk, cookie, st, &ev);
+	}
+	if (drained && st->role == WEFT_ROLE_SERVER) {
+		ev.what = WEFT_TCP_ACKED;
+		tcp_emit(sk, cookie, st, &ev);
+	}
+	return 0;
+}
+
 #endif

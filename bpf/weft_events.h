@@ -217,6 +217,13 @@ enum weft_tcp_what {
 	 * seq = copied_seq (next byte the application reads), end_seq = rcv_nxt. Once per batch of
 	 * arrivals between two reads, not per segment. */
 	WEFT_TCP_DATA_QUEUED = 6,
+	/* An ACK arrived on a server socket that leaves nothing in flight (tcp_probe): seq =
+	 * snd_una before it, end_seq = the acknowledged sequence number (snd_nxt). The one ACK
+	 * that first covered a response's last byte when seq < that byte's end <= end_seq. */
+	WEFT_TCP_ACKED = 7,
+	/* The peer advertised a zero receive window (tcp_probe) while bytes were in flight: seq =
+	 * snd_una before the ACK, end_seq = the ACK's sequence number (the next byte it awaits). */
+	WEFT_TCP_ZERO_WINDOW = 8,
 };
 
 /* The socket's own counters (struct tcp_sock) at the moment of a TCP record. */
@@ -232,9 +239,10 @@ struct weft_tcp_counters {
 struct weft_tcp_event {
 	struct weft_event_header hdr;
 	struct weft_tcp_counters counters; /* zero for a socket that is no full TCP socket */
-	__u32 seq;     /* RETRANSMIT: first sequence number of the segment; DATA_QUEUED: copied_seq */
+	__u32 seq;     /* RETRANSMIT: first sequence number of the segment; DATA_QUEUED: copied_seq;
+			* ACKED, ZERO_WINDOW: snd_una before the ACK */
 	__u32 end_seq; /* RETRANSMIT: sequence number after it (SYN and FIN count one); DATA_QUEUED:
-			* rcv_nxt */
+			* rcv_nxt; ACKED, ZERO_WINDOW: the ACK's sequence number */
 	__s32 detail;  /* RETRANSMIT: the send's error (0 sent); RESET_SENT: enum sk_rst_reason */
 	__u16 segs;    /* RETRANSMIT: segments the retransmitted buffer holds (TSO/GSO) */
 	__u8 what;     /* enum weft_tcp_what */

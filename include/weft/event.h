@@ -50,6 +50,9 @@ enum class TcpWhat : uint8_t {
   Closed = 5,         // the connection reached TCP_CLOSE: the socket's final counters
   DataQueued = 6,     // a server's receive queue got bytes after a read: tcp_seq = copied_seq,
                       // tcp_end_seq = rcv_nxt
+  Acked = 7,          // an ACK left a server socket nothing in flight: tcp_seq = snd_una before
+                      // it, tcp_end_seq = the acknowledged sequence number
+  ZeroWindow = 8,     // the peer advertised a zero receive window (same fields as Acked)
 };
 
 // The socket's own counters (struct tcp_sock) when a Tcp event was raised.

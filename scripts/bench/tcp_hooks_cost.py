@@ -5,7 +5,11 @@ page N times with `Connection: close` from python3 http.server on loopback while
 traces; kernel.bpf_stats_enabled=1; run_time_ns/run_cnt of the weft process's own programs are
 read from /proc/PID/fdinfo (another weft on the machine is not counted).
 
-    sudo scripts/bench/tcp_hooks_cost.py [--requests N] [--rounds R] [--weft-args=FLAGS] WEFT...
+    sudo scripts/bench/tcp_hooks_cost.py [--requests N] [--rounds R] [--weft-args=FLAGS]
+        [--keep-alive] WEFT...
+
+--keep-alive: one connection for all requests (the server speaks HTTP/1.1), the case of hooks
+that cost per request rather than per connection (--ack-wait).
 
 Binaries are interleaved round by round. Prints, per round and program, ns per run and runs per
 request, and all programs' ns per request."""
@@ -53,14 +57,14 @@ def wait_capturing(proc):
     sys.exit(f"weft exited before capturing ({proc.wait()})")
 
 
-def one_round(weft, url, requests, extra):
+def one_round(weft, url, requests, extra, keep_alive):
     proc = subprocess.Popen([weft, "run", "--exporter", "otlp-file", "--output", "/dev/null"] + extra,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         wait_capturing(proc)
         before = program_stats(proc.pid)
-        subprocess.run(["curl", "-s", "-H", "Connection: close"] + [url] * requests, check=True,
-                       stdout=subprocess.DEVNULL)
+        close = [] if keep_alive else ["-H", "Connection: close"]
+        subprocess.run(["curl", "-s"] + close + [url] * requests, check=True, stdout=subprocess.DEVNULL)
         time.sleep(0.5)  # closes (TIME_WAIT is after TCP_CLOSE) and the last arrivals
         after = program_stats(proc.pid)
     finally:
@@ -75,6 +79,7 @@ def main():
     parser.add_argument("--requests", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--weft-args", default="", help="more flags for weft run, e.g. --receive-queue-wait")
+    parser.add_argument("--keep-alive", action="store_true", help="one connection for all requests")
     parser.add_argument("wefts", nargs="+")
     args = parser.parse_args()
     stats_before = open("/proc/sys/kernel/bpf_stats_enabled").read().strip()
@@ -83,14 +88,15 @@ def main():
     with open(os.path.join(www, "page.txt"), "w") as f:
         f.write("page\n")
     port = free_port()
+    protocol = ["--protocol", "HTTP/1.1"] if args.keep_alive else []
     server = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
-                               "--directory", www], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               "--directory", www] + protocol, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         time.sleep(0.5)
         url = f"http://127.0.0.1:{port}/page.txt"
         for r in range(args.rounds):
             for weft in args.wefts:
-                stats = one_round(weft, url, args.requests, args.weft_args.split())
+                stats = one_round(weft, url, args.requests, args.weft_args.split(), args.keep_alive)
                 total = sum(t for t, _ in stats.values())
                 print(f"round {r + 1} {weft}: all programs {total / args.requests:.0f} ns per request")
                 for name, (t, n) in sorted(stats.items()):

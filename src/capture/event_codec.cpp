@@ -173,7 +173,7 @@ namespace {
 bool decode_tcp(std::span<const uint8_t> raw, Event& e, std::string* error) {
   if (raw.size() != sizeof(weft_tcp_event)) return fail(error, "TCP record has the wrong length");
   auto t = load<weft_tcp_event>(raw);
-  if (t.what < WEFT_TCP_RETRANSMIT || t.what > WEFT_TCP_DATA_QUEUED)
+  if (t.what < WEFT_TCP_RETRANSMIT || t.what > WEFT_TCP_ZERO_WINDOW)
     return fail(error, "TCP record of unknown type " + std::to_string(t.what));
   decode_header(t.hdr, e);
   e.tcp_what = static_cast<TcpWhat>(t.what);
@@ -237,6 +237,10 @@ const char* to_string(TcpWhat what) {
       return "closed";
     case TcpWhat::DataQueued:
       return "data_queued";
+    case TcpWhat::Acked:
+      return "acked";
+    case TcpWhat::ZeroWindow:
+      return "zero_window";
   }
   return "unknown";
 }

@@ -35,7 +35,12 @@ const std::vector<HookSpec>& hook_table() {
       {"tcp__data_ready", "tp_btf/sk_data_ready", false, false,
        "when a server's request bytes arrived, for the time they waited before the read",
        "no receive-queue wait on server spans",
-       [](weft_bpf* s) { return s->progs.tcp__data_ready; }, true},
+       [](weft_bpf* s) { return s->progs.tcp__data_ready; }, SegmentHook::ReceiveQueueWait},
+      {"tcp__acked", "tp_btf/tcp_probe", false, false,
+       "when a server's response was fully acknowledged (an ACK leaving nothing in flight); "
+       "zero windows the peer advertised",
+       "no last-ACK wait on server spans, no zero-window events",
+       [](weft_bpf* s) { return s->progs.tcp__acked; }, SegmentHook::AckWait},
       {"conn__accept4", "tracepoint/syscalls/sys_exit_accept4", false, true,
        "accept4() returning a TCP socket: accepting pid, tid and fd",
        "exact accept4() times; accepts are reported at the server's first bytes instead",

@@ -10,6 +10,9 @@ struct weft_bpf;
 
 namespace weft::capture {
 
+// A hook that runs for every segment arriving on any socket, and the option that turns it on.
+enum class SegmentHook : uint8_t { No, ReceiveQueueWait, AckWait };
+
 struct HookSpec {
   std::string_view program;  // BPF program name (module__action)
   std::string_view attach;   // "tp_btf/<event>" or "tracepoint/<category>/<event>"
@@ -19,8 +22,8 @@ struct HookSpec {
   std::string_view provides;
   std::string_view lost_without;
   bpf_program* (*find)(weft_bpf*);
-  // Runs for every segment that arrives on any socket: off unless --receive-queue-wait.
-  bool costs_every_segment = false;
+  // Runs for every segment that arrives on any socket: off unless its option is given.
+  SegmentHook costs_every_segment = SegmentHook::No;
 };
 
 const std::vector<HookSpec>& hook_table();

@@ -22,6 +22,18 @@
 namespace weft::capture {
 namespace {
 
+bool segment_hook_wanted(SegmentHook hook, const CaptureConfig& config) {
+  switch (hook) {
+    case SegmentHook::No:
+      return true;
+    case SegmentHook::ReceiveQueueWait:
+      return config.receive_queue_wait;
+    case SegmentHook::AckWait:
+      return config.ack_wait;
+  }
+  return false;
+}
+
 bool is_power_of_two(uint32_t v) {
   return v && !(v & (v - 1));
 }
@@ -153,10 +165,13 @@ bool KernelCapture::load(const CaptureConfig& config, std::string* error) {
       hooks_.push_back(
           {&spec, HookState::Skipped, "off by default: it slows every syscall; --exact-accept"});
     }
-    if (spec.costs_every_segment && !config.receive_queue_wait && !listed) {
+    if (!segment_hook_wanted(spec.costs_every_segment, config) && !listed) {
       bpf_program__set_autoload(spec.find(skel_), false);
       hooks_.push_back({&spec, HookState::Skipped,
-                        "off by default: it runs for every arriving segment; --receive-queue-wait"});
+                        spec.costs_every_segment == SegmentHook::AckWait
+                            ? "off by default: it runs for every arriving segment; --ack-wait"
+                            : "off by default: it runs for every arriving segment; "
+                              "--receive-queue-wait"});
     }
   }
   for (const HookSpec& spec : hook_table()) {

@@ -33,6 +33,9 @@ struct CaptureConfig {
   // Attach sk_data_ready for the receive-queue wait of server spans. Off by default: it runs
   // for every arriving segment of every socket (docs/performance.md, "Kernel TCP facts").
   bool receive_queue_wait = false;
+  // Attach tcp_probe for the time from a server's response to its last byte's ACK. Off by
+  // default for the same reason.
+  bool ack_wait = false;
   // Uprobes on the TLS libraries processes map (OpenSSL 3 and 1.1): their plaintext replaces
   // the ciphertext of the connection.
   bool tls = true;

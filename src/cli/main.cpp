@@ -54,6 +54,9 @@ void add_capture_options(CLI::App& cmd, CaptureConfig& c) {
   cmd.add_flag("--receive-queue-wait", c.receive_queue_wait,
                "Attach sk_data_ready: how long each request waited in the server's receive queue "
                "(runs for every arriving segment)");
+  cmd.add_flag("--ack-wait", c.ack_wait,
+               "Attach tcp_probe: how long each server response waited for its last byte's ACK "
+               "(runs for every arriving segment; server spans wait for that ACK)");
   cmd.add_option("--disable-hook", c.disabled_hooks,
                  "Do not attach this optional hook (program or attach name; repeatable)");
 }

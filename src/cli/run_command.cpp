@@ -2,6 +2,7 @@
 // -> an exporter.
 #include <cstdio>
 
+#include "capture/kernel_capture.h"
 #include "cli/commands.h"
 #include "cli/pipeline.h"
 #include "cli/run_summary.h"
@@ -15,6 +16,7 @@
 #include "metrics/metrics_registry.h"
 #include "metrics/metrics_server.h"
 #include "metrics/self_snapshot.h"
+#include "net/ack_wait.h"
 #include "net/span_facts.h"
 #include "net/tcp_facts.h"
 #include "net/tcp_metrics.h"
@@ -112,6 +114,32 @@ void print_summary(const trace::StitchCounters& s, const conn::ConnectionTracker
   std::fprintf(stderr, "%s\n", export_line(q, queue.last_error()).c_str());
 }
 
+// --ack-wait holds server spans for an ACK record: only when tcp__acked runs (a recording has
+// whatever records it has). Otherwise every span would wait out its bound for nothing.
+bool ack_records_expected(const RunOptions& options, capture::EventSource& source) {
+  if (!options.capture.ack_wait) return false;
+  auto* kernel = dynamic_cast<capture::KernelCapture*>(&source);
+  if (!kernel) return true;
+  for (const capture::HookStatus& h : kernel->hooks()) {
+    if (h.spec->program != "tcp__acked") continue;
+    if (h.state == capture::HookState::Attached) return true;
+    std::fprintf(stderr, "weft run: --ack-wait: tcp__acked is %s (%s): server spans are not held\n",
+                 capture::to_string(h.state), h.detail.c_str());
+    return false;
+  }
+  return false;
+}
+
+void print_ack_wait_summary(const net::AckWaitCounters& a) {
+  std::fprintf(stderr,
+               "weft run: ack wait: %llu server spans held, %llu acknowledged, %llu by an ACK "
+               "weft was not told of, %llu closed first, %llu unanswered; %llu not held (no "
+               "sequence range)\n",
+               (unsigned long long)a.held, (unsigned long long)a.acked,
+               (unsigned long long)a.ack_unseen, (unsigned long long)a.closed_first,
+               (unsigned long long)a.timed_out, (unsigned long long)a.not_held);
+}
+
 void print_push_summary(const metrics::PushCounters& p) {
   std::fprintf(stderr, "weft run: metrics: %llu OTLP pushes, %llu failed%s%s\n",
                (unsigned long long)p.pushes, (unsigned long long)p.failures,
@@ -142,6 +170,7 @@ int run_traces(const RunOptions& options) {
   if (!opened.source) return opened.exit_code;
   if (metrics_server) opened.source->exclude_peers_of(metrics_server->local_endpoint());
   int64_t wall_offset = opened.source->wall_offset_ns();
+  bool hold_for_acks = ack_records_expected(options, *opened.source);
   capture::EventStream stream(std::move(opened.source));
 
   // The export thread: the pipeline never waits for an exporter.
@@ -161,18 +190,28 @@ int run_traces(const RunOptions& options) {
   bool record_metrics = metrics_server || pusher;
   uint64_t now_wall = 0;
   net::TcpFacts tcp_facts;  // fed before the tracker: an exchange finds what preceded its end
-  trace::TraceFeed feed(stitcher, wall_offset, [&](Exchange&& ex) {
-    auto shared = std::make_shared<const Exchange>(std::move(ex));
-    net::ExchangeFacts kernel_facts = tcp_facts.for_exchange(*shared);
-    bool labels_need_attributes = record_metrics && !shared->protocol->has_metric_labels();
-    trace::Span span = labels_need_attributes ? spans.build(std::move(shared))
-                                              : spans.build_deferred(std::move(shared));
+  // The kernel facts are read as a span leaves: at once, or with --ack-wait when its response
+  // was acknowledged (server spans).
+  auto span_done = [&](trace::Span&& span) {
+    net::ExchangeFacts kernel_facts = tcp_facts.for_exchange(*span.exchange);
     net::annotate_span(kernel_facts, wall_offset, span);
     if (record_metrics) {  // every request counts, sampled or not
       registry.record_span(span);
       net::record_receive_queue_wait(registry, span, kernel_facts);
     }
     stitcher.add(std::move(span), now_wall);
+  };
+  // Half the stitch wait at most: the span must still find its client span.
+  net::AckWait ack_wait(tcp_facts, options.stitch.wait_ns / 2, span_done);
+  trace::TraceFeed feed(stitcher, wall_offset, [&](Exchange&& ex) {
+    auto shared = std::make_shared<const Exchange>(std::move(ex));
+    bool labels_need_attributes = record_metrics && !shared->protocol->has_metric_labels();
+    trace::Span span = labels_need_attributes ? spans.build(std::move(shared))
+                                              : spans.build_deferred(std::move(shared));
+    if (hold_for_acks)
+      ack_wait.add(std::move(span));
+    else
+      span_done(std::move(span));
   });
   conn::TrackerOutputs outputs = feed.outputs();
   // Connections weft gave up on stop costing the kernel a copy of their bytes.
@@ -200,11 +239,13 @@ int run_traces(const RunOptions& options) {
           tcp_facts.on_event(e);
           if (record_metrics) net::record_connect(registry, e);
         }
+        ack_wait.on_event(e);
         tracker.on_event(e);
       },
       [&](uint64_t now_mono) {
         now_wall = std::max(now_wall, now_mono + wall_offset);
         tracker.expire_idle(now_mono);
+        ack_wait.expire(now_mono);
         tcp_facts.expire(now_mono);
         stitcher.flush_ready(now_wall);
         if (now_mono - self_published_at >= kSelfMetricsPeriodNs) {  // weft's own counters, ~1/s
@@ -219,12 +260,14 @@ int run_traces(const RunOptions& options) {
         }
       });
   tracker.close_all();
+  ack_wait.flush_all();
   stitcher.flush_all();
   queue.shutdown(kExportDrainTime);
   publish_self();
   if (pusher) pusher->stop();  // one last push with the final counts
   metrics_server.reset();
   print_summary(stitcher.counters(), tracker, queue);
+  if (hold_for_acks) print_ack_wait_summary(ack_wait.counters());
   if (pusher) print_push_summary(pusher->counters());
   print_loss_summary("run", stream.source_stats(), stream.stream_stats());
   return finish_source(opened);

@@ -29,9 +29,15 @@ void annotate_span(const ExchangeFacts& facts, int64_t wall_offset_ns, trace::Sp
     attrs.push_back({"weft.tcp.retransmits", static_cast<int64_t>(facts.retransmitted_segments)});
   if (facts.has_receive_queue_wait)
     attrs.push_back({"weft.tcp.receive_queue.wait", seconds(facts.receive_queue_wait_ns)});
+  if (facts.has_last_ack_wait)
+    attrs.push_back({"weft.tcp.last_ack.wait", seconds(facts.last_ack_wait_ns)});
   if (facts.srtt_us) attrs.push_back({"weft.tcp.rtt", seconds(uint64_t{facts.srtt_us} * 1000)});
   for (const Retransmission& r : facts.retransmissions)
     span.events.push_back(retransmit_event(r, wall_offset_ns));
+  if (!facts.zero_windows.empty())
+    attrs.push_back({"weft.tcp.zero_windows", static_cast<int64_t>(facts.zero_windows.size())});
+  for (uint64_t at : facts.zero_windows)
+    span.events.push_back({static_cast<uint64_t>(at + wall_offset_ns), "tcp.zero_window", {}});
 }
 
 }  // namespace weft::net

@@ -18,6 +18,15 @@ bool seq_within(uint32_t seq, uint32_t from, uint32_t to) {
   return seq - from < to - from;
 }
 
+// Whether `a` comes before `b` in sequence-number space.
+bool seq_before(uint32_t a, uint32_t b) {
+  return static_cast<int32_t>(a - b) < 0;
+}
+
+bool overlaps(const Retransmission& r, const SeqRange& range) {
+  return seq_before(r.seq, range.end) && seq_before(range.start, r.end_seq);
+}
+
 bool is_lifecycle(EventKind kind) {
   return kind == EventKind::Connect || kind == EventKind::Accept || kind == EventKind::Existing ||
          kind == EventKind::Close || kind == EventKind::Tcp;
@@ -128,6 +137,17 @@ void TcpFacts::on_tcp(ConnectionFacts& f, const Event& e) {
       if (f.arrivals.size() >= kMaxArrivalsKept) f.arrivals.erase(f.arrivals.begin());
       f.arrivals.push_back({e.mono_ns, e.tcp_seq, e.tcp_end_seq});
       break;
+    case TcpWhat::Acked:
+      if (f.acks.size() >= kMaxAcksKept) f.acks.erase(f.acks.begin());
+      f.acks.push_back({e.mono_ns, e.tcp_seq, e.tcp_end_seq});
+      break;
+    case TcpWhat::ZeroWindow:
+      ++f.zero_windows;
+      ++counters_.zero_windows;
+      if (f.zero_window_acks.size() >= kMaxAcksKept)
+        f.zero_window_acks.erase(f.zero_window_acks.begin());
+      f.zero_window_acks.push_back({e.mono_ns, e.tcp_seq, e.tcp_end_seq});
+      break;
   }
 }
 
@@ -159,6 +179,17 @@ const ConnectionFacts* TcpFacts::find(uint64_t cookie) const {
   return it == facts_.end() ? nullptr : &it->second;
 }
 
+std::optional<SeqRange> sent_range(const Exchange& ex) {
+  const MessageTiming& sent = ex.side == Role::Server ? ex.response : ex.request;
+  const ConnectionInfo* c = ex.connection.get();
+  // TLS: the stream holds plaintext, whose lengths are not the ciphertext's on the wire. A
+  // degraded capture: positions and sequence numbers disagreed once, so may this exchange's.
+  // tcp_seq 0: bytes a TLS library had buffered, no sequence number.
+  if (!c || c->tls || c->capture_degraded || sent.tcp_seq == 0 || sent.wire_bytes == 0)
+    return std::nullopt;
+  return SeqRange{sent.tcp_seq, sent.tcp_seq + static_cast<uint32_t>(sent.wire_bytes)};
+}
+
 ExchangeFacts TcpFacts::for_exchange(const Exchange& ex) const {
   ExchangeFacts out;
   const ConnectionFacts* f = ex.connection ? find(ex.connection->cookie) : nullptr;
@@ -170,15 +201,46 @@ ExchangeFacts TcpFacts::for_exchange(const Exchange& ex) const {
     out.connect_duration_ns = f->connect_duration_ns;
     out.handshake_retransmits = f->handshake_retransmits;
   }
-  uint64_t end = std::max(ex.response.end_ns, ex.request.start_ns);
-  for (const Retransmission& r : f->retransmissions) {
-    if (in_handshake(r.state) || r.mono_ns < ex.request.start_ns || r.mono_ns > end) continue;
-    out.retransmitted_segments += r.segs;
-    out.retransmissions.push_back(r);
+  if (auto sent = sent_range(ex)) {
+    out.sent_bytes_known = true;
+    for (const Retransmission& r : f->retransmissions) {
+      if (in_handshake(r.state) || !overlaps(r, *sent)) continue;
+      out.retransmitted_segments += r.segs;
+      out.retransmissions.push_back(r);
+    }
+    // The window stopped the byte the peer awaited: the exchange that byte belongs to.
+    for (const Ack& z : f->zero_window_acks)
+      if (seq_within(z.ack, sent->start, sent->end)) out.zero_windows.push_back(z.mono_ns);
   }
   out.srtt_us = f->srtt_us;
-  if (ex.side == Role::Server) receive_queue_wait(*f, ex, out);
+  if (ex.side == Role::Server) {
+    receive_queue_wait(*f, ex, out);
+    uint64_t acked_ns = 0;
+    if (response_ack(ex, &acked_ns) == ResponseAck::Seen) {
+      out.has_last_ack_wait = true;
+      out.last_ack_wait_ns = acked_ns > ex.response.end_ns ? acked_ns - ex.response.end_ns : 0;
+    }
+  }
   return out;
+}
+
+// The first reported ACK whose range holds the response's last byte acknowledged it. A
+// reported ACK that starts beyond that byte means an unreported one did (it came while later
+// bytes were in flight, or its record was forgotten): when is unknown, not guessed.
+ResponseAck TcpFacts::response_ack(const Exchange& ex, uint64_t* acked_ns) const {
+  auto sent = sent_range(ex);
+  if (ex.side != Role::Server || !sent) return ResponseAck::Unknown;
+  const ConnectionFacts* f = find(ex.connection->cookie);
+  if (!f) return ResponseAck::Pending;
+  uint32_t last_byte = sent->end - 1;
+  for (const Ack& a : f->acks) {
+    if (seq_within(last_byte, a.una_before, a.ack)) {
+      if (acked_ns) *acked_ns = a.mono_ns;
+      return ResponseAck::Seen;
+    }
+    if (!seq_before(a.una_before, sent->end)) return ResponseAck::Unseen;
+  }
+  return ResponseAck::Pending;
 }
 
 // The latest arrival before the read whose range holds the request's first byte: that byte

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -32,6 +33,32 @@ struct Arrival {
   uint32_t end_seq = 0;
 };
 
+// Sequence numbers [start, end) (they wrap at 2^32).
+struct SeqRange {
+  uint32_t start = 0;
+  uint32_t end = 0;
+};
+
+// The bytes this end sent for an exchange, in sequence space: the request of a client span,
+// the response of a server span. None when weft cannot place them (TLS plaintext, a degraded
+// capture, bytes without a sequence number).
+std::optional<SeqRange> sent_range(const Exchange& ex);
+
+// An ACK that left a server connection nothing in flight: it acknowledged [una_before, ack).
+struct Ack {
+  uint64_t mono_ns = 0;
+  uint32_t una_before = 0;
+  uint32_t ack = 0;
+};
+
+// Whether the last byte of a server's response has been acknowledged, as far as weft knows.
+enum class ResponseAck : uint8_t {
+  Pending,  // no ACK covering it yet
+  Seen,     // the ACK that first covered it was reported
+  Unseen,   // acknowledged by an ACK weft was not told of (data after it was still in flight)
+  Unknown,  // no sequence range for the response (TLS, degraded capture)
+};
+
 struct ConnectionFacts {
   uint64_t cookie = 0;
   uint32_t pid = 0;
@@ -51,6 +78,9 @@ struct ConnectionFacts {
   std::vector<Retransmission> retransmissions;  // the last kMaxRetransmissionsKept
   uint64_t retransmissions_forgotten = 0;       // older ones no longer in the list
   std::vector<Arrival> arrivals;                // the last kMaxArrivalsKept (server connections)
+  std::vector<Ack> acks;              // the last kMaxAcksKept (server connections, with --ack-wait)
+  uint32_t zero_windows = 0;          // the peer advertised a zero window (with --ack-wait)
+  std::vector<Ack> zero_window_acks;  // the last kMaxAcksKept of those
   uint32_t resets_sent = 0;
   uint32_t resets_received = 0;
   // RTT: the latest smoothed value and the range of smoothed values seen (microseconds).
@@ -73,13 +103,21 @@ struct ExchangeFacts {
   bool opened_connection = false;  // the exchange is the first on a connection weft saw open
   uint64_t connect_duration_ns = 0;
   uint32_t handshake_retransmits = 0;
-  uint32_t retransmitted_segments = 0;  // sent again between the request's start and the end
+  // Segments sent again that carried bytes of sent_range(): a client's request, a server's
+  // response (by sequence range, not by time). Only when that range is known:
+  bool sent_bytes_known = false;
+  uint32_t retransmitted_segments = 0;
   std::vector<Retransmission> retransmissions;  // those, in time order
   uint32_t srtt_us = 0;  // latest smoothed RTT known at the exchange's end; 0 unknown
   // Server: from the request's first byte arriving to the read that took it; unknown when no
   // arrival record covers that byte.
   bool has_receive_queue_wait = false;
   uint64_t receive_queue_wait_ns = 0;
+  // Server, with --ack-wait: from the response's last write to the ACK of its last byte.
+  bool has_last_ack_wait = false;
+  uint64_t last_ack_wait_ns = 0;
+  // Zero windows the peer advertised while it awaited a byte of sent_range() (kernel times).
+  std::vector<uint64_t> zero_windows;
 };
 
 struct NetCounters {
@@ -90,6 +128,7 @@ struct NetCounters {
   uint64_t resets_sent = 0;
   uint64_t resets_received = 0;
   uint64_t failed_connects = 0;
+  uint64_t zero_windows = 0;
 };
 
 // A reset the kernel sent after the socket reached CLOSE (an abortive close): the record has
@@ -100,6 +139,7 @@ class TcpFacts {
  public:
   static constexpr size_t kMaxRetransmissionsKept = 64;
   static constexpr size_t kMaxArrivalsKept = 16;
+  static constexpr size_t kMaxAcksKept = 16;
   // How long a closed connection's facts stay for exchanges finished at its close.
   static constexpr uint64_t kClosedGraceNs = 5'000'000'000;
 
@@ -114,6 +154,8 @@ class TcpFacts {
 
   const ConnectionFacts* find(uint64_t cookie) const;
   ExchangeFacts for_exchange(const Exchange& ex) const;
+  // For a server exchange: has its response's last byte been acknowledged? `acked_ns`: when.
+  ResponseAck response_ack(const Exchange& ex, uint64_t* acked_ns = nullptr) const;
   const NetCounters& counters() const { return counters_; }
   size_t size() const { return facts_.size(); }
 

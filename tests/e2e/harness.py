@@ -365,7 +365,10 @@ class Weft:
             return f.read()
 
     def events(self):
-        return parse_events(self.stdout_bytes())
+        raw = self.stdout_bytes()
+        if self.proc.poll() is None:  # still writing: a last line without its newline is partial
+            raw = raw[:raw.rfind(b"\n") + 1]
+        return parse_events(raw)
 
     def summary(self):
         return parse_summary(self.stderr_lines)
