@@ -97,7 +97,9 @@ bool labels_from_exchange(const trace::Span& span, const MetricFamily& family,
 
 // Into `labels`, whose strings and vector keep their capacity from the previous span.
 void fill_labels(const trace::Span& span, const MetricFamily& family, SeriesLabels& labels) {
-  std::string_view service = span.resource ? span.resource->service_name : "";
+  // Both arms views: with a std::string and "" the conditional would make a temporary string.
+  std::string_view service =
+      span.resource ? std::string_view(span.resource->service_name) : std::string_view();
   if (is_ascii(service))
     labels.service.assign(service);
   else
