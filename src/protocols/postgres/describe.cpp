@@ -1,11 +1,10 @@
 // PostgreSQL exchanges as later stages see them: spans per the OpenTelemetry database semantic
 // conventions (client spans where this process sent the statement, server spans where the
-// postgres backend received it), the db.client.operation.duration family, and `weft exchanges`
-// lines.
+// postgres backend received it), labels for the shared database duration families
+// (db_semantics.h), and `weft exchanges` lines.
 #include <nlohmann/json.hpp>
 
 #include "protocols/postgres/postgres.h"
-#include "protocols/redis/redis.h"
 #include "protocols/span_attributes.h"
 #include "protocols/sql/sql_text.h"
 
@@ -86,14 +85,6 @@ void metric_labels(const Exchange& ex, SpanKind, std::vector<LabelValue>& out) {
 void essentials(const Exchange& ex, SpanEssentials& out) {
   out.kind = kind_of(ex);
   if (postgres_of(ex).is_error()) out.status = StatusCode::Error;
-}
-
-// The database families every database protocol shares (one metric per name): Redis's.
-const MetricFamily& client_duration_family() {
-  return redis::client_duration_family();
-}
-const MetricFamily& server_duration_family() {
-  return redis::server_duration_family();
 }
 
 std::string render_text(const Exchange& ex) {

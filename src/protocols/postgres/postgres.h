@@ -46,8 +46,6 @@ std::unique_ptr<ProtocolHandler> create_handler(std::shared_ptr<const Connection
 void describe(const Exchange& exchange, const DescribeOptions& options, SpanDescription& out);
 void essentials(const Exchange& exchange, SpanEssentials& out);
 void metric_labels(const Exchange& exchange, SpanKind kind, std::vector<LabelValue>& out);
-const MetricFamily& client_duration_family();
-const MetricFamily& server_duration_family();
 std::string render_text(const Exchange& exchange);
 void render_json(const Exchange& exchange, nlohmann::json& out);
 

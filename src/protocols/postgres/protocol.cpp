@@ -1,4 +1,5 @@
 // The PostgreSQL protocol object: the contract's parts, each implemented in this folder.
+#include "protocols/db_semantics.h"
 #include "protocols/postgres/postgres.h"
 
 namespace weft::protocols::postgres {
@@ -11,8 +12,8 @@ const Protocol& protocol() {
       .describe = postgres::describe,
       .essentials = postgres::essentials,
       .metric_labels = postgres::metric_labels,
-      .server_family = server_duration_family,
-      .client_family = client_duration_family,
+      .server_family = db::server_duration_family,
+      .client_family = db::client_duration_family,
       .render_text = postgres::render_text,
       .render_json = postgres::render_json,
   });

@@ -1,6 +1,7 @@
 // Redis exchanges as later stages see them: spans per the OpenTelemetry database semantic
 // conventions for Redis (client spans where this process sent the command, server spans where
-// it received it), the db.client.operation.duration family, and `weft exchanges` lines.
+// it received it), labels for the shared database duration families (db_semantics.h), and
+// `weft exchanges` lines.
 #include <nlohmann/json.hpp>
 
 #include "protocols/redis/commands.h"
@@ -9,9 +10,6 @@
 
 namespace weft::protocols::redis {
 namespace {
-
-// The conventions' advisory bucket bounds for database operation durations, seconds.
-const std::vector<double> kDbBuckets = {0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10};
 
 std::string error_code(const RedisExchange& redis) {
   return redis.error_prefix.empty() ? std::string("ERR") : redis.error_prefix;
@@ -102,31 +100,6 @@ void metric_labels(const Exchange& ex, SpanKind, std::vector<LabelValue>& out) {
 void essentials(const Exchange& ex, SpanEssentials& out) {
   out.kind = ex.side != weft::Role::Client ? SpanKind::Server : SpanKind::Client;
   if (redis_of(ex).is_error()) out.status = StatusCode::Error;
-}
-
-const MetricFamily& client_duration_family() {
-  static const MetricFamily family{"db.client.operation.duration",
-                                   "Duration of database client operations.",
-                                   {"db.system.name", "db.operation.name", "db.namespace",
-                                    "db.collection.name", "db.response.status_code",
-                                    "server.address", "server.port"},
-                                   "db.operation.name",
-                                   kDbBuckets};
-  return family;
-}
-
-// The conventions define no server-side database metric; the contract wants one per span kind.
-// Every database protocol records into these two (one metric per name).
-// weft's own name says so; the labels are the client family's (server.* is this process).
-const MetricFamily& server_duration_family() {
-  static const MetricFamily family{
-      "weft.db.server.operation.duration",
-      "Duration of database operations served, from request to reply (weft's own metric).",
-      {"db.system.name", "db.operation.name", "db.namespace", "db.collection.name",
-       "db.response.status_code", "server.address", "server.port"},
-      "db.operation.name",
-      kDbBuckets};
-  return family;
 }
 
 std::string render_text(const Exchange& ex) {

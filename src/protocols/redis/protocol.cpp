@@ -1,4 +1,5 @@
 // The Redis protocol object: the contract's parts, each implemented in this folder.
+#include "protocols/db_semantics.h"
 #include "protocols/redis/redis.h"
 
 namespace weft::protocols::redis {
@@ -11,8 +12,8 @@ const Protocol& protocol() {
       .describe = redis::describe,
       .essentials = redis::essentials,
       .metric_labels = redis::metric_labels,
-      .server_family = server_duration_family,
-      .client_family = client_duration_family,
+      .server_family = db::server_duration_family,
+      .client_family = db::client_duration_family,
       .render_text = redis::render_text,
       .render_json = redis::render_json,
   });
