@@ -171,10 +171,10 @@ class Weft:
     """`weft run` with the given extra arguments, stopped with SIGINT (it flushes and prints its
     summary on stderr)."""
 
-    def __init__(self, binary, args):
+    def __init__(self, binary, args, command=None):
         self.err = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
-            [binary, "run", "--metrics-address", "off", *args],
+            command or [binary, "run", "--metrics-address", "off", *args],
             stdout=subprocess.DEVNULL,
             stderr=self.err,
         )
@@ -224,6 +224,13 @@ def bpf_delta(before, after):
         if cnt > cnt0:
             out[name] = (ns - ns0, cnt - cnt0)
     return out
+
+
+def capture_only(binary):
+    """`weft record` to /dev/null: the same kernel hooks and ring buffer as `weft run`, read and
+    written away with no pipeline behind them. Next to a `weft run` arm it splits weft's cost
+    into what capturing costs and what the pipeline adds."""
+    return Weft(binary, [], command=[binary, "record", "-o", "/dev/null"])
 
 
 def exporter_args(kind, workdir, sink):

@@ -2,7 +2,7 @@
 """What weft costs a saturated HTTP server, in one run (issue 11's first goal).
 
     sudo scripts/bench/saturated.py [--weft build/weft[,OLD/weft...]] [--rounds 3] [--seconds 5]
-        [--exporters otlp-protobuf,otlp-file] [--connections 4] [-- extra weft run flags]
+        [--exporters otlp-protobuf,otlp-file,capture-only] [--connections 4] [-- extra weft run flags]
 
 wrk (one thread, --connections keep-alive connections) against a local nginx with one worker
 serving a small page; rounds alternate untraced and traced (one traced run per exporter per
@@ -15,7 +15,9 @@ machine noise hits both sides alike. For every traced run, in the same window:
   exported     spans weft exported / server spans expected (one per request; the client spans
                of wrk's requests too: 2 per request), and what it lost (ring, export queue)
 Several binaries (--weft NEW,OLD) are measured in the same rounds, each next to the same
-untraced run: new against old in one run. Prints a table and one JSON object per run (--json).
+untraced run: new against old in one run. The exporter `capture-only` is `weft record` to
+/dev/null instead of `weft run`: the same kernel hooks and ring buffer with no pipeline behind
+them, so that one run shows how much of the loss is capturing and how much the pipeline. Prints a table and one JSON object per run (--json).
 """
 
 import argparse
@@ -45,7 +47,10 @@ def wrk(url, seconds, connections):
 
 
 def traced_round(args, binary, nginx, sink, exporter, workdir):
-    weft = benchlib.Weft(binary, benchlib.exporter_args(exporter, workdir, sink) + args.extra)
+    if exporter == "capture-only":
+        weft = benchlib.capture_only(binary)
+    else:
+        weft = benchlib.Weft(binary, benchlib.exporter_args(exporter, workdir, sink) + args.extra)
     try:
         cpu0, bpf0 = weft.snapshot()
         rate, requests = wrk(nginx.url, args.seconds, args.connections)
@@ -56,7 +61,7 @@ def traced_round(args, binary, nginx, sink, exporter, workdir):
         benchlib.log(text)
     bpf = benchlib.bpf_delta(bpf0, bpf1)
     bpf_ns = sum(ns for ns, _ in bpf.values())
-    return {
+    out = {
         "weft": binary,
         "exporter": exporter,
         "rate": rate,
@@ -67,6 +72,9 @@ def traced_round(args, binary, nginx, sink, exporter, workdir):
         "spans_expected": 2 * requests,
         **summary,
     }
+    if exporter == "capture-only":  # no spans: records only
+        out.update(spans_exported=0, spans_expected=0, spans_dropped=0)
+    return out
 
 
 def main():
@@ -75,7 +83,7 @@ def main():
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--seconds", type=int, default=5)
     p.add_argument("--connections", type=int, default=4)
-    p.add_argument("--exporters", default="otlp-protobuf,otlp-file")
+    p.add_argument("--exporters", default="otlp-protobuf,otlp-file,capture-only")
     p.add_argument("--json", action="store_true", help="also print one JSON object per run")
     p.add_argument("--verbose", action="store_true", help="print weft's exit summary of each run")
     p.add_argument("extra", nargs="*", help="extra `weft run` flags (after --)")
