@@ -84,6 +84,18 @@ APACHE = "/usr/sbin/apache2"
 APACHE_MODULES = "/usr/lib/apache2/modules"
 
 
+def apache_conf(tmp, port, modules, body):
+    """A whole apache2.conf for the test's temp dir: ServerRoot, runtime dir, PidFile and
+    ErrorLog inside it, children as www-data, one Listen on 127.0.0.1:port and the event MPM;
+    `modules` are the further modules to load (names: "proxy" loads mod_proxy.so as
+    proxy_module), `body` the rest of the configuration."""
+    loads = "".join(f"LoadModule {name}_module {APACHE_MODULES}/mod_{name}.so\n"
+                    for name in ("mpm_event", "authz_core", *modules))
+    return (f"ServerRoot {tmp}\nDefaultRuntimeDir {tmp}\nPidFile {tmp}/apache2.pid\n"
+            f"ErrorLog {tmp}/apache-error.log\nLogLevel warn\nServerName 127.0.0.1\n"
+            f"User www-data\nGroup www-data\nListen 127.0.0.1:{port}\n{loads}{body}")
+
+
 def start_apache(ctx, conf_text, port, env=None):
     """Debian's apache2 in the foreground on `conf_text` (ServerRoot, PidFile and ErrorLog in
     ctx.tmp) until the test ends, once `port` listens and a child is up; returns (parent, child

@@ -14,7 +14,7 @@ import signal
 import subprocess
 
 from harness import TestFailure, case, check, eq, free_port, start_weft, stop_process, wait_listening, wait_until
-from peers import APACHE_MODULES, CURL, NGINX, nginx_conf, read_line, start_apache, start_nginx, tell
+from peers import CURL, NGINX, apache_conf, nginx_conf, read_line, start_apache, start_nginx, tell
 from suite_redis import exchanges_json
 from suite_tls import make_certificate
 from suite_tracing import NODE_DIR, otlp_spans
@@ -465,18 +465,6 @@ def grpc_node_sdk_ground_truth(ctx):
 # Apache's mod_http2 accepts `Upgrade: h2c` on a cleartext HTTP/1.1 connection (nginx does not,
 # nor does nghttpd: it speaks HTTP/2 at once). It declines it for a request with a body.
 APACHE_H2C_CONF = """\
-ServerRoot {tmp}
-DefaultRuntimeDir {tmp}
-PidFile {tmp}/apache2.pid
-ErrorLog {tmp}/apache-error.log
-LogLevel warn
-ServerName 127.0.0.1
-User www-data
-Group www-data
-Listen 127.0.0.1:{port}
-LoadModule mpm_event_module {modules}/mod_mpm_event.so
-LoadModule authz_core_module {modules}/mod_authz_core.so
-LoadModule http2_module {modules}/mod_http2.so
 StartServers 1
 Protocols h2c http/1.1
 KeepAlive On
@@ -496,7 +484,7 @@ def http2_h2c_upgrade_curl_and_apache(ctx):
         with open(ctx.path("www", "h2", name), "w") as f:
             f.write(f"page {name}\n")
     port = free_port()
-    start_apache(ctx, APACHE_H2C_CONF.format(tmp=ctx.tmp, port=port, modules=APACHE_MODULES), port)
+    start_apache(ctx, apache_conf(ctx.tmp, port, ["http2"], APACHE_H2C_CONF.format(tmp=ctx.tmp)), port)
     weft = start_exchanges(ctx, port)
     base = f"http://127.0.0.1:{port}"
     # One request per curl: Apache often ends an upgraded connection with GOAWAY after stream 1,

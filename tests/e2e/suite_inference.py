@@ -28,7 +28,7 @@ import time
 
 from harness import (TestFailure, case, check, children_of, eq, free_port, read_comm, run,
                      stop_process, wait_listening, wait_until)
-from peers import APACHE_MODULES, CURL, curl, nginx_conf, read_line, start_apache, start_nginx
+from peers import CURL, apache_conf, curl, nginx_conf, read_line, start_apache, start_nginx
 # Spans carry their resource's process.pid: an nginx worker's environment is overwritten by
 # its process title, so weft names it after its executable and the tests tell it apart by pid.
 from suite_tracing import otlp_spans, run_weft
@@ -449,19 +449,6 @@ def inference_python_threaded_kept(ctx):
 
 
 APACHE_PROXY_CONF = """\
-ServerRoot {tmp}
-DefaultRuntimeDir {tmp}
-PidFile {tmp}/apache2.pid
-ErrorLog {tmp}/apache-error.log
-LogLevel warn
-ServerName 127.0.0.1
-User www-data
-Group www-data
-Listen 127.0.0.1:{port}
-LoadModule mpm_event_module {modules}/mod_mpm_event.so
-LoadModule authz_core_module {modules}/mod_authz_core.so
-LoadModule proxy_module {modules}/mod_proxy.so
-LoadModule proxy_http_module {modules}/mod_proxy_http.so
 # Debian's mods-available/mpm_event.conf
 StartServers 2
 MinSpareThreads 25
@@ -479,7 +466,7 @@ def start_apache_proxy(ctx, backend, port):
     """Debian's apache2 in the foreground with its default MPM (event: a listener thread and a
     pool of worker threads per child process; a worker reads a request, makes mod_proxy's call
     and writes the answer), proxying everything to the backend. Returns the child pids."""
-    conf = APACHE_PROXY_CONF.format(tmp=ctx.tmp, port=port, backend=backend, modules=APACHE_MODULES)
+    conf = apache_conf(ctx.tmp, port, ["proxy", "proxy_http"], APACHE_PROXY_CONF.format(backend=backend))
     return start_apache(ctx, conf, port, env=service_env("inf-apache"))
 
 
