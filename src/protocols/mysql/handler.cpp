@@ -74,8 +74,10 @@ std::string used_schema(const Statement& s) {
   return std::string(name.substr(0, std::min<size_t>(end, 256)));
 }
 
+// The EOF packet of the classic style: 0xfe, warnings, status (5 bytes; 1 before protocol 4.1).
+// The OK that replaces it with CLIENT_DEPRECATE_EOF also starts 0xfe but is 7 bytes or more.
 bool classic_eof(const Packet& p) {
-  return !p.head.empty() && static_cast<uint8_t>(p.head[0]) == 0xfe && p.length < 9;
+  return !p.head.empty() && static_cast<uint8_t>(p.head[0]) == 0xfe && p.length <= 5;
 }
 
 // Where a command's answer is.
@@ -95,7 +97,7 @@ struct Pending {
   MessageTiming timing;
   std::shared_ptr<const Statement> statement;
   Reply reply = Reply::First;
-  uint8_t next_seq = 1;  // the server's next packet
+  int next_seq = 1;  // the server's next packet's sequence id; -1: unknown
   uint64_t columns_left = 0;
   uint32_t params_left = 0;
   uint32_t prepare_columns_left = 0;
@@ -349,7 +351,7 @@ class MysqlHandler : public ProtocolHandler {
   void on_infile_data(const Packet& p) {
     Pending& f = pending_.front();
     f.result.infile_bytes += p.length;
-    infile_seq_ = static_cast<uint8_t>(p.last_seq + 1);
+    infile_seq_ = p.packets_unknown ? -1 : static_cast<uint8_t>(p.last_seq + 1);
     if (p.length == 0) {
       f.next_seq = infile_seq_;
       f.reply = Reply::First;  // the server's OK or ERR ends the statement
@@ -366,6 +368,9 @@ class MysqlHandler : public ProtocolHandler {
     f.command = command;
     f.timing = p.timing;
     f.result.command = command;
+    // A long command took several packets: the answer's sequence ids follow its last one,
+    // unknown when the capture did not hold the headers of its continuations.
+    f.next_seq = p.packets_unknown ? -1 : static_cast<uint8_t>(p.last_seq + 1);
     f.result.database = database_;
     pending_.push_back(std::move(f));
     if (request_dir_ == Direction::Recv && out_)
@@ -419,7 +424,7 @@ class MysqlHandler : public ProtocolHandler {
       f.reply_timing.wire_bytes += p.timing.wire_bytes;
       f.reply_timing.truncated |= p.timing.truncated;
     }
-    f.next_seq = static_cast<uint8_t>(p.last_seq + 1);
+    f.next_seq = p.packets_unknown ? -1 : static_cast<uint8_t>(p.last_seq + 1);
     answer(f, p);
   }
 
@@ -547,7 +552,7 @@ class MysqlHandler : public ProtocolHandler {
       if (ok_status(p, r) & kServerMoreResultsExists) return;
       return finish();
     }
-    if (h == 0xfe && p.length < 9) {  // EOF: COM_SET_OPTION, COM_DEBUG
+    if (h == 0xfe && p.length < kMaxPayload) {  // EOF (or OK): COM_SET_OPTION, COM_DEBUG
       r.ok = true;
       return finish();
     }
@@ -712,7 +717,7 @@ class MysqlHandler : public ProtocolHandler {
   std::optional<uint32_t> client_caps_;
   HandlerOutput* out_ = nullptr;
   int maybe_eof_seq_ = -1;
-  uint8_t infile_seq_ = 0;
+  int infile_seq_ = 0;  // the LOCAL INFILE data's next sequence id; -1: unknown
   bool mariadb_ = false;
   bool started_ = false;  // a client packet was read
   bool auth_ = false;     // between the greeting and the login's OK or ERR

@@ -167,7 +167,7 @@ PacketReader::Step PacketReader::start(stream::DataStream& s, const Expect& expe
       unseen_ += gap;
       continue;
     }
-    if (r.size() < 5) {
+    if (r.size() < 4) {
       if (s.missing_after_readable() == 0) return Step::Waiting;
       ++counters_.truncated_messages;
       unseen_ += s.missing_after_readable();  // a header cut by bytes never seen
@@ -242,9 +242,11 @@ PacketReader::Step PacketReader::pass_body(stream::DataStream& s) {
     if (r.size() < 4) {
       if (r.empty() && s.skippable() == 0) return Step::Waiting;
       if (!r.empty() && s.missing_after_readable() == 0) return Step::Waiting;
-      // The header itself was not seen: the message ends here, what follows is unknown.
+      // The header itself was not seen (a long write captured in part): the message ends
+      // here, and how many packets it took is unknown.
       ++counters_.truncated_messages;
       packet_.timing.truncated = true;
+      packet_.packets_unknown = true;
       continued_ = false;
       break;
     }

@@ -81,11 +81,12 @@ std::string_view read_cstring(std::string_view b, size_t& at);
 
 // One logical message (one packet, or a packet and its continuations).
 struct Packet {
-  uint8_t seq = 0;       // the first packet's sequence id
-  uint8_t last_seq = 0;  // the last packet's (continuations add one each)
-  uint64_t length = 0;   // payload bytes of every packet together
-  std::string head;      // the first payload bytes kept
-  bool cut = false;      // the payload is longer than what was kept
+  uint8_t seq = 0;               // the first packet's sequence id
+  uint8_t last_seq = 0;          // the last packet's (continuations add one each)
+  uint64_t length = 0;           // payload bytes of every packet together
+  std::string head;              // the first payload bytes kept
+  bool cut = false;              // the payload is longer than what was kept
+  bool packets_unknown = false;  // continued in packets whose headers were not seen
   MessageTiming timing;
 };
 
