@@ -300,12 +300,17 @@ TEST_CASE("MySQL: PREPARE, EXECUTE with binary rows, RESET, CLOSE; an unknown id
     s.response(ok(1));
     s.request(execute(7, {"43"}));
     s.response(result_set({"cy"}, true, true));
+    s.request(execute(98));  // prepared before weft, while 7 is known: not taken for 7
+    s.response(ok(1));
     s.request(close_statement(7));  // answered by nothing
     s.request(execute(7, {"44"}));  // closed: its text is no longer known
     s.response(err(1, 1243, "HY000", "Unknown prepared statement handler"));
     s.request(execute(99));  // prepared before weft
     s.response(ok(1));
-    REQUIRE(cap.exchanges.size() == 6);
+    REQUIRE(cap.exchanges.size() == 7);
+    CHECK(mysql_of(cap.exchanges[4]).statement_unknown);
+    CHECK(mysql_of(cap.exchanges[4]).query.empty());
+    cap.exchanges.erase(cap.exchanges.begin() + 4);
     auto prep = describe(cap.exchanges[0]);
     CHECK(prep.name == "PREPARE users");
     CHECK(iattr(prep, "weft.mysql.statement_id") == 7);
