@@ -1,5 +1,6 @@
 // Where MySQL bytes begin. A server greeting (protocol 10, a printable version string) or a
-// HandshakeResponse (capabilities with CLIENT_PROTOCOL_41 and 23 zero filler bytes) decides at
+// HandshakeResponse (capabilities with CLIENT_PROTOCOL_41 and 19 zero filler bytes; the TLS
+// plaintext of a connection starts with it, sequence id 2) decides at
 // once. In the middle of a connection (a pooled connection opened before weft), packet framing
 // says it: a client packet of sequence id 0 whose first byte is a known command of a plausible
 // length, or a server packet of sequence id 1 that starts an answer. Three length bytes and a
@@ -54,7 +55,8 @@ DetectResult handshake_response(std::span<const uint8_t> payload, uint64_t lengt
   if (payload.size() < 32) return {Detection::NeedMore};
   uint32_t caps = uint32_t{payload[0]} | (uint32_t{payload[1]} << 8);
   if (!(caps & kClientProtocol41)) return {Detection::No};
-  for (size_t i = 9; i < 32; ++i)
+  // 23 filler bytes, zero but for MariaDB's extended capabilities in the last four.
+  for (size_t i = 9; i < 28; ++i)
     if (payload[i] != 0) return {Detection::No};
   return {Detection::Requests, Confidence::Strong};
 }
