@@ -457,6 +457,16 @@ TEST_CASE("MySQL: an SSL request: the rest is ciphertext, nothing is made of it"
   s.response(std::string("\x17\x03\x03\x00\x20", 5) + std::string(32, 'r'));
   CHECK(cap.exchanges.empty());
   CHECK(my_counters(cap).parse_errors == 0);
+  // The TLS library's plaintext of the same conversation (another stream, as the uprobes give
+  // it): the HandshakeResponse (sequence id 2), the login's OK, then commands.
+  Socket plain(cap, 17, Role::Client);
+  plain.request(handshake_response("app", "secret", "shop", kClientCaps | kDeprecateEof, 2));
+  plain.response(ok(3));
+  plain.request(query("SELECT 1"));
+  plain.response(result_set({"1"}, true));
+  REQUIRE(cap.exchanges.size() == 1);
+  CHECK(sattr(describe(cap.exchanges[0]), "db.namespace") == "shop");
+  CHECK(my_counters(cap).unmatched_responses == 0);
 }
 
 TEST_CASE("MySQL: a connection opened before weft is traced from its next command") {
@@ -493,6 +503,13 @@ TEST_CASE("MySQL: detection") {
   CHECK(detect(handshake_response("u", "p", "db")).detection == Detection::Requests);
   CHECK(detect(handshake_response("u", "p", "db")).confidence == Confidence::Strong);
   CHECK(detect(ssl_request()).confidence == Confidence::Strong);
+  // Inside TLS (sequence id 2), with MariaDB's extended capabilities in the filler's last bytes.
+  std::string in_tls = handshake_response("u", "p", "db", kClientCaps, 2);
+  in_tls[4 + 32 - 4] = '\x07';
+  CHECK(detect(in_tls).detection == Detection::Requests);
+  CHECK(detect(in_tls).confidence == Confidence::Strong);
+  in_tls[4 + 20] = '\x01';  // a filler byte MySQL and MariaDB both leave zero
+  CHECK(detect(in_tls).detection != Detection::Requests);
   CHECK(detect(query("SELECT 1")).detection == Detection::Requests);
   CHECK(detect(query("SELECT 1")).confidence == Confidence::Strong);
   CHECK(detect(query_with_attributes("SELECT 1")).confidence == Confidence::Strong);
