@@ -130,6 +130,25 @@ TEST_CASE("MySQL: credentials from the handshake are never kept or exported") {
   CHECK(describe(cap.exchanges[0]).name == "PING shop");
 }
 
+// An authentication switch: the client's answer (sequence id 3) is authentication data, even
+// when its 32 bytes look like capabilities with CLIENT_SSL.
+TEST_CASE("MySQL: authentication data after an authentication switch is not a HandshakeResponse") {
+  Capture cap;
+  Socket s(cap, 19, Role::Client);
+  s.open();
+  s.response(greeting(kMariaDb));
+  s.request(handshake_response("app", "scramble", "shop"));
+  s.response(
+      packet(2, "\xfe" + std::string("caching_sha2_password") + '\0' + "01234567890123456789"));
+  s.request(packet(3, le(kClientCaps | kSsl, 4) + std::string(28, '\0')));
+  s.response(ok(4));
+  s.request(query("SELECT 1"));
+  s.response(result_set({"1"}, true));
+  REQUIRE(cap.exchanges.size() == 1);
+  CHECK(sattr(describe(cap.exchanges[0]), "db.namespace") == "shop");
+  CHECK(my_counters(cap).parse_errors == 0);
+}
+
 TEST_CASE("MySQL: ERR packets are span errors with the error number") {
   for (Role side : kBothSides) {
     CAPTURE(side);

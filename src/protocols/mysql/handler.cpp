@@ -236,7 +236,10 @@ class MysqlHandler : public ProtocolHandler {
     started_ = true;
     if (!pending_.empty() && pending_.front().reply == Reply::Infile) return on_infile_data(p);
     if (p.seq != 0) {
-      if (first || auth_) on_handshake_response(p);
+      // The HandshakeResponse is the client's first packet of the login (1, or 2 after an SSL
+      // request); what follows it (an authentication switch's answer) is authentication data.
+      if ((first || (auth_ && !login_seen_)) && (p.seq == 1 || p.seq == 2))
+        on_handshake_response(p);
       return;  // authentication data: never kept
     }
     auth_ = false;  // a command: authentication is over (weft may have missed its end)
@@ -252,6 +255,7 @@ class MysqlHandler : public ProtocolHandler {
     if (!caps || !(*caps & kClientProtocol41) || b.size() < 32) return;
     client_caps_ = static_cast<uint32_t>(*caps);
     auth_ = true;
+    login_seen_ = p.length > 32;  // an SSL request is followed by the real one (in TLS)
     confirmed_ = true;
     if (p.length == 32 && (*caps & kClientSsl)) {
       tls_ = true;  // an SSL request: TLS follows, ciphertext (its plaintext comes from uprobes)
@@ -719,8 +723,9 @@ class MysqlHandler : public ProtocolHandler {
   int maybe_eof_seq_ = -1;
   int infile_seq_ = 0;  // the LOCAL INFILE data's next sequence id; -1: unknown
   bool mariadb_ = false;
-  bool started_ = false;  // a client packet was read
-  bool auth_ = false;     // between the greeting and the login's OK or ERR
+  bool started_ = false;     // a client packet was read
+  bool auth_ = false;        // between the greeting and the login's OK or ERR
+  bool login_seen_ = false;  // the HandshakeResponse was read
   bool tls_ = false;
   bool confirmed_ = false;
   uint64_t errors_ = 0;
