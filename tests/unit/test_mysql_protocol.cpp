@@ -415,6 +415,7 @@ TEST_CASE("MySQL: COM_INIT_DB and USE change db.namespace; COM_CHANGE_USER too")
   s.response(result_set({"1"}, true));
   REQUIRE(cap.exchanges.size() == 8);
   CHECK(describe(cap.exchanges[0]).name == "INIT_DB sales");
+  CHECK(cap.exchanges[0].protocol->render_text(cap.exchanges[0]) == "COM_INIT_DB sales -> OK");
   CHECK(sattr(describe(cap.exchanges[1]), "db.namespace") == "sales");
   CHECK(sattr(describe(cap.exchanges[3]), "db.namespace") == "inventory");
   CHECK(sattr(describe(cap.exchanges[5]), "db.namespace") == "inventory");

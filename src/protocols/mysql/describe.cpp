@@ -113,6 +113,8 @@ std::string render_text(const Exchange& ex) {
   else if (!my.query.empty())
     what = (my.command == kQuery ? std::string() : command_of(my) + " ") +
            query_text(my, false).substr(0, 200);
+  else if (my.command == kInitDb && my.database)
+    what = command_of(my) + " " + *my.database;  // the schema selected
   else
     what = command_of(my);
   std::string line = what + " -> ";
