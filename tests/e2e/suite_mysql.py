@@ -287,6 +287,57 @@ def pymysql_connection_opened_before_weft_is_traced_from_its_next_statement(ctx)
     tell(proc, "bye")
 
 
+MULTI = r'''
+import sys, pymysql
+from pymysql.constants import CLIENT
+c = pymysql.connect(host="127.0.0.1", port=int(sys.argv[1]), user="root", database="shop", autocommit=True,
+                    client_flag=CLIENT.MULTI_STATEMENTS, local_infile=True)
+cur = c.cursor()
+cur.execute("CREATE TABLE items (id int PRIMARY KEY, name varchar(32))")
+cur.execute("LOAD DATA LOCAL INFILE %s INTO TABLE items FIELDS TERMINATED BY ','", (sys.argv[2],))
+cur.execute("SELECT name FROM items WHERE id < 3; UPDATE items SET name = 'secret-x' WHERE id > 1; SELECT id FROM items")
+n = 1
+while cur.nextset():
+    n += 1
+print("results", n, flush=True)
+'''
+
+
+@case(timeout=120)
+def pymysql_multi_statements_and_local_infile(ctx):
+    """One COM_QUERY holding three statements is one exchange counting its three results;
+    LOAD DATA LOCAL INFILE's file is counted, never kept."""
+    port = start_mariadb(ctx)
+    client(ctx, port, ["SET GLOBAL local_infile = 1"])
+    data = "".join(f"{i},secret-{i}\n" for i in range(1, 6))
+    with open(ctx.path("items.csv"), "w") as f:
+        f.write(data)
+    weft = start_exchanges(ctx, port)
+    r = subprocess.run([SYSTEM_PYTHON, "-c", MULTI, str(port), ctx.path("items.csv")], capture_output=True,
+                       timeout=30)
+    eq(r.returncode, 0, f"pymysql exit status ({r.stderr.decode(errors='replace')[-600:]})")
+    eq(r.stdout.decode().strip(), "results 3", "result sets pymysql read")
+    try:
+        xs = wait_for(weft, "the three statements on both ends",
+                      lambda xs: len(my_of(xs, "client", comm="python3")) >= 3 and
+                      len(server_view(xs, my_of(xs, "client", comm="python3"))) >= 3)
+    finally:
+        weft.stop()
+    xs = exchanges_json(weft)
+    client_xs = my_of(xs, "client", comm="python3")
+    for what, got in (("client (pymysql)", client_xs), ("server (mariadbd)", server_view(xs, client_xs))):
+        eq([x["operation"] for x in got], ["CREATE", "LOAD", "BATCH"], f"{what} operations:\n    {listing(got)}\n  ")
+        load, batch = got[1], got[2]
+        eq((load["local_infile"], load["local_infile_bytes"], load["affected_rows"]), (True, len(data), 5),
+           f"{what} LOCAL INFILE (file bytes counted)")
+        eq((batch["results"], batch["rows"], batch["affected_rows"]), (3, 2 + 5, 4),
+           f"{what} results, rows and affected rows of the three statements")
+        eq(batch["query_text"], "SELECT name FROM items WHERE id < ?; UPDATE items SET name = ? WHERE id > ?; "
+           "SELECT id FROM items", f"{what} sanitised text")
+        for x in got:
+            check("secret" not in x["query_text"], f"{what}: a literal in {x['query_text']}")
+
+
 def global_status(ctx, port, name):
     _, out, _ = client(ctx, port, [f"SHOW GLOBAL STATUS LIKE '{name}'"], extra=["-N", "-B"])
     return int(out.split()[1])
