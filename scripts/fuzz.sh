@@ -2,7 +2,7 @@
 # Builds the libFuzzer targets with clang, ASan and UBSan into build-fuzz/ and runs each for a
 # bounded time: scripts/fuzz.sh [seconds per target, default 60].
 #   WEFT_FUZZ_BUILD_DIR  build tree (default build-fuzz)
-#   WEFT_FUZZ_TARGETS    targets to run (default "fuzz_http1_stream fuzz_redis_stream fuzz_http2_stream fuzz_postgres_stream")
+#   WEFT_FUZZ_TARGETS    targets to run (default "fuzz_http1_stream fuzz_redis_stream fuzz_http2_stream fuzz_postgres_stream fuzz_mysql_stream")
 #   WEFT_FUZZ_JOBS       parallel fuzzing processes per target (default 1)
 # Each target starts from its seeds (tests/fuzz/corpus/<protocol>) plus what earlier runs found
 # (<build>/corpus-<protocol>). A crash, leak, timeout or memory blow-up leaves its input as
@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_PER_TARGET=${1:-60}
 BUILD=${WEFT_FUZZ_BUILD_DIR:-build-fuzz}
-TARGETS=${WEFT_FUZZ_TARGETS:-fuzz_http1_stream fuzz_redis_stream fuzz_http2_stream fuzz_postgres_stream}
+TARGETS=${WEFT_FUZZ_TARGETS:-fuzz_http1_stream fuzz_redis_stream fuzz_http2_stream fuzz_postgres_stream fuzz_mysql_stream}
 JOBS=${WEFT_FUZZ_JOBS:-1}
 cmake -S . -B "$BUILD" -DWEFT_FUZZ=ON -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14 \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null

@@ -68,6 +68,9 @@ TEST_PACKAGES+=(libbpf-tools)
 # (tests/e2e/suite_postgres.py); PostgreSQL's own parser, measured against weft's SQL sanitiser
 # (scripts/bench/sql_sanitise_bench.cpp, docs/protocols.md).
 TEST_PACKAGES+=(postgresql python3-psycopg2 libpg-query-dev)
+# The MySQL tests' server (mariadbd, mariadb-install-db), the mariadb client and mysqlslap,
+# pymysql, and Perl's DBD::MariaDB for server-side prepared statements (tests/e2e/suite_mysql.py).
+TEST_PACKAGES+=(mariadb-server mariadb-client python3-pymysql libdbd-mariadb-perl)
 
 missing() {
   local p

@@ -1,5 +1,6 @@
 #include "protocols/http1/http1.h"
 #include "protocols/http2/http2.h"
+#include "protocols/mysql/mysql.h"
 #include "protocols/postgres/postgres.h"
 #include "protocols/protocol.h"
 #include "protocols/redis/redis.h"
@@ -12,6 +13,7 @@ const std::vector<const Protocol*>& registry() {
       &redis::protocol(),
       &http2::protocol(),
       &postgres::protocol(),
+      &mysql::protocol(),
   };
   return protocols;
 }

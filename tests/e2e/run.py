@@ -32,6 +32,7 @@ import suite_inference  # noqa: E402,F401
 import suite_capture  # noqa: E402,F401
 import suite_redis  # noqa: E402,F401
 import suite_postgres  # noqa: E402,F401
+import suite_mysql  # noqa: E402,F401
 import suite_http2  # noqa: E402,F401
 import suite_robustness  # noqa: E402,F401
 import suite_sampling  # noqa: E402,F401

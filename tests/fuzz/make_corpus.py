@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes the seed corpora of the stream fuzzers (tests/fuzz/stream_fuzz.cpp) in its input
 format: per syscall u8 control, u8 arg, u16 length (little endian), payload.
-Run from anywhere: python3 tests/fuzz/make_corpus.py (rewrites tests/fuzz/corpus/{http1,redis,http2,postgres})."""
+Run from anywhere: python3 tests/fuzz/make_corpus.py (rewrites tests/fuzz/corpus/{http1,redis,http2,postgres,mysql})."""
 import os
 import struct
 
@@ -218,3 +218,70 @@ write(pg, "truncated_and_lost",
       syscall(pg_q[7:20], SEND, LOST) + syscall(pg_q[20:], SEND) + syscall(pg_rows, RECV, SWAP) +
       syscall(pg_ext, SEND, CLOSE) + syscall(pg_ext_reply[:9], RECV))
 write(pg, "mid_connection", syscall(pg_rows, RECV) + conversation([(pg_ext, pg_ext_reply), (pg_q, pg_rows)]))
+
+# ---- MySQL ----
+
+
+def mypkt(seq, payload):
+    if isinstance(payload, str):
+        payload = payload.encode("latin-1")
+    return struct.pack("<I", len(payload))[:3] + bytes([seq & 0xff]) + payload
+
+
+def lenenc(n):
+    return bytes([n]) if n < 0xfb else b"\xfc" + struct.pack("<H", n)
+
+
+def lenstr(s):
+    s = s.encode("latin-1") if isinstance(s, str) else s
+    return lenenc(len(s)) + s
+
+
+def my_column(seq, name):
+    return mypkt(seq, lenstr("def") + lenstr("shop") + lenstr("t") + lenstr("t") + lenstr(name) + lenstr(name) +
+                 b"\x0c\x21\x00\xff\x00\x00\x00\xfd\x00\x00\x00\x00\x00")
+
+
+def my_ok(seq, affected=0, status=2, header=b"\x00"):
+    return mypkt(seq, header + lenenc(affected) + b"\x00" + struct.pack("<HH", status, 0))
+
+
+def my_eof(seq, status=2):
+    return mypkt(seq, b"\xfe\x00\x00" + struct.pack("<H", status))
+
+
+my_greeting = mypkt(0, b"\x0a5.5.5-10.11.6-MariaDB\x00" + struct.pack("<I", 7) + b"abcdefgh\x00" +
+                    struct.pack("<H", 0xf7fe) + b"\x21\x02\x00" + struct.pack("<H", 0x81bf) + b"\x15" +
+                    b"\x00" * 10 + b"ijklmnopqrst\x00mysql_native_password\x00")
+my_login = mypkt(1, struct.pack("<II", 0x012aa20f, 1 << 24) + b"\x21" + b"\x00" * 23 + b"app\x00" +
+                 lenstr(b"x" * 20) + b"shop\x00mysql_native_password\x00")
+my_q = mypkt(0, b"\x03SELECT name FROM users WHERE id = 42")
+my_rows_classic = mypkt(1, b"\x01") + my_column(2, "name") + my_eof(3) + mypkt(4, lenstr("ann")) + my_eof(5)
+my_rows_ok = mypkt(1, b"\x01") + my_column(2, "name") + mypkt(3, lenstr("ann")) + my_ok(4, header=b"\xfe")
+my_err = mypkt(1, b"\xff\x28\x04#42000You have an error")
+my_prep = mypkt(0, b"\x16UPDATE t SET a = ? WHERE id = ?")
+my_prep_ok = mypkt(1, b"\x00" + struct.pack("<IHHBH", 1, 0, 2, 0, 0)) + my_column(2, "?") + my_column(3, "?") + \
+    my_eof(4)
+my_exec = mypkt(0, b"\x17" + struct.pack("<IBI", 1, 0, 1) + b"\x00\x01\xfd\x00\xfd\x00" + lenstr("x") + lenstr("7"))
+my_big_row = mypkt(1, b"\x01") + my_column(2, "d") + my_eof(3) + mypkt(4, lenstr(b"r" * 3000)) + my_eof(5)
+my_multi = mypkt(1, b"\x01") + my_column(2, "a") + mypkt(3, lenstr("1")) + my_ok(4, status=10, header=b"\xfe") + \
+    my_ok(5, 3, status=2)
+my = os.path.join(HERE, "corpus", "mysql")
+write(my, "handshake_query_error",
+      syscall(my_greeting, RECV) + syscall(my_login, SEND) +
+      syscall(my_ok(2), RECV) + conversation([(my_q, my_rows_classic), (mypkt(0, b"\x03SELEC 1"), my_err)]))
+write(my, "server_prepared", conversation([(my_prep, my_prep_ok), (my_exec, my_ok(1, 1)),
+                                           (mypkt(0, b"\x19\x01\x00\x00\x00") + my_q, my_rows_ok)], client=False))
+write(my, "multi_and_infile",
+      conversation([(mypkt(0, b"\x03SELECT 1; UPDATE t SET a = 1"), my_multi),
+                    (mypkt(0, b"\x03LOAD DATA LOCAL INFILE 'f' INTO TABLE t"), mypkt(1, b"\xfbf"))]) +
+      syscall(mypkt(2, b"1,2\n" * 100) + mypkt(3, b""), SEND) + syscall(my_ok(4, 100), RECV))
+write(my, "truncated_and_lost",
+      syscall(my_q, SEND) + syscall(my_big_row, RECV, PREFIX | CHUNKS, 0x21) + syscall(my_q[:7], SEND) +
+      syscall(my_q[7:20], SEND, LOST) + syscall(my_q[20:], SEND) + syscall(my_rows_ok, RECV, SWAP) +
+      syscall(my_exec, SEND, CLOSE) + syscall(my_ok(1)[:5], RECV))
+write(my, "mid_connection",
+      syscall(mypkt(5, lenstr("x")) + my_eof(6), RECV) + conversation([(my_exec, my_rows_ok), (my_q, my_rows_classic)]))
+write(my, "ssl_request", syscall(my_greeting, RECV) +
+      syscall(mypkt(1, struct.pack("<II", 0x012aaa0f, 1 << 24) + b"\x21" + b"\x00" * 23), SEND) +
+      syscall(b"\x16\x03\x01\x00\x10" + b"c" * 16, SEND) + syscall(b"\x16\x03\x03\x00\x10" + b"s" * 16, RECV))

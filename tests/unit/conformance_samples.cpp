@@ -4,6 +4,7 @@
 #include <map>
 
 #include "http2_wire.h"
+#include "mysql_wire.h"
 #include "postgres_wire.h"
 
 namespace weft::test::conformance {
@@ -116,6 +117,40 @@ ProtocolSamples postgresql() {
   return s;
 }
 
+// ---- mysql (client/server protocol) ---------------------------------------------------------
+// Classic EOFs (no CLIENT_DEPRECATE_EOF) in the first result set, OKs with 0xfe in the other:
+// weft reads both without the handshake.
+
+ProtocolSamples mysql() {
+  using namespace my;
+  ProtocolSamples s;
+  s.conversation.push_back({"SELECT with rows, classic EOFs",
+                            plain(query("SELECT name FROM users WHERE id = 42")),
+                            plain(result_set({"ann", "bob"}, false))});
+  s.conversation.push_back({"INSERT answered with an OK",
+                            plain(query("INSERT INTO users (id, name) VALUES (7, 'bob')")),
+                            plain(ok(1, 1))});
+  s.conversation.push_back({"syntax error", plain(query("SELEC 1")),
+                            plain(err(1, 1064, "42000", "You have an error in your SQL syntax"))});
+  s.conversation.push_back({"PING", plain(ping()), plain(ok(1))});
+  s.conversation.push_back({"SELECT, CLIENT_DEPRECATE_EOF", plain(query("SELECT id FROM orders")),
+                            plain(result_set({"1"}, true))});
+  // A text row whose one value is 5000 bytes (a 0xfc length), passed over by its length.
+  Message value = with_body("", 5000);
+  std::string head = packet(1, lenenc(1)) + column_def(2, "data") + eof(3);
+  std::string row = text_row(4, {value.bytes});
+  std::string row_head = row.substr(0, 7);
+  s.bodied.push_back({"SELECT answered with a 5000-byte value",
+                      plain(query("SELECT data FROM blobs WHERE id = 1")),
+                      Message{head + row + eof(5), head.size() + row_head.size(), 5000}});
+  // An EXECUTE (of a statement prepared before weft) sending a 6000-byte parameter.
+  Message param = with_body("", 6000);
+  std::string exec = execute(9, {param.bytes});
+  s.bodied.push_back({"EXECUTE with a 6000-byte parameter", Message{exec, exec.size() - 6000, 6000},
+                      plain(ok(1, 1))});
+  return s;
+}
+
 // ---- http2 ----------------------------------------------------------------------------------
 // Frames without the connection preface: each pair is found by its HEADERS frame alone (the
 // way weft joins a connection late). Blocks use static entries and literals without indexing,
@@ -166,6 +201,7 @@ const std::map<std::string, ProtocolSamples, std::less<>>& all() {
       {"redis", redis()},
       {"http2", http2()},
       {"postgresql", postgresql()},
+      {"mysql", mysql()},
   };
   return samples;
 }
