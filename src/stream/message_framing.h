@@ -20,5 +20,14 @@ uint64_t skip_unseen(DataStream& stream);
 inline void peer_moved_on(DataStream& stream) {
   stream.settle_existing_holes();
 }
+// The direction stopped being the protocol (TLS ciphertext after an SSL request, a MONITOR
+// feed): consumes everything there is, seen or not, so nothing waits on it.
+inline void drain(DataStream& stream) {
+  for (;;) {
+    uint64_t n = stream.readable().empty() ? stream.skippable() : stream.readable().size();
+    if (n == 0) return;
+    stream.consume(n);
+  }
+}
 
 }  // namespace weft::stream

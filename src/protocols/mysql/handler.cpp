@@ -199,7 +199,7 @@ class MysqlHandler : public ProtocolHandler {
   }
 
   void read_requests(stream::DataStream& s) {
-    if (tls_) return PacketReader::drain(s);
+    if (tls_) return stream::drain(s);
     for (;;) {
       bool in_step = requests_.in_step();
       auto step = requests_.next(s, request_expect());
@@ -209,12 +209,12 @@ class MysqlHandler : public ProtocolHandler {
         continue;
       }
       on_request(requests_.packet());
-      if (tls_) return PacketReader::drain(s);
+      if (tls_) return stream::drain(s);
     }
   }
 
   void read_replies(stream::DataStream& s) {
-    if (tls_) return PacketReader::drain(s);
+    if (tls_) return stream::drain(s);
     for (;;) {
       bool in_step = replies_.in_step();
       auto step = replies_.next(s, reply_expect());
@@ -225,7 +225,7 @@ class MysqlHandler : public ProtocolHandler {
         continue;
       }
       on_reply(replies_.packet());
-      if (tls_) return PacketReader::drain(s);
+      if (tls_) return stream::drain(s);
     }
   }
 

@@ -281,14 +281,6 @@ void PacketReader::resync(stream::DataStream& s) {
   body_left_ = 0;
 }
 
-void PacketReader::drain(stream::DataStream& s) {
-  for (;;) {
-    uint64_t n = s.readable().empty() ? s.skippable() : s.readable().size();
-    if (n == 0) return;
-    s.consume(n);
-  }
-}
-
 namespace {
 
 // Bytes of a binary-protocol value of `type` at `at` (advanced past it); false when cut.

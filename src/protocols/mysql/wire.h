@@ -117,8 +117,6 @@ class PacketReader {
   uint64_t take_unseen() { return std::exchange(unseen_, 0); }
   // A whole packet was read: bytes that are not one are errors from then on.
   bool in_step() const { return packets_ > 0; }
-  // The stream is no longer this protocol's (TLS after an SSL request): consume whatever comes.
-  static void drain(stream::DataStream& s);
 
  private:
   Step start(stream::DataStream& s, const Expect& expect);

@@ -101,7 +101,7 @@ class PostgresHandler : public ProtocolHandler {
   }
 
   void read_requests(stream::DataStream& s) {
-    if (tls_) return MessageReader::drain(s);
+    if (tls_) return stream::drain(s);
     for (;;) {
       bool in_step = requests_.in_step();
       auto step = requests_.next(s);
@@ -115,7 +115,7 @@ class PostgresHandler : public ProtocolHandler {
   }
 
   void read_replies(stream::DataStream& s) {
-    if (tls_) return MessageReader::drain(s);
+    if (tls_) return stream::drain(s);
     for (;;) {
       bool in_step = replies_.in_step();
       auto step = replies_.next(s);
@@ -126,7 +126,7 @@ class PostgresHandler : public ProtocolHandler {
         continue;
       }
       on_reply(replies_.message());
-      if (tls_) return MessageReader::drain(s);
+      if (tls_) return stream::drain(s);
     }
   }
 

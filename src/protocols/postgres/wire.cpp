@@ -138,14 +138,6 @@ void MessageReader::resync(stream::DataStream& s) {
   body_left_ = 0;
 }
 
-void MessageReader::drain(stream::DataStream& s) {
-  for (;;) {
-    uint64_t n = s.readable().empty() ? s.skippable() : s.readable().size();
-    if (n == 0) return;
-    s.consume(n);
-  }
-}
-
 std::string_view read_cstring(std::string_view body, size_t& at) {
   if (at >= body.size()) return {};
   size_t end = body.find('\0', at);

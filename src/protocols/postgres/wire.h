@@ -61,8 +61,6 @@ class MessageReader {
   uint64_t skipped_until(const stream::DataStream& s) const {
     return in_body_ && body_left_ > 0 ? s.head() + body_left_ : 0;
   }
-  // The stream is no longer this protocol's (TLS after SSLRequest 'S'): consume whatever comes.
-  static void drain(stream::DataStream& s);
   // Bytes never seen where messages should have been (an uncaptured end of a syscall, lost
   // records) since the last call: what they held is unknown, only their count. 0: none.
   uint64_t take_unseen() { return std::exchange(unseen_, 0); }

@@ -119,14 +119,6 @@ class MessageReader {
   bool take_lost_invalid() { return std::exchange(lost_invalid_, false); }
   const ReplySummary& lost_reply() const { return lost_reply_; }
   MessageTiming& timing() { return timing_; }
-  // The stream is no longer RESP (MONITOR's feed): consume whatever comes.
-  void drain(stream::DataStream& s) {
-    for (;;) {
-      uint64_t n = s.readable().empty() ? s.skippable() : s.readable().size();
-      if (n == 0) return;
-      s.consume(n);
-    }
-  }
 
  private:
   Step complete(stream::DataStream& s) {
@@ -247,7 +239,7 @@ class RedisHandler : public ProtocolHandler {
   }
 
   void read_requests(stream::DataStream& s) {
-    if (monitor_) return requests_.drain(s);
+    if (monitor_) return stream::drain(s);
     for (;;) {
       auto step = requests_.next(s);
       if (step == MessageReader::Step::Waiting) return;
@@ -274,7 +266,7 @@ class RedisHandler : public ProtocolHandler {
   }
 
   void read_replies(stream::DataStream& s) {
-    if (monitor_) return replies_.drain(s);
+    if (monitor_) return stream::drain(s);
     for (;;) {
       auto step = replies_.next(s);
       if (step == MessageReader::Step::Waiting) break;
@@ -287,7 +279,7 @@ class RedisHandler : public ProtocolHandler {
           step == MessageReader::Step::Lost ? replies_.lost_reply() : replies_.framer().reply(),
           replies_.timing());
       if (monitor_) {
-        replies_.drain(s);
+        stream::drain(s);
         break;
       }
     }
