@@ -24,21 +24,17 @@ struct capture_state {
 	__u8 failed;
 };
 
-/* A wakeup is an interrupt raised on this CPU: 3-4 us on a VM, several times the record it
- * announces. The consumer polls on a short timer and is woken early only as a backlog builds:
- * once each time the queued bytes pass another multiple of cfg_wakeup_bytes, never for every
- * record of a backlog (that made each record cost the interrupt exactly while the consumer was
- * behind). Two CPUs may pass one multiple together and neither wake it: the next one does.
- * `before` and `after`: bytes queued without and with this record. */
-static __always_inline __u64 wakeup_flag(__u64 before, __u64 after)
+static __always_inline __u64 wakeup_flag(void)
 {
-	return before / cfg_wakeup_bytes != after / cfg_wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	/* Waking the consumer per record costs more than the record; it polls on a short timer
+	 * and is woken early only when a backlog builds. */
+	return bpf_ringbuf_query(&weft_events, BPF_RB_AVAIL_DATA) >= cfg_wakeup_bytes ? BPF_RB_FORCE_WAKEUP
+										  : BPF_RB_NO_WAKEUP;
 }
 
 static __always_inline void ring_output(void *rec, __u64 size)
 {
-	__u64 queued = bpf_ringbuf_query(&weft_events, BPF_RB_AVAIL_DATA);
-	if (bpf_ringbuf_output(&weft_events, rec, size, wakeup_flag(queued, queued + size)))
+	if (bpf_ringbuf_output(&weft_events, rec, size, wakeup_flag()))
 		count_loss(WEFT_LOSS_RINGBUF_FULL);
 }
 
@@ -286,9 +282,7 @@ static __always_inline bool capture_direct(const struct data_meta *m, const stru
 	}
 	if (n < m->len && !counts_only)
 		count_loss(WEFT_LOSS_TRUNCATED);
-	__u64 queued = bpf_ringbuf_query(&weft_events, BPF_RB_AVAIL_DATA); /* this record included */
-	__u64 size = sizeof(struct weft_data_event) + n;
-	bpf_ringbuf_submit_dynptr(&rec, wakeup_flag(queued > size ? queued - size : 0, queued));
+	bpf_ringbuf_submit_dynptr(&rec, wakeup_flag());
 	return true;
 }
 
