@@ -27,7 +27,10 @@ struct capture_state {
 static __always_inline __u64 wakeup_flag(void)
 {
 	/* Waking the consumer per record costs more than the record; it polls on a short timer
-	 * and is woken early only when a backlog builds. */
+	 * and is woken early only when a backlog builds. Past that point every record wakes it: the
+	 * interrupt (3-4 us on a VM) slows the producer, and that back-pressure is what keeps a slow
+	 * consumer (`weft events --json`) from losing records in a burst. Waking once per eighth of
+	 * the ring instead made a backlogged record 8x cheaper and lost records (docs/performance.md). */
 	return bpf_ringbuf_query(&weft_events, BPF_RB_AVAIL_DATA) >= cfg_wakeup_bytes ? BPF_RB_FORCE_WAKEUP
 										  : BPF_RB_NO_WAKEUP;
 }
