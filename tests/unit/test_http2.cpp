@@ -9,6 +9,7 @@
 #include "http1_scenarios.h"
 #include "http2_wire.h"
 #include "protocols/http2/http2.h"
+#include "span_description_helpers.h"
 
 namespace weft::test {
 namespace {
@@ -21,25 +22,6 @@ const protocols::ProtocolCounters& h2_counters(const Capture& cap) {
       protocols::registry_index(&protocols::http2::protocol()));
 }
 
-protocols::SpanDescription describe(const Exchange& ex) {
-  protocols::SpanDescription d;
-  ex.protocol->describe(ex, protocols::DescribeOptions{}, d);
-  return d;
-}
-
-const AttributeValue* attr(const protocols::SpanDescription& d, std::string_view key) {
-  for (const auto& a : d.attributes)
-    if (a.key == key) return &a.value;
-  return nullptr;
-}
-std::string sattr(const protocols::SpanDescription& d, std::string_view key) {
-  const AttributeValue* v = attr(d, key);
-  return v && std::holds_alternative<std::string>(*v) ? std::get<std::string>(*v) : "<absent>";
-}
-int64_t iattr(const protocols::SpanDescription& d, std::string_view key) {
-  const AttributeValue* v = attr(d, key);
-  return v && std::holds_alternative<int64_t>(*v) ? std::get<int64_t>(*v) : -1;
-}
 bool battr(const protocols::SpanDescription& d, std::string_view key) {
   const AttributeValue* v = attr(d, key);
   return v && std::holds_alternative<bool>(*v) && std::get<bool>(*v);

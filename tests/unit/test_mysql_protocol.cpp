@@ -12,6 +12,7 @@
 #include "mysql_wire.h"
 #include "protocols/mysql/mysql.h"
 #include "protocols/sql/sql_text.h"
+#include "span_description_helpers.h"
 
 namespace weft::test {
 namespace {
@@ -22,28 +23,6 @@ using protocols::mysql::mysql_of;
 const protocols::ProtocolCounters& my_counters(const Capture& cap) {
   return cap.tracker.protocol_counters().at(
       protocols::registry_index(&protocols::mysql::protocol()));
-}
-
-protocols::SpanDescription describe(const Exchange& ex, bool values = false) {
-  protocols::SpanDescription d;
-  protocols::DescribeOptions o;
-  o.statement_values = values;
-  ex.protocol->describe(ex, o, d);
-  return d;
-}
-
-const AttributeValue* attr(const protocols::SpanDescription& d, std::string_view key) {
-  for (const auto& a : d.attributes)
-    if (a.key == key) return &a.value;
-  return nullptr;
-}
-std::string sattr(const protocols::SpanDescription& d, std::string_view key) {
-  const AttributeValue* v = attr(d, key);
-  return v && std::holds_alternative<std::string>(*v) ? std::get<std::string>(*v) : "<absent>";
-}
-int64_t iattr(const protocols::SpanDescription& d, std::string_view key) {
-  const AttributeValue* v = attr(d, key);
-  return v && std::holds_alternative<int64_t>(*v) ? std::get<int64_t>(*v) : -1;
 }
 
 constexpr std::string_view kMariaDb = "5.5.5-10.11.6-MariaDB-0+deb12u1";

@@ -9,6 +9,7 @@
 #include "http1_scenarios.h"
 #include "postgres_wire.h"
 #include "protocols/postgres/postgres.h"
+#include "span_description_helpers.h"
 
 namespace weft::test {
 namespace {
@@ -19,24 +20,6 @@ using protocols::postgres::postgres_of;
 const protocols::ProtocolCounters& pg_counters(const Capture& cap) {
   return cap.tracker.protocol_counters().at(
       protocols::registry_index(&protocols::postgres::protocol()));
-}
-
-protocols::SpanDescription describe(const Exchange& ex, bool values = false) {
-  protocols::SpanDescription d;
-  protocols::DescribeOptions o;
-  o.statement_values = values;
-  ex.protocol->describe(ex, o, d);
-  return d;
-}
-
-const AttributeValue* attr(const protocols::SpanDescription& d, std::string_view key) {
-  for (const auto& a : d.attributes)
-    if (a.key == key) return &a.value;
-  return nullptr;
-}
-std::string sattr(const protocols::SpanDescription& d, std::string_view key) {
-  const AttributeValue* v = attr(d, key);
-  return v && std::holds_alternative<std::string>(*v) ? std::get<std::string>(*v) : "<absent>";
 }
 
 // The connection's start: startup message, authentication, parameters, ReadyForQuery.

@@ -9,6 +9,7 @@
 
 #include "http1_scenarios.h"
 #include "protocols/redis/redis.h"
+#include "span_description_helpers.h"
 
 namespace weft::test {
 namespace {
@@ -29,24 +30,6 @@ std::string bulk(const std::string& s) {
 const protocols::ProtocolCounters& redis_counters(const Capture& cap) {
   return cap.tracker.protocol_counters().at(
       protocols::registry_index(&protocols::redis::protocol()));
-}
-
-protocols::SpanDescription describe(const Exchange& ex, bool values = false) {
-  protocols::SpanDescription d;
-  protocols::DescribeOptions o;
-  o.statement_values = values;
-  ex.protocol->describe(ex, o, d);
-  return d;
-}
-
-const AttributeValue* attr(const protocols::SpanDescription& d, std::string_view key) {
-  for (const auto& a : d.attributes)
-    if (a.key == key) return &a.value;
-  return nullptr;
-}
-std::string sattr(const protocols::SpanDescription& d, std::string_view key) {
-  const AttributeValue* v = attr(d, key);
-  return v && std::holds_alternative<std::string>(*v) ? std::get<std::string>(*v) : "<absent>";
 }
 
 TEST_CASE("Redis: commands on both sides become exchanges with database spans") {
