@@ -627,5 +627,7 @@ def net_tbf_queueing_rtt(ctx):
     print(f"    rtt before the limit {before * 1e3:.3f} ms; with it: weft {queued * 1e3:.3f} ms, "
           f"ss {ss_rtt * 1e3:.3f} ms")
     check(0 < before < 0.005, f"RTT before the rate limit {before} s; attrs {spans[small]['attrs']}")
-    check(queued > 0.01 and queued > 5 * before, f"RTT with the rate limit {queued} s (before: {before} s)")
+    # How much TBF queues depends on the runner's timing (8.7 ms was seen on a loaded CI machine);
+    # that it queued is relative to the unlimited RTT, how much is checked against ss below.
+    check(queued > 0.001 and queued > 5 * before, f"RTT with the rate limit {queued} s (before: {before} s)")
     check(abs(queued - ss_rtt) <= RTT_TOLERANCE * ss_rtt, f"weft.tcp.rtt {queued} s vs ss -ti rtt {ss_rtt} s")
